@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install what building, running and testing this project needs, from
+# Debian 12's packages. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(
+	# build
+	gcc meson ninja-build pkg-config
+	libevent-dev librabbitmq-dev libcurl4-openssl-dev libpq-dev libcjson-dev libsodium-dev libical-dev
+	# the real servers the tests and the local stack run
+	postgresql rabbitmq-server python3 python3-aiosmtpd
+	# tests
+	python3-pytest python3-requests python3-psycopg2 python3-icalendar curl ca-certificates tzdata
+	# sanitizers and fuzzing
+	clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Package scripts must not start system-wide servers on default ports: the
+# tests start their own, and a container has no init to run them anyway.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod +x "$policy"
+	created_policy=1
+fi
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$created_policy" = 1 ]; then
+	$sudo rm -f "$policy"
+fi

@@ -1,0 +1,94 @@
+/*
+ * cfg: configuration from the environment, validated at start.
+ *
+ * Each service asks for the groups it needs; every variable in them is read,
+ * defaulted and checked, and all problems are reported together, each naming
+ * its variable, so an operator fixes a deployment in one pass. Secrets that
+ * are read (client secret, JWT secret, passwords, keys) are registered with
+ * the log so they can never be printed. Variable names and defaults are the
+ * contract of DESIGN.md and docs/configuration.md.
+ */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stdbool.h>
+
+#include "log.h"
+
+enum cfg_group {
+	CFG_DATABASE = 1 << 0,		/* DATABASE_URL */
+	CFG_AMQP = 1 << 1,		/* AMQP_URL */
+	CFG_GOOGLE_OAUTH = 1 << 2,	/* client id/secret, redirect URI, auth/token/revoke/userinfo URLs */
+	CFG_GOOGLE_CALENDAR = 1 << 3,	/* client id/secret, token URL, calendar API URL, per-user QPS */
+	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
+	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
+	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI */
+	CFG_WORKER = 1 << 7,		/* METRICS_ADDR */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links */
+	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS */
+};
+
+struct config {
+	enum log_level log_level;
+
+	char *database_url;
+	char *amqp_url;
+
+	char *google_client_id;
+	char *google_client_secret;
+	char *google_redirect_uri;
+	char *google_auth_url;
+	char *google_token_url;
+	char *google_revoke_url;
+	char *google_userinfo_url;
+	char *google_calendar_api_url;
+	long google_user_qps;
+
+	char *token_encryption_key;
+
+	char *jwt_secret;
+	char *jwt_user_claim;
+	char *jwt_cookie;
+	char *jwt_issuer;	/* NULL: not checked */
+	char *jwt_audience;	/* NULL: not checked */
+
+	char *listen_addr;
+	char *frontend_url;
+	long max_body_bytes;
+	bool web_ui;
+
+	char *metrics_addr;
+
+	long schedule_delay_ms;
+	long meeting_duration_minutes;
+	char *default_timezone;
+	long reminder_before_minutes;
+	bool meet_links;
+
+	char *smtp_url;
+	char *smtp_user;	/* NULL: no AUTH */
+	char *smtp_password;
+	char *mail_from;
+	bool smtp_require_tls;
+};
+
+/*
+ * Fill *cfg with the groups asked for. default_metrics_addr is the worker's
+ * default METRICS_ADDR (ignored without CFG_WORKER). Returns 0, or -1 with
+ * *errors set to one line per problem (the caller frees it).
+ */
+int cfg_load(struct config *cfg, unsigned groups, const char *default_metrics_addr, char **errors);
+
+/* cfg_load(), and on failure log every problem and exit with status 78. */
+void cfg_load_or_exit(struct config *cfg, unsigned groups, const char *default_metrics_addr);
+
+/* Release the strings; the struct itself belongs to the caller. */
+void cfg_free(struct config *cfg);
+
+/*
+ * Split "host:port" ("[::1]:8080" for IPv6). host is a fresh string the caller
+ * frees. 0, or -1 when malformed.
+ */
+int cfg_split_addr(const char *addr, char **host, int *port);
+
+#endif

@@ -1,0 +1,337 @@
+#!/usr/bin/python3
+"""Start and stop the real servers a test run (or the local stack) needs.
+
+    stack.py start DIR [--only pg,rabbit,smtp,standin] [--ports fixed]
+    stack.py stop DIR
+
+`start` brings up PostgreSQL (initdb in DIR, loopback, a free port), RabbitMQ
+(its own node name, ports, Erlang port mapper and data directory), a real
+SMTP server that keeps every message in a Maildir, and the Google stand-in.
+It applies every migration to a template database and writes DIR/env, a file
+of `export NAME=value` lines that tests and services read. `stop` ends
+everything recorded in DIR/pids.json, whatever state it is in, and is safe
+to run twice. Nothing here relies on a server that happened to be running.
+
+Only the Python standard library and Debian's packages are used.
+"""
+
+import argparse
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import base64
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PG_BIN = None
+
+
+def log(msg):
+    print(f"stack: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir():
+    global PG_BIN
+    if PG_BIN:
+        return PG_BIN
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
+        cand = out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        cand = ""
+    # pg_config belongs to libpq-dev and may name a directory without a server.
+    for d in [cand] + sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if d and os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "postgres")):
+            PG_BIN = d
+            return d
+    sys.exit("stack: no PostgreSQL server binaries found (apt-get install postgresql)")
+
+
+def as_pg_user():
+    """initdb and postgres refuse to run as root: drop to the postgres user."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        sys.exit("stack: running as root needs the 'postgres' system user (apt-get install postgresql)")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+class Pids:
+    def __init__(self, path):
+        self.path = path
+        self.data = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def add(self, name, **info):
+        self.data[name] = info
+        self.save()
+
+    def save(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+def wait_for(what, fn, timeout, proc=None, logfile=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            if fn():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    tail = ""
+    if logfile and os.path.exists(logfile):
+        with open(logfile, errors="replace") as f:
+            tail = f.read()[-3000:]
+    raise RuntimeError(f"{what} did not become ready in {timeout}s\n{tail}")
+
+
+def start_pg(d, pids, env):
+    bindir = pg_bindir()
+    pgdir = os.path.join(d, "pg")
+    os.makedirs(pgdir, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(pgdir, "postgres")
+    port = int(env.get("PG_PORT") or free_port())
+    data = os.path.join(pgdir, "data")
+    subprocess.run(as_pg_user() + [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+                   "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+    opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {pgdir} -c fsync=off -c synchronous_commit=on "
+            f"-c max_connections=300 -c shared_buffers=128MB")
+    subprocess.run(as_pg_user() + [os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-l",
+                   os.path.join(pgdir, "log"), "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        pid = int(f.readline())
+    pids.add("postgres", pid=pid, kind="postgres", data=data, bindir=bindir)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    env["TEST_PG_URL"] = url
+    env["TEST_PG_PORT"] = str(port)
+    env["TEST_PG_DATA"] = data
+    env["TEST_PG_BIN"] = bindir
+    apply_migrations(url, port)
+    log(f"postgres on 127.0.0.1:{port}")
+
+
+def psql(port, db, *args, **kw):
+    return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
+                           "-U", "postgres", "-d", db, *args], check=True, **kw)
+
+
+def apply_migrations(url, port):
+    """The template every test database is cloned from: all migrations, in lexical order."""
+    psql(port, "postgres", "-c", "CREATE DATABASE gcal_template")
+    for f in sorted(glob.glob(os.path.join(ROOT, "migrations", "*.sql"))):
+        psql(port, "gcal_template", "-f", f, stdout=subprocess.DEVNULL)
+    psql(port, "postgres", "-c", "ALTER DATABASE gcal_template WITH IS_TEMPLATE true")
+
+
+def rabbit_api(port, method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.read()
+
+
+def start_rabbit(d, pids, env):
+    rdir = os.path.join(d, "rabbit")
+    os.makedirs(rdir, exist_ok=True)
+    amqp = int(env.get("AMQP_PORT") or free_port())
+    mgmt = free_port() if not env.get("RABBIT_MGMT_PORT") else int(env["RABBIT_MGMT_PORT"])
+    dist, epmd = free_port(), free_port()
+    node = f"gcaltest{os.getpid()}@localhost"
+    with open(os.path.join(rdir, "rabbitmq.conf"), "w") as f:
+        f.write(f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
+                f"management.tcp.port = {mgmt}\nmanagement.tcp.ip = 127.0.0.1\n"
+                "loopback_users = none\nlog.console = false\nlog.file.level = warning\n"
+                "vm_memory_high_watermark.relative = 0.6\ndisk_free_limit.absolute = 50MB\n")
+    with open(os.path.join(rdir, "enabled_plugins"), "w") as f:
+        f.write("[rabbitmq_management].\n")
+    renv = dict(os.environ, HOME=rdir, RABBITMQ_NODENAME=node,
+                RABBITMQ_CONFIG_FILE=os.path.join(rdir, "rabbitmq.conf"),
+                RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(rdir, "enabled_plugins"),
+                RABBITMQ_MNESIA_BASE=os.path.join(rdir, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(rdir, "log"),
+                RABBITMQ_DIST_PORT=str(dist), ERL_EPMD_PORT=str(epmd),
+                RABBITMQ_PID_FILE=os.path.join(rdir, "pid"),
+                RABBITMQ_PLUGINS_EXPAND_DIR=os.path.join(rdir, "plugins-expand"))
+    out = open(os.path.join(rdir, "out.log"), "w")
+    proc = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=renv, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    pids.add("rabbitmq", pid=proc.pid, pgid=proc.pid, kind="rabbitmq", epmd_port=epmd, dir=rdir,
+             env={k: v for k, v in renv.items() if k.startswith(("RABBITMQ_", "ERL_")) or k == "HOME"})
+    wait_for("rabbitmq", lambda: rabbit_api(mgmt, "GET", "/overview"), 90, proc, os.path.join(rdir, "out.log"))
+    # The management API answers a little before the AMQP listener is up.
+    wait_for("rabbitmq amqp listener", lambda: socket.create_connection(("127.0.0.1", amqp), 1).close() or True, 30)
+    env["TEST_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{amqp}"
+    env["TEST_AMQP_PORT"] = str(amqp)
+    env["TEST_RABBITMQ_API"] = f"http://guest:guest@127.0.0.1:{mgmt}/api"
+    env["TEST_RABBITMQ_MGMT_PORT"] = str(mgmt)
+    env["TEST_RABBITMQ_DIR"] = rdir
+    log(f"rabbitmq on 127.0.0.1:{amqp} (management {mgmt})")
+
+
+def start_smtp(d, pids, env):
+    sdir = os.path.join(d, "smtp")
+    maildir = os.path.join(sdir, "maildir")
+    os.makedirs(sdir, exist_ok=True)
+    port = int(env.get("SMTP_PORT") or free_port())
+    out = open(os.path.join(sdir, "out.log"), "w")
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "smtp_sink.py"), "--port", str(port),
+                             "--maildir", maildir], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    pids.add("smtp", pid=proc.pid, pgid=proc.pid, kind="plain")
+    wait_for("smtp sink", lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 20, proc,
+             os.path.join(sdir, "out.log"))
+    env["TEST_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    env["TEST_SMTP_PORT"] = str(port)
+    env["TEST_MAILDIR"] = maildir
+    log(f"smtp sink on 127.0.0.1:{port}, maildir {maildir}")
+
+
+def start_standin(d, pids, env, build_dir, extra):
+    binary = os.path.join(build_dir, "tests", "google-standin", "google-standin")
+    if not os.path.exists(binary):
+        sys.exit(f"stack: {binary} is missing: build first (meson compile -C {build_dir})")
+    port = env.get("STANDIN_PORT") or "0"
+    out = open(os.path.join(d, "standin.log"), "w")
+    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra], stdout=subprocess.PIPE,
+                            stderr=out, start_new_session=True, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        sys.exit("stack: the Google stand-in exited at start; see " + os.path.join(d, "standin.log"))
+    url = json.loads(line)["listening"]
+    pids.add("standin", pid=proc.pid, pgid=proc.pid, kind="plain")
+    env["TEST_GOOGLE_URL"] = url
+    log(f"google stand-in on {url}")
+
+
+def stop_pid(name, info):
+    pid = info.get("pid")
+    if info.get("kind") == "postgres":
+        subprocess.run(as_pg_user() + [os.path.join(info["bindir"], "pg_ctl"), "-D", info["data"], "-m",
+                       "immediate", "-w", "-t", "20", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    targets = []
+    if info.get("pgid"):
+        targets.append(("group", info["pgid"]))
+    if pid:
+        targets.append(("pid", pid))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = False
+        for kind, ident in targets:
+            try:
+                if kind == "group":
+                    os.killpg(ident, sig)
+                else:
+                    os.kill(ident, sig)
+                alive = True
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                pass
+        if not alive:
+            break
+        deadline = time.time() + (8 if sig == signal.SIGTERM else 3)
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            continue
+        break
+    if info.get("kind") == "rabbitmq" and info.get("epmd_port"):
+        # RabbitMQ starts an Erlang port mapper as a daemon outside its process group.
+        port = str(info["epmd_port"])
+        subprocess.run(["pkill", "-KILL", "-f", f"epmd.*-port {port}"], stderr=subprocess.DEVNULL)
+        for p in glob.glob("/proc/[0-9]*"):
+            try:
+                with open(os.path.join(p, "environ"), "rb") as f:
+                    envb = f.read()
+                with open(os.path.join(p, "comm")) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if comm == "epmd" and f"ERL_EPMD_PORT={port}".encode() in envb:
+                try:
+                    os.kill(int(os.path.basename(p)), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def cmd_stop(d):
+    path = os.path.join(d, "pids.json")
+    if not os.path.exists(path):
+        return
+    pids = Pids(path)
+    for name in reversed(list(pids.data)):
+        stop_pid(name, pids.data[name])
+    os.remove(path)
+    log(f"stopped everything under {d}")
+
+
+def cmd_start(d, only, build_dir, standin_args):
+    os.makedirs(d, exist_ok=True)
+    pids = Pids(os.path.join(d, "pids.json"))
+    env = {k: v for k, v in os.environ.items() if k in ("PG_PORT", "AMQP_PORT", "RABBIT_MGMT_PORT",
+                                                          "SMTP_PORT", "STANDIN_PORT")}
+    try:
+        if "pg" in only:
+            start_pg(d, pids, env)
+        if "rabbit" in only:
+            start_rabbit(d, pids, env)
+        if "smtp" in only:
+            start_smtp(d, pids, env)
+        if "standin" in only:
+            start_standin(d, pids, env, build_dir, standin_args)
+    except BaseException:
+        cmd_stop(d)
+        raise
+    env["TEST_STACK_DIR"] = d
+    with open(os.path.join(d, "env"), "w") as f:
+        for k, v in sorted(env.items()):
+            if k.startswith("TEST_"):
+                f.write(f"export {k}='{v}'\n")
+    log(f"environment written to {os.path.join(d, 'env')}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["start", "stop"])
+    ap.add_argument("dir")
+    ap.add_argument("--only", default="pg,rabbit,smtp,standin")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--standin-arg", action="append", default=[])
+    a = ap.parse_args()
+    d = os.path.abspath(a.dir)
+    if a.action == "start":
+        cmd_start(d, a.only.split(","), a.build_dir, a.standin_arg)
+    else:
+        cmd_stop(d)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+/*
+ * Unit tests of lib/cfg: defaults, required variables, every validation
+ * naming its variable, and secrets registered with the log.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "tap.h"
+#include "tz.h"
+
+static void clear_env(void)
+{
+	static const char *const names[] = {
+		"DATABASE_URL", "AMQP_URL", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI",
+		"GOOGLE_AUTH_URL", "GOOGLE_TOKEN_URL", "GOOGLE_REVOKE_URL", "GOOGLE_USERINFO_URL",
+		"GOOGLE_CALENDAR_API_URL", "GOOGLE_USER_QPS", "TOKEN_ENCRYPTION_KEY", "JWT_SECRET",
+		"JWT_USER_CLAIM", "JWT_COOKIE", "JWT_ISSUER", "JWT_AUDIENCE", "LISTEN_ADDR", "FRONTEND_URL",
+		"MAX_BODY_BYTES", "WEB_UI", "METRICS_ADDR", "SCHEDULE_DELAY_MS", "MEETING_DURATION_MINUTES",
+		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
+		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+		unsetenv(names[i]);
+}
+
+static void set_valid_all(void)
+{
+	setenv("DATABASE_URL", "postgresql://app:dbpass-123@127.0.0.1:5432/app", 1);
+	setenv("AMQP_URL", "amqp://guest:mqpass-123@127.0.0.1:5672/", 1);
+	setenv("GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com", 1);
+	setenv("GOOGLE_CLIENT_SECRET", "client-secret-xyz", 1);
+	setenv("GOOGLE_REDIRECT_URI", "http://127.0.0.1:8080/api/integrations/google/callback", 1);
+	setenv("TOKEN_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", 1);
+	setenv("JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+	setenv("FRONTEND_URL", "http://127.0.0.1:3000/integrations", 1);
+	setenv("SMTP_URL", "smtp://127.0.0.1:2525", 1);
+	setenv("MAIL_FROM", "Calendar <calendar@example.com>", 1);
+}
+
+static const unsigned all = CFG_DATABASE | CFG_AMQP | CFG_GOOGLE_OAUTH | CFG_GOOGLE_CALENDAR | CFG_VAULT |
+			    CFG_JWT | CFG_GATEWAY | CFG_WORKER | CFG_SCHEDULING | CFG_SMTP;
+
+int main(void)
+{
+	struct config c;
+	char *err;
+
+	clear_env();
+	set_valid_all();
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "a complete environment loads");
+	CHECK(err == NULL, "without errors");
+	CHECK_STR(c.listen_addr, "127.0.0.1:8080", "LISTEN_ADDR default");
+	CHECK_STR(c.metrics_addr, "127.0.0.1:9101", "METRICS_ADDR default from the service");
+	CHECK_INT(c.schedule_delay_ms, 10000, "SCHEDULE_DELAY_MS default");
+	CHECK_INT(c.meeting_duration_minutes, 30, "MEETING_DURATION_MINUTES default");
+	CHECK_INT(c.reminder_before_minutes, 60, "REMINDER_BEFORE_MINUTES default");
+	CHECK_INT(c.google_user_qps, 10, "GOOGLE_USER_QPS default");
+	CHECK_INT(c.max_body_bytes, 65536, "MAX_BODY_BYTES default");
+	CHECK(c.meet_links, "MEET_LINKS default on");
+	CHECK(!c.web_ui, "WEB_UI default off");
+	CHECK(!c.smtp_require_tls, "SMTP_REQUIRE_TLS default off");
+	CHECK_STR(c.jwt_user_claim, "sub", "JWT_USER_CLAIM default");
+	CHECK_STR(c.jwt_cookie, "token", "JWT_COOKIE default");
+	CHECK(c.jwt_issuer == NULL && c.jwt_audience == NULL, "issuer and audience unchecked by default");
+	CHECK_STR(c.default_timezone, "UTC", "DEFAULT_TIMEZONE default");
+	CHECK_STR(c.google_calendar_api_url, "https://www.googleapis.com/calendar/v3", "calendar URL default");
+	CHECK_STR(c.google_userinfo_url, "https://www.googleapis.com/oauth2/v2/userinfo", "userinfo URL default");
+	CHECK_STR(c.google_auth_url, "https://accounts.google.com/o/oauth2/v2/auth", "auth URL default");
+	CHECK_STR(c.google_token_url, "https://oauth2.googleapis.com/token", "token URL default");
+	CHECK_STR(c.google_revoke_url, "https://oauth2.googleapis.com/revoke", "revoke URL default");
+	cfg_free(&c);
+
+	/* Only what a service asks for is required. */
+	clear_env();
+	setenv("DATABASE_URL", "postgresql:///x", 1);
+	CHECK_INT(cfg_load(&c, CFG_DATABASE, NULL, &err), 0, "a service that needs only the database loads");
+	cfg_free(&c);
+
+	clear_env();
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "an empty environment fails");
+	CHECK(err && strstr(err, "DATABASE_URL: is required") != NULL, "names DATABASE_URL");
+	CHECK(err && strstr(err, "AMQP_URL: is required") != NULL, "names AMQP_URL");
+	CHECK(err && strstr(err, "GOOGLE_CLIENT_SECRET: is required") != NULL, "names GOOGLE_CLIENT_SECRET");
+	CHECK(err && strstr(err, "TOKEN_ENCRYPTION_KEY: is required") != NULL, "names TOKEN_ENCRYPTION_KEY");
+	CHECK(err && strstr(err, "JWT_SECRET: is required") != NULL, "names JWT_SECRET");
+	CHECK(err && strstr(err, "FRONTEND_URL: is required") != NULL, "names FRONTEND_URL");
+	CHECK(err && strstr(err, "SMTP_URL: is required") != NULL, "names SMTP_URL");
+	CHECK(err && strstr(err, "MAIL_FROM: is required") != NULL, "names MAIL_FROM");
+	free(err);
+	cfg_free(&c);
+
+	clear_env();
+	set_valid_all();
+	setenv("AMQP_URL", "http://x", 1);
+	setenv("SCHEDULE_DELAY_MS", "10s", 1);
+	setenv("MEETING_DURATION_MINUTES", "0", 1);
+	setenv("DEFAULT_TIMEZONE", "Mars/Olympus", 1);
+	setenv("MEET_LINKS", "maybe", 1);
+	setenv("LISTEN_ADDR", "8080", 1);
+	setenv("TOKEN_ENCRYPTION_KEY", "c2hvcnQ=", 1);
+	setenv("JWT_SECRET", "short", 1);
+	setenv("SMTP_URL", "ftp://mail", 1);
+	setenv("MAIL_FROM", "nobody", 1);
+	setenv("LOG_LEVEL", "loud", 1);
+	setenv("FRONTEND_URL", "not a url", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "malformed values fail");
+	{
+		static const char *const named[] = {
+			"AMQP_URL:", "SCHEDULE_DELAY_MS:", "MEETING_DURATION_MINUTES:", "DEFAULT_TIMEZONE:",
+			"MEET_LINKS:", "LISTEN_ADDR:", "TOKEN_ENCRYPTION_KEY:", "JWT_SECRET:", "SMTP_URL:",
+			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:",
+		};
+
+		for (size_t i = 0; i < sizeof(named) / sizeof(*named); i++)
+			CHECK(err && strstr(err, named[i]) != NULL, "the error names %s", named[i]);
+	}
+	CHECK(err && strstr(err, "c2hvcnQ=") == NULL, "the key itself is never echoed");
+	free(err);
+	cfg_free(&c);
+
+	clear_env();
+	set_valid_all();
+	setenv("DEFAULT_TIMEZONE", "Asia/Kolkata", 1);
+	setenv("LISTEN_ADDR", "[::1]:9000", 1);
+	setenv("MEET_LINKS", "off", 1);
+	setenv("SMTP_USER", "mailer", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "SMTP_USER without SMTP_PASSWORD fails");
+	CHECK(err && strstr(err, "SMTP_PASSWORD:") != NULL, "and names SMTP_PASSWORD");
+	free(err);
+	cfg_free(&c);
+	setenv("SMTP_PASSWORD", "smtp-pass-123", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "valid overrides load");
+	CHECK_STR(c.default_timezone, "Asia/Kolkata", "zone override");
+	CHECK(!c.meet_links, "boolean override");
+	cfg_free(&c);
+
+	{
+		char *host;
+		int port;
+
+		CHECK(cfg_split_addr("[::1]:9000", &host, &port) == 0 && strcmp(host, "::1") == 0 && port == 9000,
+		      "IPv6 address splits");
+		free(host);
+		CHECK(cfg_split_addr("127.0.0.1:0", &host, &port) == 0 && port == 0, "port 0 allowed");
+		free(host);
+		CHECK_INT(cfg_split_addr("127.0.0.1:99999", &host, &port), -1, "port out of range");
+		CHECK_INT(cfg_split_addr(":80", &host, &port), -1, "missing host");
+	}
+	log_shutdown();
+	tz_shutdown();
+	return tap_done();
+}

@@ -335,6 +335,10 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);
+	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
+		c->transcript_url = cfg_get("TRANSCRIPT_URL");
+		cfg_check_url(&e, "TRANSCRIPT_URL", c->transcript_url, "https http");
+	}
 
 	if (e.text != NULL) {
 		*errors = e.text;
@@ -371,7 +375,7 @@ void cfg_free(struct config *c)
 		&c->google_userinfo_url, &c->google_calendar_api_url, &c->token_encryption_key, &c->jwt_secret,
 		&c->jwt_user_claim, &c->jwt_cookie, &c->jwt_issuer, &c->jwt_audience, &c->listen_addr,
 		&c->frontend_url, &c->metrics_addr, &c->default_timezone, &c->smtp_url, &c->smtp_user,
-		&c->smtp_password, &c->mail_from,
+		&c->smtp_password, &c->mail_from, &c->transcript_url,
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {

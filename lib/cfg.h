@@ -24,8 +24,8 @@ enum cfg_group {
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR */
-	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links */
-	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL */
+	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL */
 };
 
 struct config {
@@ -64,6 +64,7 @@ struct config {
 	char *default_timezone;
 	long reminder_before_minutes;
 	bool meet_links;
+	char *transcript_url;	/* "https://app/calls/{call_id}"; NULL: no link */
 
 	char *smtp_url;
 	char *smtp_user;	/* NULL: no AUTH */

@@ -322,7 +322,7 @@ void log_emit(enum log_level level, const char *msg, ...)
 	struct log_buf b = { 0 };
 	struct timespec ts;
 	struct tm tm;
-	char stamp[48];
+	char stamp[128];
 	va_list ap;
 
 	if (level < log_min)

@@ -20,8 +20,15 @@ static int tap_failed;
 
 static inline int tap_check(int ok, const char *what, const char *file, int line)
 {
+	char clean[512];
+	size_t i;
+
+	/* A description with a line break would end the TAP line early. */
+	for (i = 0; what[i] != '\0' && i < sizeof(clean) - 1; i++)
+		clean[i] = what[i] == '\n' || what[i] == '\r' ? ' ' : what[i];
+	clean[i] = '\0';
 	tap_count++;
-	printf("%sok %d - %s\n", ok ? "" : "not ", tap_count, what);
+	printf("%sok %d - %s\n", ok ? "" : "not ", tap_count, clean);
 	if (!ok) {
 		tap_failed++;
 		printf("#   at %s:%d\n", file, line);

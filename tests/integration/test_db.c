@@ -1,0 +1,487 @@
+/*
+ * test_db: lib/db against the run's real PostgreSQL (a database of its own,
+ * cloned from the migrated template): parameters and NULLs, a thousand
+ * queries through four connections, server errors, statement timeouts,
+ * backends killed under the pool, an unreachable server that must not stall
+ * the loop, and shutdown with work still queued.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "tap.h"
+#include "testenv.h"
+#include "xmalloc.h"
+
+struct outcome {
+	bool done;
+	int calls;
+	bool inside_query;	/* the callback ran inside db_query() */
+	enum db_status status;
+	char sqlstate[6];
+	char error[256];
+	bool unique;
+	int ntuples;
+	char *v[4];		/* row 0, columns 0-3; NULL for SQL NULL */
+};
+
+static struct event_base *base;
+static bool in_db_query;
+
+static void outcome_reset(struct outcome *o)
+{
+	for (int i = 0; i < 4; i++)
+		free(o->v[i]);
+	memset(o, 0, sizeof(*o));
+}
+
+static void on_result(const struct db_result *r, void *arg)
+{
+	struct outcome *o = arg;
+
+	o->calls++;
+	o->done = true;
+	o->inside_query = in_db_query;
+	o->status = r->status;
+	snprintf(o->sqlstate, sizeof(o->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
+	snprintf(o->error, sizeof(o->error), "%s", r->error ? r->error : "");
+	o->unique = db_is_unique_violation(r);
+	o->ntuples = db_ntuples(r);
+	for (int i = 0; i < 4; i++) {
+		const char *v = db_value(r, 0, i);
+
+		free(o->v[i]);
+		o->v[i] = v ? xstrdup(v) : NULL;
+	}
+}
+
+static void query(struct db *db, const char *sql, int n, const char *const *params, db_done_cb cb, void *arg)
+{
+	in_db_query = true;
+	db_query(db, sql, n, params, cb, arg);
+	in_db_query = false;
+}
+
+/* Run one statement to completion; the outcome is reset first. */
+static void run(struct db *db, struct outcome *o, const char *sql, int n, const char *const *params, int ms)
+{
+	outcome_reset(o);
+	query(db, sql, n, params, on_result, o);
+	testenv_run_until(base, &o->done, ms);
+}
+
+static void run_for(int ms)
+{
+	bool never = false;
+
+	testenv_run_until(base, &never, ms);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* A loopback port nothing listens on. */
+static int closed_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* A blocking query from a separate connection; returns the first value (caller frees) or NULL. */
+static char *admin(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *res = PQexec(c, sql);
+	char *v = NULL;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+		v = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return v;
+}
+
+static void test_round_trip(struct db *db)
+{
+	struct outcome o = { 0 };
+	const char *ins[] = { "O'Brien; DROP TABLE items; --", NULL, "7" };
+	const char *dup[] = { "O'Brien; DROP TABLE items; --", "again", NULL };
+	const char *sum[] = { "40", "2" };
+	const char *nulls[] = { NULL, NULL };
+	const char *idp[1];
+	char *id;
+
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	CHECK(o.done && o.status == DB_OK, "first query succeeds once connected (%s)", o.error);
+	CHECK(!o.inside_query, "the callback does not run inside db_query()");
+	CHECK(db_ready(db), "db_ready once a connection is up");
+
+	run(db, &o, "SELECT $1::int + $2::int", 2, sum, 5000);
+	CHECK_STR(o.v[0], "42", "text parameters are bound");
+	run(db, &o, "SELECT $1::text IS NULL, $2::int IS NULL, $1::text", 2, nulls, 5000);
+	CHECK_STR(o.v[0], "t", "a NULL parameter arrives as SQL NULL");
+	CHECK(o.v[2] == NULL, "db_value gives NULL for SQL NULL");
+	CHECK(o.v[3] == NULL, "db_value gives NULL out of range");
+
+	run(db, &o, "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE, note text, qty int)",
+	    0, NULL, 5000);
+	CHECK(o.status == DB_OK, "CREATE TABLE is DB_OK (%s)", o.error);
+	CHECK_INT(o.ntuples, 0, "a command has no rows");
+
+	run(db, &o, "INSERT INTO items (name, note, qty) VALUES ($1, $2, $3) RETURNING id", 3, ins, 5000);
+	CHECK(o.status == DB_OK && o.v[0] != NULL, "INSERT ... RETURNING gives the id (%s)", o.error);
+	id = xstrdup(o.v[0] ? o.v[0] : "0");
+	idp[0] = id;
+	run(db, &o, "SELECT name, note, qty, note IS NULL FROM items WHERE id = $1", 1, idp, 5000);
+	CHECK_INT(o.ntuples, 1, "the row reads back");
+	CHECK_STR(o.v[0], ins[0], "quotes and semicolons in a parameter are data, not SQL");
+	CHECK(o.v[1] == NULL, "the NULL column reads back as NULL");
+	CHECK_STR(o.v[2], "7", "the integer reads back");
+	CHECK_STR(o.v[3], "t", "the server saw a real NULL");
+	free(id);
+
+	run(db, &o, "INSERT INTO items (name, note, qty) VALUES ($1, $2, $3)", 3, dup, 5000);
+	CHECK(o.status == DB_ERROR, "a duplicate is DB_ERROR");
+	CHECK_STR(o.sqlstate, "23505", "with sqlstate 23505");
+	CHECK(o.unique, "db_is_unique_violation recognises it");
+	CHECK(strstr(o.error, "duplicate key") != NULL, "the error carries the server's message: %s", o.error);
+
+	run(db, &o, "SELEC 1", 0, NULL, 5000);
+	CHECK(o.status == DB_ERROR, "a syntax error is DB_ERROR");
+	CHECK_STR(o.sqlstate, "42601", "with sqlstate 42601");
+	CHECK(!o.unique, "and is not a unique violation");
+
+	run(db, &o, "SHOW statement_timeout", 0, NULL, 5000);
+	CHECK_STR(o.v[0], "15s", "statement_timeout defaults to 15 s on every connection");
+	run(db, &o, "SHOW application_name", 0, NULL, 5000);
+	CHECK_STR(o.v[0], "test_db", "application_name is set");
+	outcome_reset(&o);
+}
+
+struct burst {
+	int done;
+	int wrong;
+	int failed;
+	int npids;
+	char pids[16][16];
+};
+
+struct burst_item {
+	struct burst *b;
+	int i;
+};
+
+static void on_burst(const struct db_result *r, void *arg)
+{
+	struct burst_item *it = arg;
+	struct burst *b = it->b;
+	const char *v = db_value(r, 0, 0);
+	const char *pid = db_value(r, 0, 1);
+
+	b->done++;
+	if (r->status != DB_OK || in_db_query)
+		b->failed++;
+	else if (v == NULL || atoi(v) != it->i * 2)
+		b->wrong++;
+	if (pid != NULL) {
+		int k;
+
+		for (k = 0; k < b->npids && strcmp(b->pids[k], pid) != 0; k++)
+			;
+		if (k == b->npids && k < 16)
+			snprintf(b->pids[b->npids++], sizeof(b->pids[0]), "%s", pid);
+	}
+	free(it);
+}
+
+static void test_thousand(struct db *db)
+{
+	struct burst b = { 0 };
+	struct outcome o = { 0 };
+	long start = now_ms();
+	bool all = false;
+
+	for (int i = 0; i < 1000; i++) {
+		struct burst_item *it = xcalloc(1, sizeof(*it));
+		char num[16];
+		const char *p[1] = { num };
+
+		it->b = &b;
+		it->i = i;
+		snprintf(num, sizeof(num), "%d", i);
+		query(db, "SELECT $1::int * 2, pg_backend_pid()", 1, p, on_burst, it);
+	}
+	while (!all && now_ms() - start < 60000) {
+		event_base_loop(base, EVLOOP_ONCE);
+		all = b.done == 1000;
+	}
+	CHECK_INT(b.done, 1000, "1,000 concurrent queries all complete");
+	CHECK_INT(b.failed, 0, "none fails");
+	CHECK_INT(b.wrong, 0, "each gets its own answer");
+	CHECK(b.npids >= 1 && b.npids <= 4, "they share at most the pool's 4 connections (%d)", b.npids);
+	printf("# 1000 queries in %ld ms over %d connections\n", now_ms() - start, b.npids);
+
+	run(db, &o, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db'", 0, NULL, 5000);
+	CHECK_STR(o.v[0], "4", "the pool holds exactly 4 server connections");
+	outcome_reset(&o);
+}
+
+static void test_statement_timeout(const char *url)
+{
+	struct db_opts opts = { .conninfo = url, .application_name = "test_db_timeout", .pool_size = 1,
+				.statement_timeout_ms = 300 };
+	struct db *db = db_new(base, &opts);
+	struct outcome o = { 0 };
+	char *pid;
+	long start;
+
+	run(db, &o, "SELECT pg_backend_pid()", 0, NULL, 15000);
+	CHECK(o.status == DB_OK, "the timeout pool connects");
+	pid = xstrdup(o.v[0] ? o.v[0] : "");
+	run(db, &o, "SHOW statement_timeout", 0, NULL, 5000);
+	CHECK_STR(o.v[0], "300ms", "statement_timeout comes from the options");
+
+	start = now_ms();
+	run(db, &o, "SELECT pg_sleep(5)", 0, NULL, 10000);
+	CHECK(o.done && o.status == DB_UNAVAILABLE, "a statement over statement_timeout is DB_UNAVAILABLE");
+	CHECK(now_ms() - start < 3000, "and ends at the server's timeout (%ld ms)", now_ms() - start);
+	CHECK(strstr(o.error, "statement timeout") != NULL, "the error says why: %s", o.error);
+	CHECK_STR(o.sqlstate, "", "DB_UNAVAILABLE carries no sqlstate");
+
+	run(db, &o, "SELECT pg_backend_pid()", 0, NULL, 5000);
+	CHECK(o.status == DB_OK, "the next statement runs");
+	CHECK_STR(o.v[0], pid, "on the same connection: a timeout does not cost the connection");
+	free(pid);
+	outcome_reset(&o);
+	db_free(db);
+}
+
+static void test_terminated(struct db *db, const char *url)
+{
+	struct outcome sleeper = { 0 }, o = { 0 };
+	char *n = NULL;
+	long start;
+
+	query(db, "SELECT pg_sleep(30)", 0, NULL, on_result, &sleeper);
+	start = now_ms();
+	while (now_ms() - start < 10000) {
+		run_for(50);
+		free(n);
+		n = admin(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+			       "AND state = 'active' AND query = 'SELECT pg_sleep(30)'");
+		if (n != NULL && strcmp(n, "1") == 0)
+			break;
+	}
+	CHECK_STR(n, "1", "the long statement is running on the server");
+	free(n);
+
+	n = admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+		       "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+	CHECK(n != NULL && atoi(n) >= 1, "backends terminated (%s)", n ? n : "none");
+	free(n);
+	start = now_ms();
+	testenv_run_until(base, &sleeper.done, 10000);
+	CHECK(sleeper.done && sleeper.status == DB_UNAVAILABLE, "the statement in flight is DB_UNAVAILABLE (%s)",
+	      sleeper.error);
+	CHECK(now_ms() - start < 5000, "at once, not at its end (%ld ms)", now_ms() - start);
+	CHECK_INT(sleeper.calls, 1, "its callback ran once");
+
+	run(db, &o, "SELECT count(*) FROM items", 0, NULL, 10000);
+	CHECK(o.status == DB_OK, "a later statement succeeds after reconnecting (%s)", o.error);
+	CHECK(db_ready(db), "db_ready again");
+	start = now_ms();
+	for (;;) {
+		run(db, &o, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db'", 0, NULL, 5000);
+		if ((o.v[0] != NULL && strcmp(o.v[0], "4") == 0) || now_ms() - start > 10000)
+			break;
+		run_for(100);
+	}
+	CHECK_STR(o.v[0], "4", "the whole pool reconnects");
+	outcome_reset(&sleeper);
+	outcome_reset(&o);
+}
+
+static int ticks;
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	ticks++;
+}
+
+static void test_unreachable(void)
+{
+	char *url = xasprintf("postgresql://postgres@127.0.0.1:%d/none", closed_port());
+	struct db_opts opts = { .conninfo = url, .pool_size = 2, .queue_timeout_ms = 600 };
+	struct timeval ten = { 0, 10000 };
+	struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	struct outcome o = { 0 };
+	struct db *db;
+	long start, took;
+
+	event_add(tick, &ten);
+	db = db_new(base, &opts);
+	ticks = 0;
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 10000);
+	took = now_ms() - start;
+	CHECK(o.done && o.status == DB_UNAVAILABLE, "an unreachable server gives DB_UNAVAILABLE");
+	CHECK(took >= 550 && took < 3000, "after queue_timeout_ms (%ld ms)", took);
+	CHECK(strncmp(o.error, "database unavailable: ", 22) == 0 && strstr(o.error, "refused") != NULL,
+	      "naming the last connect error: %s", o.error);
+	CHECK(ticks >= 20, "the loop kept running meanwhile (%d ticks of 10 ms)", ticks);
+	CHECK(!db_ready(db), "db_ready is false");
+	CHECK(!o.inside_query, "not called from inside db_query()");
+	event_free(tick);
+	outcome_reset(&o);
+	db_free(db);
+	free(url);
+}
+
+static void test_invalid_conninfo(void)
+{
+	struct db_opts opts = { .conninfo = "host=127.0.0.1 no_such_option=1" };
+	struct db *db = db_new(base, &opts);
+	struct outcome o = { 0 };
+
+	run(db, &o, "SELECT 1", 0, NULL, 2000);
+	CHECK(o.done && o.status == DB_UNAVAILABLE, "a bad connection string gives DB_UNAVAILABLE at once");
+	CHECK(strstr(o.error, "invalid connection string") != NULL, "saying so: %s", o.error);
+	outcome_reset(&o);
+	db_free(db);
+}
+
+static void test_free_with_queue(const char *url)
+{
+	char *dead = xasprintf("postgresql://postgres@127.0.0.1:%d/none", closed_port());
+	struct db_opts opts = { .conninfo = dead, .pool_size = 1 };
+	struct db_opts live = { .conninfo = url, .pool_size = 1, .application_name = "test_db_free" };
+	struct outcome q[5] = { 0 }, ok = { 0 }, busy[4] = { 0 };
+	struct db *db = db_new(base, &opts);
+	int calls = 0;
+
+	for (int i = 0; i < 5; i++)
+		query(db, "SELECT 1", 0, NULL, on_result, &q[i]);
+	run_for(100);
+	db_free(db);
+	for (int i = 0; i < 5; i++)
+		calls += q[i].calls == 1 && q[i].status == DB_UNAVAILABLE && strstr(q[i].error, "shutting down");
+	CHECK_INT(calls, 5, "db_free runs every queued callback with DB_UNAVAILABLE \"shutting down\"");
+	for (int i = 0; i < 5; i++)
+		outcome_reset(&q[i]);
+
+	db = db_new(base, &live);
+	run(db, &ok, "SELECT 1", 0, NULL, 15000);
+	CHECK(ok.status == DB_OK, "a one-connection pool connects");
+	for (int i = 0; i < 4; i++)
+		query(db, i == 0 ? "SELECT pg_sleep(30)" : "SELECT 1", 0, NULL, on_result, &busy[i]);
+	run_for(200);
+	db_free(db);
+	calls = 0;
+	for (int i = 0; i < 4; i++)
+		calls += busy[i].calls == 1 && busy[i].status == DB_UNAVAILABLE;
+	CHECK_INT(calls, 4, "db_free ends the statement in flight and the queued ones");
+	for (int i = 0; i < 4; i++)
+		outcome_reset(&busy[i]);
+	outcome_reset(&ok);
+	free(dead);
+}
+
+/* Callbacks may call db_query() and db_free(). */
+struct reentry {
+	struct db *db;
+	int chain;
+	int after_free;
+	bool freed;
+	bool done;
+};
+
+static void on_after_free(const struct db_result *r, void *arg)
+{
+	struct reentry *re = arg;
+
+	re->after_free++;
+}
+
+static void on_freeing(const struct db_result *r, void *arg)
+{
+	struct reentry *re = arg;
+
+	re->freed = true;
+	db_free(re->db);
+	re->db = NULL;
+}
+
+static void on_chain(const struct db_result *r, void *arg)
+{
+	struct reentry *re = arg;
+
+	if (r->status == DB_OK && ++re->chain < 3) {
+		db_query(re->db, "SELECT 1", 0, NULL, on_chain, re);
+		return;
+	}
+	re->done = true;
+}
+
+static void test_reentry(const char *url)
+{
+	struct db_opts opts = { .conninfo = url, .pool_size = 2, .application_name = "test_db_reentry" };
+	struct reentry re = { .db = db_new(base, &opts) };
+	long start = now_ms();
+
+	db_query(re.db, "SELECT 1", 0, NULL, on_chain, &re);
+	testenv_run_until(base, &re.done, 15000);
+	CHECK_INT(re.chain, 3, "a callback can queue the next statement");
+
+	/* The first answer frees the pool; the rest must still be called, once. */
+	db_query(re.db, "SELECT 1", 0, NULL, on_freeing, &re);
+	for (int i = 0; i < 5; i++)
+		db_query(re.db, "SELECT pg_sleep(0.2)", 0, NULL, on_after_free, &re);
+	while (!re.freed && now_ms() - start < 30000)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK(re.freed, "db_free() from inside a callback");
+	CHECK_INT(re.after_free, 5, "runs the remaining callbacks once each");
+	run_for(300);
+	CHECK_INT(re.after_free, 5, "and nothing runs after it");
+}
+
+int main(void)
+{
+	char *url = testenv_database("db");
+	struct db_opts opts = { .conninfo = url, .application_name = "test_db", .pool_size = 4 };
+	struct db *db;
+
+	base = event_base_new();
+	db = db_new(base, &opts);
+	test_round_trip(db);
+	test_thousand(db);
+	test_statement_timeout(url);
+	test_terminated(db, url);
+	test_unreachable();
+	test_invalid_conninfo();
+	test_free_with_queue(url);
+	test_reentry(url);
+	db_free(db);
+	db_free(NULL);
+	event_base_free(base);
+	free(url);
+	return tap_done();
+}

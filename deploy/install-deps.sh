@@ -10,7 +10,8 @@ packages=(
 	# the real servers the tests and the local stack run
 	postgresql rabbitmq-server python3 python3-aiosmtpd
 	# tests
-	python3-pytest python3-requests python3-psycopg2 python3-icalendar curl ca-certificates tzdata
+	python3-pytest python3-requests python3-psycopg2 python3-icalendar python3-jsonschema python3-yaml python3-nacl
+	curl ca-certificates tzdata
 	# sanitizers and fuzzing
 	clang libclang-rt-14-dev
 )

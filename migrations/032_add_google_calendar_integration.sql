@@ -18,7 +18,9 @@ ALTER TABLE users
     ADD COLUMN IF NOT EXISTS google_scopes              TEXT,
     ADD COLUMN IF NOT EXISTS google_connected_at        TIMESTAMPTZ,
     ADD COLUMN IF NOT EXISTS google_disconnected_at     TIMESTAMPTZ,
-    ADD COLUMN IF NOT EXISTS google_disconnect_reason   VARCHAR(100);
+    ADD COLUMN IF NOT EXISTS google_disconnect_reason   VARCHAR(100),
+    ADD COLUMN IF NOT EXISTS google_disconnect_notified_at TIMESTAMPTZ,
+    ADD COLUMN IF NOT EXISTS google_disconnect_claimed_until TIMESTAMPTZ;
 
 CREATE INDEX IF NOT EXISTS idx_users_google_connected ON users(google_calendar_connected)
     WHERE google_calendar_connected = TRUE;
@@ -94,3 +96,9 @@ COMMENT ON COLUMN calendar_meetings.status IS 'scheduled: active meeting, cancel
 COMMENT ON COLUMN calendar_meetings.rescheduled_from_meeting_id IS 'If this is a rescheduled meeting, links to original meeting record';
 COMMENT ON COLUMN users.google_access_token IS 'Sealed: v<key version>:<base64 nonce+ciphertext>, bound to users.id';
 COMMENT ON COLUMN users.google_refresh_token IS 'Sealed: v<key version>:<base64 nonce+ciphertext>, bound to users.id';
+
+-- Users whose revoked grant still needs its "calendar disconnected" mail: the
+-- scheduler's sweep publishes from here (an outbox), so a crash between the
+-- disconnect and the publish cannot lose the mail.
+CREATE INDEX IF NOT EXISTS idx_users_disconnect_unnotified ON users(google_disconnected_at)
+    WHERE google_disconnected_at IS NOT NULL AND google_disconnect_notified_at IS NULL;

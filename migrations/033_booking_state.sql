@@ -2,9 +2,11 @@
 -- crashes, restarts and several processes (see DESIGN.md "Contract details").
 
 -- What happened to every lead the scheduler handled, readable through the API.
+-- No foreign keys on the lead and user: `unknown_lead` is recorded for ids
+-- that do not exist.
 CREATE TABLE IF NOT EXISTS calendar_booking_outcomes (
-    lead_analytics_id  UUID PRIMARY KEY REFERENCES lead_analytics(id) ON DELETE CASCADE,
-    user_id            UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    lead_analytics_id  UUID PRIMARY KEY,
+    user_id            UUID NOT NULL,
     outcome            VARCHAR(20) NOT NULL CHECK (outcome IN ('scheduled', 'skipped', 'failed')),
     reason             VARCHAR(50),
     detail             TEXT,
@@ -60,6 +62,18 @@ CREATE TABLE IF NOT EXISTS mail_deliveries (
 );
 CREATE INDEX IF NOT EXISTS idx_mail_deliveries_meeting ON mail_deliveries(meeting_id);
 
+-- Commands from the gateway, applied at most once: the reply is stored in the
+-- same statement that applies the change, so a redelivered command gets the
+-- stored answer instead of a second change.
+CREATE TABLE IF NOT EXISTS calendar_commands (
+    command_id   UUID PRIMARY KEY,
+    user_id      UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    command      VARCHAR(20) NOT NULL CHECK (command IN ('create', 'reschedule', 'cancel')),
+    reply        JSONB NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+CREATE INDEX IF NOT EXISTS idx_calendar_commands_created ON calendar_commands(created_at);
+
 DO $$
 DECLARE t TEXT;
 BEGIN
@@ -70,4 +84,42 @@ BEGIN
         END IF;
     END LOOP;
 END
+$$;
+
+-- The meeting resource of the API and of command replies (the plan's
+-- CalendarMeetingInterface, snake_case, without the raw Google response), in
+-- one place so the gateway and the scheduler can never disagree on its shape.
+-- Times are RFC 3339 in UTC; `timezone` names the zone to show them in.
+CREATE OR REPLACE FUNCTION calendar_meeting_json(m calendar_meetings) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', m.id,
+        'user_id', m.user_id,
+        'lead_analytics_id', m.lead_analytics_id,
+        'call_id', m.call_id,
+        'contact_id', m.contact_id,
+        'google_event_id', m.google_event_id,
+        'google_calendar_id', m.google_calendar_id,
+        'meeting_title', m.meeting_title,
+        'meeting_description', m.meeting_description,
+        'attendee_email', m.attendee_email,
+        'attendee_name', m.attendee_name,
+        'meeting_start_time', to_char(m.meeting_start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'meeting_end_time', to_char(m.meeting_end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'meeting_duration_minutes', m.meeting_duration_minutes,
+        'timezone', m.timezone,
+        'status', m.status,
+        'cancellation_reason', m.cancellation_reason,
+        'rescheduled_from_meeting_id', m.rescheduled_from_meeting_id,
+        'ical_sequence', m.ical_sequence,
+        'invite_email_sent', COALESCE(m.invite_email_sent, FALSE),
+        'invite_email_sent_at', to_char(m.invite_email_sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'reminder_email_sent', COALESCE(m.reminder_email_sent, FALSE),
+        'reminder_email_sent_at', to_char(m.reminder_email_sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'meet_link', m.meet_link,
+        'html_link', m.html_link,
+        'meeting_metadata', m.meeting_metadata,
+        'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'updated_at', to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    )
 $$;

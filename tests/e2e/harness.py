@@ -1,0 +1,392 @@
+"""What an end-to-end test needs from the run's real servers.
+
+tests/run starts one PostgreSQL, one RabbitMQ and one SMTP server for the
+whole run (tests/harness/stack.py) and exports where they are (TEST_*). Each
+test gets its own database (cloned from the migrated template), its own
+RabbitMQ virtual host, its own Google stand-in, and its own services, so
+tests never see each other's state and can run in any order.
+
+    def test_x(stack):
+        s = stack("x")                      # database + vhost + stand-in named after the test
+        sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+        s.publish("leads", "lead.analyzed", {...})
+        s.wait_for(lambda: s.query("SELECT ...") == ...)
+
+Only Debian's python3-psycopg2 and python3-requests are needed.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import mailbox
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import psycopg2
+import requests
+
+from standin import Standin
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build")
+TOKEN_KEY = "1:" + base64.b64encode(b"k" * 32).decode()
+JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
+
+
+def require(name):
+    v = os.environ.get(name)
+    if not v:
+        raise RuntimeError(f"{name} is not set: run the suite through tests/run, which starts the servers")
+    return v
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def jwt(user_id, secret=JWT_SECRET, exp_in=3600, claim="sub", alg="HS256", extra=None):
+    """An HS256 JWT as the platform issues them."""
+    def b64(d):
+        return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    payload = {claim: user_id, "exp": int(time.time()) + exp_in, "iat": int(time.time())}
+    payload.update(extra or {})
+    body = b64(json.dumps(payload).encode())
+    sig = b64(hmac.new(secret.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest())
+    return f"{header}.{body}.{sig}"
+
+
+def wait_for(fn, timeout=20.0, interval=0.05, what="condition"):
+    """Poll fn until it returns something truthy; return that, or fail after timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class Service:
+    """One of our binaries, started with an environment and stopped cleanly."""
+
+    def __init__(self, name, env, log_path, health_url):
+        self.name = name
+        self.env = env
+        self.log_path = log_path
+        self.health_url = health_url
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        binary = os.path.join(BUILD, "services", self.name, self.name)
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([binary], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        if wait_ready:
+            wait_for(self.ready, 30, what=f"{self.name} /readyz")
+        return self
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+        try:
+            return requests.get(self.health_url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def metrics(self):
+        text = requests.get(self.health_url + "/metrics", timeout=5).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                out[k] = float(v)
+        return out
+
+    def logs(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def log_lines(self):
+        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} did not stop within {timeout}s after SIGTERM")
+
+    def kill(self):
+        """SIGKILL, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Stack:
+    """A test's private slice of the shared servers, plus its own services."""
+
+    def __init__(self, name, tmpdir):
+        digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+        self.name = re.sub(r"[^a-z0-9_]", "_", name.lower())[:32] + "_" + digest
+        self.tmp = tmpdir
+        self.pg_port = require("TEST_PG_PORT")
+        self.api = require("TEST_RABBITMQ_API")
+        self.smtp_url = require("TEST_SMTP_URL")
+        self.maildir = require("TEST_MAILDIR")
+        self.services = []
+        self.standin = None
+        self._db = None
+        self.database_url = self._create_database()
+        self.vhost = self.name
+        self.amqp_url = self._create_vhost()
+
+    # Infrastructure
+
+    def _admin_conn(self):
+        c = psycopg2.connect(host="127.0.0.1", port=self.pg_port, user="postgres", dbname="postgres")
+        c.autocommit = True
+        return c
+
+    def _create_database(self):
+        db = "e_" + self.name
+        with self._admin_conn() as c, c.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{db}" TEMPLATE gcal_template')
+        c.close()
+        self.dbname = db
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"
+
+    def _rabbit(self, method, path, **kw):
+        return requests.request(method, self.api + path, timeout=20, **kw)
+
+    def _create_vhost(self):
+        self._rabbit("DELETE", f"/vhosts/{self.name}")
+        r = self._rabbit("PUT", f"/vhosts/{self.name}", json={})
+        assert r.status_code in (201, 204), r.text
+        r = self._rabbit("PUT", f"/permissions/{self.name}/guest",
+                         json={"configure": ".*", "write": ".*", "read": ".*"})
+        assert r.status_code in (201, 204), r.text
+        return require("TEST_AMQP_URL") + "/" + self.name
+
+    def start_standin(self, **flags):
+        flags.setdefault("timezone", "Asia/Kolkata")
+        self.standin = Standin().start(**flags)
+        return self.standin
+
+    # Services
+
+    def env(self, **overrides):
+        """The services' environment: every variable, pointing at this test's servers."""
+        if self.standin is None:
+            self.start_standin()
+        g = self.standin.url
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABASE_URL": self.database_url,
+            "AMQP_URL": self.amqp_url,
+            "GOOGLE_CLIENT_ID": "standin-client-id",
+            "GOOGLE_CLIENT_SECRET": "standin-client-secret",
+            "GOOGLE_REDIRECT_URI": "http://127.0.0.1:1/api/integrations/google/callback",
+            "GOOGLE_AUTH_URL": g + "/o/oauth2/v2/auth",
+            "GOOGLE_TOKEN_URL": g + "/token",
+            "GOOGLE_REVOKE_URL": g + "/revoke",
+            "GOOGLE_USERINFO_URL": g + "/oauth2/v2/userinfo",
+            "GOOGLE_CALENDAR_API_URL": g + "/calendar/v3",
+            "TOKEN_ENCRYPTION_KEY": TOKEN_KEY,
+            "JWT_SECRET": JWT_SECRET,
+            "FRONTEND_URL": "http://127.0.0.1:3000/integrations",
+            "SMTP_URL": self.smtp_url,
+            "MAIL_FROM": "Calendar Bot <calendar@example.com>",
+            "DEFAULT_TIMEZONE": "Asia/Kolkata",
+            "LOG_LEVEL": "debug",
+            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        }
+        env.update({k: str(v) for k, v in overrides.items()})
+        return env
+
+    def service(self, name, start=True, **overrides):
+        """Start one of the three services with this test's environment."""
+        port = free_port()
+        key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
+        overrides.setdefault(key, f"127.0.0.1:{port}")
+        env = self.env(**overrides)
+        health = "http://" + env[key]
+        svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health)
+        self.services.append(svc)
+        if start:
+            svc.start()
+        return svc
+
+    # Database
+
+    def db(self):
+        if self._db is None or self._db.closed:
+            self._db = psycopg2.connect(self.database_url)
+            self._db.autocommit = True
+        return self._db
+
+    def query(self, sql, *params):
+        with self.db().cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def one(self, sql, *params):
+        rows = self.query(sql, *params)
+        return rows[0] if rows else None
+
+    def add_user(self, email=None, name="Owner"):
+        uid = str(uuid.uuid4())
+        self.query("INSERT INTO users (id, email, name) VALUES (%s, %s, %s)", uid,
+                   email or f"owner-{uid[:8]}@example.com", name)
+        return uid
+
+    def connect_calendar(self, user_id, email=None, expires_in=3600, timezone=None):
+        """Give the user tokens from the stand-in's real OAuth flow, sealed as the gateway would."""
+        tokens = self.standin.connect(email or f"g-{user_id[:8]}@example.com")
+        self.query("UPDATE users SET google_access_token = %s, google_refresh_token = %s,"
+                   " google_token_expiry = now() + make_interval(secs => %s), google_calendar_connected = TRUE,"
+                   " google_calendar_id = 'primary', google_email = %s, google_calendar_timezone = %s"
+                   " WHERE id = %s",
+                   seal(tokens["access_token"], user_id), seal(tokens["refresh_token"], user_id), expires_in,
+                   email or f"g-{user_id[:8]}@example.com", timezone, user_id)
+        return tokens
+
+    def add_lead(self, user_id, demo="2099-09-18T17:00:00+05:30", email="lead@example.com", name="John Smith",
+                 company="TechCorp", phone=None, contact_email=None, analysis_type="individual", **extra):
+        phone = phone or "+91" + str(uuid.uuid4().int)[:10]
+        call = str(uuid.uuid4())
+        transcript = str(uuid.uuid4())
+        lead = str(uuid.uuid4())
+        self.query("INSERT INTO calls (id, user_id, phone_number, recording_url, status) VALUES (%s, %s, %s, %s,"
+                   " 'completed')", call, user_id, phone, f"https://rec.example.com/{call}.mp3")
+        self.query("INSERT INTO transcripts (id, call_id, user_id, content) VALUES (%s, %s, %s, %s)",
+                   transcript, call, user_id, "Agent: Hello\nLead: Hi, book me a demo.")
+        self.query("UPDATE calls SET transcript_id = %s WHERE id = %s", transcript, call)
+        if contact_email is not None:
+            self.query("INSERT INTO contacts (user_id, phone_number, email, name, company) VALUES"
+                       " (%s, %s, %s, %s, %s)", user_id, phone, contact_email, name, company)
+        self.query("INSERT INTO lead_analytics (id, call_id, user_id, phone_number, extracted_name, extracted_email,"
+                   " company_name, demo_book_datetime, reasoning, lead_status_tag, smart_notification,"
+                   " analysis_type) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                   lead, call, user_id, phone, name, email, company, demo,
+                   json.dumps(extra.get("reasoning", {"intent": "High", "budget": "Approved"})),
+                   extra.get("status_tag", "Hot"), extra.get("summary", "Wants a demo next week"), analysis_type)
+        return {"lead": lead, "call": call, "phone": phone}
+
+    # Broker
+
+    def publish(self, exchange, routing_key, body, **props):
+        """Publish through the management API (persistent); returns True if routed."""
+        payload = body if isinstance(body, str) else json.dumps(body)
+        properties = {"delivery_mode": 2, "content_type": "application/json"}
+        properties.update(props)
+        r = self._rabbit("POST", f"/exchanges/{self.vhost}/{urllib.parse.quote(exchange, safe='') or 'amq.default'}"
+                         "/publish", json={"properties": properties, "routing_key": routing_key,
+                                           "payload": payload, "payload_encoding": "string"})
+        r.raise_for_status()
+        return r.json()["routed"]
+
+    def publish_lead(self, lead_id, user_id, **extra):
+        body = {"lead_analytics_id": lead_id, "user_id": user_id}
+        body.update(extra)
+        return self.publish("leads", "lead.analyzed", body, message_id=f"webhook-{uuid.uuid4()}")
+
+    def queue(self, name):
+        r = self._rabbit("GET", f"/queues/{self.vhost}/{name}")
+        return r.json() if r.status_code == 200 else None
+
+    def depth(self, name):
+        q = self.queue(name)
+        return None if q is None else q.get("messages", 0)
+
+    def take(self, name, count=100):
+        """Remove and return up to count messages of a queue."""
+        r = self._rabbit("POST", f"/queues/{self.vhost}/{name}/get",
+                         json={"count": count, "ackmode": "ack_requeue_false", "encoding": "auto"})
+        r.raise_for_status()
+        return r.json()
+
+    def peek(self, name, count=100):
+        r = self._rabbit("POST", f"/queues/{self.vhost}/{name}/get",
+                         json={"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"})
+        r.raise_for_status()
+        return r.json()
+
+    # Mail
+
+    def mails(self, to=None):
+        """Messages the SMTP server received, optionally only those for one recipient."""
+        box = mailbox.Maildir(self.maildir, create=False)
+        out = []
+        for key in box.keys():
+            m = box.get_message(key)
+            rcpts = [v.strip().lower() for v in m.get_all("X-Sink-Rcpt-To", [])]
+            if to is None or to.lower() in rcpts:
+                out.append(m)
+        return out
+
+    # Teardown
+
+    def close(self):
+        errors = []
+        for svc in reversed(self.services):
+            if svc.proc is not None and svc.proc.poll() is None:
+                try:
+                    rc = svc.stop()
+                    if rc != 0:
+                        errors.append(f"{svc.name} exited with {rc} on SIGTERM:\n{svc.logs()[-2000:]}")
+                except AssertionError as e:
+                    errors.append(str(e))
+        if self.standin is not None:
+            self.standin.stop()
+        if self._db is not None:
+            self._db.close()
+        self._rabbit("DELETE", f"/vhosts/{self.vhost}")
+        return errors
+
+
+def _key(keyring, version):
+    for entry in keyring.split(","):
+        v, _, b64 = entry.strip().rpartition(":")
+        if int(v or 1) == version:
+            return base64.b64decode(b64)
+    raise KeyError(version)
+
+
+def seal(plaintext, user_id, keyring=TOKEN_KEY):
+    """Seal a token in lib/vault.c's format with PyNaCl (libsodium), an independent implementation."""
+    from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+    version = int(keyring.split(",")[0].split(":")[0])
+    nonce = os.urandom(24)
+    ct = crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext.encode(), user_id.encode(), nonce,
+                                                    _key(keyring, version))
+    return f"v{version}:" + base64.b64encode(nonce + ct).decode()
+
+
+def unseal(sealed, user_id, keyring=TOKEN_KEY):
+    """Open a value sealed by the services; raises if it is not sealed for this user."""
+    from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+    m = re.fullmatch(r"v(\d+):(.+)", sealed)
+    if not m:
+        raise ValueError("not a sealed value")
+    blob = base64.b64decode(m.group(2))
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(blob[24:], user_id.encode(), blob[:24],
+                                                      _key(keyring, int(m.group(1)))).decode()

@@ -1,0 +1,79 @@
+/*
+ * google: the Google OAuth 2.0 and Calendar v3 calls these services make.
+ *
+ * Every call runs on the event loop through httpc and ends in one callback
+ * with a classified result, so callers branch on what to do (retry later,
+ * refresh the token, reconnect the user, give up) rather than on status codes
+ * and message text. The classification follows Google's error guide: the
+ * HTTP status plus errors[0].reason, never the message (see
+ * shared/reference/google-api-facts.md, section 3). Base URLs come from the
+ * configuration so tests point them at the local stand-in.
+ */
+#ifndef GOOGLE_H
+#define GOOGLE_H
+
+#include <cJSON.h>
+
+struct httpc;
+struct config;
+struct google;
+
+enum google_outcome {
+	GOOGLE_OK,		/* 2xx */
+	GOOGLE_TRANSIENT,	/* network, 5xx, 429, 403 rate or usage limits: back off and retry */
+	GOOGLE_UNAUTHORIZED,	/* 401: the access token is expired or revoked */
+	GOOGLE_INVALID_GRANT,	/* token endpoint: the refresh token or code is dead; the user must reconnect */
+	GOOGLE_NOT_FOUND,	/* 404 */
+	GOOGLE_DUPLICATE,	/* 409 duplicate: the event id exists (also after deletion) */
+	GOOGLE_GONE,		/* 410 deleted: already deleted, which a delete treats as success */
+	GOOGLE_PERMANENT,	/* any other refusal: do not retry the same request */
+};
+
+struct google_result {
+	enum google_outcome outcome;
+	long status;		/* HTTP status; 0 when no answer arrived */
+	const char *reason;	/* errors[0].reason, or the OAuth "error" field; may be NULL */
+	const char *message;	/* Google's message or the transport error; may be NULL */
+	cJSON *json;		/* the parsed body when it is JSON, else NULL */
+	long retry_after_s;	/* -1 when absent */
+	double seconds;		/* time the call took */
+};
+
+/* *result (and result->json) live only for the duration of the callback. */
+typedef void (*google_cb)(const struct google_result *result, void *arg);
+
+/*
+ * A client over http using the URLs and client credentials of cfg (both must
+ * outlive it). The caller frees it with google_free().
+ */
+struct google *google_new(struct httpc *http, const struct config *cfg);
+/* google_free(NULL) is a no-op. */
+void google_free(struct google *g);
+
+/* The outcome's name for logs, metrics and stored reasons ("transient", ...). */
+const char *google_outcome_name(enum google_outcome outcome);
+
+/* OAuth. The token JSON arrives in result->json. */
+void google_exchange_code(struct google *g, const char *code, const char *code_verifier, google_cb cb, void *arg);
+void google_refresh(struct google *g, const char *refresh_token, google_cb cb, void *arg);
+void google_revoke(struct google *g, const char *token, google_cb cb, void *arg);
+void google_userinfo(struct google *g, const char *access_token, google_cb cb, void *arg);
+
+/*
+ * Calendar events. query is appended to the URL as is ("sendUpdates=all&
+ * conferenceDataVersion=1"; may be NULL); calendar_id and event_id are
+ * escaped here.
+ */
+void google_event_insert(struct google *g, const char *access_token, const char *calendar_id,
+			 const cJSON *event, const char *query, google_cb cb, void *arg);
+void google_event_get(struct google *g, const char *access_token, const char *calendar_id, const char *event_id,
+		      google_cb cb, void *arg);
+void google_event_patch(struct google *g, const char *access_token, const char *calendar_id,
+			const char *event_id, const cJSON *patch, const char *query, google_cb cb, void *arg);
+void google_event_delete(struct google *g, const char *access_token, const char *calendar_id,
+			 const char *event_id, const char *query, google_cb cb, void *arg);
+/* events.list with maxResults=1: the answer's "timeZone" is the calendar's zone. */
+void google_calendar_probe(struct google *g, const char *access_token, const char *calendar_id, google_cb cb,
+			   void *arg);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * retry: what a consumer does with a delivery it cannot finish now, or ever.
+ *
+ * Transient failures (Google 5xx/429, database down) go to a retry tier: a
+ * queue whose fixed TTL dead-letters the message back to the work queue, so
+ * the broker holds the wait and a restart loses nothing. Each tier is one
+ * queue with one TTL, never per-message expirations, which RabbitMQ only
+ * honours at the head of a queue. A small random pause before the publish
+ * spreads retries of a burst (jitter). Past the last tier, or for a message
+ * that can never succeed, the copy goes to the dead-letter queue with
+ * x-dead-reason and x-dead-detail headers.
+ *
+ * In both cases the original is acked only after the broker confirmed the
+ * copy; if the copy is not confirmed, the original is rejected back to its
+ * queue, so a message is never lost between the two.
+ */
+#ifndef RETRY_H
+#define RETRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mq.h"
+
+struct event_base;
+
+struct retry_policy {
+	const char *const *tiers;	/* queue names, shortest wait first */
+	size_t ntiers;
+	const char *dead_queue;
+};
+
+/* settled: the original was acked; false: it went back to its queue for redelivery. */
+typedef void (*retry_done_cb)(bool settled, void *arg);
+
+/* How many times the message went through a tier already (header x-attempt). */
+int retry_attempt(const struct mq_delivery *d);
+
+/* True when no tier is left for this delivery. */
+bool retry_exhausted(const struct retry_policy *policy, const struct mq_delivery *d);
+
+/*
+ * Send a copy (x-attempt + 1, everything else kept) through the next tier,
+ * then settle the original on consumer. done (may be NULL) runs once, later.
+ * The delivery is copied; the caller may free it at once.
+ */
+void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
+		 const struct retry_policy *policy, retry_done_cb done, void *arg);
+
+/* Send a copy to the dead-letter queue with the reason (a short code) and a sentence, then settle. */
+void retry_dead_letter(struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
+		       const struct retry_policy *policy, const char *reason, const char *detail, retry_done_cb done,
+		       void *arg);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * worker: process scaffolding shared by the queue workers (see worker.h).
+ */
+#include "worker.h"
+
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "health.h"
+#include "httpc.h"
+#include "log.h"
+#include "metrics.h"
+#include "svc.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+#define WORKER_DRAIN_SECONDS 25
+
+struct worker {
+	struct worker_opts opts;
+	struct config cfg;
+	struct event_base *base;
+	struct db *db;
+	struct mq *consumer;
+	struct mq *publisher;
+	struct httpc *http;
+	struct health *health;
+	struct svc_signals *signals;
+	struct event *drain;
+	int drain_ticks;
+	bool stopping;
+};
+
+static int worker_ready(struct health_check *checks, int max, void *arg)
+{
+	struct worker *w = arg;
+
+	if (max < 3)
+		return 0;
+	checks[0] = (struct health_check){ "database", db_ready(w->db) };
+	checks[1] = (struct health_check){ "amqp_consumer", mq_ready(w->consumer) };
+	checks[2] = (struct health_check){ "amqp_publisher", mq_ready(w->publisher) };
+	return 3;
+}
+
+static void worker_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	unsigned busy = w->opts.in_flight ? w->opts.in_flight(w->opts.arg) : 0;
+
+	(void)fd;
+	(void)what;
+	if (busy > 0 && ++w->drain_ticks < WORKER_DRAIN_SECONDS * 10)
+		return;
+	if (busy > 0)
+		log_warn("stopping with work in flight; the broker will redeliver it", LOG_INT("in_flight", busy));
+	else
+		log_info("work drained");
+	event_del(w->drain);
+	if (w->opts.on_stop)
+		w->opts.on_stop(w->opts.arg);
+	event_base_loopexit(w->base, NULL);
+}
+
+void worker_stop(struct worker *w)
+{
+	struct timeval tick = { 0, 100000 };
+
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	mq_stop_consuming(w->consumer);
+	w->drain = event_new(w->base, -1, EV_PERSIST, worker_on_drain, w);
+	event_add(w->drain, &tick);
+}
+
+static void worker_on_signal(void *arg)
+{
+	worker_stop(arg);
+}
+
+struct worker *worker_new(const struct worker_opts *opts)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	struct db_opts dbo = { 0 };
+	struct mq_opts mqo = { 0 };
+	char *name;
+
+	w->opts = *opts;
+	log_init(opts->name, LOG_INFO);
+	cfg_load_or_exit(&w->cfg, opts->cfg_groups | CFG_DATABASE | CFG_AMQP | CFG_WORKER,
+			 opts->default_metrics_addr);
+
+	w->base = event_base_new();
+	if (w->base == NULL) {
+		log_error("cannot create the event loop");
+		exit(1);
+	}
+	w->signals = svc_signals_new(w->base, worker_on_signal, w);
+
+	dbo.conninfo = w->cfg.database_url;
+	dbo.application_name = opts->name;
+	dbo.pool_size = opts->db_pool_size;
+	w->db = db_new(w->base, &dbo);
+	w->http = httpc_new(w->base, 0);
+
+	name = xasprintf("%s consumer", opts->name);
+	mqo.url = w->cfg.amqp_url;
+	mqo.name = name;
+	mqo.on_connect = opts->on_consumer_connect;
+	mqo.arg = opts->arg;
+	w->consumer = mq_new(w->base, &mqo);
+	free(name);
+	name = xasprintf("%s publisher", opts->name);
+	mqo.name = name;
+	mqo.on_connect = opts->on_publisher_connect;
+	w->publisher = mq_new(w->base, &mqo);
+	free(name);
+
+	w->health = health_new(w->base, w->cfg.metrics_addr, worker_ready, w);
+	if (w->health == NULL)
+		exit(1);
+	return w;
+}
+
+int worker_run(struct worker *w)
+{
+	log_info("started", LOG_STR("metrics_addr", w->cfg.metrics_addr));
+	event_base_dispatch(w->base);
+	log_info("stopped");
+	return 0;
+}
+
+void worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->drain != NULL)
+		event_free(w->drain);
+	health_free(w->health);
+	mq_free(w->consumer);
+	mq_free(w->publisher);
+	httpc_free(w->http);
+	db_free(w->db);
+	svc_signals_free(w->signals);
+	event_base_free(w->base);
+	cfg_free(&w->cfg);
+	tz_shutdown();
+	metrics_shutdown();
+	log_shutdown();
+	free(w);
+}
+
+bool worker_stopping(const struct worker *w)
+{
+	return w->stopping;
+}
+
+const struct config *worker_config(const struct worker *w)
+{
+	return &w->cfg;
+}
+
+struct event_base *worker_base(struct worker *w)
+{
+	return w->base;
+}
+
+struct db *worker_db(struct worker *w)
+{
+	return w->db;
+}
+
+struct mq *worker_consumer(struct worker *w)
+{
+	return w->consumer;
+}
+
+struct mq *worker_publisher(struct worker *w)
+{
+	return w->publisher;
+}
+
+struct httpc *worker_http(struct worker *w)
+{
+	return w->http;
+}

@@ -1,0 +1,865 @@
+"""The Google stand-in over real HTTP: OAuth, userinfo, Calendar, faults and the admin API.
+
+Run: /usr/bin/python3 -m pytest -q tests/e2e/test_google_standin.py
+(GOOGLE_STANDIN_BIN picks another binary, e.g. an AddressSanitizer build.)
+"""
+
+import base64
+import json
+import os
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from html.parser import HTMLParser
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin import CALENDAR_SCOPE, EMAIL_SCOPE, Standin, StandinError, pkce_pair  # noqa: E402
+
+CLIENT_ID = "standin-client-id"
+CLIENT_SECRET = "standin-client-secret"
+REDIRECT = "http://127.0.0.1:9/callback"
+USER = "alice@example.com"
+BASE32HEX = re.compile(r"^[0-9a-v]{5,1024}$")
+RFC3339_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+INVALID_CREDENTIALS = {"error": {
+    "code": 401, "message": "Invalid Credentials",
+    "errors": [{"domain": "global", "reason": "authError", "message": "Invalid Credentials",
+                "locationType": "header", "location": "Authorization"}],
+    "status": "UNAUTHENTICATED"}}
+
+
+def google_error(code, domain, reason, message, status):
+    return {"error": {"code": code, "message": message,
+                      "errors": [{"domain": domain, "reason": reason, "message": message}], "status": status}}
+
+
+def sanitizer_report(text):
+    return any(s in text for s in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))
+
+
+@pytest.fixture(scope="module")
+def sd():
+    s = Standin().start(timezone="Europe/Zurich")
+    yield s
+    rc = s.stop()
+    log = s.log()
+    s.close()
+    assert rc == 0, f"stand-in exited {rc}:\n{log[-4000:]}"
+    assert not sanitizer_report(log), log[-8000:]
+
+
+@pytest.fixture(autouse=True)
+def clean(sd):
+    sd.admin("reset", {})
+    yield
+
+
+def no_redirect_get(url, **kw):
+    return requests.get(url, allow_redirects=False, timeout=10, **kw)
+
+
+def token_post(sd, fields, auth=None):
+    return requests.post(sd.url + "/token", data=fields, auth=auth, timeout=10)
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+class FormParser(HTMLParser):
+    """Collects the inputs, buttons and labels of the consent page."""
+
+    def __init__(self):
+        super().__init__()
+        self.form = None
+        self.inputs = []
+        self.buttons = []
+        self.labels = {}
+        self._label = None
+        self._button = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.form = a
+        elif tag == "input":
+            self.inputs.append(a)
+        elif tag == "button":
+            self._button = dict(a, text="")
+        elif tag == "label":
+            self._label = a.get("for")
+            self.labels.setdefault(self._label, "")
+
+    def handle_endtag(self, tag):
+        if tag == "button" and self._button is not None:
+            self.buttons.append(self._button)
+            self._button = None
+        elif tag == "label":
+            self._label = None
+
+    def handle_data(self, data):
+        if self._button is not None:
+            self._button["text"] += data
+        if self._label is not None:
+            self.labels[self._label] += data
+
+
+def auth_url(sd, **params):
+    q = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT, "response_type": "code",
+         "scope": CALENDAR_SCOPE + " email", "state": "st-1", "access_type": "offline"}
+    q.update(params)
+    q = {k: v for k, v in q.items() if v is not None}
+    return sd.url + "/o/oauth2/v2/auth?" + urllib.parse.urlencode(q)
+
+
+def redirect_params(resp):
+    assert resp.status_code == 302, resp.text
+    loc = resp.headers["Location"]
+    assert loc.startswith(REDIRECT + "?")
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+
+
+def exchange(sd, code, verifier=None, redirect_uri=REDIRECT, secret=CLIENT_SECRET):
+    fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+              "client_id": CLIENT_ID, "client_secret": secret}
+    if verifier is not None:
+        fields["code_verifier"] = verifier
+    return token_post(sd, fields)
+
+
+def tokens_for(sd, email=USER, scope=CALENDAR_SCOPE + " " + EMAIL_SCOPE):
+    return sd.connect(email, scope=scope, redirect_uri=REDIRECT)
+
+
+def events_url(sd, suffix="", cal="primary"):
+    return f"{sd.url}/calendar/v3/calendars/{urllib.parse.quote(cal, safe='')}/events{suffix}"
+
+
+def new_event(**extra):
+    ev = {"summary": "Demo call", "description": "From the lead",
+          "start": {"dateTime": "2030-05-01T10:00:00+02:00", "timeZone": "Europe/Zurich"},
+          "end": {"dateTime": "2030-05-01T10:30:00+02:00", "timeZone": "Europe/Zurich"}}
+    ev.update(extra)
+    return ev
+
+
+# --- process and CLI ---------------------------------------------------------
+
+
+def test_refuses_non_loopback():
+    s = Standin()
+    with pytest.raises(StandinError):
+        s.start(listen="0.0.0.0:0")
+    assert "non-loopback" in s.log()
+    s.close()
+
+
+def test_cli_flags_and_clean_exit():
+    with Standin().start(client_id="cid-x", client_secret="sec-x", redirect_uri=["http://localhost:5/a", REDIRECT],
+                         auto_approve=True, email="Bob@Example.com", timezone="Asia/Kolkata",
+                         access_token_ttl=1) as s:
+        cfg = s.admin("config")
+        assert cfg == {"client_id": "cid-x", "client_secret": "sec-x",
+                       "redirect_uris": ["http://localhost:5/a", REDIRECT], "auto_approve": True,
+                       "email": "bob@example.com", "timezone": "Asia/Kolkata", "access_token_ttl": 1}
+        verifier, challenge = pkce_pair()
+        r = no_redirect_get(s.url + "/o/oauth2/v2/auth?" + urllib.parse.urlencode({
+            "client_id": "cid-x", "redirect_uri": REDIRECT, "response_type": "code", "scope": CALENDAR_SCOPE,
+            "code_challenge": challenge, "code_challenge_method": "S256", "access_type": "offline"}))
+        code = redirect_params(r)["code"]
+        t = requests.post(s.url + "/token", data={"grant_type": "authorization_code", "code": code,
+                                                  "redirect_uri": REDIRECT, "code_verifier": verifier},
+                          auth=("cid-x", "sec-x"), timeout=10)
+        assert t.status_code == 200, t.text
+        assert t.json()["expires_in"] == 1
+        r = requests.get(events_url(s), headers=bearer(t.json()["access_token"]), timeout=10)
+        assert r.status_code == 200 and r.json()["timeZone"] == "Asia/Kolkata"
+        assert r.json()["summary"] == "bob@example.com"
+        time.sleep(1.2)
+        r = requests.get(events_url(s), headers=bearer(t.json()["access_token"]), timeout=10)
+        assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+        assert s.stop() == 0
+        assert not sanitizer_report(s.log())
+
+
+# --- OAuth -------------------------------------------------------------------
+
+
+def test_consent_page_and_full_pkce_flow(sd):
+    verifier, challenge = pkce_pair()
+    r = no_redirect_get(auth_url(sd, login_hint="Carol@Example.com", code_challenge=challenge,
+                                 code_challenge_method="S256"))
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    p = FormParser()
+    p.feed(r.text)
+    assert p.form["method"] == "post"
+    hidden = {i["name"]: i["value"] for i in p.inputs if i.get("type") == "hidden"}
+    assert hidden["client_id"] == CLIENT_ID and hidden["redirect_uri"] == REDIRECT
+    assert hidden["state"] == "st-1" and hidden["code_challenge"] == challenge
+    email_input = next(i for i in p.inputs if i.get("type") == "email")
+    assert email_input["value"] == "carol@example.com"
+    boxes = [i for i in p.inputs if i.get("type") == "checkbox"]
+    assert [b["value"] for b in boxes] == [CALENDAR_SCOPE, EMAIL_SCOPE]
+    assert all("checked" in b for b in boxes)
+    for control in boxes + [email_input]:
+        assert p.labels.get(control["id"]), f"no label for {control['id']}"
+    assert {(b["value"], b["text"]) for b in p.buttons} == {("allow", "Allow"), ("deny", "Deny")}
+    assert "<title>" in r.text and "calendar" in r.text.lower()
+
+    # Submit the form as a browser would: hidden fields, checked boxes, the email, the Allow button.
+    fields = [(k, v) for k, v in hidden.items()] + [("email", email_input["value"])]
+    fields += [("granted_scope", b["value"]) for b in boxes] + [("decision", "allow")]
+    r = requests.post(sd.url + p.form["action"], data=fields, allow_redirects=False, timeout=10)
+    q = redirect_params(r)
+    assert q["state"] == "st-1" and q["scope"] == f"{CALENDAR_SCOPE} {EMAIL_SCOPE}"
+    assert q["code"].startswith("4/0")
+
+    t = exchange(sd, q["code"], verifier)
+    assert t.status_code == 200, t.text
+    assert t.headers["Content-Type"] == "application/json; charset=utf-8"
+    body = t.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    assert body["access_token"].startswith("ya29.") and body["refresh_token"].startswith("1//")
+    assert body["scope"] == f"{CALENDAR_SCOPE} {EMAIL_SCOPE}"
+    assert "id_token" not in body
+    info = requests.get(sd.url + "/oauth2/v2/userinfo", headers=bearer(body["access_token"]), timeout=10).json()
+    assert info["email"] == "carol@example.com" and info["verified_email"] is True
+
+    # The code is single-use.
+    again = exchange(sd, q["code"], verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_consent_deny(sd):
+    r = no_redirect_get(auth_url(sd))
+    assert r.status_code == 200
+    r = requests.post(sd.url + "/o/oauth2/v2/consent", allow_redirects=False, timeout=10, data={
+        "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "response_type": "code", "scope": CALENDAR_SCOPE,
+        "state": "st-9", "email": USER, "decision": "deny"})
+    assert redirect_params(r) == {"error": "access_denied", "state": "st-9"}
+
+
+def test_granular_consent_fewer_scopes(sd):
+    q = sd.authorize(USER, scope=f"{CALENDAR_SCOPE} {EMAIL_SCOPE}", redirect_uri=REDIRECT)
+    assert q["scope"] == f"{CALENDAR_SCOPE} {EMAIL_SCOPE}"
+    r = requests.post(sd.url + "/o/oauth2/v2/consent", allow_redirects=False, timeout=10, data=[
+        ("client_id", CLIENT_ID), ("redirect_uri", REDIRECT), ("response_type", "code"),
+        ("scope", f"{CALENDAR_SCOPE} email"), ("email", USER), ("granted_scope", EMAIL_SCOPE),
+        ("decision", "allow"), ("prompt", "consent")])
+    q = redirect_params(r)
+    assert q["scope"] == EMAIL_SCOPE
+    t = exchange(sd, q["code"]).json()
+    assert t["scope"] == EMAIL_SCOPE
+    r = requests.post(events_url(sd), json=new_event(), headers=bearer(t["access_token"]), timeout=10)
+    assert r.status_code == 403
+    assert r.json()["error"]["errors"][0]["reason"] == "insufficientPermissions"
+    assert r.json()["error"]["message"] == "Request had insufficient authentication scopes."
+    assert r.json()["error"]["status"] == "PERMISSION_DENIED"
+
+
+def test_auto_approve_and_refresh_token_only_on_consent(sd):
+    sd.admin("config", {"auto_approve": True, "email": "dave@example.com"})
+    verifier, challenge = pkce_pair()
+    r = no_redirect_get(auth_url(sd, code_challenge=challenge, code_challenge_method="S256"))
+    q = redirect_params(r)
+    t = exchange(sd, q["code"], verifier).json()
+    assert "refresh_token" in t
+    info = requests.get(sd.url + "/userinfo/v2/me", headers=bearer(t["access_token"]), timeout=10).json()
+    assert info["email"] == "dave@example.com"
+
+    # Already consented: Google goes straight back and gives no new refresh token...
+    sd.admin("config", {"auto_approve": False})
+    q = redirect_params(no_redirect_get(auth_url(sd)))
+    t = exchange(sd, q["code"]).json()
+    assert "refresh_token" not in t and t["access_token"].startswith("ya29.")
+    # ...unless prompt=consent shows the screen again.
+    sd.admin("config", {"auto_approve": True})
+    q = redirect_params(no_redirect_get(auth_url(sd, prompt="consent")))
+    assert "refresh_token" in exchange(sd, q["code"]).json()
+    # Online access never gets one.
+    q = redirect_params(no_redirect_get(auth_url(sd, prompt="consent", access_type="online")))
+    assert "refresh_token" not in exchange(sd, q["code"]).json()
+
+
+def test_authorize_errors_never_redirect(sd):
+    r = no_redirect_get(auth_url(sd, client_id="someone-else"))
+    assert r.status_code == 400 and "Location" not in r.headers
+    assert "Error 401: invalid_client" in r.text
+    r = no_redirect_get(auth_url(sd, scope=None))
+    assert r.status_code == 400 and "invalid_request" in r.text and "Location" not in r.headers
+    r = no_redirect_get(auth_url(sd, redirect_uri="https://evil.example.com/cb"))
+    assert r.status_code == 400 and "redirect_uri_mismatch" in r.text and "Location" not in r.headers
+    r = no_redirect_get(auth_url(sd, response_type="token"))
+    assert r.status_code == 400 and "Location" not in r.headers
+    r = no_redirect_get(auth_url(sd, code_challenge="x" * 43, code_challenge_method="S512"))
+    assert r.status_code == 400 and "invalid_request" in r.text
+    r = no_redirect_get(auth_url(sd, scope="calendar"))
+    assert r.status_code == 400 and "invalid_scope" in r.text
+    # Registered URIs match exactly, trailing slash included.
+    sd.admin("config", {"redirect_uris": ["http://127.0.0.1:9/other"]})
+    r = no_redirect_get(auth_url(sd))
+    assert r.status_code == 400 and "redirect_uri_mismatch" in r.text
+    r = no_redirect_get(auth_url(sd, redirect_uri="http://127.0.0.1:9/other/"))
+    assert r.status_code == 400 and "redirect_uri_mismatch" in r.text
+    r = no_redirect_get(auth_url(sd, redirect_uri="http://127.0.0.1:9/other"))
+    assert r.status_code == 200
+
+
+def test_pkce_mismatch_and_missing_verifier(sd):
+    verifier, challenge = pkce_pair()
+    code = sd.authorize(USER, redirect_uri=REDIRECT, challenge=challenge)["code"]
+    r = exchange(sd, code, pkce_pair()[0])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = exchange(sd, code)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = exchange(sd, code, "short")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert exchange(sd, code, verifier).status_code == 200
+
+
+def test_token_client_and_request_errors(sd):
+    code = sd.authorize(USER, redirect_uri=REDIRECT)["code"]
+    r = exchange(sd, code, secret="wrong")
+    assert r.status_code == 401
+    assert r.json() == {"error": "invalid_client", "error_description": "Unauthorized"}
+    r = token_post(sd, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                        "client_id": "nobody", "client_secret": "x"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = token_post(sd, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+                   auth=(CLIENT_ID, "wrong"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = token_post(sd, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT + "x",
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = token_post(sd, {"grant_type": "authorization_code", "redirect_uri": REDIRECT,
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = token_post(sd, {"code": code, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = token_post(sd, {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    r = token_post(sd, {"grant_type": "authorization_code", "code": "4/0bogus", "redirect_uri": REDIRECT,
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # HTTP Basic client authentication works as well as the body.
+    r = token_post(sd, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+                   auth=(CLIENT_ID, CLIENT_SECRET))
+    assert r.status_code == 200, r.text
+
+
+def test_refresh(sd):
+    t = tokens_for(sd)
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": t["refresh_token"],
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"access_token", "expires_in", "scope", "token_type"}
+    assert body["access_token"] != t["access_token"] and body["scope"] == t["scope"]
+    for token in (t["access_token"], body["access_token"]):
+        assert requests.get(events_url(sd), headers=bearer(token), timeout=10).status_code == 200
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": "1//nope",
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+    stats = sd.admin("stats")
+    assert stats["token_refreshes"] == {USER: 1}
+    assert stats["live_grants"] == 1
+
+
+def test_revoke_ends_grant(sd):
+    t = tokens_for(sd)
+    r = requests.post(sd.url + "/revoke", data={"token": t["refresh_token"]}, timeout=10)
+    assert r.status_code == 200 and r.content == b""
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": t["refresh_token"],
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+    r = requests.get(events_url(sd), headers=bearer(t["access_token"]), timeout=10)
+    assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+    r = requests.post(sd.url + "/revoke?token=" + urllib.parse.quote(t["refresh_token"]), timeout=10)
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid_token", "error_description": "Token expired or revoked"}
+    # Revoking an access token (in the query) ends the grant too.
+    t = tokens_for(sd)
+    r = requests.post(sd.url + "/revoke?token=" + urllib.parse.quote(t["access_token"]), timeout=10)
+    assert r.status_code == 200
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": t["refresh_token"],
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert sd.admin("stats")["live_grants"] == 0
+
+
+def test_userinfo(sd):
+    t = tokens_for(sd)
+    for path in ("/oauth2/v2/userinfo", "/userinfo/v2/me"):
+        r = requests.get(sd.url + path, headers=bearer(t["access_token"]), timeout=10)
+        assert r.status_code == 200
+        info = r.json()
+        assert info["email"] == USER and info["verified_email"] is True
+        assert re.fullmatch(r"\d{21}", info["id"]) and info["picture"].startswith("https://")
+    oidc = requests.get(sd.url + "/v1/userinfo", headers=bearer(t["access_token"]), timeout=10).json()
+    assert oidc["sub"] == info["id"] and oidc["email_verified"] is True
+    # Without an email scope there is no email.
+    t2 = tokens_for(sd, email="erin@example.com", scope=CALENDAR_SCOPE)
+    info2 = requests.get(sd.url + "/oauth2/v2/userinfo", headers=bearer(t2["access_token"]), timeout=10).json()
+    assert "email" not in info2 and "id" in info2
+    r = requests.get(sd.url + "/oauth2/v2/userinfo", timeout=10)
+    assert r.status_code == 401 and r.json()["error"]["status"] == "UNAUTHENTICATED"
+    r = requests.get(sd.url + "/oauth2/v2/userinfo", headers=bearer("ya29.garbage"), timeout=10)
+    assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+
+
+def test_openid_id_token(sd):
+    t = sd.connect(USER, scope="openid email", redirect_uri=REDIRECT)
+    assert t["scope"] == f"openid {EMAIL_SCOPE}"
+    header, payload, _ = t["id_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["email"] == USER and claims["aud"] == CLIENT_ID and claims["iss"] == "https://accounts.google.com"
+
+
+# --- Calendar ----------------------------------------------------------------
+
+
+def test_insert_shape(sd):
+    t = tokens_for(sd)
+    ev = new_event(attendees=[{"email": "lead@example.org", "displayName": "Lead"}],
+                   extendedProperties={"private": {"bookingId": "42"}})
+    r = requests.post(events_url(sd) + "?sendUpdates=all", json=ev, headers=bearer(t["access_token"]), timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    e = r.json()
+    assert e["kind"] == "calendar#event" and e["status"] == "confirmed"
+    assert BASE32HEX.match(e["id"]) and e["iCalUID"] == e["id"] + "@google.com"
+    assert re.fullmatch(r'"\d+"', e["etag"])
+    assert RFC3339_MILLIS.match(e["created"]) and RFC3339_MILLIS.match(e["updated"])
+    assert e["htmlLink"].startswith("https://www.google.com/calendar/event?eid=")
+    assert e["summary"] == "Demo call" and e["description"] == "From the lead"
+    assert e["start"] == ev["start"] and e["end"] == ev["end"]
+    assert e["attendees"] == [{"email": "lead@example.org", "displayName": "Lead", "responseStatus": "needsAction"}]
+    assert e["organizer"] == {"email": USER, "self": True} and e["creator"] == {"email": USER, "self": True}
+    assert e["sequence"] == 0 and e["reminders"] == {"useDefault": True}
+    assert e["extendedProperties"] == {"private": {"bookingId": "42"}}
+    assert "conferenceData" not in e and "hangoutLink" not in e
+    got = requests.get(events_url(sd, "/" + e["id"]), headers=bearer(t["access_token"]), timeout=10)
+    assert got.status_code == 200 and got.json() == e
+    # The account's email is the same calendar as "primary".
+    got = requests.get(events_url(sd, "/" + e["id"], cal=USER), headers=bearer(t["access_token"]), timeout=10)
+    assert got.status_code == 200 and got.json()["id"] == e["id"]
+    r = requests.get(events_url(sd, cal="someone@example.com"), headers=bearer(t["access_token"]), timeout=10)
+    assert r.status_code == 404
+
+
+def test_insert_client_ids(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    r = requests.post(events_url(sd), json=new_event(id="lead0123abcv"), headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["id"] == "lead0123abcv"
+    for bad in ("lead-0123", "abcw1", "ab12", "UPPERCASE1", "x" * 6):
+        r = requests.post(events_url(sd), json=new_event(id=bad), headers=h, timeout=10)
+        assert r.status_code == 400, bad
+        assert r.json() == google_error(400, "global", "invalid", "Invalid resource id value.", "INVALID_ARGUMENT")
+    dup = google_error(409, "global", "duplicate", "The requested identifier already exists.", "ALREADY_EXISTS")
+    r = requests.post(events_url(sd), json=new_event(id="lead0123abcv"), headers=h, timeout=10)
+    assert r.status_code == 409 and r.json() == dup
+    assert requests.delete(events_url(sd, "/lead0123abcv"), headers=h, timeout=10).status_code == 204
+    r = requests.post(events_url(sd), json=new_event(id="lead0123abcv"), headers=h, timeout=10)
+    assert r.status_code == 409 and r.json() == dup
+    # Ids are per calendar: another account may use the same one.
+    h2 = bearer(tokens_for(sd, email="frank@example.com")["access_token"])
+    assert requests.post(events_url(sd), json=new_event(id="lead0123abcv"), headers=h2, timeout=10).status_code == 200
+
+
+def test_insert_validation(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+
+    def post(body, raw=None):
+        if raw is not None:
+            return requests.post(events_url(sd), data=raw, headers=dict(h, **{"Content-Type": "application/json"}),
+                                 timeout=10)
+        return requests.post(events_url(sd), json=body, headers=h, timeout=10)
+
+    r = post(None, raw="{not json")
+    assert r.status_code == 400
+    assert r.json() == google_error(400, "global", "parseError", "Parse Error", "INVALID_ARGUMENT")
+    ev = new_event()
+    del ev["end"]
+    r = post(ev)
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "required"
+    assert r.json()["error"]["message"] == "Missing end time."
+    r = post(new_event(end={"dateTime": "2030-05-01T09:00:00+02:00"}))
+    assert r.status_code == 400
+    assert r.json() == google_error(400, "calendar", "timeRangeEmpty", "The specified time range is empty.",
+                                    "INVALID_ARGUMENT")
+    r = post(new_event(start={"dateTime": "2030-05-01T10:00:00"}, end={"dateTime": "2030-05-01T11:00:00"}))
+    assert r.status_code == 400 and r.json()["error"]["code"] == 400
+    # A local time with a zone is fine.
+    r = post(new_event(start={"dateTime": "2030-05-01T10:00:00", "timeZone": "Asia/Kolkata"},
+                       end={"dateTime": "2030-05-01T11:00:00", "timeZone": "Asia/Kolkata"}))
+    assert r.status_code == 200, r.text
+    r = post(new_event(start={"dateTime": "2030-05-01T10:00:00Z", "timeZone": "Mars/Olympus"}))
+    assert r.status_code == 400
+    r = post(new_event(start={"date": "2030-05-01"}, end={"date": "2030-05-02"}))
+    assert r.status_code == 200, r.text
+    r = post(new_event(start={"date": "2030-05-01"}))
+    assert r.status_code == 400
+    r = post(new_event(attendees=[{"displayName": "nobody"}]))
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "required"
+    r = post(new_event(sendUpdates="x"))
+    assert r.status_code == 200
+    r = requests.post(events_url(sd) + "?sendUpdates=sometimes", json=new_event(), headers=h, timeout=10)
+    assert r.status_code == 400
+
+
+def test_get_patch_update(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    e = requests.post(events_url(sd), json=new_event(attendees=[{"email": "a@example.org"}]), headers=h,
+                      timeout=10).json()
+    url = events_url(sd, "/" + e["id"])
+    r = requests.patch(url, json={"description": "changed"}, headers=h, timeout=10)
+    assert r.status_code == 200
+    p = r.json()
+    assert p["description"] == "changed" and p["summary"] == e["summary"] and p["start"] == e["start"]
+    assert p["etag"] != e["etag"] and p["sequence"] == 0 and p["updated"] >= e["updated"]
+    assert p["attendees"] == e["attendees"] and p["created"] == e["created"]
+    new_start = {"dateTime": "2030-05-02T10:00:00+02:00"}
+    new_end = {"dateTime": "2030-05-02T10:30:00+02:00"}
+    r = requests.patch(url, json={"start": new_start, "end": new_end}, headers=h, timeout=10)
+    p2 = r.json()
+    assert p2["start"] == new_start and p2["end"] == new_end and p2["sequence"] == 1
+    assert p2["etag"] != p["etag"]
+    # Stale If-Match is refused; the current one is fine.
+    r = requests.patch(url, json={"summary": "x"}, headers=dict(h, **{"If-Match": e["etag"]}), timeout=10)
+    assert r.status_code == 412 and r.json()["error"]["errors"][0]["reason"] == "conditionNotMet"
+    assert r.json()["error"]["status"] == "FAILED_PRECONDITION"
+    r = requests.patch(url, json={"summary": "x"}, headers=dict(h, **{"If-Match": p2["etag"]}), timeout=10)
+    assert r.status_code == 200 and r.json()["sequence"] == 2
+    r = requests.patch(url, json={"end": {"dateTime": "2030-05-01T00:00:00Z"}}, headers=h, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "timeRangeEmpty"
+    # update replaces the whole event.
+    r = requests.put(url, json={"summary": "Replaced", "start": new_start, "end": new_end}, headers=h, timeout=10)
+    assert r.status_code == 200
+    u = r.json()
+    assert u["summary"] == "Replaced" and "description" not in u and "attendees" not in u
+    assert u["id"] == e["id"] and u["created"] == e["created"] and u["iCalUID"] == e["iCalUID"]
+    assert u["sequence"] == 3
+    r = requests.put(url, json={"summary": "no times"}, headers=h, timeout=10)
+    assert r.status_code == 400
+    nf = google_error(404, "global", "notFound", "Not Found", "NOT_FOUND")
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        r = requests.request(method, events_url(sd, "/unknown0id"), json={}, headers=h, timeout=10)
+        assert r.status_code == 404 and r.json() == nf, method
+
+
+def test_delete_cancel_and_undelete(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    e = requests.post(events_url(sd), json=new_event(id="cancelme01"), headers=h, timeout=10).json()
+    url = events_url(sd, "/cancelme01")
+    r = requests.delete(url + "?sendUpdates=all", headers=h, timeout=10)
+    assert r.status_code == 204 and r.content == b""
+    r = requests.delete(url, headers=h, timeout=10)
+    assert r.status_code == 410
+    assert r.json() == google_error(410, "global", "deleted", "Resource has been deleted", "NOT_FOUND")
+    g = requests.get(url, headers=h, timeout=10)
+    assert g.status_code == 200 and g.json()["status"] == "cancelled" and g.json()["sequence"] == 1
+    assert g.json()["etag"] != e["etag"]
+    ids = [i["id"] for i in requests.get(events_url(sd), headers=h, timeout=10).json()["items"]]
+    assert "cancelme01" not in ids
+    items = requests.get(events_url(sd) + "?showDeleted=true", headers=h, timeout=10).json()["items"]
+    assert [i["status"] for i in items if i["id"] == "cancelme01"] == ["cancelled"]
+    # Patching the status back is how a client reuses a deleted id.
+    r = requests.patch(url, json={"status": "confirmed", "summary": "Back"}, headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
+    ids = [i["id"] for i in requests.get(events_url(sd), headers=h, timeout=10).json()["items"]]
+    assert "cancelme01" in ids
+
+
+def test_list_filters_and_paging(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    for day, booking in ((3, "1"), (1, "2"), (2, "3"), (4, "2")):
+        r = requests.post(events_url(sd), headers=h, timeout=10, json=new_event(
+            start={"dateTime": f"2030-06-0{day}T09:00:00Z"}, end={"dateTime": f"2030-06-0{day}T10:00:00Z"},
+            extendedProperties={"private": {"bookingId": booking}, "shared": {"k": booking}}))
+        assert r.status_code == 200
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    body = r.json()
+    assert r.status_code == 200
+    assert body["kind"] == "calendar#events" and body["timeZone"] == "Europe/Zurich"
+    assert body["summary"] == USER and body["accessRole"] == "owner" and body["defaultReminders"] == []
+    assert len(body["items"]) == 4 and RFC3339_MILLIS.match(body["updated"])
+    r = requests.get(events_url(sd), params={"privateExtendedProperty": "bookingId=2"}, headers=h, timeout=10)
+    assert [i["start"]["dateTime"][:10] for i in r.json()["items"]] == ["2030-06-01", "2030-06-04"]
+    r = requests.get(events_url(sd), params=[("privateExtendedProperty", "bookingId=2"),
+                                            ("sharedExtendedProperty", "k=1")], headers=h, timeout=10)
+    assert r.json()["items"] == []
+    r = requests.get(events_url(sd), params={"timeMin": "2030-06-02T00:00:00+00:00",
+                                            "timeMax": "2030-06-04T00:00:00Z", "singleEvents": "true",
+                                            "orderBy": "startTime"}, headers=h, timeout=10)
+    assert [i["start"]["dateTime"][:10] for i in r.json()["items"]] == ["2030-06-02", "2030-06-03"]
+    r = requests.get(events_url(sd), params={"orderBy": "startTime"}, headers=h, timeout=10)
+    assert r.status_code == 400
+    r = requests.get(events_url(sd), params={"timeMin": "yesterday"}, headers=h, timeout=10)
+    assert r.status_code == 400
+    seen = []
+    params = {"maxResults": 3, "singleEvents": "true", "orderBy": "startTime"}
+    while True:
+        page = requests.get(events_url(sd), params=params, headers=h, timeout=10).json()
+        seen += [i["start"]["dateTime"][:10] for i in page["items"]]
+        if "nextPageToken" not in page:
+            break
+        params["pageToken"] = page["nextPageToken"]
+    assert seen == ["2030-06-01", "2030-06-02", "2030-06-03", "2030-06-04"]
+    sd.admin("accounts", {"email": USER, "timezone": "America/New_York"})
+    assert requests.get(events_url(sd), headers=h, timeout=10).json()["timeZone"] == "America/New_York"
+
+
+def test_meet_conference(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    create = {"createRequest": {"requestId": "req-1", "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    r = requests.post(events_url(sd) + "?conferenceDataVersion=1", json=new_event(conferenceData=create),
+                      headers=h, timeout=10)
+    assert r.status_code == 200, r.text
+    e = r.json()
+    cd = e["conferenceData"]
+    assert re.fullmatch(r"[a-z]{3}-[a-z]{4}-[a-z]{3}", cd["conferenceId"])
+    assert cd["createRequest"] == {"requestId": "req-1", "conferenceSolutionKey": {"type": "hangoutsMeet"},
+                                   "status": {"statusCode": "success"}}
+    assert cd["entryPoints"] == [{"entryPointType": "video", "uri": "https://meet.google.com/" + cd["conferenceId"],
+                                  "label": "meet.google.com/" + cd["conferenceId"]}]
+    assert cd["conferenceSolution"]["key"] == {"type": "hangoutsMeet"}
+    assert cd["conferenceSolution"]["name"] == "Google Meet" and cd["conferenceSolution"]["iconUri"]
+    assert e["hangoutLink"] == "https://meet.google.com/" + cd["conferenceId"]
+    url = events_url(sd, "/" + e["id"])
+    # The same requestId again is ignored; conference changes without version 1 are dropped.
+    r = requests.patch(url + "?conferenceDataVersion=1", json={"conferenceData": create, "summary": "s2"},
+                       headers=h, timeout=10)
+    assert r.json()["conferenceData"]["conferenceId"] == cd["conferenceId"]
+    r = requests.patch(url, json={"conferenceData": None, "summary": "s3"}, headers=h, timeout=10)
+    assert r.json()["conferenceData"]["conferenceId"] == cd["conferenceId"]
+    r = requests.post(events_url(sd) + "?conferenceDataVersion=0", json=new_event(conferenceData=create),
+                      headers=h, timeout=10)
+    assert r.status_code == 200 and "conferenceData" not in r.json() and "hangoutLink" not in r.json()
+    r = requests.post(events_url(sd), json=new_event(conferenceData=create), headers=h, timeout=10)
+    assert "conferenceData" not in r.json()
+    bad = {"createRequest": {"requestId": "r", "conferenceSolutionKey": {"type": "eventHangout"}}}
+    r = requests.post(events_url(sd) + "?conferenceDataVersion=1", json=new_event(conferenceData=bad),
+                      headers=h, timeout=10)
+    assert r.status_code == 400
+
+
+def test_expired_and_missing_token(sd):
+    t = tokens_for(sd)
+    h = bearer(t["access_token"])
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 200
+    assert sd.admin("expire-tokens", {"email": USER}) == {"expired": 1}
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = requests.get(events_url(sd), timeout=10)
+    assert r.status_code == 401 and r.json()["error"]["errors"][0]["reason"] == "required"
+    # A refresh still works after expiry.
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": t["refresh_token"],
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert requests.get(events_url(sd), headers=bearer(r.json()["access_token"]), timeout=10).status_code == 200
+
+
+def test_admin_revoke_grants(sd):
+    t = tokens_for(sd)
+    assert sd.admin("revoke-grants", {"email": USER}) == {"revoked": 1}
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": t["refresh_token"],
+                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = requests.get(events_url(sd), headers=bearer(t["access_token"]), timeout=10)
+    assert r.status_code == 401
+    # The consent is gone too: the next authorization shows the page again.
+    assert no_redirect_get(auth_url(sd, login_hint=USER)).status_code == 200
+
+
+# --- faults ------------------------------------------------------------------
+
+
+def test_fault_rules(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    sd.admin("faults", {"rules": [
+        {"method": "POST", "path_prefix": "/calendar/v3/", "status": 500, "count": 2, "reason": "backendError"},
+        {"method": "GET", "path_prefix": "/calendar/v3/", "status": 429},
+        {"path_prefix": "/calendar/v3/", "status": 403, "reason": "rateLimitExceeded"},
+        {"path_prefix": "/calendar/v3/", "status": 403, "reason": "userRateLimitExceeded"},
+        {"path_prefix": "/calendar/v3/", "status": 503},
+        {"path_prefix": "/token", "status": 500},
+    ]})
+    backend = google_error(500, "global", "backendError", "Backend Error", "INTERNAL")
+    for _ in range(2):
+        r = requests.post(events_url(sd), json=new_event(), headers=h, timeout=10)
+        assert r.status_code == 500 and r.json() == backend
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    assert r.status_code == 429
+    assert r.json() == google_error(429, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded",
+                                    "RESOURCE_EXHAUSTED")
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    assert r.status_code == 403
+    assert r.json() == google_error(403, "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded",
+                                    "PERMISSION_DENIED")
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    assert r.status_code == 403 and r.json()["error"]["errors"][0] == {
+        "domain": "usageLimits", "reason": "userRateLimitExceeded", "message": "User Rate Limit Exceeded"}
+    r = requests.get(events_url(sd), headers=h, timeout=10)
+    assert r.status_code == 503
+    assert r.json() == google_error(503, "global", "backendError", "The service is currently unavailable.",
+                                    "UNAVAILABLE")
+    r = requests.post(events_url(sd), json=new_event(id="afterfault1"), headers=h, timeout=10)
+    assert r.status_code == 200
+    # Admin requests are never faulted, even while a token rule waits.
+    assert sd.admin("faults")["rules"] == [{"path_prefix": "/token", "status": 500, "count": 1}]
+    r = token_post(sd, {"grant_type": "refresh_token", "refresh_token": "1//x", "client_id": CLIENT_ID,
+                        "client_secret": CLIENT_SECRET})
+    assert r.status_code == 500 and r.json()["error"] == "internal_failure"
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 200
+    stats = sd.admin("stats")
+    assert stats["faults_injected"] == 7
+    assert stats["endpoints"]["events.insert"] == {"500": 2, "200": 1}
+
+
+def test_random_faults_seeded_and_cleared(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    sd.admin("faults", {"fail_fraction": 1.0, "fail_statuses": [503], "seed": 7,
+                        "fail_path_prefix": "/calendar/v3/"})
+    for _ in range(3):
+        assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 503
+    assert requests.get(sd.url + "/oauth2/v2/userinfo", headers=h, timeout=10).status_code == 200
+    sd.admin("faults", method="DELETE")
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 200
+    sd.admin("faults", {"fail_fraction": 0.5, "seed": 123})
+    first = [requests.get(events_url(sd), headers=h, timeout=10).status_code for _ in range(20)]
+    sd.admin("faults", {"fail_fraction": 0.5, "seed": 123})
+    second = [requests.get(events_url(sd), headers=h, timeout=10).status_code for _ in range(20)]
+    assert first == second and 200 in first and set(first) - {200}
+    with pytest.raises(StandinError):
+        sd.admin("faults", {"fail_fraction": 2})
+    with pytest.raises(StandinError):
+        sd.admin("faults", {"bogus": 1})
+
+
+def test_latency_does_not_block(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    sd.admin("faults", {"latency_ms": 300})
+    times = {}
+
+    def call(i):
+        t0 = time.monotonic()
+        r = requests.get(events_url(sd), headers=h, timeout=10)
+        times[i] = (r.status_code, time.monotonic() - t0)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    # Admin calls are answered at once meanwhile.
+    a0 = time.monotonic()
+    sd.admin("stats")
+    admin_time = time.monotonic() - a0
+    for t in threads:
+        t.join()
+    total = time.monotonic() - t0
+    assert all(s == 200 and d >= 0.29 for s, d in times.values()), times
+    assert total < 0.55, total
+    assert admin_time < 0.25, admin_time
+
+
+def test_rule_latency_only(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    sd.admin("faults", {"rules": [{"path_prefix": "/calendar/v3/", "latency_ms": 200}]})
+    t0 = time.monotonic()
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 200
+    assert time.monotonic() - t0 >= 0.19
+    t0 = time.monotonic()
+    requests.get(events_url(sd), headers=h, timeout=10)
+    assert time.monotonic() - t0 < 0.19
+
+
+# --- admin and limits --------------------------------------------------------
+
+
+def test_admin_views(sd):
+    t = tokens_for(sd)
+    h = bearer(t["access_token"])
+    create = {"createRequest": {"requestId": "r1", "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+    e = requests.post(events_url(sd) + "?sendUpdates=all&conferenceDataVersion=1",
+                      json=new_event(conferenceData=create), headers=h, timeout=10).json()
+    requests.patch(events_url(sd, "/" + e["id"]) + "?sendUpdates=none", json={"summary": "x"}, headers=h,
+                   timeout=10)
+    requests.delete(events_url(sd, "/" + e["id"]) + "?sendUpdates=all", headers=h, timeout=10)
+    evs = sd.admin("events?email=" + USER)["events"]
+    assert len(evs) == 1
+    meta = evs[0]["_standin"]
+    assert meta["send_updates"] == ["all", "none", "all"]
+    assert meta["ops"] == ["insert", "patch", "delete"]
+    assert meta["writes"] == 3 and meta["conference_data_version"] is None
+    assert meta["history"][0]["conference_data_version"] == 1
+    assert evs[0]["status"] == "cancelled"
+    assert sd.admin("events?email=nobody@example.com")["events"] == []
+    stats = sd.admin("stats")
+    assert stats["endpoints"]["events.insert"] == {"200": 1}
+    assert stats["endpoints"]["events.delete"] == {"204": 1}
+    assert stats["endpoints"]["token"] == {"200": 1}
+    assert stats["live_grants"] == 1 and stats["events"] == 1
+    reqs = sd.admin("requests")["requests"]
+    assert [r["endpoint"] for r in reqs][-3:] == ["events.insert", "events.patch", "events.delete"]
+    assert reqs[-1]["status"] == 204 and reqs[-1]["email"] == USER and reqs[-1]["method"] == "DELETE"
+    dump = json.dumps(reqs)
+    assert t["access_token"] not in dump and t["refresh_token"] not in dump and "?" not in dump
+    assert sd.admin("accounts")["accounts"][0]["email"] == USER
+    sd.admin("config", {"timezone": "Asia/Tokyo", "access_token_ttl": 60})
+    assert sd.admin("config")["timezone"] == "Asia/Tokyo"
+    with pytest.raises(StandinError):
+        sd.admin("config", {"timezone": "Nowhere/Special"})
+    sd.admin("reset", {})
+    assert sd.admin("events")["events"] == [] and sd.admin("requests")["requests"] == []
+    assert sd.admin("config")["timezone"] == "Europe/Zurich"
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 401
+    with pytest.raises(StandinError):
+        sd.admin("nothing-here")
+
+
+def test_other_calendar_endpoints(sd):
+    t = tokens_for(sd, scope="https://www.googleapis.com/auth/calendar")
+    h = bearer(t["access_token"])
+    r = requests.get(f"{sd.url}/calendar/v3/users/me/settings/timezone", headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["value"] == "Europe/Zurich"
+    r = requests.get(f"{sd.url}/calendar/v3/calendars/primary", headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["id"] == USER and r.json()["timeZone"] == "Europe/Zurich"
+    r = requests.get(f"{sd.url}/calendar/v3/users/me/calendarList/primary", headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["primary"] is True
+    # calendar.events alone may not read settings, as with Google.
+    h2 = bearer(tokens_for(sd, email="gina@example.com")["access_token"])
+    r = requests.get(f"{sd.url}/calendar/v3/users/me/settings/timezone", headers=h2, timeout=10)
+    assert r.status_code == 403
+    r = requests.get(f"{sd.url}/calendar/v3/calendars/primary/acl", headers=h, timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["errors"][0]["reason"] == "notFound"
+
+
+def test_body_too_large(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    r = requests.post(events_url(sd), data=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+                      headers=dict(h, **{"Content-Type": "application/json"}), timeout=30)
+    assert r.status_code == 413
+    assert requests.get(events_url(sd), headers=h, timeout=10).status_code == 200
+
+
+def test_many_events_stay_fast(sd):
+    h = bearer(tokens_for(sd)["access_token"])
+    s = requests.Session()
+    t0 = time.monotonic()
+    for i in range(2000):
+        r = s.post(events_url(sd), json=new_event(id=f"bulk{i:05d}"), headers=h, timeout=10)
+        assert r.status_code == 200
+    assert time.monotonic() - t0 < 30
+    r = s.get(events_url(sd, "/bulk01999"), headers=h, timeout=10)
+    assert r.status_code == 200
+    r = s.get(events_url(sd), params={"maxResults": 2500}, headers=h, timeout=10)
+    assert len(r.json()["items"]) == 2000

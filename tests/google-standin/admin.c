@@ -1,0 +1,334 @@
+/*
+ * admin: the /_standin/ API that tests and the local stack use to steer
+ * the stand-in and to look inside it. JSON in, JSON out; errors are
+ * {"error": "what is wrong"} with 400 (or 404 for an unknown endpoint).
+ * These requests are never faulted and never journaled, so they do not
+ * disturb what a test asserts about a client's traffic.
+ *
+ *   GET/POST/DELETE /_standin/faults   fault injection (see faults.c)
+ *   GET/POST        /_standin/config   settings (see config.c)
+ *   GET/POST        /_standin/accounts per-account calendar zone and name
+ *   POST /_standin/expire-tokens       {"email"}: that account's access tokens expire now
+ *   POST /_standin/revoke-grants       {"email"}: the user removes every app's access
+ *   GET  /_standin/events?email=       stored events with their write history
+ *   GET  /_standin/stats               counts per endpoint and status, refreshes, grants
+ *   GET  /_standin/requests            the last 1000 requests
+ *   POST /_standin/reset               forget everything, settings back to the flags
+ */
+#include "standin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+static struct config admin_startup;
+
+void admin_init(const struct config *startup)
+{
+	config_copy(&admin_startup, startup);
+}
+
+void admin_free(void)
+{
+	config_clear(&admin_startup);
+}
+
+static void admin_error(struct exchange *ex, int status, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "error", message);
+	exchange_reply_json(ex, status, o);
+}
+
+static void admin_ok(struct exchange *ex)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "ok", 1);
+	exchange_reply_json(ex, 200, o);
+}
+
+/* The body as JSON (empty: {}); NULL once answered. The caller deletes it. */
+static cJSON *admin_body(struct exchange *ex)
+{
+	size_t len;
+	char *s = exchange_body(ex, &len);
+	cJSON *j = len == 0 ? cJSON_CreateObject() : cJSON_ParseWithLength(s, len);
+
+	free(s);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		admin_error(ex, 400, "body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* The optional "email" of a body: NULL for every account, or -1 once answered. */
+static int admin_email(struct exchange *ex, const cJSON *body, const char **email)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "email");
+
+	*email = NULL;
+	if (v == NULL)
+		return 0;
+	if (!cJSON_IsString(v) || !util_valid_email(v->valuestring)) {
+		admin_error(ex, 400, "email must be an email address");
+		return -1;
+	}
+	*email = v->valuestring;
+	return 0;
+}
+
+static void admin_faults(struct exchange *ex)
+{
+	const char *err;
+	cJSON *body;
+
+	if (ex->method == EVHTTP_REQ_GET) {
+		exchange_reply_json(ex, 200, faults_to_json());
+	} else if (ex->method == EVHTTP_REQ_DELETE) {
+		faults_clear();
+		log_info("faults cleared");
+		admin_ok(ex);
+	} else if ((body = admin_body(ex)) != NULL) {
+		if (faults_set_json(body, &err) < 0)
+			admin_error(ex, 400, err);
+		else
+			exchange_reply_json(ex, 200, faults_to_json());
+		cJSON_Delete(body);
+	}
+}
+
+static void admin_config(struct exchange *ex)
+{
+	const char *err;
+	cJSON *body;
+
+	if (ex->method == EVHTTP_REQ_GET) {
+		exchange_reply_json(ex, 200, config_to_json(&config));
+	} else if ((body = admin_body(ex)) != NULL) {
+		if (config_apply_json(&config, body, &err) < 0) {
+			admin_error(ex, 400, err);
+		} else {
+			log_info("config changed", LOG_BOOL("auto_approve", config.auto_approve),
+			         LOG_STR("timezone", config.timezone), LOG_EMAIL("email", config.email));
+			exchange_reply_json(ex, 200, config_to_json(&config));
+		}
+		cJSON_Delete(body);
+	}
+}
+
+static cJSON *admin_account_json(const struct account *a)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "email", a->email);
+	cJSON_AddStringToObject(o, "id", a->id);
+	cJSON_AddStringToObject(o, "name", a->name);
+	cJSON_AddStringToObject(o, "timezone", store_timezone(a));
+	cJSON_AddNumberToObject(o, "events", (double)a->nevents);
+	return o;
+}
+
+static void admin_list_account(struct account *a, void *arg)
+{
+	cJSON_AddItemToArray(arg, admin_account_json(a));
+}
+
+static void admin_accounts(struct exchange *ex)
+{
+	const cJSON *tz, *name;
+	const char *email;
+	struct account *a;
+	cJSON *body, *o;
+
+	if (ex->method == EVHTTP_REQ_GET) {
+		o = cJSON_CreateObject();
+		store_each_account(admin_list_account, cJSON_AddArrayToObject(o, "accounts"));
+		exchange_reply_json(ex, 200, o);
+		return;
+	}
+	if ((body = admin_body(ex)) == NULL)
+		return;
+	tz = cJSON_GetObjectItemCaseSensitive(body, "timezone");
+	name = cJSON_GetObjectItemCaseSensitive(body, "name");
+	if (admin_email(ex, body, &email) < 0) {
+		cJSON_Delete(body);
+		return;
+	}
+	if (email == NULL) {
+		admin_error(ex, 400, "email is required");
+	} else if (tz != NULL && (!cJSON_IsString(tz) || !tz_valid(tz->valuestring))) {
+		admin_error(ex, 400, "timezone must be an IANA zone name");
+	} else if (name != NULL && (!cJSON_IsString(name) || name->valuestring[0] == '\0')) {
+		admin_error(ex, 400, "name must be a non-empty string");
+	} else {
+		a = store_account(email);
+		if (tz != NULL) {
+			free(a->timezone);
+			a->timezone = xstrdup(tz->valuestring);
+		}
+		if (name != NULL) {
+			free(a->name);
+			a->name = xstrdup(name->valuestring);
+		}
+		exchange_reply_json(ex, 200, admin_account_json(a));
+	}
+	cJSON_Delete(body);
+}
+
+struct admin_count {
+	size_t (*fn)(const char *email);
+	size_t n;
+};
+
+static void admin_count_one(struct account *a, void *arg)
+{
+	struct admin_count *c = arg;
+
+	c->n += c->fn(a->email);
+}
+
+/* Apply fn to one account or (no email) to all; answer {key: count}. */
+static void admin_per_account(struct exchange *ex, size_t (*fn)(const char *email), const char *key)
+{
+	struct admin_count c = {fn, 0};
+	const char *email;
+	cJSON *body, *o;
+
+	if ((body = admin_body(ex)) == NULL)
+		return;
+	if (admin_email(ex, body, &email) < 0) {
+		cJSON_Delete(body);
+		return;
+	}
+	if (email != NULL) {
+		char *lower = util_lower(email);
+
+		c.n = fn(lower);
+		free(lower);
+	} else {
+		store_each_account(admin_count_one, &c);
+	}
+	log_info(key, LOG_EMAIL("email", email), LOG_INT("count", (long long)c.n));
+	cJSON_Delete(body);
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, key, (double)c.n);
+	exchange_reply_json(ex, 200, o);
+}
+
+static void admin_expire(struct exchange *ex)
+{
+	admin_per_account(ex, grants_expire_email, "expired");
+}
+
+static void admin_revoke(struct exchange *ex)
+{
+	admin_per_account(ex, grants_revoke_email, "revoked");
+}
+
+/* One event as stored, with the history a test asserts a client's policy on. */
+static cJSON *admin_event_json(const struct cal_event *ev)
+{
+	cJSON *o = cJSON_Duplicate(ev->res, 1);
+	cJSON *meta = cJSON_AddObjectToObject(o, "_standin");
+	cJSON *su = cJSON_AddArrayToObject(meta, "send_updates");
+	cJSON *ops = cJSON_AddArrayToObject(meta, "ops");
+	const cJSON *w, *last = NULL;
+
+	cJSON_AddStringToObject(meta, "calendar", ev->account->email);
+	cJSON_ArrayForEach(w, ev->writes) {
+		cJSON_AddItemToArray(su, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "send_updates"), 1));
+		cJSON_AddItemToArray(ops, cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "op"), 1));
+		last = w;
+	}
+	if (last != NULL)
+		cJSON_AddItemToObject(
+		    meta, "conference_data_version",
+		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(last, "conference_data_version"), 1));
+	else
+		cJSON_AddNullToObject(meta, "conference_data_version");
+	cJSON_AddNumberToObject(meta, "writes", cJSON_GetArraySize(ev->writes));
+	cJSON_AddItemToObject(meta, "history",
+	                      ev->writes != NULL ? cJSON_Duplicate(ev->writes, 1) : cJSON_CreateArray());
+	return o;
+}
+
+static void admin_account_events(struct account *a, void *arg)
+{
+	for (size_t i = 0; i < a->nevents; i++)
+		cJSON_AddItemToArray(arg, admin_event_json(a->events[i]));
+}
+
+static void admin_events(struct exchange *ex)
+{
+	const char *email = form_get(ex->query, "email");
+	cJSON *o = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(o, "events");
+
+	if (email != NULL) {
+		struct account *a = store_find_account(email);
+
+		if (a != NULL)
+			admin_account_events(a, list);
+	} else {
+		store_each_account(admin_account_events, list);
+	}
+	exchange_reply_json(ex, 200, o);
+}
+
+static void admin_stats(struct exchange *ex)
+{
+	exchange_reply_json(ex, 200, journal_stats_json());
+}
+
+static void admin_requests(struct exchange *ex)
+{
+	exchange_reply_json(ex, 200, journal_requests_json());
+}
+
+static void admin_reset(struct exchange *ex)
+{
+	store_reset();
+	grants_reset();
+	faults_clear();
+	journal_reset();
+	config_clear(&config);
+	config_copy(&config, &admin_startup);
+	log_info("reset");
+	admin_ok(ex);
+}
+
+static void admin_unknown(struct exchange *ex)
+{
+	admin_error(ex, 404, "unknown admin endpoint or method");
+}
+
+static const struct route admin_routes[] = {
+    {"/_standin/faults", EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "admin", FAMILY_ADMIN, admin_faults},
+    {"/_standin/config", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_config},
+    {"/_standin/accounts", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_accounts},
+    {"/_standin/expire-tokens", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_expire},
+    {"/_standin/revoke-grants", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_revoke},
+    {"/_standin/events", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_events},
+    {"/_standin/stats", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_stats},
+    {"/_standin/requests", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_requests},
+    {"/_standin/reset", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_reset},
+};
+
+bool admin_route(struct exchange *ex)
+{
+	if (strncmp(ex->path, "/_standin/", 10) != 0)
+		return false;
+	if (!exchange_route(ex, admin_routes, sizeof(admin_routes) / sizeof(*admin_routes))) {
+		ex->family = FAMILY_ADMIN;
+		ex->endpoint = "admin";
+		ex->handler = admin_unknown;
+	}
+	return true;
+}

@@ -166,10 +166,14 @@ class Stack:
 
     def _create_database(self):
         db = "e_" + self.name
-        with self._admin_conn() as c, c.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{db}" TEMPLATE gcal_template')
-        c.close()
+        # Not "with c": psycopg2 2.9 opens a transaction there even in autocommit, and CREATE DATABASE refuses one.
+        c = self._admin_conn()
+        try:
+            with c.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                cur.execute(f'CREATE DATABASE "{db}" TEMPLATE gcal_template')
+        finally:
+            c.close()
         self.dbname = db
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"
 

@@ -1,0 +1,256 @@
+/*
+ * event: titles, descriptions and Calendar event bodies (see event.h).
+ */
+#include "event.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datetime.h"
+#include "xmalloc.h"
+
+#define EVENT_TITLE_MAX 500
+
+/* A copy of s without surrounding white space, or NULL when nothing is left. */
+static char *event_trimmed(const char *s)
+{
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	return len ? xstrndup(s, len) : NULL;
+}
+
+/* Cut s to at most max bytes without splitting a UTF-8 sequence. */
+static void event_cut_utf8(char *s, size_t max)
+{
+	size_t len = strlen(s);
+
+	if (len <= max)
+		return;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	s[max] = '\0';
+}
+
+char *event_title(const char *name, const char *company)
+{
+	char *n = event_trimmed(name);
+	char *c = event_trimmed(company);
+	char *title = c ? xasprintf("%s + %s + Demo", n ? n : "Lead", c) : xasprintf("%s + Demo", n ? n : "Lead");
+
+	free(n);
+	free(c);
+	/* Names from a call may carry line breaks; a title is one line. */
+	for (char *p = title; *p; p++)
+		if (*p == '\r' || *p == '\n' || *p == '\t')
+			*p = ' ';
+	event_cut_utf8(title, EVENT_TITLE_MAX);
+	return title;
+}
+
+/* Append one "key: value" line per member of a JSON object (or the text itself). */
+static char *event_reasoning_text(const char *json_text)
+{
+	cJSON *j;
+	char *out;
+
+	if (json_text == NULL)
+		return xstrdup("Not provided");
+	j = cJSON_Parse(json_text);
+	if (j == NULL)
+		return xstrdup(json_text);
+	if (cJSON_IsString(j)) {
+		out = xstrdup(j->valuestring);
+	} else if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+		const cJSON *item;
+
+		out = xstrdup("");
+		cJSON_ArrayForEach(item, j) {
+			char *val = cJSON_IsString(item) ? xstrdup(item->valuestring) : cJSON_PrintUnformatted(item);
+			char *next;
+
+			if (item->string != NULL)
+				next = xasprintf("%s%s- %s: %s", out, *out ? "\n" : "", item->string, val);
+			else
+				next = xasprintf("%s%s- %s", out, *out ? "\n" : "", val);
+			free(val);
+			free(out);
+			out = next;
+		}
+		if (*out == '\0') {
+			free(out);
+			out = xstrdup("Not provided");
+		}
+	} else if (cJSON_IsNull(j)) {
+		out = xstrdup("Not provided");
+	} else {
+		out = cJSON_PrintUnformatted(j);
+	}
+	cJSON_Delete(j);
+	return out;
+}
+
+static const char *event_or(const char *s, const char *fallback)
+{
+	return s != NULL && *s != '\0' ? s : fallback;
+}
+
+char *event_description(const struct event_lead *lead)
+{
+	char *name = event_trimmed(lead->name);
+	char *reasoning = event_reasoning_text(lead->reasoning_json);
+	char *transcript = lead->transcript_url && *lead->transcript_url
+				   ? xasprintf("View Full Transcript: %s", lead->transcript_url)
+				   : xstrdup("[View Full Transcript]");
+	char *out = xasprintf("\xf0\x9f\x8e\xaf Demo Meeting with %s\n"
+			      "\n"
+			      "\xf0\x9f\x93\x9e Call Details:\n"
+			      "- Lead Status: %s\n"
+			      "- Phone: %s\n"
+			      "- Company: %s\n"
+			      "\n"
+			      "\xf0\x9f\xa4\x96 AI Analysis:\n"
+			      "%s\n"
+			      "\n"
+			      "\xf0\x9f\x93\x9d Call Summary:\n"
+			      "%s\n"
+			      "\n"
+			      "\xf0\x9f\x94\x97 Resources:\n"
+			      "- Recording: %s\n"
+			      "- Transcript: %s\n"
+			      "\n"
+			      "---\n"
+			      "Scheduled via AI Calling Agent Platform",
+			      name ? name : "Lead", event_or(lead->status_tag, "Not provided"),
+			      event_or(lead->phone, "Not provided"), event_or(lead->company, "Not provided"), reasoning,
+			      event_or(lead->summary, "Not provided"), event_or(lead->recording_url, "Not available"),
+			      transcript);
+
+	free(name);
+	free(reasoning);
+	free(transcript);
+	return out;
+}
+
+bool event_is_uuid(const char *s)
+{
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+int event_id_for(const char *lead_id, int generation, char *out, size_t size)
+{
+	char hex[33];
+	int n = 0;
+
+	if (!event_is_uuid(lead_id) || generation < 0)
+		return -1;
+	for (const char *p = lead_id; *p; p++)
+		if (*p != '-')
+			hex[n++] = (char)tolower((unsigned char)*p);
+	hex[n] = '\0';
+	n = snprintf(out, size, "lead%sg%d", hex, generation);
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+char *event_clean_email(const char *raw)
+{
+	char *e = event_trimmed(raw);
+	const char *at;
+
+	if (e == NULL)
+		return NULL;
+	for (char *p = e; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '<' || *p == '>' || *p == ',' || *p == ';') {
+			free(e);
+			return NULL;
+		}
+		*p = (char)tolower((unsigned char)*p);
+	}
+	at = strchr(e, '@');
+	if (at == NULL || at == e || strchr(at + 1, '@') != NULL || strchr(at, '.') == NULL ||
+	    at[strlen(at) - 1] == '.' || strlen(e) > 254) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static cJSON *event_time(int64_t t, int offset_s, const char *zone)
+{
+	cJSON *o = cJSON_CreateObject();
+	char buf[40];
+
+	datetime_format(t, offset_s, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, "dateTime", buf);
+	cJSON_AddStringToObject(o, "timeZone", zone);
+	return o;
+}
+
+static void event_add_times(cJSON *ev, const struct event_spec *spec)
+{
+	int64_t end = spec->start_s + (int64_t)spec->duration_minutes * 60;
+
+	cJSON_AddItemToObject(ev, "start", event_time(spec->start_s, spec->offset_s, spec->time_zone));
+	cJSON_AddItemToObject(ev, "end", event_time(end, spec->offset_s, spec->time_zone));
+}
+
+cJSON *event_build(const struct event_spec *spec)
+{
+	cJSON *ev = cJSON_CreateObject();
+	cJSON *attendees = cJSON_AddArrayToObject(ev, "attendees");
+	cJSON *attendee = cJSON_CreateObject();
+	cJSON *ext = cJSON_AddObjectToObject(ev, "extendedProperties");
+	cJSON *priv = cJSON_AddObjectToObject(ext, "private");
+	cJSON *reminders = cJSON_AddObjectToObject(ev, "reminders");
+	char gen[16];
+
+	cJSON_AddStringToObject(ev, "id", spec->event_id);
+	cJSON_AddStringToObject(ev, "summary", spec->title);
+	cJSON_AddStringToObject(ev, "description", spec->description);
+	event_add_times(ev, spec);
+	cJSON_AddStringToObject(attendee, "email", spec->attendee_email);
+	if (spec->attendee_name != NULL && *spec->attendee_name != '\0')
+		cJSON_AddStringToObject(attendee, "displayName", spec->attendee_name);
+	cJSON_AddItemToArray(attendees, attendee);
+	cJSON_AddBoolToObject(reminders, "useDefault", 1);
+	snprintf(gen, sizeof(gen), "%d", spec->generation);
+	cJSON_AddStringToObject(priv, "lead_analytics_id", spec->lead_analytics_id);
+	cJSON_AddStringToObject(priv, "booking_generation", gen);
+	cJSON_AddStringToObject(priv, "source", "ai-calling-agent");
+	if (spec->meet_request_id != NULL) {
+		cJSON *conf = cJSON_AddObjectToObject(ev, "conferenceData");
+		cJSON *req = cJSON_AddObjectToObject(conf, "createRequest");
+		cJSON *key = cJSON_AddObjectToObject(req, "conferenceSolutionKey");
+
+		cJSON_AddStringToObject(req, "requestId", spec->meet_request_id);
+		cJSON_AddStringToObject(key, "type", "hangoutsMeet");
+	}
+	return ev;
+}
+
+cJSON *event_build_move(const struct event_spec *spec)
+{
+	cJSON *ev = cJSON_CreateObject();
+
+	event_add_times(ev, spec);
+	cJSON_AddStringToObject(ev, "status", "confirmed");
+	return ev;
+}

@@ -1,0 +1,72 @@
+/*
+ * event: what a booked lead looks like in Google Calendar.
+ *
+ * Pure functions from a lead to the meeting title, the description and the
+ * Calendar event body, kept apart from I/O so they are tested exactly. The
+ * title follows the plan's "Meeting Title Format", the description its
+ * "Meeting Description Template"; every value from the call is untrusted text
+ * and is only ever placed, never interpreted.
+ */
+#ifndef EVENT_H
+#define EVENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+/* The lead fields the title and description show; any may be NULL. */
+struct event_lead {
+	const char *name;
+	const char *company;
+	const char *phone;
+	const char *status_tag;
+	const char *reasoning_json;	/* lead_analytics.reasoning as JSON text */
+	const char *summary;		/* smart_notification */
+	const char *recording_url;
+	const char *transcript_url;
+};
+
+struct event_spec {
+	const char *event_id;
+	const char *title;
+	const char *description;
+	int64_t start_s;		/* instant */
+	int offset_s;			/* the offset the time was given with, kept in dateTime */
+	int duration_minutes;
+	const char *time_zone;		/* IANA zone for timeZone */
+	const char *attendee_email;
+	const char *attendee_name;	/* may be NULL */
+	const char *lead_analytics_id;
+	int generation;
+	const char *meet_request_id;	/* NULL: no Meet link requested */
+};
+
+/* "John Smith + TechCorp + Demo", "Lead + Demo"; at most 500 bytes. The caller frees it. */
+char *event_title(const char *name, const char *company);
+
+/* The plan's description template, filled in. The caller frees it. */
+char *event_description(const struct event_lead *lead);
+
+/*
+ * The Google event id for a lead's booking generation: "lead" + the lead's
+ * UUID in hex + "g" + generation, all base32hex as Google requires. A
+ * redelivered or retried booking therefore hits the same id (Google answers
+ * 409), and a lead booked again after a cancellation gets a fresh one.
+ * Returns -1 when lead_id is not a UUID.
+ */
+int event_id_for(const char *lead_id, int generation, char *out, size_t size);
+
+/* The events.insert body. The caller deletes it with cJSON_Delete(). */
+cJSON *event_build(const struct event_spec *spec);
+
+/* The events.patch body that moves an event to a new start (same duration). */
+cJSON *event_build_move(const struct event_spec *spec);
+
+/* True when s is a UUID in its canonical 8-4-4-4-12 hex form. */
+bool event_is_uuid(const char *s);
+
+/* Lower-case, trim and check an email address roughly (one '@', no spaces or controls). The caller frees it. */
+char *event_clean_email(const char *raw);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * lead: an analysed lead becomes a meeting, or a recorded reason why not.
+ *
+ * The message only names the lead; the database is the source of truth
+ * (the plan's "Query Pattern"). The checks run in the order of DESIGN.md
+ * (unknown_lead, not_individual, no_datetime, bad_datetime, past_datetime,
+ * no_email, not_connected) and the first that applies is recorded in
+ * calendar_booking_outcomes, where the API shows it to the user. A lead is
+ * booked automatically at most once: once it has any meeting, later copies
+ * of its message only make sure the owner's mail went out.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "booking.h"
+#include "datetime.h"
+#include "db.h"
+#include "event.h"
+#include "log.h"
+#include "metrics.h"
+#include "retry.h"
+#include "scheduler.h"
+#include "xmalloc.h"
+
+/* A lead not found yet may be a webhook transaction still committing: look again this many times. */
+#define LEAD_UNKNOWN_RETRIES 2
+
+static const char lead_load_sql[] =
+	"SELECT la.user_id, la.call_id, la.phone_number, la.extracted_name, la.extracted_email,"
+	" la.company_name, la.demo_book_datetime, la.reasoning::text, la.lead_status_tag,"
+	" la.smart_notification, COALESCE(la.analysis_type, 'individual'),"
+	" c.id, c.email, c.name, ca.recording_url,"
+	" u.google_calendar_connected, COALESCE(u.google_calendar_id, 'primary'), u.google_calendar_timezone,"
+	" (SELECT count(*) FROM calendar_meetings m WHERE m.lead_analytics_id = la.id),"
+	" am.id, am.ical_sequence, am.rescheduled_from_meeting_id IS NULL AND NOT COALESCE(am.invite_email_sent, FALSE),"
+	" EXTRACT(EPOCH FROM now())::bigint"
+	" FROM lead_analytics la"
+	" JOIN users u ON u.id = la.user_id"
+	" LEFT JOIN LATERAL (SELECT id, email, name FROM contacts"
+	"  WHERE user_id = la.user_id AND phone_number = la.phone_number"
+	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE"
+	" LEFT JOIN calls ca ON ca.id = la.call_id"
+	" LEFT JOIN calendar_meetings am ON am.lead_analytics_id = la.id AND am.status = 'scheduled'"
+	" WHERE la.id = $1";
+
+enum {
+	COL_USER, COL_CALL, COL_PHONE, COL_NAME, COL_EXTRACTED_EMAIL, COL_COMPANY, COL_DATETIME, COL_REASONING,
+	COL_STATUS_TAG, COL_SUMMARY, COL_ANALYSIS_TYPE, COL_CONTACT_ID, COL_CONTACT_EMAIL, COL_CONTACT_NAME,
+	COL_RECORDING, COL_CONNECTED, COL_CALENDAR, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
+	COL_ACTIVE_UNMAILED, COL_NOW,
+};
+
+static const char lead_outcome_sql[] =
+	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail, attempts)"
+	" VALUES ($1, $2, $3, $4, $5, 1)"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,"
+	" detail = EXCLUDED.detail, attempts = calendar_booking_outcomes.attempts + 1"
+	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'";
+
+struct lead_job {
+	struct scheduler *s;
+	struct mq_delivery *d;
+	char *lead_id;
+	char *user_id;
+	char *trace;
+	struct booking booking;
+	/* Strings the booking points at. */
+	char *call_id, *contact_id, *calendar_id, *time_zone, *title, *description, *email, *attendee_name,
+		*metadata;
+	char *meeting_id;
+};
+
+static void lead_job_free(struct lead_job *job)
+{
+	scheduler_job_done(job->s, job->d);
+	free(job->lead_id);
+	free(job->user_id);
+	free(job->trace);
+	free(job->call_id);
+	free(job->contact_id);
+	free(job->calendar_id);
+	free(job->time_zone);
+	free(job->title);
+	free(job->description);
+	free(job->email);
+	free(job->attendee_name);
+	free(job->metadata);
+	free(job->meeting_id);
+	free(job);
+}
+
+static void lead_on_settled(bool settled, void *arg)
+{
+	(void)settled;
+	lead_job_free(arg);
+}
+
+static void lead_ack(struct lead_job *job)
+{
+	mq_ack(job->s->consumer, job->d->token);
+	lead_job_free(job);
+}
+
+static void lead_retry(struct lead_job *job, const char *why)
+{
+	struct scheduler *s = job->s;
+
+	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
+		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
+	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, lead_on_settled, job);
+}
+
+static void lead_on_outcome(const struct db_result *r, void *arg)
+{
+	struct lead_job *job = arg;
+
+	if (r->status == DB_UNAVAILABLE) {
+		lead_retry(job, "database unavailable while recording the outcome");
+		return;
+	}
+	if (r->status != DB_OK)
+		log_error("could not record a lead's outcome", LOG_STR("lead", job->lead_id), LOG_STR("error", r->error));
+	lead_ack(job);
+}
+
+/* Record why the lead was not (or not yet) booked, then ack. */
+static void lead_record(struct lead_job *job, const char *outcome, const char *reason, const char *detail)
+{
+	const char *params[] = { job->lead_id, job->user_id, outcome, reason, detail };
+
+	log_info(strcmp(outcome, "skipped") == 0 ? "lead not scheduled" : "lead booking failed",
+		 LOG_STR("lead", job->lead_id), LOG_STR("reason", reason), LOG_STR("detail", detail),
+		 LOG_STR("trace", job->trace));
+	metric_inc(metrics_counter("scheduler_leads_not_scheduled_total", "Leads not scheduled, by reason.", "reason",
+				   reason, NULL));
+	db_query(job->s->db, lead_outcome_sql, 5, params, lead_on_outcome, job);
+}
+
+static void lead_on_best_effort(const struct db_result *r, void *arg)
+{
+	(void)arg;
+	if (r->status != DB_OK)
+		log_warn("could not record a lead's outcome", LOG_STR("error", r->error));
+}
+
+static void lead_on_dead(bool settled, void *arg)
+{
+	(void)settled;
+	lead_job_free(arg);
+}
+
+static void lead_dead_letter(struct lead_job *job, const char *reason, const char *detail)
+{
+	struct scheduler *s = job->s;
+
+	retry_dead_letter(s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
+}
+
+static void lead_on_mail(enum mq_confirm outcome, void *arg)
+{
+	struct lead_job *job = arg;
+
+	if (outcome == MQ_CONFIRM_ACK) {
+		lead_ack(job);
+		return;
+	}
+	/* The meeting is committed; a redelivery finds it and publishes the mail again. */
+	log_warn("mail job not confirmed; the lead message goes back to its queue", LOG_STR("lead", job->lead_id));
+	mq_nack(job->s->consumer, job->d->token, true);
+	lead_job_free(job);
+}
+
+static void lead_publish_created(struct lead_job *job, const char *meeting_id, int sequence)
+{
+	struct mailjob mail = {
+		.kind = "created",
+		.user_id = job->user_id,
+		.meeting_id = meeting_id,
+		.lead_analytics_id = job->lead_id,
+		.sequence = sequence,
+		.trace = job->trace,
+	};
+
+	mailjob_publish(job->s, &mail, lead_on_mail, job);
+}
+
+static void lead_on_booked(const struct booking_result *r, void *arg)
+{
+	struct lead_job *job = arg;
+	struct scheduler *s = job->s;
+
+	switch (r->status) {
+	case BOOKING_DONE:
+		metric_inc(s->meetings_created);
+		log_info("meeting created", LOG_STR("lead", job->lead_id), LOG_STR("meeting", r->meeting_id),
+			 LOG_STR("trace", job->trace));
+		job->meeting_id = xstrdup(r->meeting_id);
+		lead_publish_created(job, job->meeting_id, 0);
+		return;
+	case BOOKING_NOT_CONNECTED:
+		lead_record(job, "skipped", "not_connected", "the user's Google Calendar is not connected");
+		return;
+	case BOOKING_REVOKED:
+		lead_record(job, "failed", "grant_revoked", "the user revoked Google Calendar access; reconnect to book");
+		return;
+	case BOOKING_REJECTED: {
+		char *detail = xasprintf("Google refused the event (%s): %s", r->reason ? r->reason : "unknown",
+					 r->detail ? r->detail : "no detail");
+
+		lead_record(job, "failed", "google_rejected", detail);
+		free(detail);
+		return;
+	}
+	case BOOKING_CONFLICT:
+		lead_ack(job);
+		return;
+	case BOOKING_TRANSIENT:
+		if (retry_exhausted(&s->retry, job->d)) {
+			char *detail = xasprintf("gave up after %d attempts; last error: %s",
+						 retry_attempt(job->d) + 1, r->detail ? r->detail : r->reason);
+			const char *params[] = { job->lead_id, job->user_id, "failed", "retries_exhausted", detail };
+
+			/* The outcome is best effort here: the dead letter carries the same reason. */
+			db_query(s->db, lead_outcome_sql, 5, params, lead_on_best_effort, NULL);
+			lead_dead_letter(job, "retries_exhausted", detail);
+			free(detail);
+			return;
+		}
+		lead_retry(job, r->reason);
+		return;
+	}
+}
+
+/* "https://app/calls/{call_id}" with the call id put in; NULL without a template or call. */
+static char *lead_transcript_url(const char *tmpl, const char *call_id)
+{
+	const char *mark;
+
+	if (tmpl == NULL || call_id == NULL)
+		return NULL;
+	mark = strstr(tmpl, "{call_id}");
+	if (mark == NULL)
+		return xstrdup(tmpl);
+	return xasprintf("%.*s%s%s", (int)(mark - tmpl), tmpl, call_id, mark + strlen("{call_id}"));
+}
+
+static char *lead_metadata(const struct db_result *r, const char *trace)
+{
+	cJSON *m = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddStringToObject(m, "source", "ai_call");
+	if (db_value(r, 0, COL_STATUS_TAG))
+		cJSON_AddStringToObject(m, "lead_status_tag", db_value(r, 0, COL_STATUS_TAG));
+	if (db_value(r, 0, COL_PHONE))
+		cJSON_AddStringToObject(m, "phone_number", db_value(r, 0, COL_PHONE));
+	if (db_value(r, 0, COL_DATETIME))
+		cJSON_AddStringToObject(m, "demo_book_datetime", db_value(r, 0, COL_DATETIME));
+	if (trace != NULL)
+		cJSON_AddStringToObject(m, "message_id", trace);
+	text = cJSON_PrintUnformatted(m);
+	cJSON_Delete(m);
+	return text;
+}
+
+static char *lead_opt(const struct db_result *r, int col)
+{
+	const char *v = db_value(r, 0, col);
+
+	return v ? xstrdup(v) : NULL;
+}
+
+/* Everything the booking needs, taken from the loaded row. */
+static void lead_prepare(struct lead_job *job, const struct db_result *r, const struct datetime *dt)
+{
+	const struct config *cfg = job->s->cfg;
+	char *transcript = lead_transcript_url(cfg->transcript_url, db_value(r, 0, COL_CALL));
+	struct event_lead el = {
+		.name = db_value(r, 0, COL_NAME) ? db_value(r, 0, COL_NAME) : db_value(r, 0, COL_CONTACT_NAME),
+		.company = db_value(r, 0, COL_COMPANY),
+		.phone = db_value(r, 0, COL_PHONE),
+		.status_tag = db_value(r, 0, COL_STATUS_TAG),
+		.reasoning_json = db_value(r, 0, COL_REASONING),
+		.summary = db_value(r, 0, COL_SUMMARY),
+		.recording_url = db_value(r, 0, COL_RECORDING),
+		.transcript_url = transcript,
+	};
+	struct booking *b = &job->booking;
+
+	job->call_id = lead_opt(r, COL_CALL);
+	job->contact_id = lead_opt(r, COL_CONTACT_ID);
+	job->calendar_id = lead_opt(r, COL_CALENDAR);
+	job->title = event_title(el.name, el.company);
+	job->description = event_description(&el);
+	job->metadata = lead_metadata(r, job->trace);
+	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
+	free(transcript);
+
+	b->user_id = job->user_id;
+	b->lead_id = job->lead_id;
+	b->call_id = job->call_id;
+	b->contact_id = job->contact_id;
+	b->calendar_id = job->calendar_id;
+	b->time_zone = job->time_zone;
+	b->title = job->title;
+	b->description = job->description;
+	b->attendee_email = job->email;
+	b->attendee_name = job->attendee_name;
+	b->start_s = dt->epoch_s;
+	b->offset_s = dt->offset_s;
+	b->duration_minutes = (int)cfg->meeting_duration_minutes;
+	b->generation = 0;
+	b->metadata_json = job->metadata;
+	b->trace = job->trace;
+}
+
+static void lead_on_loaded(const struct db_result *r, void *arg)
+{
+	struct lead_job *job = arg;
+	struct scheduler *s = job->s;
+	const char *raw, *zone, *connected;
+	struct datetime dt;
+	char *detail;
+
+	if (r->status != DB_OK) {
+		lead_retry(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error);
+		return;
+	}
+	/* A lead of another user is treated as unknown: a message cannot book into someone else's calendar. */
+	if (db_ntuples(r) == 0 || strcmp(db_value(r, 0, COL_USER), job->user_id) != 0) {
+		if (retry_attempt(job->d) < LEAD_UNKNOWN_RETRIES) {
+			lead_retry(job, "lead not found yet");
+			return;
+		}
+		lead_record(job, "skipped", "unknown_lead", "no lead with this id belongs to this user");
+		return;
+	}
+	if (atoll(db_value(r, 0, COL_MEETINGS)) > 0) {
+		const char *active = db_value(r, 0, COL_ACTIVE_ID);
+		const char *unmailed = db_value(r, 0, COL_ACTIVE_UNMAILED);
+
+		/* Booked before: a redelivery, or a crash after the commit. Make sure the mail went out. */
+		if (active != NULL && unmailed != NULL && strcmp(unmailed, "t") == 0) {
+			job->meeting_id = xstrdup(active);
+			lead_publish_created(job, job->meeting_id, atoi(db_value(r, 0, COL_ACTIVE_SEQ)));
+			return;
+		}
+		lead_ack(job);
+		return;
+	}
+	if (strcmp(db_value(r, 0, COL_ANALYSIS_TYPE), "individual") != 0) {
+		lead_record(job, "skipped", "not_individual", "only individual analyses are scheduled");
+		return;
+	}
+	raw = db_value(r, 0, COL_DATETIME);
+	if (raw == NULL || raw[strspn(raw, " \t\r\n")] == '\0') {
+		lead_record(job, "skipped", "no_datetime", "the analysis found no demo date and time");
+		return;
+	}
+	zone = db_value(r, 0, COL_ZONE) ? db_value(r, 0, COL_ZONE) : s->cfg->default_timezone;
+	if (datetime_parse(raw, strlen(raw), &dt) < 0 || datetime_resolve(&dt, zone) < 0) {
+		detail = xasprintf("demo_book_datetime '%.100s' is not an ISO 8601 date and time", raw);
+		lead_record(job, "skipped", "bad_datetime", detail);
+		free(detail);
+		return;
+	}
+	if (dt.epoch_s <= atoll(db_value(r, 0, COL_NOW))) {
+		detail = xasprintf("demo_book_datetime '%.100s' is in the past", raw);
+		lead_record(job, "skipped", "past_datetime", detail);
+		free(detail);
+		return;
+	}
+	job->email = event_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
+	if (job->email == NULL)
+		job->email = event_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
+	if (job->email == NULL) {
+		lead_record(job, "skipped", "no_email", "neither the contact nor the analysis has a usable email");
+		return;
+	}
+	connected = db_value(r, 0, COL_CONNECTED);
+	if (connected == NULL || strcmp(connected, "t") != 0) {
+		lead_record(job, "skipped", "not_connected", "the user's Google Calendar is not connected");
+		return;
+	}
+	job->time_zone = xstrdup(zone);
+	lead_prepare(job, r, &dt);
+	booking_run(s, &job->booking, lead_on_booked, job);
+}
+
+/* The message names the lead; anything unreadable goes to scheduler.dead at once. */
+static int lead_parse(struct lead_job *job, const char **why)
+{
+	cJSON *j = cJSON_ParseWithLength(job->d->msg.body, job->d->msg.body_len);
+	const char *lead, *user;
+
+	if (!cJSON_IsObject(j)) {
+		*why = "the body is not a JSON object";
+		cJSON_Delete(j);
+		return -1;
+	}
+	lead = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "lead_analytics_id"));
+	user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "user_id"));
+	if (!event_is_uuid(lead) || !event_is_uuid(user)) {
+		*why = "lead_analytics_id and user_id must be UUIDs";
+		cJSON_Delete(j);
+		return -1;
+	}
+	job->lead_id = xstrdup(lead);
+	job->user_id = xstrdup(user);
+	for (char *p = job->lead_id; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (char *p = job->user_id; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	cJSON_Delete(j);
+	return 0;
+}
+
+void lead_handle(struct scheduler *s, struct mq_delivery *d)
+{
+	struct lead_job *job = xcalloc(1, sizeof(*job));
+	const char *why = NULL;
+
+	job->s = s;
+	job->d = d;
+	job->trace = d->msg.message_id ? xstrdup(d->msg.message_id) : NULL;
+	metric_inc(s->leads_consumed);
+	if (lead_parse(job, &why) < 0) {
+		lead_dead_letter(job, "malformed", why);
+		return;
+	}
+	{
+		const char *params[] = { job->lead_id };
+
+		db_query(s->db, lead_load_sql, 1, params, lead_on_loaded, job);
+	}
+}

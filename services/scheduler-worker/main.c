@@ -1,0 +1,149 @@
+/*
+ * scheduler-worker: turns analysed leads into Google Calendar meetings.
+ *
+ * The only writer to Google Calendar. It consumes lead.analyzed messages
+ * after the broker-side delay (scheduler.leads), the gateway's meeting
+ * commands (scheduler.commands), and runs the reminder sweep. Each delivery
+ * is a job on the one event loop; the prefetch bounds how many run at once,
+ * and each job acks its delivery only after its effect is durable.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "google.h"
+#include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "scheduler.h"
+#include "tokens.h"
+#include "topology.h"
+#include "vault.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+/* Jobs in flight per consumer: enough to keep many Google calls overlapping. */
+#define SCHEDULER_PREFETCH 64
+
+static struct scheduler scheduler;
+
+int64_t scheduler_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void scheduler_job_done(struct scheduler *s, struct mq_delivery *d)
+{
+	mq_delivery_free(d);
+	s->in_flight--;
+}
+
+static void scheduler_on_lead(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	struct scheduler *s = arg;
+	struct mq_delivery *copy = mq_delivery_dup(d);
+
+	(void)mq;
+	s->in_flight++;
+	/* Retried commands come back through the lead queue (the retry tiers lead there). */
+	if (d->msg.type != NULL && strcmp(d->msg.type, "meeting.command") == 0)
+		command_handle(s, copy);
+	else
+		lead_handle(s, copy);
+}
+
+static void scheduler_on_command(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	struct scheduler *s = arg;
+
+	(void)mq;
+	s->in_flight++;
+	command_handle(s, mq_delivery_dup(d));
+}
+
+static int scheduler_on_consumer_connect(struct mq *mq, void *arg)
+{
+	struct scheduler *s = arg;
+
+	if (topology_declare_scheduler(mq, s->cfg->schedule_delay_ms) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, SCHEDULER_PREFETCH, false, scheduler_on_lead, s) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, SCHEDULER_PREFETCH, false, scheduler_on_command, s) < 0)
+		return -1;
+	return 0;
+}
+
+static int scheduler_on_publisher_connect(struct mq *mq, void *arg)
+{
+	struct scheduler *s = arg;
+
+	return topology_declare_scheduler(mq, s->cfg->schedule_delay_ms);
+}
+
+static unsigned scheduler_in_flight(void *arg)
+{
+	struct scheduler *s = arg;
+
+	return s->in_flight + sweep_in_flight();
+}
+
+static void scheduler_on_stop(void *arg)
+{
+	struct scheduler *s = arg;
+
+	sweep_stop(s);
+}
+
+int main(void)
+{
+	struct scheduler *s = &scheduler;
+	struct worker_opts opts = {
+		.name = "scheduler-worker",
+		.cfg_groups = CFG_GOOGLE_CALENDAR | CFG_VAULT | CFG_SCHEDULING,
+		.default_metrics_addr = "127.0.0.1:9101",
+		.db_pool_size = 8,
+		.on_consumer_connect = scheduler_on_consumer_connect,
+		.on_publisher_connect = scheduler_on_publisher_connect,
+		.in_flight = scheduler_in_flight,
+		.on_stop = scheduler_on_stop,
+		.arg = s,
+	};
+	char *err = NULL;
+	int status;
+
+	s->worker = worker_new(&opts);
+	s->cfg = worker_config(s->worker);
+	s->base = worker_base(s->worker);
+	s->db = worker_db(s->worker);
+	s->consumer = worker_consumer(s->worker);
+	s->publisher = worker_publisher(s->worker);
+	s->vault = vault_new(s->cfg->token_encryption_key, &err);
+	s->google = google_new(worker_http(s->worker), s->cfg);
+	s->rate = ratelimit_new((double)s->cfg->google_user_qps, (double)s->cfg->google_user_qps);
+	s->tokens = tokens_new(s);
+	topology_scheduler_retry_policy(&s->retry);
+	s->leads_consumed = metrics_counter("scheduler_leads_consumed_total", "lead.analyzed messages handled.", NULL);
+	s->meetings_created = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
+					      "created", NULL);
+	s->meetings_rescheduled = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
+						  "rescheduled", NULL);
+	s->meetings_cancelled = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
+						"cancelled", NULL);
+	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
+	sweep_start(s);
+
+	status = worker_run(s->worker);
+
+	sweep_stop(s);
+	tokens_free(s->tokens);
+	ratelimit_free(s->rate);
+	google_free(s->google);
+	vault_free(s->vault);
+	worker_free(s->worker);
+	return status;
+}

@@ -1,0 +1,89 @@
+/*
+ * scheduler: state shared by the scheduler-worker's modules.
+ *
+ * main.c wires the process (worker scaffolding, topology, consumers);
+ * lead.c decides whether an analysed lead is booked and records why not;
+ * booking.c creates the Google event and commits the meeting row; command.c
+ * applies the gateway's create/reschedule/cancel commands; tokens.c hands out
+ * valid access tokens; mailjob.c publishes mail jobs; sweep.c sends reminders
+ * and completes past meetings. Every job is a chain of callbacks on the one
+ * event loop; nothing waits.
+ */
+#ifndef SCHEDULER_H
+#define SCHEDULER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "cfg.h"
+#include "mq.h"
+#include "retry.h"
+
+struct event_base;
+struct db;
+struct google;
+struct vault;
+struct ratelimit;
+struct tokens;
+struct worker;
+struct metric;
+
+struct scheduler {
+	struct worker *worker;
+	const struct config *cfg;
+	struct event_base *base;
+	struct db *db;
+	struct mq *consumer;
+	struct mq *publisher;
+	struct google *google;
+	struct vault *vault;
+	struct ratelimit *rate;
+	struct tokens *tokens;
+	struct event *sweep;
+	struct retry_policy retry;
+	unsigned in_flight;
+
+	struct metric *leads_consumed;
+	struct metric *meetings_created;
+	struct metric *meetings_rescheduled;
+	struct metric *meetings_cancelled;
+	struct metric *commands;
+};
+
+/* Monotonic milliseconds, for rate limits and latencies. */
+int64_t scheduler_now_ms(void);
+
+/* Settle a finished job: count it out and release the delivery. */
+void scheduler_job_done(struct scheduler *s, struct mq_delivery *d);
+
+/* lead.c: handle one lead.analyzed delivery (ownership of d passes). */
+void lead_handle(struct scheduler *s, struct mq_delivery *d);
+
+/* command.c: handle one meeting command delivery (ownership of d passes). */
+void command_handle(struct scheduler *s, struct mq_delivery *d);
+
+/* sweep.c: start the periodic reminder/completion sweep. */
+void sweep_start(struct scheduler *s);
+void sweep_stop(struct scheduler *s);
+/* Run the sweep soon (a grant was just revoked: its mail should not wait a full period). */
+void sweep_kick(struct scheduler *s);
+/* Sweep operations still running (the graceful stop waits for them). */
+unsigned sweep_in_flight(void);
+
+/* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
+struct mailjob {
+	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected */
+	const char *user_id;
+	const char *meeting_id;		/* NULL for disconnected */
+	const char *previous_meeting_id;
+	const char *lead_analytics_id;
+	int sequence;
+	const char *reason;
+	int64_t disconnected_at;	/* disconnected: the unix time that makes its id unique */
+	const char *trace;		/* message id of what caused it, for logs */
+};
+void mailjob_publish(struct scheduler *s, const struct mailjob *job, mq_confirm_cb done, void *arg);
+
+#endif

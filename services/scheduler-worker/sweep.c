@@ -1,0 +1,237 @@
+/*
+ * sweep: the scheduler's periodic work, safe with many workers running.
+ *
+ * Every SWEEP_PERIOD_S each worker (1) marks meetings whose end has passed
+ * `completed`, (2) sends the reminder of every meeting starting within
+ * REMINDER_BEFORE_MINUTES, and (3) sends the "calendar disconnected" mail of
+ * users whose grant was revoked. (2) and (3) are outboxes: rows are claimed
+ * with a short lease (FOR UPDATE SKIP LOCKED, so workers never take the same
+ * row), the mail job is published, and the row is marked done only after the
+ * broker confirmed it. A worker that dies in between leaves a lease that
+ * expires; the next sweep publishes again under the same message_id, which
+ * the mailer de-duplicates: one reminder, never two, never none.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "xmalloc.h"
+
+#define SWEEP_PERIOD_S 30
+#define SWEEP_BATCH "200"
+
+static const char sweep_complete_sql[] =
+	"UPDATE calendar_meetings SET status = 'completed' WHERE status = 'scheduled' AND meeting_end_time < now()";
+
+/* Meetings booked inside the reminder window get no reminder: the owner was just told about them. */
+static const char sweep_reminders_sql[] =
+	"UPDATE calendar_meetings SET reminder_claimed_until = now() + interval '2 minutes'"
+	" WHERE id IN (SELECT id FROM calendar_meetings WHERE status = 'scheduled' AND reminder_queued_at IS NULL"
+	"  AND meeting_start_time > now() AND meeting_start_time <= now() + make_interval(mins => $1::int)"
+	"  AND created_at <= meeting_start_time - make_interval(mins => $1::int)"
+	"  AND (reminder_claimed_until IS NULL OR reminder_claimed_until < now())"
+	"  ORDER BY meeting_start_time LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED)"
+	" RETURNING id, user_id, lead_analytics_id, ical_sequence";
+
+static const char sweep_reminded_sql[] =
+	"UPDATE calendar_meetings SET reminder_queued_at = now() WHERE id = $1";
+
+static const char sweep_disconnects_sql[] =
+	"UPDATE users SET google_disconnect_claimed_until = now() + interval '2 minutes'"
+	" WHERE id IN (SELECT id FROM users WHERE google_disconnected_at IS NOT NULL"
+	"  AND google_disconnect_notified_at IS NULL AND google_disconnect_reason = 'grant_revoked'"
+	"  AND (google_disconnect_claimed_until IS NULL OR google_disconnect_claimed_until < now())"
+	"  LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED)"
+	" RETURNING id, EXTRACT(EPOCH FROM google_disconnected_at)::bigint";
+
+static const char sweep_notified_sql[] =
+	"UPDATE users SET google_disconnect_notified_at = now()"
+	" WHERE id = $1 AND EXTRACT(EPOCH FROM google_disconnected_at)::bigint = $2::bigint";
+
+struct sweep_item {
+	struct scheduler *s;
+	char *id;
+	char *stamp;		/* disconnects: the disconnect time that names the mail */
+	bool reminder;
+};
+
+static unsigned sweep_pending;	/* operations of the current sweep still running */
+static bool sweep_again;	/* kicked while running: run once more when done */
+
+static void sweep_run(struct scheduler *s);
+
+static void sweep_settle(struct scheduler *s)
+{
+	if (--sweep_pending == 0 && sweep_again) {
+		sweep_again = false;
+		sweep_run(s);
+	}
+}
+
+static void sweep_item_free(struct sweep_item *it)
+{
+	struct scheduler *s = it->s;
+
+	free(it->id);
+	free(it->stamp);
+	free(it);
+	sweep_settle(s);
+}
+
+static void sweep_on_marked(const struct db_result *r, void *arg)
+{
+	struct sweep_item *it = arg;
+
+	/* Unmarked, the lease runs out and the mail is published again: the mailer drops the copy. */
+	if (r->status != DB_OK)
+		log_warn("could not mark a mail as queued", LOG_STR("id", it->id), LOG_STR("error", r->error));
+	sweep_item_free(it);
+}
+
+static void sweep_on_published(enum mq_confirm outcome, void *arg)
+{
+	struct sweep_item *it = arg;
+
+	if (outcome != MQ_CONFIRM_ACK) {
+		log_warn("mail job not confirmed; the next sweep tries again", LOG_STR("id", it->id));
+		sweep_item_free(it);
+		return;
+	}
+	if (it->reminder) {
+		const char *params[] = { it->id };
+
+		db_query(it->s->db, sweep_reminded_sql, 1, params, sweep_on_marked, it);
+	} else {
+		const char *params[] = { it->id, it->stamp };
+
+		db_query(it->s->db, sweep_notified_sql, 2, params, sweep_on_marked, it);
+	}
+}
+
+static void sweep_on_reminders(const struct db_result *r, void *arg)
+{
+	struct scheduler *s = arg;
+
+	sweep_pending++;	/* held while this batch is handed out */
+	for (int i = 0; r->status == DB_OK && i < db_ntuples(r); i++) {
+		struct sweep_item *it = xcalloc(1, sizeof(*it));
+		struct mailjob mail = { .kind = "reminder" };
+
+		it->s = s;
+		it->id = xstrdup(db_value(r, i, 0));
+		it->reminder = true;
+		sweep_pending++;
+		mail.user_id = db_value(r, i, 1);
+		mail.meeting_id = it->id;
+		mail.lead_analytics_id = db_value(r, i, 2);
+		mail.sequence = atoi(db_value(r, i, 3));
+		metric_inc(metrics_counter("scheduler_reminders_total", "Reminder mail jobs published.", NULL));
+		mailjob_publish(s, &mail, sweep_on_published, it);
+	}
+	sweep_settle(s);
+	sweep_settle(s);
+}
+
+static void sweep_on_disconnects(const struct db_result *r, void *arg)
+{
+	struct scheduler *s = arg;
+
+	sweep_pending++;
+	for (int i = 0; r->status == DB_OK && i < db_ntuples(r); i++) {
+		struct sweep_item *it = xcalloc(1, sizeof(*it));
+		struct mailjob mail = { .kind = "disconnected", .reason = "grant_revoked" };
+
+		it->s = s;
+		it->id = xstrdup(db_value(r, i, 0));
+		it->stamp = xstrdup(db_value(r, i, 1));
+		sweep_pending++;
+		mail.user_id = it->id;
+		mail.disconnected_at = atoll(it->stamp);
+		mailjob_publish(s, &mail, sweep_on_published, it);
+	}
+	sweep_settle(s);
+	sweep_settle(s);
+}
+
+static void sweep_on_completed(const struct db_result *r, void *arg)
+{
+	if (r->status == DB_OK && r->res != NULL && atoi(PQcmdTuples(r->res)) > 0)
+		metric_add(metrics_counter("scheduler_meetings_completed_total", "Meetings marked completed.", NULL),
+			   atoi(PQcmdTuples(r->res)));
+	sweep_settle(arg);
+}
+
+static void sweep_run(struct scheduler *s)
+{
+	char minutes[24];
+	const char *params[1] = { minutes };
+
+	/* One sweep at a time per process; a slow database makes sweeps rarer, not piled up. */
+	if (sweep_pending > 0) {
+		sweep_again = true;
+		return;
+	}
+	if (!mq_ready(s->publisher))
+		return;
+	sweep_pending = 2;
+	db_query(s->db, sweep_complete_sql, 0, NULL, sweep_on_completed, s);
+	db_query(s->db, sweep_disconnects_sql, 0, NULL, sweep_on_disconnects, s);
+	if (s->cfg->reminder_before_minutes > 0) {
+		snprintf(minutes, sizeof(minutes), "%ld", s->cfg->reminder_before_minutes);
+		sweep_pending++;
+		db_query(s->db, sweep_reminders_sql, 1, params, sweep_on_reminders, s);
+	}
+}
+
+static void sweep_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sweep_run(arg);
+}
+
+static void sweep_on_first(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	struct timeval period = { SWEEP_PERIOD_S, 0 };
+
+	(void)fd;
+	(void)what;
+	event_free(s->sweep);
+	s->sweep = event_new(s->base, -1, EV_PERSIST, sweep_on_timer, s);
+	event_add(s->sweep, &period);
+	sweep_run(s);
+}
+
+void sweep_start(struct scheduler *s)
+{
+	struct timeval soon = { 1, 0 };
+
+	/* A first sweep right after start: a restarted worker catches up at once. */
+	s->sweep = evtimer_new(s->base, sweep_on_first, s);
+	evtimer_add(s->sweep, &soon);
+}
+
+void sweep_kick(struct scheduler *s)
+{
+	sweep_run(s);
+}
+
+void sweep_stop(struct scheduler *s)
+{
+	if (s->sweep != NULL) {
+		event_free(s->sweep);
+		s->sweep = NULL;
+	}
+}
+
+unsigned sweep_in_flight(void)
+{
+	return sweep_pending;
+}

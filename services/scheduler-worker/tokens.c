@@ -1,0 +1,277 @@
+/*
+ * tokens: access tokens with single-flight refresh per user (see tokens.h).
+ */
+#include "tokens.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "google.h"
+#include "log.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "vault.h"
+#include "xmalloc.h"
+
+/* Refresh when the token has less than this left, as the plan asks. */
+#define TOKENS_MARGIN_S 300
+
+static const char tokens_load_sql[] =
+	"SELECT google_calendar_connected, google_access_token, google_refresh_token,"
+	" COALESCE(EXTRACT(EPOCH FROM google_token_expiry - now())::bigint, 0)"
+	" FROM users WHERE id = $1";
+
+static const char tokens_store_sql[] =
+	"UPDATE users SET google_access_token = $2,"
+	" google_token_expiry = now() + make_interval(secs => $3::int)"
+	" WHERE id = $1 AND google_calendar_connected AND google_refresh_token = $4";
+
+/* Only the grant that failed is disconnected: a user who reconnected meanwhile keeps the new one. */
+static const char tokens_disconnect_sql[] =
+	"UPDATE users SET google_calendar_connected = FALSE, google_access_token = NULL,"
+	" google_refresh_token = NULL, google_token_expiry = NULL, google_disconnected_at = now(),"
+	" google_disconnect_reason = 'grant_revoked', google_disconnect_notified_at = NULL"
+	" WHERE id = $1 AND google_refresh_token = $2";
+
+struct tokens_waiter {
+	struct tokens_waiter *next;
+	tokens_cb cb;
+	void *arg;
+};
+
+/* One refresh in flight for a user, with everyone waiting for it. */
+struct tokens_flight {
+	struct tokens_flight *next;
+	struct tokens *t;
+	char *user_id;
+	char *sealed_refresh;	/* as stored: the statement that replaces the access token checks it */
+	char *access_token;	/* plaintext once refreshed */
+	enum tokens_status status;
+	struct tokens_waiter *waiters;
+};
+
+struct tokens {
+	struct scheduler *s;
+	struct tokens_flight *flights;
+	struct metric *refreshes;
+	struct metric *revoked;
+};
+
+struct tokens_request {
+	struct tokens *t;
+	char *user_id;
+	bool force;
+	tokens_cb cb;
+	void *arg;
+};
+
+struct tokens *tokens_new(struct scheduler *s)
+{
+	struct tokens *t = xcalloc(1, sizeof(*t));
+
+	t->s = s;
+	t->refreshes = metrics_counter("scheduler_token_refreshes_total", "Access token refreshes.", NULL);
+	t->revoked = metrics_counter("scheduler_grants_revoked_total",
+				     "Users found to have revoked access (invalid_grant).", NULL);
+	return t;
+}
+
+static void tokens_flight_finish(struct tokens_flight *f)
+{
+	struct tokens_flight **pp;
+	struct tokens_waiter *w, *next;
+
+	for (pp = &f->t->flights; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+	for (w = f->waiters; w != NULL; w = next) {
+		next = w->next;
+		w->cb(f->status, f->status == TOKENS_OK ? f->access_token : NULL, w->arg);
+		free(w);
+	}
+	vault_wipe_free(f->access_token);
+	free(f->sealed_refresh);
+	free(f->user_id);
+	free(f);
+}
+
+void tokens_free(struct tokens *t)
+{
+	if (t == NULL)
+		return;
+	while (t->flights != NULL) {
+		t->flights->status = TOKENS_TRANSIENT;
+		tokens_flight_finish(t->flights);
+	}
+	free(t);
+}
+
+static void tokens_on_stored(const struct db_result *r, void *arg)
+{
+	struct tokens_flight *f = arg;
+
+	/* The token is good whether or not it could be stored; the next job refreshes again if not. */
+	if (r->status != DB_OK)
+		log_warn("could not store a refreshed access token", LOG_STR("user", f->user_id),
+			 LOG_STR("error", r->error));
+	f->status = TOKENS_OK;
+	tokens_flight_finish(f);
+}
+
+static void tokens_on_disconnected(const struct db_result *r, void *arg)
+{
+	struct tokens_flight *f = arg;
+
+	if (r->status != DB_OK) {
+		log_warn("could not record a revoked grant; will retry", LOG_STR("user", f->user_id),
+			 LOG_STR("error", r->error));
+		f->status = TOKENS_TRANSIENT;
+	} else {
+		f->status = TOKENS_REVOKED;
+		sweep_kick(f->t->s);
+	}
+	tokens_flight_finish(f);
+}
+
+static void tokens_on_refreshed(const struct google_result *r, void *arg)
+{
+	struct tokens_flight *f = arg;
+	struct scheduler *s = f->t->s;
+	const char *access;
+	char *sealed;
+	char ttl[24];
+	double expires_in;
+
+	if (r->outcome == GOOGLE_INVALID_GRANT) {
+		const char *params[] = { f->user_id, f->sealed_refresh };
+
+		metric_inc(f->t->revoked);
+		log_warn("the user revoked Google access; disconnecting the calendar", LOG_STR("user", f->user_id),
+			 LOG_STR("detail", r->message));
+		db_query(s->db, tokens_disconnect_sql, 2, params, tokens_on_disconnected, f);
+		return;
+	}
+	access = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, "access_token"));
+	if (r->outcome != GOOGLE_OK || access == NULL) {
+		if (r->outcome == GOOGLE_PERMANENT)
+			log_error("Google refused the token refresh; check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET",
+				  LOG_INT("status", r->status), LOG_STR("reason", r->reason));
+		else
+			log_warn("token refresh failed; will retry", LOG_STR("user", f->user_id),
+				 LOG_INT("status", r->status), LOG_STR("reason", r->reason), LOG_STR("detail", r->message));
+		f->status = TOKENS_TRANSIENT;
+		tokens_flight_finish(f);
+		return;
+	}
+	metric_inc(f->t->refreshes);
+	expires_in = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r->json, "expires_in"));
+	if (!(expires_in > 0 && expires_in < 86400 * 30))
+		expires_in = 3600;
+	f->access_token = xstrdup(access);
+	sealed = vault_seal(s->vault, access, f->user_id);
+	snprintf(ttl, sizeof(ttl), "%d", (int)expires_in);
+	{
+		const char *params[] = { f->user_id, sealed, ttl, f->sealed_refresh };
+
+		db_query(s->db, tokens_store_sql, 4, params, tokens_on_stored, f);
+	}
+	free(sealed);
+}
+
+static struct tokens_flight *tokens_find_flight(struct tokens *t, const char *user_id)
+{
+	for (struct tokens_flight *f = t->flights; f != NULL; f = f->next)
+		if (strcmp(f->user_id, user_id) == 0)
+			return f;
+	return NULL;
+}
+
+static void tokens_wait(struct tokens_flight *f, tokens_cb cb, void *arg)
+{
+	struct tokens_waiter *w = xcalloc(1, sizeof(*w));
+
+	w->cb = cb;
+	w->arg = arg;
+	w->next = f->waiters;
+	f->waiters = w;
+}
+
+static void tokens_request_free(struct tokens_request *req)
+{
+	free(req->user_id);
+	free(req);
+}
+
+static void tokens_on_loaded(const struct db_result *r, void *arg)
+{
+	struct tokens_request *req = arg;
+	struct tokens *t = req->t;
+	struct scheduler *s = t->s;
+	struct tokens_flight *f;
+	const char *connected, *sealed_access, *sealed_refresh, *left;
+	char *plain = NULL;
+
+	if (r->status != DB_OK) {
+		req->cb(TOKENS_TRANSIENT, NULL, req->arg);
+		tokens_request_free(req);
+		return;
+	}
+	connected = db_value(r, 0, 0);
+	sealed_access = db_value(r, 0, 1);
+	sealed_refresh = db_value(r, 0, 2);
+	left = db_value(r, 0, 3);
+	if (db_ntuples(r) == 0 || connected == NULL || strcmp(connected, "t") != 0 || sealed_refresh == NULL) {
+		req->cb(TOKENS_NOT_CONNECTED, NULL, req->arg);
+		tokens_request_free(req);
+		return;
+	}
+	if (!req->force && sealed_access != NULL && left != NULL && atoll(left) > TOKENS_MARGIN_S &&
+	    vault_open(s->vault, sealed_access, req->user_id, &plain) == 0) {
+		req->cb(TOKENS_OK, plain, req->arg);
+		vault_wipe_free(plain);
+		tokens_request_free(req);
+		return;
+	}
+
+	f = tokens_find_flight(t, req->user_id);
+	if (f != NULL) {
+		tokens_wait(f, req->cb, req->arg);
+		tokens_request_free(req);
+		return;
+	}
+	if (vault_open(s->vault, sealed_refresh, req->user_id, &plain) < 0) {
+		/* Not a transient condition: retrying cannot make the key or the row right. */
+		log_error("cannot open the stored refresh token (wrong TOKEN_ENCRYPTION_KEY, or a row moved between "
+			  "users); the user must reconnect", LOG_STR("user", req->user_id));
+		req->cb(TOKENS_NOT_CONNECTED, NULL, req->arg);
+		tokens_request_free(req);
+		return;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->t = t;
+	f->user_id = xstrdup(req->user_id);
+	f->sealed_refresh = xstrdup(sealed_refresh);
+	f->next = t->flights;
+	t->flights = f;
+	tokens_wait(f, req->cb, req->arg);
+	tokens_request_free(req);
+	google_refresh(s->google, plain, tokens_on_refreshed, f);
+	vault_wipe_free(plain);
+}
+
+void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, tokens_cb cb, void *arg)
+{
+	struct tokens_request *req = xcalloc(1, sizeof(*req));
+	const char *params[] = { user_id };
+
+	req->t = t;
+	req->user_id = xstrdup(user_id);
+	req->force = force_refresh;
+	req->cb = cb;
+	req->arg = arg;
+	db_query(t->s->db, tokens_load_sql, 1, params, tokens_on_loaded, req);
+}

@@ -1,0 +1,351 @@
+"""End-to-end tests of the scheduler-worker (issue 3) on real PostgreSQL,
+RabbitMQ and the Google stand-in: leads become exactly one event and one row,
+every skip is recorded, failures retry or dead-letter, commands change Google
+and the database and mail the owner.
+"""
+
+import json
+import time
+import uuid
+
+from harness import wait_for
+
+LEADS = "scheduler.leads"
+MAIL = "mailer.jobs"
+
+
+def google_events(s, email):
+    return s.standin.admin(f"events?email={email}")["events"]
+
+
+def meetings(s, lead):
+    return s.query("SELECT id, status, google_event_id, attendee_email, meeting_title, timezone,"
+                   " meeting_start_time, meeting_end_time FROM calendar_meetings WHERE lead_analytics_id = %s"
+                   " ORDER BY created_at", lead)
+
+
+def outcome(s, lead):
+    return s.one("SELECT outcome, reason, detail FROM calendar_booking_outcomes WHERE lead_analytics_id = %s", lead)
+
+
+def mail_jobs(s):
+    return [json.loads(m["payload"]) | {"_id": m["properties"].get("message_id"), "_key": m["routing_key"]}
+            for m in s.peek(MAIL, 500)]
+
+
+def booked_user(s, timezone=None):
+    user = s.add_user()
+    email = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, email, timezone=timezone)
+    return user, email
+
+
+def test_lead_becomes_one_event_after_the_delay(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user, demo="2099-09-18T17:00:00+05:30", email="extracted@example.com",
+                      contact_email="Contact@Example.com", name="John Smith", company="TechCorp")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="2000")
+    start = time.time()
+    assert s.publish_lead(lead["lead"], user)
+    time.sleep(1.2)
+    assert meetings(s, lead["lead"]) == [], "booked before the delay"
+    rows = wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting row")
+    assert time.time() - start >= 2.0
+    assert len(rows) == 1
+    mid, status, event_id, attendee, title, tz, mstart, mend = rows[0]
+    assert status == "scheduled"
+    assert title == "John Smith + TechCorp + Demo"
+    assert attendee == "contact@example.com", "the contact's email wins over the extracted one"
+    assert tz == "Asia/Kolkata"
+    assert (mend - mstart).total_seconds() == 30 * 60
+    assert event_id == "lead" + lead["lead"].replace("-", "") + "g0"
+
+    events = google_events(s, gmail)
+    assert len(events) == 1
+    ev = events[0]
+    assert ev["id"] == event_id and ev["status"] == "confirmed"
+    assert ev["summary"] == "John Smith + TechCorp + Demo"
+    assert ev["start"] == {"dateTime": "2099-09-18T17:00:00+05:30", "timeZone": "Asia/Kolkata"}
+    assert ev["end"] == {"dateTime": "2099-09-18T17:30:00+05:30", "timeZone": "Asia/Kolkata"}
+    assert [a["email"] for a in ev["attendees"]] == ["contact@example.com"]
+    assert "John Smith" in ev["description"] and "Scheduled via AI Calling Agent Platform" in ev["description"]
+    assert ev.get("hangoutLink", "").startswith("https://meet.google.com/")
+    assert ev["_standin"]["send_updates"][0] == "all"
+
+    assert outcome(s, lead["lead"])[:2] == ("scheduled", None)
+    jobs = wait_for(lambda: mail_jobs(s), 10, what="mail job")
+    assert [(j["kind"], j["meeting_id"], j["_id"]) for j in jobs] == [("created", str(mid), f"meeting:{mid}:created:0")]
+
+
+def test_redelivery_and_duplicates_give_one_event(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    for _ in range(3):
+        s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting row")
+    wait_for(lambda: s.depth(LEADS) == 0 and s.queue(LEADS).get("messages_unacknowledged", 1) == 0, 20,
+             what="leads drained")
+    time.sleep(0.5)
+    assert len(meetings(s, lead["lead"])) == 1
+    assert len(google_events(s, gmail)) == 1
+    assert len({j["_id"] for j in mail_jobs(s)}) == 1, "duplicates publish the same mail job id"
+
+
+def test_crash_between_google_and_commit(stack):
+    """SIGKILL after Google created the event but before the row committed: the restart adopts it."""
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    worker = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    locker = s.db()
+    locker.autocommit = False
+    with locker.cursor() as cur:
+        cur.execute("LOCK TABLE calendar_meetings IN SHARE MODE")
+        s.publish_lead(lead["lead"], user)
+        wait_for(lambda: len(s.standin.admin(f"events?email={gmail}")["events"]) == 1, 20, what="Google event")
+        time.sleep(0.3)
+        worker.kill()
+    locker.rollback()
+    locker.autocommit = True
+    assert meetings(s, lead["lead"]) == []
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting row after restart")
+    time.sleep(0.5)
+    assert len(meetings(s, lead["lead"])) == 1
+    events = google_events(s, gmail)
+    assert len(events) == 1 and events[0]["status"] == "confirmed"
+    assert meetings(s, lead["lead"])[0][2] == events[0]["id"]
+
+
+def test_google_500_then_success_is_retried(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 500,
+                                          "count": 1}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting after retry")
+    assert len(google_events(s, gmail)) == 1
+    m = w.metrics()
+    assert m.get('retries_total{queue="scheduler.retry.1"}') == 1
+
+
+def test_google_429_backs_off(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 429,
+                                          "count": 1}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    t0 = time.time()
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting after backoff")
+    assert time.time() - t0 >= 5, "the retry waited for its tier"
+    assert w.metrics().get('retries_total{queue="scheduler.retry.1"}') == 1
+
+
+def test_permanent_google_refusal_is_recorded(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 403,
+                                          "reason": "forbidden", "count": 1}]})
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish_lead(lead["lead"], user)
+    o = wait_for(lambda: outcome(s, lead["lead"]), 20, what="outcome")
+    assert o[0] == "failed" and o[1] == "google_rejected" and "forbidden" in o[2]
+    assert meetings(s, lead["lead"]) == []
+
+
+def test_invalid_grant_disconnects_and_mails(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    s.query("UPDATE users SET google_token_expiry = now() - interval '1 minute' WHERE id = %s", user)
+    s.standin.admin("revoke-grants", {"email": gmail})
+    lead = s.add_lead(user)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish_lead(lead["lead"], user)
+    o = wait_for(lambda: outcome(s, lead["lead"]), 20, what="outcome")
+    assert o[:2] == ("failed", "grant_revoked")
+    row = s.one("SELECT google_calendar_connected, google_access_token, google_refresh_token,"
+                " google_disconnect_reason FROM users WHERE id = %s", user)
+    assert row == (False, None, None, "grant_revoked")
+    jobs = wait_for(lambda: [j for j in mail_jobs(s) if j["kind"] == "disconnected"], 20, what="disconnect mail")
+    assert len(jobs) == 1 and jobs[0]["user_id"] == user and jobs[0]["_key"] == "mail.calendar.disconnected"
+    wait_for(lambda: s.one("SELECT google_disconnect_notified_at IS NOT NULL FROM users WHERE id = %s", user)[0],
+             10, what="disconnect marked notified")
+    # A second lead of the disconnected user is skipped without calling Google again.
+    lead2 = s.add_lead(user)
+    s.publish_lead(lead2["lead"], user)
+    assert wait_for(lambda: outcome(s, lead2["lead"]), 20)[:2] == ("skipped", "not_connected")
+    time.sleep(0.5)
+    assert len([j for j in mail_jobs(s) if j["kind"] == "disconnected"]) == 1, "one mail per revocation"
+
+
+def test_expiring_token_is_refreshed_once(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    s.query("UPDATE users SET google_token_expiry = now() + interval '2 minutes' WHERE id = %s", user)
+    leads = [s.add_lead(user) for _ in range(5)]
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    for lead in leads:
+        s.publish_lead(lead["lead"], user)
+    for lead in leads:
+        wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting")
+    stats = s.standin.admin("stats")
+    assert stats["token_refreshes"].get(gmail) == 1, stats
+    assert s.one("SELECT google_token_expiry > now() + interval '50 minutes' FROM users WHERE id = %s", user)[0]
+
+
+def test_every_skip_reason_is_recorded(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    other = s.add_user()
+    cases = {
+        "no_datetime": s.add_lead(user, demo=None),
+        "bad_datetime": s.add_lead(user, demo="next tuesday at 5"),
+        "past_datetime": s.add_lead(user, demo="2001-01-01T10:00:00Z"),
+        "no_email": s.add_lead(user, email=None),
+        "not_individual": s.add_lead(user, analysis_type="group"),
+        "not_connected": s.add_lead(other),
+    }
+    owners = {k: (other if k == "not_connected" else user) for k in cases}
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    for reason, lead in cases.items():
+        s.publish_lead(lead["lead"], owners[reason])
+    unknown = str(uuid.uuid4())
+    s.publish_lead(unknown, user)
+    for reason, lead in cases.items():
+        o = wait_for(lambda: outcome(s, lead["lead"]), 20, what=reason)
+        assert o[:2] == ("skipped", reason), (reason, o)
+    assert wait_for(lambda: outcome(s, unknown), 30, what="unknown lead")[:2] == ("skipped", "unknown_lead")
+    assert s.query("SELECT count(*) FROM calendar_meetings")[0][0] == 0
+    assert google_events(s, gmail) == []
+
+
+def test_malformed_message_is_dead_lettered_and_worker_keeps_running(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish("leads", "lead.analyzed", "this is not json", message_id="poison-1")
+    s.publish("leads", "lead.analyzed", {"lead_analytics_id": "nope"}, message_id="poison-2")
+    dead = wait_for(lambda: s.peek("scheduler.dead") if s.depth("scheduler.dead") == 2 else None, 20,
+                    what="dead letters")
+    reasons = {m["properties"]["message_id"]: m["properties"]["headers"]["x-dead-reason"] for m in dead}
+    assert reasons == {"poison-1": "malformed", "poison-2": "malformed"}
+    assert all(m["properties"]["headers"].get("x-dead-detail") for m in dead)
+    lead = s.add_lead(user)
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 20, what="a good lead after poison")
+    assert w.proc.poll() is None
+
+
+def command(s, body, reply_queue):
+    cid = str(uuid.uuid4())
+    body = dict(body, command_id=cid)
+    s.publish("calendar.commands", "meeting." + body["command"], body, message_id=cid, correlation_id=cid,
+              reply_to=reply_queue, type="meeting.command")
+    msgs = wait_for(lambda: [m for m in s.peek(reply_queue) if m["properties"].get("correlation_id") == cid], 20,
+                    what=f"reply to {body['command']}")
+    return json.loads(msgs[0]["payload"])
+
+
+def test_reschedule_and_cancel(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user, demo="2099-01-10T10:00:00+05:30")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    s.publish_lead(lead["lead"], user)
+    first = wait_for(lambda: meetings(s, lead["lead"]), 20)[0]
+
+    r = command(s, {"command": "reschedule", "user_id": user, "meeting_id": str(first[0]),
+                    "new_date_time": "2099-01-11T15:30:00+05:30"}, "test.replies")
+    assert r["ok"], r
+    assert r["previous"]["id"] == str(first[0]) and r["previous"]["status"] == "rescheduled"
+    new = r["meeting"]
+    assert new["status"] == "scheduled" and new["rescheduled_from_meeting_id"] == str(first[0])
+    assert new["meeting_start_time"] == "2099-01-11T10:00:00Z"
+    ev = google_events(s, gmail)
+    assert len(ev) == 1 and ev[0]["start"]["dateTime"] == "2099-01-11T15:30:00+05:30"
+    assert ev[0]["_standin"]["send_updates"][-1] == "all"
+
+    again = command(s, {"command": "reschedule", "user_id": user, "meeting_id": str(first[0]),
+                        "new_date_time": "2099-01-12T15:30:00+05:30"}, "test.replies")
+    assert again == {"ok": False, "command_id": again["command_id"],
+                     "error": {"code": "conflict", "message": again["error"]["message"]}}
+
+    other = s.add_user()
+    r = command(s, {"command": "cancel", "user_id": other, "meeting_id": new["id"], "reason": "x"}, "test.replies")
+    assert r["error"]["code"] == "not_found", "another user's meeting is invisible"
+
+    r = command(s, {"command": "cancel", "user_id": user, "meeting_id": new["id"], "reason": "Lead asked to cancel"},
+                "test.replies")
+    assert r["ok"] and r["meeting"]["status"] == "cancelled"
+    assert r["meeting"]["cancellation_reason"] == "Lead asked to cancel"
+    assert google_events(s, gmail)[0]["status"] == "cancelled"
+
+    kinds = sorted(j["kind"] for j in mail_jobs(s))
+    assert kinds == ["cancelled", "created", "rescheduled"]
+    assert s.query("SELECT status FROM calendar_meetings WHERE lead_analytics_id = %s ORDER BY created_at",
+                   lead["lead"]) == [("rescheduled",), ("cancelled",)]
+
+
+def test_cancel_of_event_deleted_at_google_succeeds(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    s.publish_lead(lead["lead"], user)
+    m = wait_for(lambda: meetings(s, lead["lead"]), 20)[0]
+    tokens = s.standin.connect(gmail)
+    status, _, _ = s.standin.request("DELETE", f"/calendar/v3/calendars/primary/events/{m[2]}",
+                                     headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert status == 204
+    r = command(s, {"command": "cancel", "user_id": user, "meeting_id": str(m[0]), "reason": "gone"}, "test.replies")
+    assert r["ok"] and r["meeting"]["status"] == "cancelled"
+
+
+def test_manual_create_and_rebook_after_cancel(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user, demo=None)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    r = command(s, {"command": "create", "user_id": user, "lead_analytics_id": lead["lead"],
+                    "date_time": "2099-03-01T09:00:00", "attendee_email": "manual@example.com"}, "test.replies")
+    assert r["ok"], r
+    assert r["meeting"]["attendee_email"] == "manual@example.com"
+    assert r["meeting"]["meeting_start_time"] == "2099-03-01T03:30:00Z", "wall time in the calendar's zone"
+    dup = command(s, {"command": "create", "user_id": user, "lead_analytics_id": lead["lead"],
+                      "date_time": "2099-03-02T09:00:00"}, "test.replies")
+    assert dup["error"]["code"] == "conflict"
+    c = command(s, {"command": "cancel", "user_id": user, "meeting_id": r["meeting"]["id"], "reason": "r"},
+                "test.replies")
+    assert c["ok"]
+    again = command(s, {"command": "create", "user_id": user, "lead_analytics_id": lead["lead"],
+                        "date_time": "2099-03-05T09:00:00"}, "test.replies")
+    assert again["ok"], again
+    assert again["meeting"]["google_event_id"].endswith("g1"), "a new booking generation, a new Google id"
+    assert len(google_events(s, gmail)) == 2
+    bad = command(s, {"command": "create", "user_id": user, "lead_analytics_id": lead["lead"],
+                      "date_time": "soon"}, "test.replies")
+    assert bad["error"]["code"] in ("invalid", "conflict")

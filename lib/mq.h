@@ -84,6 +84,11 @@ enum mq_confirm {
 	MQ_CONFIRM_LOST,	/* the connection ended before the broker answered */
 };
 
+/*
+ * Callbacks run from the event loop, never from inside an mq_* call, so they
+ * may publish, ack and nack freely; the one exception is MQ_CONFIRM_LOST from
+ * mq_free(). No callback may free its own mq.
+ */
 typedef int (*mq_connect_cb)(struct mq *mq, void *arg);
 typedef void (*mq_confirm_cb)(enum mq_confirm outcome, void *arg);
 /* *delivery lives only for the duration of the callback: copy with mq_delivery_dup(). */
@@ -104,7 +109,8 @@ struct mq_opts {
 
 /*
  * Start connecting (the first attempt runs from the loop, not from here).
- * Copies *opts and its strings. The caller frees it with mq_free().
+ * Copies *opts and its strings. The caller frees it with mq_free(). A URL
+ * that does not parse is a configuration error: logged, exit(MQ_EXIT_CONFIG).
  */
 struct mq *mq_new(struct event_base *base, const struct mq_opts *opts);
 
@@ -148,7 +154,11 @@ int mq_declare_reply_queue(struct mq *mq, const char **name);
 int mq_consume(struct mq *mq, const char *queue, uint16_t prefetch, bool no_ack,
 	       mq_deliver_cb deliver, void *arg);
 
-/* Cancel every consumer (graceful shutdown: deliveries stop, acks still work). */
+/*
+ * Cancel every consumer (graceful shutdown: deliveries stop, acks still
+ * work). Later mq_consume() calls, e.g. from on_connect after a reconnect,
+ * start nothing and return 0.
+ */
 void mq_stop_consuming(struct mq *mq);
 
 /*

@@ -140,8 +140,9 @@ void worker_free(struct worker *w)
 	if (w->drain != NULL)
 		event_free(w->drain);
 	health_free(w->health);
-	mq_free(w->consumer);
+	/* Publisher first: its LOST confirms may still settle deliveries on the consumer. */
 	mq_free(w->publisher);
+	mq_free(w->consumer);
 	httpc_free(w->http);
 	db_free(w->db);
 	svc_signals_free(w->signals);

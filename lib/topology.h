@@ -1,0 +1,86 @@
+/*
+ * topology: the project's AMQP names and the one place their arguments live.
+ *
+ * RabbitMQ refuses (406) to redeclare a queue with other arguments, so every
+ * service declares what it consumes and what it publishes to through these
+ * functions, from its on_connect, and they all agree by construction. The
+ * names are a contract with the platform's webhook and with operators
+ * (DESIGN.md, "AMQP topology"): lead.analyzed goes to the `leads` exchange,
+ * waits in `scheduler.delay` for SCHEDULE_DELAY_MS, and dead-letters through
+ * the `scheduler` exchange into `scheduler.leads`. Every queue that holds work
+ * is a quorum queue with at-least-once dead-lettering, reject-publish
+ * overflow and a delivery limit of 20; poison messages and exhausted retries
+ * end in `scheduler.dead` or `mailer.dead`.
+ *
+ * Retries wait in tier queues, one fixed TTL each (never per-message
+ * expirations, which RabbitMQ honours only at the head of a queue), that
+ * dead-letter back to the work queue through the default exchange. A
+ * consumer publishes a retry to the default exchange with the tier's queue
+ * name as routing key; together the tiers span more than 15 minutes.
+ */
+#ifndef TOPOLOGY_H
+#define TOPOLOGY_H
+
+#include <stddef.h>
+
+#include "mq.h"
+#include "retry.h"
+
+/* Exchanges. */
+#define TOPO_EX_LEADS			"leads"			/* topic; the webhook publishes here */
+#define TOPO_EX_SCHEDULER		"scheduler"		/* direct; the delay queue dead-letters here */
+#define TOPO_EX_CALENDAR_COMMANDS	"calendar.commands"	/* direct; the gateway's meeting commands */
+#define TOPO_EX_MAIL			"mail"			/* topic; mail jobs */
+
+/* Queues. */
+#define TOPO_Q_SCHEDULER_DELAY		"scheduler.delay"
+#define TOPO_Q_SCHEDULER_LEADS		"scheduler.leads"
+#define TOPO_Q_SCHEDULER_COMMANDS	"scheduler.commands"
+#define TOPO_Q_SCHEDULER_DEAD		"scheduler.dead"
+#define TOPO_Q_MAILER_JOBS		"mailer.jobs"
+#define TOPO_Q_MAILER_DEAD		"mailer.dead"
+
+/* Routing keys. */
+#define TOPO_RK_LEAD_ANALYZED		"lead.analyzed"
+#define TOPO_RK_LEAD_READY		"lead.ready"
+#define TOPO_RK_MEETING_CREATE		"meeting.create"
+#define TOPO_RK_MEETING_RESCHEDULE	"meeting.reschedule"
+#define TOPO_RK_MEETING_CANCEL		"meeting.cancel"
+#define TOPO_RK_MAIL_ALL		"mail.#"
+
+/* x-delivery-limit of every work queue: a backstop against crash loops. */
+#define TOPO_DELIVERY_LIMIT 20
+
+/*
+ * Everything the scheduler consumes and publishes to: the delay path (with
+ * x-message-ttl = delay_ms), scheduler.leads, its retry tiers,
+ * scheduler.commands, scheduler.dead, and the mail exchange with mailer.jobs
+ * and mailer.dead, so mail published before the mailer first starts is kept.
+ * 0 or -1 (reconnect later); a 406 exits the process (see mq.h).
+ */
+int topology_declare_scheduler(struct mq *mq, long delay_ms);
+/* The mail exchange, mailer.jobs, its retry tiers and mailer.dead. */
+int topology_declare_mailer(struct mq *mq);
+/* calendar.commands, scheduler.commands and its dead-letter queue. */
+int topology_declare_gateway(struct mq *mq);
+/*
+ * What a publisher of lead.analyzed (the webhook, test tools) needs so no
+ * lead is unroutable or dropped before the scheduler first starts: the
+ * leads exchange and the delay path into scheduler.leads.
+ */
+int topology_declare_webhook_side(struct mq *mq, long delay_ms);
+
+/*
+ * Retry tiers, shortest wait first. Each returns the number of tiers and
+ * points *ttl_ms (when not NULL) at their TTLs in milliseconds (static).
+ */
+size_t topology_scheduler_retry_tiers(const long **ttl_ms);
+size_t topology_mailer_retry_tiers(const long **ttl_ms);
+/* Queue name of tier n, counting from 1 as the names do ("scheduler.retry.1"); NULL when out of range. Static. */
+const char *topology_scheduler_retry_queue(size_t n);
+const char *topology_mailer_retry_queue(size_t n);
+/* The tiers and dead-letter queue as lib/retry wants them (static strings). */
+void topology_scheduler_retry_policy(struct retry_policy *policy);
+void topology_mailer_retry_policy(struct retry_policy *policy);
+
+#endif

@@ -1,0 +1,791 @@
+/*
+ * test_mq: lib/mq and lib/topology against the run's real RabbitMQ (a
+ * virtual host of its own). The topology as the management API sees it;
+ * 500 persistent publishes confirmed and consumed exactly once with their
+ * properties and headers intact under a prefetch of 50; a mandatory publish
+ * nobody routes; dead-lettering, redelivery counts and the broker-side delay;
+ * connections killed through the management API (reconnect, stale ack
+ * tokens refused); consumers cancelled for a graceful stop; a 406 on
+ * redeclare exiting with status 78; a broker that refuses connections
+ * without stalling the loop; and unsettled publishes reported lost by
+ * mq_free().
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "mq.h"
+#include "tap.h"
+#include "testenv.h"
+#include "topology.h"
+#include "xmalloc.h"
+
+#define VHOST "mq"
+#define DELAY_MS 300
+#define N_BULK 500
+#define PREFETCH 50
+#define Q_BULK "test.bulk"
+#define CONN_PUB "test-mq publisher"
+#define CONN_CON "test-mq consumer"
+
+struct side {
+	struct mq *mq;
+	int connects;
+};
+
+struct tally {
+	int ack, nack, returned, lost;
+	bool done;
+};
+
+struct bulk {
+	int seen[N_BULK];
+	int unique;
+	int duplicates;
+	int field_errors;
+	struct mq_ack_token outstanding[N_BULK];
+	int noutstanding;
+	int max_outstanding;
+};
+
+static struct event_base *base;
+static char *url;
+static struct side pub, con;
+static bool inside_mq_call;
+static int callbacks_inside_calls;
+
+static struct bulk bulk;
+static struct tally bulk_confirms;
+static int bulk_others;		/* deliveries on test.bulk that are not part of the bulk run */
+
+/* Other consumers' observations. */
+static struct {
+	bool have;
+	struct mq_ack_token token;
+	int deliveries;
+	bool redelivered_last;
+	uint64_t generation_last;
+} hold;
+
+static struct {
+	bool got;
+	bool redelivered;
+	long delivery_count;
+	int deliveries;
+} redeliver;
+
+static struct {
+	bool got;
+	int64_t published_ms;
+	int64_t arrived_ms;
+	char *exchange;
+	char *routing_key;
+} delay;
+
+static struct {
+	bool got;
+	char *reason;
+	char *queue;
+	char *routing_key;
+} dead;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void on_confirm(enum mq_confirm outcome, void *arg)
+{
+	struct tally *t = arg;
+
+	if (inside_mq_call)
+		callbacks_inside_calls++;
+	switch (outcome) {
+	case MQ_CONFIRM_ACK:
+		t->ack++;
+		break;
+	case MQ_CONFIRM_NACK:
+		t->nack++;
+		break;
+	case MQ_CONFIRM_RETURNED:
+		t->returned++;
+		break;
+	case MQ_CONFIRM_LOST:
+		t->lost++;
+		break;
+	}
+	t->done = true;
+}
+
+static int publish(struct mq *mq, const struct mq_message *m, struct tally *t)
+{
+	int rc;
+
+	inside_mq_call = true;
+	rc = mq_publish(mq, m, on_confirm, t);
+	inside_mq_call = false;
+	return rc;
+}
+
+static int ack(struct mq *mq, struct mq_ack_token token)
+{
+	int rc;
+
+	inside_mq_call = true;
+	rc = mq_ack(mq, token);
+	inside_mq_call = false;
+	return rc;
+}
+
+static bool field_is(const char *got, const char *want)
+{
+	return got != NULL && strcmp(got, want) == 0;
+}
+
+static void on_bulk(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	const char *id = d->msg.message_id;
+	char want[64];
+	long i;
+
+	(void)arg;
+	if (inside_mq_call)
+		callbacks_inside_calls++;
+	if (field_is(id, "hold-1")) {
+		hold.have = true;
+		hold.token = d->token;
+		hold.deliveries++;
+		hold.redelivered_last = d->redelivered;
+		hold.generation_last = d->token.generation;
+		return;
+	}
+	if (id == NULL || strncmp(id, "bulk-", 5) != 0) {
+		bulk_others++;
+		ack(mq, d->token);
+		return;
+	}
+	i = strtol(id + 5, NULL, 10);
+	if (i < 0 || i >= N_BULK) {
+		bulk.field_errors++;
+		ack(mq, d->token);
+		return;
+	}
+	if (bulk.seen[i]++ == 0)
+		bulk.unique++;
+	else
+		bulk.duplicates++;
+	snprintf(want, sizeof(want), "%ld", i);
+	if (!field_is(mq_delivery_header(d, "x-index"), want) || !field_is(mq_delivery_header(d, "x-kind"), "bulk") ||
+	    !field_is(mq_delivery_header(d, "x-empty"), "") || d->msg.nheaders != 3 ||
+	    !field_is(d->msg.content_type, "application/json") || !field_is(d->msg.type, "test.bulk") ||
+	    !field_is(d->msg.reply_to, "nobody") || !field_is(d->msg.exchange, "") ||
+	    !field_is(d->msg.routing_key, Q_BULK) || d->msg.timestamp != 1700000000 + i || d->msg.transient ||
+	    d->redelivered || d->delivery_count != 0)
+		bulk.field_errors++;
+	snprintf(want, sizeof(want), "corr-%ld", i);
+	if (!field_is(d->msg.correlation_id, want))
+		bulk.field_errors++;
+	snprintf(want, sizeof(want), "{\"n\":%ld}", i);
+	if (d->msg.body_len != strlen(want) || memcmp(d->msg.body, want, d->msg.body_len) != 0)
+		bulk.field_errors++;
+	/* Settled later from a timer, so several deliveries are outstanding at once. */
+	bulk.outstanding[bulk.noutstanding++] = d->token;
+	if (bulk.noutstanding > bulk.max_outstanding)
+		bulk.max_outstanding = bulk.noutstanding;
+}
+
+static void on_ack_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (int i = 0; i < bulk.noutstanding; i++)
+		ack(con.mq, bulk.outstanding[i]);
+	bulk.noutstanding = 0;
+}
+
+static void on_lead(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	const char *id = d->msg.message_id;
+
+	(void)arg;
+	if (field_is(id, "dl-1")) {
+		mq_nack(mq, d->token, false);
+	} else if (field_is(id, "redeliver-1")) {
+		redeliver.deliveries++;
+		if (redeliver.deliveries == 1) {
+			mq_nack(mq, d->token, true);
+			return;
+		}
+		redeliver.got = true;
+		redeliver.redelivered = d->redelivered;
+		redeliver.delivery_count = d->delivery_count;
+		mq_ack(mq, d->token);
+	} else if (field_is(id, "delay-1")) {
+		delay.got = true;
+		delay.arrived_ms = now_ms();
+		delay.exchange = dup_or_null(d->msg.exchange);
+		delay.routing_key = dup_or_null(d->msg.routing_key);
+		mq_ack(mq, d->token);
+	} else {
+		mq_ack(mq, d->token);
+	}
+}
+
+static void on_dead(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	(void)arg;
+	if (field_is(d->msg.message_id, "dl-1")) {
+		dead.got = true;
+		dead.reason = dup_or_null(mq_delivery_header(d, "x-first-death-reason"));
+		dead.queue = dup_or_null(mq_delivery_header(d, "x-first-death-queue"));
+		dead.routing_key = dup_or_null(d->msg.routing_key);
+	}
+	mq_ack(mq, d->token);
+}
+
+static int declare_all(struct mq *mq)
+{
+	if (topology_declare_scheduler(mq, DELAY_MS) < 0 || mq_declare_queue(mq, Q_BULK, NULL, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int on_pub_connect(struct mq *mq, void *arg)
+{
+	struct side *s = arg;
+
+	s->connects++;
+	return declare_all(mq);
+}
+
+static int on_con_connect(struct mq *mq, void *arg)
+{
+	struct side *s = arg;
+
+	s->connects++;
+	if (declare_all(mq) < 0 ||
+	    mq_consume(mq, Q_BULK, PREFETCH, false, on_bulk, NULL) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, PREFETCH, false, on_lead, NULL) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_DEAD, 10, false, on_dead, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static struct mq *side_new(struct side *s, const char *name, mq_connect_cb cb)
+{
+	struct mq_opts o = { .url = url, .name = name, .on_connect = cb, .arg = s };
+
+	return mq_new(base, &o);
+}
+
+/* Runs the loop until a condition computed by check() holds. */
+static bool wait_for(bool (*check)(void), int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	bool done = false;
+
+	while (!(done = check()) && now_ms() < end) {
+		bool never = false;
+
+		testenv_run_until(base, &never, 20);
+	}
+	return done;
+}
+
+static bool both_ready(void)
+{
+	return mq_ready(pub.mq) && mq_ready(con.mq);
+}
+
+/* Management API */
+
+static cJSON *api_json(const char *path)
+{
+	char *body = testenv_rabbit_get(path);
+	cJSON *j = body != NULL ? cJSON_Parse(body) : NULL;
+
+	free(body);
+	return j;
+}
+
+static long api_delete(const char *path)
+{
+	const char *api = testenv_require("TEST_RABBITMQ_API");
+	char *full = xasprintf("%s%s", api, path);
+	CURL *c = curl_easy_init();
+	long status = 0;
+
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	free(full);
+	return status;
+}
+
+static const char *json_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double json_num(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void check_topology(void)
+{
+	cJSON *q = api_json("/queues/" VHOST "/" TOPO_Q_SCHEDULER_DELAY);
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(q, "arguments");
+	cJSON *b, *tier;
+	bool bound = false;
+
+	CHECK(q != NULL, "management API shows scheduler.delay");
+	CHECK_STR(json_str(q, "type"), "quorum", "scheduler.delay is a quorum queue");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(q, "durable")), "scheduler.delay is durable");
+	CHECK_INT(json_num(args, "x-message-ttl"), DELAY_MS, "scheduler.delay x-message-ttl is the delay");
+	CHECK_STR(json_str(args, "x-dead-letter-exchange"), "scheduler", "scheduler.delay dead-letters to scheduler");
+	CHECK_STR(json_str(args, "x-dead-letter-routing-key"), "lead.ready", "... with routing key lead.ready");
+	CHECK_STR(json_str(args, "x-dead-letter-strategy"), "at-least-once", "scheduler.delay dead-letters at least once");
+	CHECK_STR(json_str(args, "x-overflow"), "reject-publish", "scheduler.delay overflow rejects publishes");
+	CHECK_INT(json_num(args, "x-delivery-limit"), 20, "scheduler.delay delivery limit 20");
+	cJSON_Delete(q);
+
+	b = api_json("/queues/" VHOST "/" TOPO_Q_SCHEDULER_DELAY "/bindings");
+	for (const cJSON *e = b != NULL ? b->child : NULL; e != NULL; e = e->next)
+		if (field_is(json_str(e, "source"), "leads") && field_is(json_str(e, "routing_key"), "lead.analyzed"))
+			bound = true;
+	CHECK(bound, "scheduler.delay is bound to leads / lead.analyzed");
+	cJSON_Delete(b);
+
+	tier = api_json("/queues/" VHOST "/scheduler.retry.1");
+	args = cJSON_GetObjectItemCaseSensitive(tier, "arguments");
+	CHECK_STR(json_str(tier, "type"), "quorum", "scheduler.retry.1 is a quorum queue");
+	CHECK_INT(json_num(args, "x-message-ttl"), 5000, "scheduler.retry.1 waits 5 s");
+	CHECK_STR(json_str(args, "x-dead-letter-exchange"), "", "scheduler.retry.1 dead-letters to the default exchange");
+	CHECK_STR(json_str(args, "x-dead-letter-routing-key"), "scheduler.leads", "... into scheduler.leads");
+	cJSON_Delete(tier);
+
+	q = api_json("/queues/" VHOST "/" TOPO_Q_MAILER_JOBS);
+	args = cJSON_GetObjectItemCaseSensitive(q, "arguments");
+	CHECK_STR(json_str(args, "x-dead-letter-routing-key"), "mailer.dead",
+		  "the scheduler declares mailer.jobs too, dead-lettering to mailer.dead");
+	cJSON_Delete(q);
+}
+
+static void check_tiers(void)
+{
+	const long *ttl;
+	size_t n = topology_scheduler_retry_tiers(&ttl);
+	long sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += ttl[i];
+	CHECK(n == 7 && sum >= 15 * 60 * 1000, "scheduler tiers span at least 15 minutes (%zu tiers, %ld ms)", n, sum);
+	CHECK_STR(topology_scheduler_retry_queue(1), "scheduler.retry.1", "tier 1 is scheduler.retry.1");
+	CHECK(topology_scheduler_retry_queue(0) == NULL && topology_scheduler_retry_queue(n + 1) == NULL,
+	      "tiers out of range have no queue");
+	n = topology_mailer_retry_tiers(&ttl);
+	sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += ttl[i];
+	CHECK(sum >= 15 * 60 * 1000, "mailer tiers span at least 15 minutes");
+}
+
+/* Bulk publish and consume. */
+
+static bool bulk_confirmed(void)
+{
+	return bulk_confirms.ack + bulk_confirms.nack + bulk_confirms.returned + bulk_confirms.lost >= N_BULK;
+}
+
+static bool bulk_consumed(void)
+{
+	return bulk.unique >= N_BULK && bulk.noutstanding == 0;
+}
+
+static void test_bulk(void)
+{
+	struct event *acker = event_new(base, -1, EV_PERSIST, on_ack_timer, NULL);
+	struct timeval every = { 0, 10000 };
+	int failed = 0;
+
+	event_add(acker, &every);
+	for (int i = 0; i < N_BULK; i++) {
+		char id[32], idx[16], corr[32], body[32];
+		struct mq_header h[] = { { "x-index", idx }, { "x-kind", "bulk" }, { "x-empty", "" } };
+		struct mq_message m = {
+			.exchange = "", .routing_key = Q_BULK, .body = body, .content_type = "application/json",
+			.message_id = id, .correlation_id = corr, .reply_to = "nobody", .type = "test.bulk",
+			.timestamp = 1700000000 + i, .headers = h, .nheaders = 3,
+		};
+
+		snprintf(id, sizeof(id), "bulk-%d", i);
+		snprintf(idx, sizeof(idx), "%d", i);
+		snprintf(corr, sizeof(corr), "corr-%d", i);
+		snprintf(body, sizeof(body), "{\"n\":%d}", i);
+		m.body_len = strlen(body);
+		if (publish(pub.mq, &m, &bulk_confirms) < 0)
+			failed++;
+	}
+	CHECK_INT(failed, 0, "all %d publishes were written", N_BULK);
+	CHECK(mq_unconfirmed(pub.mq) > 0, "publishes wait for their confirms (%zu unconfirmed)", mq_unconfirmed(pub.mq));
+	CHECK(wait_for(bulk_confirmed, 30000), "every publish was settled");
+	CHECK_INT(bulk_confirms.ack, N_BULK, "every publish was acked by the broker");
+	CHECK_INT(bulk_confirms.nack + bulk_confirms.returned + bulk_confirms.lost, 0, "none nacked, returned or lost");
+	CHECK_INT(mq_unconfirmed(pub.mq), 0, "nothing left unconfirmed");
+	CHECK(wait_for(bulk_consumed, 30000), "every message was consumed and acked");
+	CHECK_INT(bulk.unique, N_BULK, "%d distinct messages delivered", N_BULK);
+	CHECK_INT(bulk.duplicates, 0, "no message delivered twice");
+	CHECK_INT(bulk.field_errors, 0, "message ids, headers, properties and bodies arrived intact");
+	CHECK(bulk.max_outstanding <= PREFETCH && bulk.max_outstanding > 1,
+	      "unacked deliveries stayed within the prefetch of %d (max %d)", PREFETCH, bulk.max_outstanding);
+	CHECK_INT(callbacks_inside_calls, 0, "no callback ran inside mq_publish or mq_ack");
+	event_free(acker);
+}
+
+/* Mandatory and returned. */
+
+static struct tally unroutable, routable;
+
+static bool mandatory_done(void)
+{
+	return unroutable.done && routable.done;
+}
+
+static void test_mandatory(void)
+{
+	struct mq_message lost = { .exchange = TOPO_EX_SCHEDULER, .routing_key = "no.such.key", .body = "x",
+				   .body_len = 1, .message_id = "unroutable-1", .mandatory = true };
+	struct mq_message kept = { .exchange = "", .routing_key = Q_BULK, .body = "y", .body_len = 1,
+				   .message_id = "routable-1", .mandatory = true };
+
+	CHECK_INT(publish(pub.mq, &lost, &unroutable), 0, "mandatory publish to an unbound key was written");
+	CHECK_INT(publish(pub.mq, &kept, &routable), 0, "mandatory publish to a queue was written");
+	CHECK(wait_for(mandatory_done, 10000), "both mandatory publishes were settled");
+	CHECK_INT(unroutable.returned, 1, "the unroutable one came back RETURNED");
+	CHECK_INT(unroutable.ack + unroutable.nack + unroutable.lost, 0, "... and only that (the broker's ack is not reported)");
+	CHECK_INT(routable.ack, 1, "the routable one was ACKed");
+}
+
+/* Dead letters, redelivery and the delay. */
+
+static struct tally misc;
+
+static bool dead_done(void)
+{
+	return dead.got && redeliver.got && delay.got;
+}
+
+static void test_dead_letter_and_delay(void)
+{
+	struct mq_message dl = { .exchange = TOPO_EX_SCHEDULER, .routing_key = TOPO_RK_LEAD_READY, .body = "{}",
+				 .body_len = 2, .message_id = "dl-1" };
+	struct mq_message rd = dl;
+	struct mq_message dm = { .exchange = TOPO_EX_LEADS, .routing_key = TOPO_RK_LEAD_ANALYZED, .body = "{}",
+				 .body_len = 2, .message_id = "delay-1", .content_type = "application/json" };
+
+	rd.message_id = "redeliver-1";
+	CHECK_INT(publish(pub.mq, &dl, &misc), 0, "published a message to scheduler.leads to reject");
+	CHECK_INT(publish(pub.mq, &rd, &misc), 0, "published a message to scheduler.leads to requeue once");
+	delay.published_ms = now_ms();
+	CHECK_INT(publish(pub.mq, &dm, &misc), 0, "published lead.analyzed to the leads exchange");
+	CHECK(wait_for(dead_done, 15000), "the rejected, requeued and delayed messages all arrived");
+	CHECK(dead.got, "nack without requeue on scheduler.leads dead-lettered it to scheduler.dead");
+	CHECK_STR(dead.reason, "rejected", "x-first-death-reason is rejected");
+	CHECK_STR(dead.queue, "scheduler.leads", "x-first-death-queue is scheduler.leads");
+	CHECK_STR(dead.routing_key, "scheduler.dead", "it was routed with key scheduler.dead");
+	CHECK(redeliver.redelivered, "a requeued message comes back marked redelivered");
+	CHECK_INT(redeliver.delivery_count, 1, "x-delivery-count (an integer header) reads 1");
+	CHECK(delay.got && delay.arrived_ms - delay.published_ms >= DELAY_MS,
+	      "lead.analyzed reached scheduler.leads no sooner than %d ms (%lld ms)", DELAY_MS,
+	      (long long)(delay.arrived_ms - delay.published_ms));
+	CHECK(delay.arrived_ms - delay.published_ms < 10000, "... and not much later");
+	CHECK_STR(delay.exchange, "scheduler", "it came through the scheduler exchange");
+	CHECK_STR(delay.routing_key, "lead.ready", "with routing key lead.ready");
+	CHECK_INT(misc.ack, 3, "the three publishes were confirmed");
+}
+
+/* Reconnects. */
+
+/* The management API's name of our connection with this connection_name, or NULL (caller frees). */
+static char *find_connection(const char *conn_name)
+{
+	cJSON *list = api_json("/connections");
+	char *name = NULL;
+
+	for (const cJSON *c = list != NULL ? list->child : NULL; c != NULL && name == NULL; c = c->next) {
+		const cJSON *props = cJSON_GetObjectItemCaseSensitive(c, "client_properties");
+
+		if (field_is(json_str(c, "vhost"), VHOST) && field_is(json_str(props, "connection_name"), conn_name))
+			name = dup_or_null(json_str(c, "name"));
+	}
+	cJSON_Delete(list);
+	return name;
+}
+
+static bool kill_connection(const char *conn_name)
+{
+	int64_t end = now_ms() + 30000;
+	char *name = NULL;
+	long status = 0;
+
+	while (name == NULL && now_ms() < end) {
+		bool never = false;
+
+		name = find_connection(conn_name);
+		if (name == NULL)
+			testenv_run_until(base, &never, 500);
+	}
+	if (name != NULL) {
+		CURL *c = curl_easy_init();
+		char *esc = curl_easy_escape(c, name, 0);
+		char *path = xasprintf("/connections/%s", esc);
+
+		status = api_delete(path);
+		free(path);
+		curl_free(esc);
+		curl_easy_cleanup(c);
+		free(name);
+	}
+	return status == 204;
+}
+
+static bool con_reconnected(void)
+{
+	return con.connects >= 2 && mq_ready(con.mq);
+}
+
+static bool pub_reconnected(void)
+{
+	return pub.connects >= 2 && mq_ready(pub.mq);
+}
+
+static bool hold_received(void)
+{
+	return hold.have;
+}
+
+static bool hold_redelivered(void)
+{
+	return hold.deliveries >= 2;
+}
+
+static struct tally after;
+
+static bool after_done(void)
+{
+	return after.done;
+}
+
+static void test_reconnect(void)
+{
+	struct mq_message h = { .exchange = "", .routing_key = Q_BULK, .body = "h", .body_len = 1,
+				.message_id = "hold-1" };
+	struct mq_message a = { .exchange = "", .routing_key = Q_BULK, .body = "a", .body_len = 1,
+				.message_id = "after-1" };
+	struct mq_ack_token old;
+
+	CHECK_INT(publish(pub.mq, &h, &misc), 0, "published a message the consumer holds unacked");
+	CHECK(wait_for(hold_received, 10000), "the held message was delivered");
+	old = hold.token;
+	CHECK(kill_connection(CONN_CON), "the management API closed the consumer's connection");
+	CHECK(wait_for(con_reconnected, 20000), "the consumer reconnected and is ready again");
+	CHECK_INT(con.connects, 2, "on_connect ran twice on the consumer");
+	CHECK_INT(mq_ack(con.mq, old), -1, "an ack token from the old connection is refused");
+	CHECK(wait_for(hold_redelivered, 10000), "the unacked message was redelivered on the new connection");
+	CHECK(hold.redelivered_last && hold.generation_last == old.generation + 1,
+	      "... marked redelivered, with the new generation");
+	CHECK_INT(mq_ack(con.mq, hold.token), 0, "and its new token acks");
+
+	CHECK(kill_connection(CONN_PUB), "the management API closed the publisher's connection");
+	CHECK(wait_for(pub_reconnected, 20000), "the publisher reconnected");
+	CHECK_INT(pub.connects, 2, "on_connect ran twice on the publisher");
+	CHECK_INT(publish(pub.mq, &a, &after), 0, "publishing works after the reconnect");
+	CHECK(wait_for(after_done, 10000) && after.ack == 1, "... and is confirmed");
+}
+
+/* Graceful stop: consumers cancelled, nothing more delivered, the connection stays up. */
+
+static bool stopped_published(void)
+{
+	return after.ack >= 2;
+}
+
+static void test_stop_consuming(void)
+{
+	struct mq_message m = { .exchange = "", .routing_key = Q_BULK, .body = "s", .body_len = 1,
+				.message_id = "stopped-1" };
+	bool never = false;
+	int before = bulk_others;
+
+	mq_stop_consuming(con.mq);
+	testenv_run_until(base, &never, 200);
+	CHECK_INT(publish(pub.mq, &m, &after), 0, "published after the consumers were cancelled");
+	CHECK(wait_for(stopped_published, 10000), "... and it was confirmed");
+	testenv_run_until(base, &never, 1000);
+	CHECK_INT(bulk_others, before, "no delivery reached a cancelled consumer");
+	CHECK(mq_ready(con.mq), "the consuming connection stays up after mq_stop_consuming");
+}
+
+/* 406: a child declares scheduler.delay with another TTL and must exit 78. */
+
+static struct event_base *child_base;
+static struct mq *child_mq;
+
+static int on_child_connect(struct mq *mq, void *arg)
+{
+	(void)arg;
+	return topology_declare_scheduler(mq, DELAY_MS + 1000);
+}
+
+static void test_precondition(void)
+{
+	pid_t pid = fork();
+	int status = 0;
+	int64_t end = now_ms() + 30000;
+	pid_t got = 0;
+
+	if (pid == 0) {
+		struct mq_opts o = { .url = url, .name = "test-mq 406", .on_connect = on_child_connect };
+
+		child_base = event_base_new();
+		child_mq = mq_new(child_base, &o);
+		event_base_dispatch(child_base);
+		_exit(1);
+	}
+	CHECK(pid > 0, "forked the 406 child");
+	while (pid > 0 && (got = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() < end)
+		usleep(20000);
+	if (pid > 0 && got == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	CHECK(got == pid && WIFEXITED(status) && WEXITSTATUS(status) == MQ_EXIT_CONFIG,
+	      "redeclaring scheduler.delay with another TTL exits with status 78 (status 0x%x)", status);
+}
+
+/* A broker that refuses connections: mq keeps retrying with backoff and the loop keeps running. */
+
+static int ticks;
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	ticks++;
+}
+
+static void test_unreachable(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval every = { 0, 10000 };
+	struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	struct mq_message m = { .exchange = "", .routing_key = Q_BULK, .body = "u", .body_len = 1 };
+	struct mq_opts o = { .name = "test-mq unreachable" };
+	char *dead_url;
+	struct mq *mq;
+	bool never = false;
+
+	/* A port that was free a moment ago and has no listener now. */
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	close(fd);
+	dead_url = xasprintf("amqp://guest:guest@127.0.0.1:%u/" VHOST, ntohs(sa.sin_port));
+	o.url = dead_url;
+	mq = mq_new(base, &o);
+	event_add(tick, &every);
+	testenv_run_until(base, &never, 1500);
+	CHECK(!mq_ready(mq), "an mq whose broker refuses connections is not ready");
+	CHECK_INT(mq_publish(mq, &m, NULL, NULL), -1, "and publishing on it fails at once");
+	CHECK(ticks >= 100, "the loop kept running while it retried (%d ticks of 10 ms in 1.5 s)", ticks);
+	mq_free(mq);
+	event_free(tick);
+	free(dead_url);
+}
+
+/* mq_free with a publish in flight reports it lost, exactly once. */
+
+static struct tally freed;
+
+static void test_free_lost(void)
+{
+	struct mq_message m = { .exchange = "", .routing_key = Q_BULK, .body = "f", .body_len = 1,
+				.message_id = "freed-1" };
+
+	CHECK_INT(publish(pub.mq, &m, &freed), 0, "published just before mq_free");
+	mq_free(pub.mq);
+	pub.mq = NULL;
+	CHECK_INT(freed.lost, 1, "mq_free reported the unsettled publish as LOST");
+	CHECK_INT(freed.ack + freed.nack + freed.returned, 0, "... and nothing else");
+}
+
+int main(void)
+{
+	struct mq_message m = { .exchange = "", .routing_key = Q_BULK, .body = "", .body_len = 0 };
+
+	log_init("test_mq", LOG_INFO);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	url = testenv_vhost(VHOST);
+	base = event_base_new();
+
+	mq_free(NULL);
+	check_tiers();
+	pub.mq = side_new(&pub, CONN_PUB, on_pub_connect);
+	con.mq = side_new(&con, CONN_CON, on_con_connect);
+	CHECK(!mq_ready(pub.mq), "mq_new does not connect by itself");
+	CHECK_INT(mq_publish(pub.mq, &m, NULL, NULL), -1, "publishing before the connection is up fails");
+
+	CHECK(wait_for(both_ready, 20000), "publisher and consumer connected");
+	CHECK(pub.connects == 1 && con.connects == 1, "on_connect ran once on each");
+	check_topology();
+	test_bulk();
+	test_mandatory();
+	test_dead_letter_and_delay();
+	test_reconnect();
+	test_stop_consuming();
+	test_precondition();
+	test_unreachable();
+	test_free_lost();
+
+	mq_free(con.mq);
+	event_base_free(base);
+	free(url);
+	free(delay.exchange);
+	free(delay.routing_key);
+	free(dead.reason);
+	free(dead.queue);
+	free(dead.routing_key);
+	curl_global_cleanup();
+	log_shutdown();
+	return tap_done();
+}

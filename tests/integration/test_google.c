@@ -1,0 +1,311 @@
+/*
+ * Integration test of lib/google against the Google stand-in of the run
+ * (TEST_GOOGLE_URL): the OAuth code exchange with PKCE, userinfo, the
+ * calendar probe, event insert/get/patch/delete, and every outcome the
+ * services branch on: duplicate ids, deleted events, expired and revoked
+ * tokens, invalid_grant, and injected 500/503/429/403 rate limits.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "cfg.h"
+#include "google.h"
+#include "httpc.h"
+#include "log.h"
+#include "metrics.h"
+#include "tap.h"
+#include "testenv.h"
+#include "xmalloc.h"
+
+struct call {
+	bool done;
+	enum google_outcome outcome;
+	long status;
+	char *reason;
+	cJSON *json;
+};
+
+static struct event_base *base;
+static struct google *g;
+
+static void on_result(const struct google_result *r, void *arg)
+{
+	struct call *c = arg;
+
+	c->outcome = r->outcome;
+	c->status = r->status;
+	c->reason = r->reason ? xstrdup(r->reason) : NULL;
+	c->json = r->json ? cJSON_Duplicate(r->json, 1) : NULL;
+	c->done = true;
+}
+
+static void call_reset(struct call *c)
+{
+	free(c->reason);
+	cJSON_Delete(c->json);
+	memset(c, 0, sizeof(*c));
+}
+
+static void wait_call(struct call *c)
+{
+	if (!testenv_run_until(base, &c->done, 20000))
+		CHECK(0, "the call finished in time");
+}
+
+static const char *jstr(const cJSON *j, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, k));
+}
+
+/* Blocking set-up calls to the stand-in's admin API and consent form (test set-up only). */
+static size_t collect(char *d, size_t s, size_t n, void *arg)
+{
+	char **buf = arg;
+	size_t old = *buf ? strlen(*buf) : 0;
+
+	*buf = xrealloc(*buf, old + s * n + 1);
+	memcpy(*buf + old, d, s * n);
+	(*buf)[old + s * n] = '\0';
+	return s * n;
+}
+
+static long blocking_post(const char *url, const char *type, const char *body, char **location)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char *hdr = xasprintf("Content-Type: %s", type);
+	char *out = NULL;
+	long status = 0;
+
+	h = curl_slist_append(h, hdr);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		char *loc = NULL;
+
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+		if (location != NULL)
+			*location = loc ? xstrdup(loc) : NULL;
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(hdr);
+	free(out);
+	return status;
+}
+
+static void admin(const char *path, const char *json)
+{
+	char *url = xasprintf("%s/_standin/%s", testenv_require("TEST_GOOGLE_URL"), path);
+
+	if (blocking_post(url, "application/json", json, NULL) != 200)
+		CHECK(0, "admin %s accepted", path);
+	free(url);
+}
+
+/* The consent form's Allow for email with a PKCE challenge; returns the code (caller frees). */
+static char *consent(const char *email, const char *challenge)
+{
+	char *url = xasprintf("%s/o/oauth2/v2/consent", testenv_require("TEST_GOOGLE_URL"));
+	char *body = xasprintf("client_id=standin-client-id&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A9%%2Fcb"
+			       "&response_type=code&state=s&email=%s&decision=allow&access_type=offline"
+			       "&prompt=consent&code_challenge=%s&code_challenge_method=S256"
+			       "&scope=https%%3A%%2F%%2Fwww.googleapis.com%%2Fauth%%2Fcalendar.events+"
+			       "https%%3A%%2F%%2Fwww.googleapis.com%%2Fauth%%2Fuserinfo.email"
+			       "&granted_scope=https%%3A%%2F%%2Fwww.googleapis.com%%2Fauth%%2Fcalendar.events"
+			       "&granted_scope=https%%3A%%2F%%2Fwww.googleapis.com%%2Fauth%%2Fuserinfo.email",
+			       email, challenge);
+	char *location = NULL, *code = NULL;
+	long st = blocking_post(url, "application/x-www-form-urlencoded", body, &location);
+	const char *p;
+
+	CHECK_INT(st, 302, "the consent form redirects");
+	if (location != NULL && (p = strstr(location, "code=")) != NULL) {
+		size_t n = strcspn(p + 5, "&");
+
+		code = curl_easy_unescape(NULL, p + 5, (int)n, NULL);
+	}
+	free(location);
+	free(url);
+	free(body);
+	return code;
+}
+
+static void test_oauth_and_calendar(void)
+{
+	struct call c = { 0 };
+	const char *email = "lib-google@example.com";
+	const char *verifier = "v3rifier-with-enough-characters-to-be-a-valid-pkce-code-verifier";
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	char challenge[64], *code, *access, *refresh;
+	cJSON *ev;
+
+	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
+	sodium_bin2base64(challenge, sizeof(challenge), digest, sizeof(digest), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	code = consent(email, challenge);
+	CHECK(code != NULL, "a code came back");
+
+	google_exchange_code(g, code, "wrong-verifier-wrong-verifier-wrong-verifier-wrong", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_INVALID_GRANT, "a PKCE mismatch is invalid_grant");
+	call_reset(&c);
+
+	code = (free(code), consent(email, challenge));
+	google_exchange_code(g, code, verifier, on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_OK, "the code exchange succeeds");
+	access = xstrdup(jstr(c.json, "access_token") ? jstr(c.json, "access_token") : "");
+	refresh = xstrdup(jstr(c.json, "refresh_token") ? jstr(c.json, "refresh_token") : "");
+	CHECK(strncmp(access, "ya29.", 5) == 0 && strncmp(refresh, "1//", 3) == 0, "Google-shaped tokens");
+	call_reset(&c);
+	google_exchange_code(g, code, verifier, on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_INVALID_GRANT, "a reused code is invalid_grant");
+	call_reset(&c);
+	curl_free(code);
+
+	google_userinfo(g, access, on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_OK && jstr(c.json, "email") && strcmp(jstr(c.json, "email"), email) == 0,
+	      "userinfo names the account");
+	call_reset(&c);
+	google_calendar_probe(g, access, "primary", on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_OK && jstr(c.json, "timeZone") != NULL, "the probe reads the calendar zone");
+	call_reset(&c);
+
+	ev = cJSON_Parse("{\"id\":\"libgoogletest0001\",\"summary\":\"t\","
+			 "\"start\":{\"dateTime\":\"2099-01-01T10:00:00+05:30\",\"timeZone\":\"Asia/Kolkata\"},"
+			 "\"end\":{\"dateTime\":\"2099-01-01T10:30:00+05:30\",\"timeZone\":\"Asia/Kolkata\"}}");
+	google_event_insert(g, access, "primary", ev, "sendUpdates=all", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_OK, "insert with a client id");
+	call_reset(&c);
+	google_event_insert(g, access, "primary", ev, "sendUpdates=all", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_DUPLICATE, "the same id again is a duplicate (409)");
+	call_reset(&c);
+	cJSON_ReplaceItemInObject(ev, "id", cJSON_CreateString("has-a-dash"));
+	google_event_insert(g, access, "primary", ev, NULL, on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_PERMANENT && c.status == 400, "an invalid id is refused for good (400)");
+	call_reset(&c);
+	cJSON_Delete(ev);
+
+	ev = cJSON_Parse("{\"summary\":\"moved\"}");
+	google_event_patch(g, access, "primary", "libgoogletest0001", ev, "sendUpdates=all&conferenceDataVersion=1",
+			   on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_OK && jstr(c.json, "summary") && strcmp(jstr(c.json, "summary"), "moved") == 0,
+	      "patch changes the field");
+	call_reset(&c);
+	cJSON_Delete(ev);
+	google_event_get(g, access, "primary", "nosuchevent0000", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_NOT_FOUND, "an unknown event is not found");
+	call_reset(&c);
+	google_event_delete(g, access, "primary", "libgoogletest0001", "sendUpdates=all", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_OK, "delete");
+	call_reset(&c);
+	google_event_delete(g, access, "primary", "libgoogletest0001", "sendUpdates=all", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_GONE, "deleting again is gone (410)");
+	call_reset(&c);
+
+	/* Injected faults: transient ones back off, others are permanent. */
+	{
+		static const struct {
+			const char *rule;
+			enum google_outcome want;
+			const char *what;
+		} faults[] = {
+			{ "{\"status\":500}", GOOGLE_TRANSIENT, "500 backendError is transient" },
+			{ "{\"status\":503}", GOOGLE_TRANSIENT, "503 is transient" },
+			{ "{\"status\":429}", GOOGLE_TRANSIENT, "429 is transient" },
+			{ "{\"status\":403,\"reason\":\"rateLimitExceeded\"}", GOOGLE_TRANSIENT,
+			  "403 rateLimitExceeded is transient" },
+			{ "{\"status\":403,\"reason\":\"userRateLimitExceeded\"}", GOOGLE_TRANSIENT,
+			  "403 userRateLimitExceeded is transient" },
+			{ "{\"status\":403,\"reason\":\"forbidden\"}", GOOGLE_PERMANENT, "403 forbidden is permanent" },
+		};
+
+		for (size_t i = 0; i < sizeof(faults) / sizeof(*faults); i++) {
+			char *rules = xasprintf("{\"rules\":[%s]}", faults[i].rule);
+
+			admin("faults", rules);
+			free(rules);
+			google_event_get(g, access, "primary", "libgoogletest0001", on_result, &c);
+			wait_call(&c);
+			CHECK_INT(c.outcome, faults[i].want, "%s", faults[i].what);
+			call_reset(&c);
+		}
+	}
+
+	/* Expired access token, then a refresh, then a revoked grant. */
+	{
+		char *body = xasprintf("{\"email\":\"%s\"}", email);
+
+		admin("expire-tokens", body);
+		google_event_get(g, access, "primary", "libgoogletest0001", on_result, &c);
+		wait_call(&c);
+		CHECK_INT(c.outcome, GOOGLE_UNAUTHORIZED, "an expired access token is 401");
+		call_reset(&c);
+		google_refresh(g, refresh, on_result, &c);
+		wait_call(&c);
+		CHECK(c.outcome == GOOGLE_OK && jstr(c.json, "access_token") && !jstr(c.json, "refresh_token"),
+		      "a refresh gives an access token and no refresh token");
+		call_reset(&c);
+		admin("revoke-grants", body);
+		google_refresh(g, refresh, on_result, &c);
+		wait_call(&c);
+		CHECK_INT(c.outcome, GOOGLE_INVALID_GRANT, "a revoked grant answers invalid_grant");
+		call_reset(&c);
+		google_revoke(g, "not-a-token", on_result, &c);
+		wait_call(&c);
+		CHECK(c.outcome == GOOGLE_PERMANENT && c.status == 400, "revoking an unknown token is a 400");
+		call_reset(&c);
+		free(body);
+	}
+	free(access);
+	free(refresh);
+}
+
+int main(void)
+{
+	const char *url = testenv_require("TEST_GOOGLE_URL");
+	struct config cfg = { 0 };
+	struct httpc *http;
+
+	log_init("test_google", LOG_WARN);
+	base = event_base_new();
+	http = httpc_new(base, 0);
+	cfg.google_client_id = xstrdup("standin-client-id");
+	cfg.google_client_secret = xstrdup("standin-client-secret");
+	cfg.google_redirect_uri = xstrdup("http://127.0.0.1:9/cb");
+	cfg.google_token_url = xasprintf("%s/token", url);
+	cfg.google_revoke_url = xasprintf("%s/revoke", url);
+	cfg.google_userinfo_url = xasprintf("%s/oauth2/v2/userinfo", url);
+	cfg.google_calendar_api_url = xasprintf("%s/calendar/v3", url);
+	g = google_new(http, &cfg);
+
+	admin("reset", "{}");
+	test_oauth_and_calendar();
+	admin("reset", "{}");
+
+	google_free(g);
+	httpc_free(http);
+	event_base_free(base);
+	cfg_free(&cfg);
+	metrics_shutdown();
+	return tap_done();
+}

@@ -14,18 +14,23 @@ import xml.etree.ElementTree as ET
 
 
 def meson_counts(path):
+    """Checks, not programs: a TAP test counts each of its `ok` lines."""
     passed = failed = skipped = 0
     with open(path) as f:
         for line in f:
             if not line.strip():
                 continue
             r = json.loads(line)
-            if r["result"] == "OK":
-                passed += 1
-            elif r["result"] == "SKIP":
+            out = r.get("stdout") or ""
+            oks = sum(1 for l in out.splitlines() if l.startswith("ok "))
+            bad = sum(1 for l in out.splitlines() if l.startswith("not ok "))
+            if r["result"] == "SKIP":
                 skipped += 1
+            elif r["result"] == "OK":
+                passed += oks or 1
             else:
-                failed += 1
+                passed += oks
+                failed += bad or 1
     return passed, failed, skipped
 
 

@@ -322,6 +322,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	if (groups & CFG_WORKER) {
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
 		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
+		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
 	}
 	if (groups & CFG_SCHEDULING) {
 		c->schedule_delay_ms = cfg_long(&e, "SCHEDULE_DELAY_MS", 10000, 0, 24L * 3600 * 1000);
@@ -338,6 +339,11 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
 		c->transcript_url = cfg_get("TRANSCRIPT_URL");
 		cfg_check_url(&e, "TRANSCRIPT_URL", c->transcript_url, "https http");
+	}
+	/* Optional for the mailer: the "calendar disconnected" mail links there for reconnecting. */
+	if ((groups & CFG_SMTP) && !(groups & CFG_GATEWAY)) {
+		c->frontend_url = cfg_get("FRONTEND_URL");
+		cfg_check_url(&e, "FRONTEND_URL", c->frontend_url, "https http");
 	}
 
 	if (e.text != NULL) {

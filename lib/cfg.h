@@ -23,9 +23,10 @@ enum cfg_group {
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI */
-	CFG_WORKER = 1 << 7,		/* METRICS_ADDR */
+	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL */
-	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL */
+	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
+					 * FRONTEND_URL (optional here: the reconnect link) */
 };
 
 struct config {
@@ -53,11 +54,12 @@ struct config {
 	char *jwt_audience;	/* NULL: not checked */
 
 	char *listen_addr;
-	char *frontend_url;
+	char *frontend_url;	/* required by the gateway; optional (NULL) for the mailer */
 	long max_body_bytes;
 	bool web_ui;
 
 	char *metrics_addr;
+	long prefetch;		/* deliveries in flight per consumer; 0: the service's default */
 
 	long schedule_delay_ms;
 	long meeting_duration_minutes;

@@ -25,7 +25,7 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-/* Jobs in flight per consumer: enough to keep many Google calls overlapping. */
+/* Jobs in flight per consumer by default: enough to keep many Google calls overlapping. */
 #define SCHEDULER_PREFETCH 64
 
 static struct scheduler scheduler;
@@ -70,10 +70,11 @@ static void scheduler_on_command(struct mq *mq, const struct mq_delivery *d, voi
 static int scheduler_on_consumer_connect(struct mq *mq, void *arg)
 {
 	struct scheduler *s = arg;
+	uint16_t prefetch = (uint16_t)(s->cfg->prefetch ? s->cfg->prefetch : SCHEDULER_PREFETCH);
 
 	if (topology_declare_scheduler(mq, s->cfg->schedule_delay_ms) < 0 ||
-	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, SCHEDULER_PREFETCH, false, scheduler_on_lead, s) < 0 ||
-	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, SCHEDULER_PREFETCH, false, scheduler_on_command, s) < 0)
+	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, prefetch, false, scheduler_on_lead, s) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, prefetch, false, scheduler_on_command, s) < 0)
 		return -1;
 	return 0;
 }

@@ -349,3 +349,39 @@ def test_manual_create_and_rebook_after_cancel(stack):
     bad = command(s, {"command": "create", "user_id": user, "lead_analytics_id": lead["lead"],
                       "date_time": "soon"}, "test.replies")
     assert bad["error"]["code"] in ("invalid", "conflict")
+
+
+def test_reminders_once_with_two_workers_and_completion(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    ids = []
+    for i in range(20):
+        lead = s.add_lead(user)
+        row = s.one("INSERT INTO calendar_meetings (user_id, lead_analytics_id, google_event_id, google_calendar_id,"
+                    " meeting_title, attendee_email, meeting_start_time, meeting_end_time, created_at)"
+                    " VALUES (%s, %s, %s, 'primary', 'T', 'a@example.com', now() + make_interval(mins => %s),"
+                    " now() + make_interval(mins => %s), now() - interval '1 day') RETURNING id",
+                    user, lead["lead"], f"ev{i:04d}x", 20 + i, 50 + i)
+        ids.append(str(row[0]))
+    late = s.add_lead(user)
+    s.query("INSERT INTO calendar_meetings (user_id, lead_analytics_id, google_event_id, google_calendar_id,"
+            " meeting_title, attendee_email, meeting_start_time, meeting_end_time, created_at) VALUES"
+            " (%s, %s, 'evlatebooked', 'primary', 'T', 'a@example.com', now() + interval '10 minutes',"
+            " now() + interval '40 minutes', now())", user, late["lead"])
+    done = s.add_lead(user)
+    s.query("INSERT INTO calendar_meetings (user_id, lead_analytics_id, google_event_id, google_calendar_id,"
+            " meeting_title, attendee_email, meeting_start_time, meeting_end_time) VALUES"
+            " (%s, %s, 'evpast0001', 'primary', 'T', 'a@example.com', now() - interval '2 hours',"
+            " now() - interval '90 minutes')", user, done["lead"])
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    wait_for(lambda: s.one("SELECT count(*) FROM calendar_meetings WHERE reminder_queued_at IS NOT NULL")[0] == 20,
+             30, what="every reminder queued")
+    time.sleep(1.5)
+    reminders = [j for j in mail_jobs(s) if j["kind"] == "reminder"]
+    assert sorted(j["meeting_id"] for j in reminders) == sorted(ids), "one reminder per meeting, none twice"
+    assert all(j["_id"] == f"meeting:{j['meeting_id']}:reminder:0" for j in reminders)
+    assert s.one("SELECT reminder_queued_at FROM calendar_meetings WHERE google_event_id = 'evlatebooked'")[0] is None, \
+        "a meeting booked inside the window gets no reminder"
+    assert s.one("SELECT status FROM calendar_meetings WHERE google_event_id = 'evpast0001'")[0] == "completed"

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Start and stop the real servers a test run (or the local stack) needs.
 
-    stack.py start DIR [--only pg,rabbit,smtp,standin] [--ports fixed]
+    stack.py start DIR [--only pg,rabbit,smtp,standin]
     stack.py stop DIR
+    stack.py rabbit-restart DIR     kill the broker hard and start it again on its data
+    stack.py pg-stop DIR / pg-start DIR
 
 `start` brings up PostgreSQL (initdb in DIR, loopback, a free port), RabbitMQ
 (its own node name, ports, Erlang port mapper and data directory), a real
@@ -125,7 +127,7 @@ def start_pg(d, pids, env):
                    os.path.join(pgdir, "log"), "-w", "-t", "60", "start"], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(data, "postmaster.pid")) as f:
         pid = int(f.readline())
-    pids.add("postgres", pid=pid, kind="postgres", data=data, bindir=bindir)
+    pids.add("postgres", pid=pid, kind="postgres", data=data, bindir=bindir, opts=opts)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     env["TEST_PG_URL"] = url
     env["TEST_PG_PORT"] = str(port)
@@ -180,20 +182,55 @@ def start_rabbit(d, pids, env):
                 RABBITMQ_DIST_PORT=str(dist), ERL_EPMD_PORT=str(epmd),
                 RABBITMQ_PID_FILE=os.path.join(rdir, "pid"),
                 RABBITMQ_PLUGINS_EXPAND_DIR=os.path.join(rdir, "plugins-expand"))
-    out = open(os.path.join(rdir, "out.log"), "w")
-    proc = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=renv, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    pids.add("rabbitmq", pid=proc.pid, pgid=proc.pid, kind="rabbitmq", epmd_port=epmd, dir=rdir,
-             env={k: v for k, v in renv.items() if k.startswith(("RABBITMQ_", "ERL_")) or k == "HOME"})
-    wait_for("rabbitmq", lambda: rabbit_api(mgmt, "GET", "/overview"), 90, proc, os.path.join(rdir, "out.log"))
-    # The management API answers a little before the AMQP listener is up.
-    wait_for("rabbitmq amqp listener", lambda: socket.create_connection(("127.0.0.1", amqp), 1).close() or True, 30)
+    run_rabbit(pids, rdir, {k: v for k, v in renv.items() if k.startswith(("RABBITMQ_", "ERL_")) or k == "HOME"},
+               epmd, amqp, mgmt)
     env["TEST_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{amqp}"
     env["TEST_AMQP_PORT"] = str(amqp)
     env["TEST_RABBITMQ_API"] = f"http://guest:guest@127.0.0.1:{mgmt}/api"
     env["TEST_RABBITMQ_MGMT_PORT"] = str(mgmt)
     env["TEST_RABBITMQ_DIR"] = rdir
     log(f"rabbitmq on 127.0.0.1:{amqp} (management {mgmt})")
+
+
+def run_rabbit(pids, rdir, renv, epmd, amqp, mgmt):
+    out = open(os.path.join(rdir, "out.log"), "a")
+    proc = subprocess.Popen(["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=dict(os.environ, **renv), stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    pids.add("rabbitmq", pid=proc.pid, pgid=proc.pid, kind="rabbitmq", epmd_port=epmd, dir=rdir, env=renv,
+             amqp_port=amqp, mgmt_port=mgmt)
+    wait_for("rabbitmq", lambda: rabbit_api(mgmt, "GET", "/overview"), 90, proc, os.path.join(rdir, "out.log"))
+    # The management API answers a little before the AMQP listener is up.
+    wait_for("rabbitmq amqp listener", lambda: socket.create_connection(("127.0.0.1", amqp), 1).close() or True, 30)
+
+
+def cmd_rabbit_restart(d):
+    """A broker crash and restart: SIGKILL, then the same node on the same data."""
+    pids = Pids(os.path.join(d, "pids.json"))
+    info = pids.data["rabbitmq"]
+    try:
+        os.killpg(info["pgid"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(info["pid"], 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            break
+    run_rabbit(pids, info["dir"], info["env"], info["epmd_port"], info["amqp_port"], info["mgmt_port"])
+    log("rabbitmq restarted")
+
+
+def cmd_pg(d, action):
+    info = Pids(os.path.join(d, "pids.json")).data["postgres"]
+    ctl = as_pg_user() + [os.path.join(info["bindir"], "pg_ctl"), "-D", info["data"], "-w", "-t", "60"]
+    if action == "stop":
+        subprocess.run(ctl + ["-m", "fast", "stop"], check=True, stdout=subprocess.DEVNULL)
+    else:
+        subprocess.run(ctl + ["-o", info["opts"], "-l", os.path.join(os.path.dirname(info["data"]), "log"),
+                              "start"], check=True, stdout=subprocess.DEVNULL)
+    log(f"postgres {action}")
 
 
 def start_smtp(d, pids, env):
@@ -324,7 +361,7 @@ def cmd_start(d, only, build_dir, standin_args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["start", "stop"])
+    ap.add_argument("action", choices=["start", "stop", "rabbit-restart", "pg-stop", "pg-start"])
     ap.add_argument("dir")
     ap.add_argument("--only", default="pg,rabbit,smtp,standin")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -333,6 +370,10 @@ def main():
     d = os.path.abspath(a.dir)
     if a.action == "start":
         cmd_start(d, a.only.split(","), a.build_dir, a.standin_arg)
+    elif a.action == "rabbit-restart":
+        cmd_rabbit_restart(d)
+    elif a.action in ("pg-stop", "pg-start"):
+        cmd_pg(d, a.action[3:])
     else:
         cmd_stop(d)
 

@@ -5,7 +5,7 @@
         sd.admin("faults", {"rules": [{"path_prefix": "/calendar/v3/", "status": 500}]})
 
 Only the standard library is used, so any test (pytest or not) can import it.
-The binary comes from GOOGLE_STANDIN_BIN, else build/tests/google-standin/google-standin.
+The binary comes from GOOGLE_STANDIN_BIN, else $BUILD_DIR (default build/)/tests/google-standin/google-standin.
 """
 
 import base64
@@ -22,7 +22,8 @@ import urllib.request
 import weakref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_BIN = os.path.join(ROOT, "build", "tests", "google-standin", "google-standin")
+DEFAULT_BIN = os.path.join(os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build"), "tests", "google-standin",
+                           "google-standin")
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 EMAIL_SCOPE = "https://www.googleapis.com/auth/userinfo.email"
 

@@ -1,0 +1,98 @@
+/*
+ * content: what a mail says, from the facts the database holds.
+ *
+ * Pure: given the meeting(s), the lead and the owner as loaded, it fills the
+ * kind's templates (subject, text, HTML) and builds the iCalendar part. The
+ * lead context is the plan's "Meeting Description Template": status tag,
+ * phone, company, the AI's reasoning (a JSON object shown as "key: value"
+ * lines), the call summary, recording and transcript links. Times are shown
+ * in the meeting's zone with its UTC offset and again in UTC, so nobody has to
+ * guess which clock a time is on. Links that are not http(s) URLs are
+ * dropped rather than shown.
+ */
+#ifndef MAILER_CONTENT_H
+#define MAILER_CONTENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum content_kind {
+	CONTENT_CREATED,
+	CONTENT_RESCHEDULED,
+	CONTENT_CANCELLED,
+	CONTENT_REMINDER,
+	CONTENT_DISCONNECTED,
+};
+
+/* One calendar_meetings row; any string may be NULL. */
+struct content_meeting {
+	const char *id;
+	const char *google_event_id;
+	const char *title;
+	const char *description;
+	const char *attendee_email;
+	const char *attendee_name;
+	const char *zone;		/* IANA name; unknown or NULL shows UTC */
+	const char *meet_link;
+	const char *html_link;
+	const char *cancellation_reason;
+	int64_t start_s, end_s;
+};
+
+struct content_facts {
+	enum content_kind kind;
+	int sequence;			/* SEQUENCE of the change this mail reports */
+	int64_t now_s;			/* DTSTAMP */
+
+	const char *owner_name;
+	const char *owner_email;	/* checked (header_address()) */
+	const char *google_email;	/* the Google account; NULL when unknown */
+
+	struct content_meeting meeting;	/* all kinds but disconnected */
+	bool has_previous;		/* rescheduled: the meeting it replaced was found */
+	struct content_meeting previous;
+
+	const char *lead_id;
+	const char *lead_name;
+	const char *lead_company;
+	const char *lead_phone;
+	const char *lead_status;
+	const char *reasoning_json;	/* lead_analytics.reasoning as JSON text */
+	const char *summary;		/* smart_notification */
+	const char *recording_url;
+	const char *call_id;
+	const char *transcript_url;	/* TRANSCRIPT_URL, "{call_id}" filled in here; NULL: no link */
+
+	const char *disconnect_reason;	/* grant_revoked, user_disconnected */
+	int64_t disconnected_at;	/* 0 when unknown */
+	const char *user_zone;		/* to show disconnected_at in */
+	const char *reconnect_url;	/* FRONTEND_URL, or NULL */
+};
+
+struct content {
+	char *subject;			/* a header value: one line, RFC 2047 when needed */
+	char *text;
+	char *html;
+	char *ics;			/* NULL for the disconnected mail */
+	const char *ics_method;		/* "REQUEST" or "CANCEL" */
+};
+
+/* "created", ... as in the job's kind and the X-Meeting-Action header. */
+const char *content_kind_name(enum content_kind kind);
+/* 0, or -1 for a name that is not a kind. */
+int content_kind_parse(const char *name, enum content_kind *kind);
+
+/*
+ * Render the mail. 0, or -1 with *error set (the caller frees it) when a
+ * template is broken, which the unit test rules out. The caller releases
+ * *out with content_release().
+ */
+int content_build(const struct content_facts *facts, struct content *out, char **error);
+
+/* Free what content_build() put in c (not c itself). */
+void content_release(struct content *c);
+
+/* "key: value" lines for a JSON object (items for an array, the text for a string). The caller frees it. */
+char *content_reasoning_text(const char *json_text);
+
+#endif

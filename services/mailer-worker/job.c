@@ -1,0 +1,657 @@
+/*
+ * job: one mail job, from delivery to ack.
+ *
+ *	parse -> claim -> load -> compose and send -> record `sent` -> ack
+ *
+ * The commit point is mail_deliveries, keyed by the job's message_id (DESIGN
+ * "Mail commit point"). The claim records `sending` (attempts + 1) before
+ * any SMTP; a job whose record says `sent` is a duplicate and is acked
+ * without a mail. A `sending` record is a lease: another copy of the same
+ * job (a redelivery racing the first) waits in a retry tier instead of
+ * sending too, and a lease left behind by a crash runs out after
+ * JOB_LEASE_S, so the mail still goes out. Only a crash inside the SMTP
+ * exchange itself can send a mail twice.
+ *
+ * After the server's 250, one statement records `sent` and marks the
+ * meeting's invite or reminder as mailed; the ack follows. A 4xx or a lost
+ * connection goes through the retry tiers (recorded `failed` with the reason
+ * meanwhile; the next attempt claims it again); a 5xx to the message is
+ * final: `failed` and a dead letter `smtp_rejected` with the server's reply.
+ * A job that can never be mailed (malformed, unknown meeting or user, bad
+ * owner address) is dead-lettered at once with its reason. Nothing here ever
+ * changes a meeting beyond its *_email_sent columns.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+#include <event2/event.h>
+
+#include "cfg.h"
+#include "compose.h"
+#include "content.h"
+#include "db.h"
+#include "header.h"
+#include "log.h"
+#include "mailer.h"
+#include "metrics.h"
+#include "retry.h"
+#include "smtp.h"
+#include "text.h"
+#include "xmalloc.h"
+
+/* How long a `sending` claim holds off other copies: longer than one whole attempt may take. */
+#define JOB_LEASE_S (SMTP_TIMEOUT_MS / 1000 + 60)
+/* Recording `sent` while the database is down: tries, the first pause doubling each time. */
+#define JOB_RECORD_TRIES 6
+#define JOB_RECORD_PAUSE_MS 500
+#define JOB_MESSAGE_ID_MAX 255
+#define JOB_ERROR_MAX 1000
+
+static const char job_claim_sql[] =
+	"WITH claim AS ("
+	" INSERT INTO mail_deliveries (message_id, kind, meeting_id, user_id, status, attempts)"
+	" VALUES ($1, $2, (SELECT id FROM calendar_meetings WHERE id = $3::uuid),"
+	"  (SELECT id FROM users WHERE id = $4::uuid), 'sending', 1)"
+	" ON CONFLICT (message_id) DO UPDATE SET status = 'sending', attempts = mail_deliveries.attempts + 1"
+	" WHERE mail_deliveries.status = 'failed' OR (mail_deliveries.status = 'sending'"
+	"  AND mail_deliveries.updated_at < now() - make_interval(secs => $5::int))"
+	" RETURNING attempts)"
+	" SELECT 'claimed', attempts FROM claim"
+	" UNION ALL"
+	" SELECT status, attempts FROM mail_deliveries WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM claim)";
+
+/* The owner always; the meeting, the one it replaced and the lead when the job names them. */
+static const char job_load_sql[] =
+	"SELECT u.email, u.name, u.google_email, u.google_calendar_timezone,"
+	" EXTRACT(EPOCH FROM u.google_disconnected_at)::bigint, u.google_disconnect_reason,"
+	" m.id, m.google_event_id, m.meeting_title, m.meeting_description, m.attendee_email, m.attendee_name,"
+	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint,"
+	" COALESCE(m.timezone, u.google_calendar_timezone), m.status, m.cancellation_reason, m.ical_sequence,"
+	" m.meet_link, m.html_link,"
+	" p.id, EXTRACT(EPOCH FROM p.meeting_start_time)::bigint, EXTRACT(EPOCH FROM p.meeting_end_time)::bigint,"
+	" COALESCE(p.timezone, m.timezone, u.google_calendar_timezone),"
+	" la.id, COALESCE(NULLIF(la.extracted_name, ''), m.attendee_name), la.company_name,"
+	" COALESCE(la.phone_number, ca.phone_number), la.lead_status_tag, la.reasoning::text, la.smart_notification,"
+	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint"
+	" FROM users u"
+	" LEFT JOIN calendar_meetings m ON m.id = $2::uuid AND m.user_id = u.id"
+	" LEFT JOIN calendar_meetings p ON p.id = COALESCE($3::uuid, m.rescheduled_from_meeting_id)"
+	"  AND p.user_id = u.id"
+	" LEFT JOIN lead_analytics la ON la.id = COALESCE(m.lead_analytics_id, $4::uuid) AND la.user_id = u.id"
+	" LEFT JOIN calls ca ON ca.id = COALESCE(m.call_id, la.call_id)"
+	" WHERE u.id = $1::uuid";
+
+enum {
+	COL_EMAIL, COL_OWNER_NAME, COL_GOOGLE_EMAIL, COL_USER_ZONE, COL_DISCONNECTED_AT, COL_DISCONNECT_REASON,
+	COL_M_ID, COL_M_EVENT, COL_M_TITLE, COL_M_DESCRIPTION, COL_M_ATTENDEE_EMAIL, COL_M_ATTENDEE_NAME,
+	COL_M_START, COL_M_END, COL_M_ZONE, COL_M_STATUS, COL_M_CANCEL_REASON, COL_M_SEQUENCE, COL_M_MEET,
+	COL_M_HTML, COL_P_ID, COL_P_START, COL_P_END, COL_P_ZONE, COL_LEAD_ID, COL_LEAD_NAME, COL_LEAD_COMPANY,
+	COL_LEAD_PHONE, COL_LEAD_STATUS, COL_LEAD_REASONING, COL_LEAD_SUMMARY, COL_CALL_ID, COL_RECORDING, COL_NOW,
+};
+
+/* `sent` and the meeting's flag in one statement, so a mail is never recorded half. */
+static const char job_sent_sql[] =
+	"WITH d AS (UPDATE mail_deliveries SET status = 'sent', sent_at = now(), last_error = NULL"
+	"  WHERE message_id = $1 RETURNING 1),"
+	" inv AS (UPDATE calendar_meetings SET invite_email_sent = TRUE, invite_email_sent_at = now()"
+	"  WHERE id = $2::uuid AND $3::text IN ('created', 'rescheduled') RETURNING 1),"
+	" rem AS (UPDATE calendar_meetings SET reminder_email_sent = TRUE, reminder_email_sent_at = now()"
+	"  WHERE id = $2::uuid AND $3::text = 'reminder' RETURNING 1)"
+	" SELECT (SELECT count(*) FROM d)";
+
+static const char job_failed_sql[] =
+	"UPDATE mail_deliveries SET status = 'failed', last_error = $2 WHERE message_id = $1 AND status <> 'sent'";
+
+struct mail_job {
+	struct mailer *m;
+	struct mq_delivery *d;
+	const char *trace;		/* the delivery's message_id */
+	const char *kind_name;		/* "unknown" until parsed: a metrics label */
+	enum content_kind kind;
+	char *user_id;
+	char *meeting_id;		/* NULL for disconnected */
+	char *previous_id;
+	char *lead_id;
+	int sequence;			/* -1: not in the job, use the meeting's */
+	char *reason;
+	char *owner;			/* the checked owner address */
+	char *fail_reason;		/* what the next step reports: a dead letter's reason, */
+	char *fail_detail;		/* its detail, or a retry's cause */
+	int record_tries;
+	struct event *pause;
+};
+
+static void job_free(struct mail_job *job)
+{
+	struct mailer *m = job->m;
+
+	mq_delivery_free(job->d);
+	free(job->user_id);
+	free(job->meeting_id);
+	free(job->previous_id);
+	free(job->lead_id);
+	free(job->reason);
+	free(job->owner);
+	free(job->fail_reason);
+	free(job->fail_detail);
+	if (job->pause != NULL)
+		event_free(job->pause);
+	free(job);
+	m->in_flight--;
+}
+
+static void job_count(struct mail_job *job, const char *result)
+{
+	metric_inc(metrics_counter("mailer_mails_total", "Mail jobs handled, by kind and result.", "kind",
+				   job->kind_name, "result", result, NULL));
+}
+
+static void job_ack(struct mail_job *job)
+{
+	mq_ack(job->m->consumer, job->d->token);
+	job_free(job);
+}
+
+static void job_on_settled(bool settled, void *arg)
+{
+	(void)settled;
+	job_free(arg);
+}
+
+static void job_dead_letter(struct mail_job *job, const char *reason, const char *detail)
+{
+	struct mailer *m = job->m;
+
+	job_count(job, "failed");
+	retry_dead_letter(m->publisher, m->consumer, job->d, &m->retry, reason, detail, job_on_settled, job);
+}
+
+static void job_on_failed_recorded(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	/* The dead letter carries the same reason, so a lost record loses nothing. */
+	if (r->status != DB_OK)
+		log_warn("could not record a failed mail", LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+	job_dead_letter(job, job->fail_reason, job->fail_detail);
+}
+
+/* Keep what the next step reports (a dead letter's reason and detail, a retry's cause). */
+static void job_set_failure(struct mail_job *job, const char *reason, const char *detail)
+{
+	free(job->fail_reason);
+	free(job->fail_detail);
+	job->fail_reason = reason ? xstrdup(reason) : NULL;
+	job->fail_detail = detail ? xstrdup(detail) : NULL;
+}
+
+/*
+ * "what: detail" for mail_deliveries.last_error: a server's reply may hold
+ * any bytes, and the column takes only valid UTF-8. The caller frees it.
+ */
+static char *job_error_text(const char *what, const char *detail)
+{
+	char *raw = xasprintf("%s: %s", what, detail ? detail : "no detail");
+	char *text = text_clean(raw, false);
+
+	free(raw);
+	text_cut_utf8(text, JOB_ERROR_MAX);
+	return text;
+}
+
+/* A job that can never be mailed: record `failed`, then dead-letter it with the reason (retry.c logs it). */
+static void job_fail(struct mail_job *job, const char *reason, const char *detail)
+{
+	char *text = job_error_text(reason, detail);
+	const char *params[] = { job->trace, text };
+
+	job_set_failure(job, reason, detail);
+	db_query(job->m->db, job_failed_sql, 2, params, job_on_failed_recorded, job);
+	free(text);
+}
+
+static void job_retry_now(struct mail_job *job, const char *why)
+{
+	struct mailer *m = job->m;
+
+	log_info("mail will be retried", LOG_STR("trace", job->trace), LOG_STR("kind", job->kind_name),
+		 LOG_STR("why", why), LOG_INT("attempt", retry_attempt(job->d) + 1));
+	job_count(job, "retried");
+	retry_later(m->base, m->publisher, m->consumer, job->d, &m->retry, job_on_settled, job);
+}
+
+static void job_on_retry_recorded(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	if (r->status != DB_OK)
+		log_warn("could not record a mail attempt", LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+	job_retry_now(job, job->fail_detail);
+}
+
+/*
+ * Something that may pass (a 4xx, no connection, the database down): through
+ * the next retry tier, or to the dead letters once they are used up. With
+ * record, this attempt's claim is released as `failed` with why, so the
+ * retried copy can claim it at once.
+ */
+static void job_transient(struct mail_job *job, const char *why, bool record)
+{
+	if (retry_exhausted(&job->m->retry, job->d)) {
+		char *detail = xasprintf("gave up after %d attempts; last error: %s", retry_attempt(job->d) + 1, why);
+
+		job_fail(job, "retries_exhausted", detail);
+		free(detail);
+		return;
+	}
+	if (!record) {
+		job_retry_now(job, why);
+		return;
+	}
+	{
+		char *attempt = xasprintf("attempt %d", retry_attempt(job->d) + 1);
+		char *text = job_error_text(attempt, why);
+		const char *params[] = { job->trace, text };
+
+		free(attempt);
+		job_set_failure(job, NULL, why);
+		db_query(job->m->db, job_failed_sql, 2, params, job_on_retry_recorded, job);
+		free(text);
+	}
+}
+
+static void job_record_sent(struct mail_job *job);
+
+static void job_on_record_pause(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	job_record_sent(arg);
+}
+
+static void job_on_sent_recorded(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	if (r->status == DB_UNAVAILABLE && ++job->record_tries < JOB_RECORD_TRIES) {
+		long ms = (long)JOB_RECORD_PAUSE_MS << (job->record_tries - 1);
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+		/* The mail is out: a redelivery now would send it again, so keep trying here first. */
+		if (job->pause == NULL)
+			job->pause = evtimer_new(job->m->base, job_on_record_pause, job);
+		evtimer_add(job->pause, &tv);
+		return;
+	}
+	if (r->status == DB_UNAVAILABLE) {
+		log_error("mail sent but not recorded; its job goes back to the queue and may be sent again",
+			  LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+		mq_nack(job->m->consumer, job->d->token, true);
+		job_free(job);
+		return;
+	}
+	if (r->status != DB_OK)
+		log_error("mail sent but the record was refused", LOG_STR("trace", job->trace),
+			  LOG_STR("error", r->error));
+	job_ack(job);
+}
+
+static void job_record_sent(struct mail_job *job)
+{
+	const char *params[] = { job->trace, job->meeting_id, job->kind_name };
+
+	db_query(job->m->db, job_sent_sql, 3, params, job_on_sent_recorded, job);
+}
+
+static void job_on_smtp(const struct smtp_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	metric_observe(metrics_histogram("mailer_send_duration_seconds", "Time to hand one mail to the SMTP server.",
+					 metrics_latency_buckets, metrics_latency_nbuckets, "kind", job->kind_name,
+					 NULL),
+		       r->seconds);
+	switch (r->outcome) {
+	case SMTP_SENT:
+		log_info("mail sent", LOG_STR("trace", job->trace), LOG_STR("kind", job->kind_name),
+			 LOG_STR("meeting", job->meeting_id), LOG_EMAIL("to", job->owner),
+			 LOG_INT("ms", (long long)(r->seconds * 1000)));
+		job_count(job, "sent");
+		job_record_sent(job);
+		return;
+	case SMTP_TRANSIENT:
+		job_transient(job, r->detail, true);
+		return;
+	case SMTP_PERMANENT:
+		job_fail(job, "smtp_rejected", r->detail);
+		return;
+	}
+}
+
+static const char *job_col(const struct db_result *r, int col)
+{
+	const char *v = db_value(r, 0, col);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+static int64_t job_col_int(const struct db_result *r, int col)
+{
+	const char *v = db_value(r, 0, col);
+
+	return v != NULL ? strtoll(v, NULL, 10) : 0;
+}
+
+static void job_meeting_facts(const struct db_result *r, struct content_meeting *cm)
+{
+	cm->id = job_col(r, COL_M_ID);
+	cm->google_event_id = job_col(r, COL_M_EVENT);
+	cm->title = job_col(r, COL_M_TITLE);
+	cm->description = job_col(r, COL_M_DESCRIPTION);
+	cm->attendee_email = job_col(r, COL_M_ATTENDEE_EMAIL);
+	cm->attendee_name = job_col(r, COL_M_ATTENDEE_NAME);
+	cm->zone = job_col(r, COL_M_ZONE);
+	cm->meet_link = job_col(r, COL_M_MEET);
+	cm->html_link = job_col(r, COL_M_HTML);
+	cm->cancellation_reason = job_col(r, COL_M_CANCEL_REASON);
+	cm->start_s = job_col_int(r, COL_M_START);
+	cm->end_s = job_col_int(r, COL_M_END);
+}
+
+/* Everything the mail says, from the loaded row. Pointers into r: use before the callback returns. */
+static void job_facts(const struct mail_job *job, const struct db_result *r, struct content_facts *f)
+{
+	const struct config *cfg = job->m->cfg;
+
+	memset(f, 0, sizeof(*f));
+	f->kind = job->kind;
+	f->sequence = job->sequence >= 0 ? job->sequence : (int)job_col_int(r, COL_M_SEQUENCE);
+	f->now_s = job_col_int(r, COL_NOW);
+	f->owner_name = job_col(r, COL_OWNER_NAME);
+	f->owner_email = job->owner;
+	f->google_email = job_col(r, COL_GOOGLE_EMAIL);
+	job_meeting_facts(r, &f->meeting);
+	if (job_col(r, COL_P_ID) != NULL) {
+		f->has_previous = true;
+		f->previous.zone = job_col(r, COL_P_ZONE);
+		f->previous.start_s = job_col_int(r, COL_P_START);
+		f->previous.end_s = job_col_int(r, COL_P_END);
+	}
+	f->lead_id = job_col(r, COL_LEAD_ID);
+	f->lead_name = job_col(r, COL_LEAD_NAME);
+	f->lead_company = job_col(r, COL_LEAD_COMPANY);
+	f->lead_phone = job_col(r, COL_LEAD_PHONE);
+	f->lead_status = job_col(r, COL_LEAD_STATUS);
+	f->reasoning_json = job_col(r, COL_LEAD_REASONING);
+	f->summary = job_col(r, COL_LEAD_SUMMARY);
+	f->call_id = job_col(r, COL_CALL_ID);
+	f->recording_url = job_col(r, COL_RECORDING);
+	f->transcript_url = cfg->transcript_url;
+	f->disconnect_reason = job->reason ? job->reason : job_col(r, COL_DISCONNECT_REASON);
+	f->disconnected_at = job_col_int(r, COL_DISCONNECTED_AT);
+	f->user_zone = job_col(r, COL_USER_ZONE);
+	f->reconnect_url = cfg->frontend_url;
+}
+
+static void job_send(struct mail_job *job, const struct db_result *r)
+{
+	struct mailer *m = job->m;
+	struct content_facts facts;
+	struct content c;
+	char *error = NULL, *to, *message_id;
+	struct compose_mail mail;
+	int rc;
+
+	job_facts(job, r, &facts);
+	if (content_build(&facts, &c, &error) < 0) {
+		log_error("a mail template is broken", LOG_STR("kind", job->kind_name), LOG_STR("error", error));
+		job_fail(job, "template_error", error);
+		free(error);
+		return;
+	}
+	to = header_mailbox(facts.owner_name, job->owner);
+	message_id = header_message_id(job->trace, m->from_domain);
+	mail = (struct compose_mail){
+		.from = m->from_header,
+		.to = to,
+		.subject = c.subject,
+		.message_id = message_id,
+		.date = (time_t)facts.now_s,
+		.action = job->kind_name,
+		.meeting_id = facts.meeting.id,
+		.lead_id = facts.lead_id,
+		.text = c.text,
+		.html = c.html,
+		.ics = c.ics,
+		.ics_method = c.ics_method,
+	};
+	/* Everything in mail is copied onto the curl handle. */
+	rc = smtp_send(m->http, m->cfg, m->from_address, job->owner, &mail, job_on_smtp, job);
+	content_release(&c);
+	free(to);
+	free(message_id);
+	if (rc < 0)
+		job_transient(job, "the SMTP transfer could not start", true);
+}
+
+static void job_on_skip_recorded(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	if (r->status == DB_UNAVAILABLE) {
+		job_transient(job, "database unavailable", false);
+		return;
+	}
+	if (r->status != DB_OK)
+		log_warn("could not record a skipped reminder", LOG_STR("trace", job->trace),
+			 LOG_STR("error", r->error));
+	job_ack(job);
+}
+
+static void job_on_loaded(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+	const char *status;
+
+	if (mailer_closing(job->m)) {
+		job_free(job);
+		return;
+	}
+	if (r->status != DB_OK) {
+		job_transient(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error, true);
+		return;
+	}
+	if (db_ntuples(r) == 0) {
+		job_fail(job, "unknown_user", "no user with this id exists");
+		return;
+	}
+	if (job->kind != CONTENT_DISCONNECTED && job_col(r, COL_M_ID) == NULL) {
+		job_fail(job, "unknown_meeting", "no meeting with this id belongs to this user");
+		return;
+	}
+	job->owner = header_address(db_value(r, 0, COL_EMAIL));
+	if (job->owner == NULL) {
+		job_fail(job, "invalid_recipient", "the owner's email is not one plain address");
+		return;
+	}
+	status = job_col(r, COL_M_STATUS);
+	if (job->kind == CONTENT_REMINDER && status != NULL && strcmp(status, "scheduled") != 0) {
+		char *why = xasprintf("not sent: the meeting is %s", status);
+		const char *params[] = { job->trace, why };
+
+		/* A reminder of a meeting that no longer takes place would mislead; nothing is wrong. */
+		log_info("reminder skipped", LOG_STR("trace", job->trace), LOG_STR("status", status));
+		job_count(job, "skipped");
+		db_query(job->m->db, job_failed_sql, 2, params, job_on_skip_recorded, job);
+		free(why);
+		return;
+	}
+	job_send(job, r);
+}
+
+static void job_on_claimed(const struct db_result *r, void *arg)
+{
+	struct mail_job *job = arg;
+	struct mailer *m = job->m;
+	const char *status;
+
+	if (mailer_closing(m)) {
+		job_free(job);
+		return;
+	}
+	if (r->status != DB_OK) {
+		job_transient(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error, false);
+		return;
+	}
+	status = db_ntuples(r) > 0 ? db_value(r, 0, 0) : "sending";
+	if (strcmp(status, "sent") == 0) {
+		log_info("mail already sent; dropping the duplicate", LOG_STR("trace", job->trace),
+			 LOG_STR("kind", job->kind_name));
+		job_count(job, "duplicate");
+		job_ack(job);
+		return;
+	}
+	if (strcmp(status, "claimed") != 0) {
+		/* Another copy of this job is being sent right now: look again after a tier. */
+		job_retry_now(job, "another copy of this job is being sent");
+		return;
+	}
+	{
+		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id };
+
+		db_query(m->db, job_load_sql, 4, params, job_on_loaded, job);
+	}
+}
+
+static bool job_is_uuid(const char *s)
+{
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A lower-case copy of the UUID member name of j; NULL when absent. *bad is set when present but not a UUID. */
+static char *job_uuid(const cJSON *j, const char *name, bool *bad)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+	char *out;
+
+	if (v == NULL || cJSON_IsNull(v))
+		return NULL;
+	if (!job_is_uuid(cJSON_GetStringValue(v))) {
+		*bad = true;
+		return NULL;
+	}
+	out = xstrdup(v->valuestring);
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return out;
+}
+
+/* The job names what to mail; anything unreadable goes to mailer.dead at once. */
+static int job_parse(struct mail_job *job, const char **why)
+{
+	const struct mq_message *msg = &job->d->msg;
+	cJSON *j;
+	const cJSON *seq, *reason;
+	bool bad = false;
+
+	if (msg->message_id == NULL || *msg->message_id == '\0' || strlen(msg->message_id) > JOB_MESSAGE_ID_MAX) {
+		*why = "the message has no usable message_id, which the mailer de-duplicates on";
+		return -1;
+	}
+	j = cJSON_ParseWithLength(msg->body, msg->body_len);
+	if (!cJSON_IsObject(j)) {
+		*why = "the body is not a JSON object";
+		cJSON_Delete(j);
+		return -1;
+	}
+	if (content_kind_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind")), &job->kind) < 0) {
+		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected";
+		cJSON_Delete(j);
+		return -1;
+	}
+	job->kind_name = content_kind_name(job->kind);
+	job->user_id = job_uuid(j, "user_id", &bad);
+	job->meeting_id = job_uuid(j, "meeting_id", &bad);
+	job->previous_id = job_uuid(j, "previous_meeting_id", &bad);
+	job->lead_id = job_uuid(j, "lead_analytics_id", &bad);
+	seq = cJSON_GetObjectItemCaseSensitive(j, "sequence");
+	reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
+	job->sequence = -1;
+	if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble < 1e9)
+		job->sequence = (int)seq->valuedouble;
+	else if (seq != NULL)
+		bad = true;
+	if (cJSON_IsString(reason))
+		job->reason = xstrdup(reason->valuestring);
+	cJSON_Delete(j);
+	if (bad || job->user_id == NULL) {
+		*why = "user_id must be a UUID, and so must meeting_id, previous_meeting_id and lead_analytics_id "
+		       "when given";
+		return -1;
+	}
+	if (job->kind != CONTENT_DISCONNECTED && job->meeting_id == NULL) {
+		*why = "a meeting mail needs meeting_id";
+		return -1;
+	}
+	if (job->kind == CONTENT_DISCONNECTED) {
+		free(job->meeting_id);
+		job->meeting_id = NULL;
+	}
+	return 0;
+}
+
+void job_handle(struct mailer *m, struct mq_delivery *d)
+{
+	struct mail_job *job = xcalloc(1, sizeof(*job));
+	const char *why = NULL;
+	char lease[16];
+
+	job->m = m;
+	job->d = d;
+	job->trace = d->msg.message_id;
+	job->kind_name = "unknown";
+	if (job_parse(job, &why) < 0) {
+		job_dead_letter(job, "malformed", why);
+		return;
+	}
+	snprintf(lease, sizeof(lease), "%d", (int)JOB_LEASE_S);
+	{
+		const char *params[] = { job->trace, job->kind_name, job->meeting_id, job->user_id, lease };
+
+		db_query(m->db, job_claim_sql, 5, params, job_on_claimed, job);
+	}
+}

@@ -248,9 +248,16 @@ class Stack:
         return self._db
 
     def query(self, sql, *params):
-        with self.db().cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
+        for attempt in (1, 2):
+            try:
+                with self.db().cursor() as cur:
+                    cur.execute(sql, params)
+                    return cur.fetchall() if cur.description else None
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                # The server restarted under us (the fault suite does that): reconnect once.
+                self._db = None
+                if attempt == 2:
+                    raise
 
     def one(self, sql, *params):
         rows = self.query(sql, *params)

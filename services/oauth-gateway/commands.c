@@ -1,0 +1,512 @@
+/*
+ * commands: meeting writes, sent to the scheduler as RPC commands.
+ *
+ * The gateway never calls Google Calendar: create, reschedule and cancel
+ * are checked here (ids, bodies, date-times, that the meeting or lead is
+ * the user's and in a state that allows the change), then published to
+ * calendar.commands (meeting.command, message_id = correlation_id =
+ * command id, persistent, mandatory) through the bridge, which fills in
+ * reply_to. The answer waits for the scheduler's reply, matched by
+ * correlation id, for at most COMMANDS_WAIT_S; after that it is 202 with
+ * the command id, and the command still runs (the scheduler applies it at
+ * most once and its late reply is dropped). A broker that is down, refuses
+ * the message or cannot route it is a 503 at once.
+ *
+ * A command lives until both the broker's confirm and its answer (reply,
+ * deadline or failure) have happened, in either order, because the bridge
+ * calls back with the confirm whatever became of the request.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+#include <event2/event.h>
+
+#include "datetime.h"
+#include "db.h"
+#include "gateway.h"
+#include "http.h"
+#include "ids.h"
+#include "log.h"
+#include "mqbridge.h"
+#include "topology.h"
+#include "xmalloc.h"
+
+/* How long a write waits for the scheduler before answering 202. */
+#define COMMANDS_WAIT_S 8
+#define COMMANDS_REASON_MAX 2000
+#define COMMANDS_NAME_MAX 255
+#define COMMANDS_EMAIL_MAX 254
+
+static const char commands_lead_sql[] =
+	"SELECT EXISTS (SELECT 1 FROM lead_analytics WHERE id = $1 AND user_id = $2),"
+	" EXISTS (SELECT 1 FROM calendar_meetings WHERE lead_analytics_id = $1 AND user_id = $2"
+	"  AND status = 'scheduled'),"
+	" EXISTS (SELECT 1 FROM users WHERE id = $2 AND google_calendar_connected)";
+
+static const char commands_meeting_sql[] = "SELECT status FROM calendar_meetings WHERE id = $1 AND user_id = $2";
+
+enum command_kind {
+	COMMAND_CREATE,
+	COMMAND_RESCHEDULE,
+	COMMAND_CANCEL,
+};
+
+static const char *const command_names[] = { "create", "reschedule", "cancel" };
+static const char *const command_keys[] = {
+	TOPO_RK_MEETING_CREATE,
+	TOPO_RK_MEETING_RESCHEDULE,
+	TOPO_RK_MEETING_CANCEL,
+};
+
+struct command {
+	struct gateway *g;
+	struct command *prev, *next;	/* g->commands' list of those waiting for a reply */
+	bool waiting;
+	bool confirmed;
+	struct http_req *r;
+	enum command_kind kind;
+	char id[IDS_UUID_LEN + 1];
+	cJSON *body;			/* the command message */
+	struct event *deadline;
+};
+
+struct commands {
+	struct command *waiting;
+};
+
+struct commands *commands_new(void)
+{
+	return xcalloc(1, sizeof(struct commands));
+}
+
+static void command_free(struct command *cmd)
+{
+	if (cmd->deadline != NULL)
+		event_free(cmd->deadline);
+	cJSON_Delete(cmd->body);
+	http_req_unref(cmd->r);
+	free(cmd);
+}
+
+static void command_unlist(struct command *cmd)
+{
+	if (!cmd->waiting)
+		return;
+	if (cmd->prev != NULL)
+		cmd->prev->next = cmd->next;
+	else
+		cmd->g->commands->waiting = cmd->next;
+	if (cmd->next != NULL)
+		cmd->next->prev = cmd->prev;
+	cmd->prev = cmd->next = NULL;
+	cmd->waiting = false;
+	if (cmd->deadline != NULL)
+		event_del(cmd->deadline);
+}
+
+void commands_free(struct commands *c)
+{
+	if (c == NULL)
+		return;
+	while (c->waiting != NULL) {
+		struct command *cmd = c->waiting;
+
+		command_unlist(cmd);
+		command_free(cmd);
+	}
+	free(c);
+}
+
+/* The command has its answer; it goes once the broker's confirm is in too. */
+static void command_answered(struct command *cmd)
+{
+	command_unlist(cmd);
+	if (cmd->confirmed)
+		command_free(cmd);
+}
+
+static void command_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct command *cmd = arg;
+	char *body = xasprintf("{\"status\":\"pending\",\"command_id\":\"%s\"}", cmd->id);
+
+	(void)fd;
+	(void)what;
+	log_info("no reply from the scheduler in time; answered pending", LOG_STR("command", command_names[cmd->kind]),
+		 LOG_STR("command_id", cmd->id));
+	http_reply(cmd->r, 202, body);
+	free(body);
+	command_answered(cmd);
+}
+
+static void command_on_confirm(enum mq_confirm outcome, void *arg)
+{
+	struct command *cmd = arg;
+
+	cmd->confirmed = true;
+	if (!cmd->waiting) {
+		command_free(cmd);
+		return;
+	}
+	if (outcome == MQ_CONFIRM_ACK)
+		return;
+	log_error("the broker did not take a command", LOG_STR("command_id", cmd->id),
+		  LOG_STR("outcome", outcome == MQ_CONFIRM_NACK	      ? "nack"
+				     : outcome == MQ_CONFIRM_RETURNED ? "unroutable"
+								      : "connection lost"));
+	http_reply_error(cmd->r, 503, "unavailable", "the scheduler cannot be reached; try again");
+	command_answered(cmd);
+}
+
+/* Publish cmd and wait for its reply; cmd is owned by this module from here on. */
+static void command_send(struct command *cmd)
+{
+	struct gateway *g = cmd->g;
+	char *text = cJSON_PrintUnformatted(cmd->body);
+	struct mq_message msg = { 0 };
+	int rc;
+
+	msg.exchange = TOPO_EX_CALENDAR_COMMANDS;
+	msg.routing_key = command_keys[cmd->kind];
+	msg.body = text;
+	msg.body_len = strlen(text);
+	msg.content_type = "application/json";
+	msg.message_id = cmd->id;
+	msg.correlation_id = cmd->id;
+	msg.type = "meeting.command";
+	msg.timestamp = (int64_t)time(NULL);
+	msg.mandatory = true;
+	rc = mqbridge_publish(g->mq, &msg, true, command_on_confirm, cmd);
+	cJSON_free(text);
+	if (rc < 0) {
+		log_warn("broker unavailable; command refused", LOG_STR("command", command_names[cmd->kind]));
+		http_reply_error(cmd->r, 503, "unavailable", "the scheduler cannot be reached; try again");
+		command_free(cmd);
+		return;
+	}
+	cmd->waiting = true;
+	cmd->next = g->commands->waiting;
+	if (cmd->next != NULL)
+		cmd->next->prev = cmd;
+	g->commands->waiting = cmd;
+	cmd->deadline = evtimer_new(g->base, command_on_deadline, cmd);
+	event_add(cmd->deadline, &(struct timeval){ COMMANDS_WAIT_S, 0 });
+	log_info("command sent", LOG_STR("command", command_names[cmd->kind]), LOG_STR("command_id", cmd->id),
+		 LOG_STR("user", http_req_user(cmd->r)));
+}
+
+/* The HTTP status and error code for a scheduler's error code; *ours is the code the client sees. */
+static int commands_status(const char *code, const char **ours)
+{
+	static const struct {
+		const char *code;
+		int status;
+		const char *ours;
+	} map[] = {
+		{ "invalid", 400, "invalid_request" },	   { "not_found", 404, "not_found" },
+		{ "conflict", 409, "conflict" },	   { "not_connected", 409, "not_connected" },
+		{ "google_rejected", 502, "google_rejected" }, { "unavailable", 503, "unavailable" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++) {
+		if (strcmp(map[i].code, code) == 0) {
+			*ours = map[i].ours;
+			return map[i].status;
+		}
+	}
+	*ours = "bad_gateway";
+	return 502;
+}
+
+/* Turn the scheduler's reply into the HTTP answer. */
+static void command_answer(struct command *cmd, const struct mq_delivery *d)
+{
+	cJSON *reply = cJSON_ParseWithLength(d->msg.body, d->msg.body_len);
+	cJSON *meeting = cJSON_GetObjectItemCaseSensitive(reply, "meeting");
+	cJSON *previous = cJSON_GetObjectItemCaseSensitive(reply, "previous");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "code"));
+	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
+
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && cJSON_IsObject(meeting)) {
+		cJSON *body = cJSON_CreateObject();
+
+		cJSON_AddItemReferenceToObject(body, "meeting", meeting);
+		if (cmd->kind == COMMAND_RESCHEDULE && cJSON_IsObject(previous))
+			cJSON_AddItemReferenceToObject(body, "previous", previous);
+		http_reply_json(cmd->r, cmd->kind == COMMAND_CREATE ? 201 : 200, body);
+		cJSON_Delete(body);
+	} else if (code != NULL) {
+		const char *ours;
+		int status = commands_status(code, &ours);
+
+		log_info("the scheduler refused a command", LOG_STR("command_id", cmd->id), LOG_STR("code", code),
+			 LOG_STR("message", message));
+		http_reply_error(cmd->r, status, ours, "%s",
+				 message != NULL ? message : "the scheduler refused the change");
+	} else {
+		log_error("unreadable reply from the scheduler", LOG_STR("command_id", cmd->id));
+		http_reply_error(cmd->r, 502, "bad_gateway", "the scheduler's answer could not be read");
+	}
+	cJSON_Delete(reply);
+}
+
+void commands_on_reply(const struct mq_delivery *d, void *arg)
+{
+	struct commands *c = arg;
+	struct command *cmd;
+	const char *id = d->msg.correlation_id;
+
+	for (cmd = c->waiting; cmd != NULL && id != NULL; cmd = cmd->next) {
+		if (strcmp(cmd->id, id) == 0)
+			break;
+	}
+	if (cmd == NULL || id == NULL) {
+		log_debug("reply for a command nobody waits for", LOG_STR("command_id", id));
+		return;
+	}
+	command_answer(cmd, d);
+	command_answered(cmd);
+}
+
+/*
+ * A command for r of kind, with its id and user filled in. It holds a reference to r; the caller hands it
+ * to command_send() or frees it with command_free().
+ */
+static struct command *command_new(struct gateway *g, struct http_req *r, enum command_kind kind)
+{
+	struct command *cmd = xcalloc(1, sizeof(*cmd));
+
+	cmd->g = g;
+	cmd->r = r;
+	http_req_ref(r);
+	cmd->kind = kind;
+	ids_uuid4(cmd->id);
+	cmd->body = cJSON_CreateObject();
+	cJSON_AddStringToObject(cmd->body, "command", command_names[kind]);
+	cJSON_AddStringToObject(cmd->body, "command_id", cmd->id);
+	cJSON_AddStringToObject(cmd->body, "user_id", http_req_user(r));
+	return cmd;
+}
+
+/* Body checks. Each returns 0, or -1 after answering 400 naming the field. */
+
+/* A member that must be a string when present (JSON null counts as absent); *out is NULL when absent. */
+static int commands_string(struct http_req *r, const cJSON *body, const char *name, const char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+
+	*out = NULL;
+	if (v == NULL || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v)) {
+		http_reply_error(r, 400, "invalid_request", "%s must be a string", name);
+		return -1;
+	}
+	*out = v->valuestring;
+	return 0;
+}
+
+static bool commands_printable(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* A date-time the scheduler will understand, not in the past when its instant is known already. */
+static int commands_datetime(struct http_req *r, const char *name, const char *text)
+{
+	struct datetime dt;
+
+	if (datetime_parse(text, strlen(text), &dt) < 0) {
+		http_reply_error(r, 400, "invalid_request",
+				 "%s must be an ISO 8601 date and time, e.g. 2025-09-18T17:00:00+05:30", name);
+		return -1;
+	}
+	if (dt.has_offset && dt.epoch_s <= (int64_t)time(NULL)) {
+		http_reply_error(r, 400, "invalid_request", "%s is in the past", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Plausible, not proven: the scheduler normalises it and Google has the last word. */
+static bool commands_email_ok(const char *e)
+{
+	const char *at = strchr(e, '@');
+	size_t n = strlen(e);
+
+	return n >= 3 && n <= COMMANDS_EMAIL_MAX && at != NULL && at != e && at[1] != '\0' &&
+	       strchr(at + 1, '@') == NULL && strchr(at + 1, '.') != NULL && strpbrk(e, " \t\r\n<>,;\"") == NULL &&
+	       commands_printable(e);
+}
+
+/* Checks against the database done: send, or answer what is wrong. */
+
+static void commands_on_lead(const struct db_result *res, void *arg)
+{
+	struct command *cmd = arg;
+
+	if (http_req_done(cmd->r)) {
+		command_free(cmd);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not check a lead", LOG_STR("error", res->error));
+		http_reply_error(cmd->r, 503, "unavailable", "the database is unavailable; try again");
+	} else if (strcmp(db_value(res, 0, 0), "t") != 0) {
+		http_reply_error(cmd->r, 404, "not_found", "no such lead");
+	} else if (strcmp(db_value(res, 0, 1), "t") == 0) {
+		http_reply_error(cmd->r, 409, "conflict", "the lead already has a scheduled meeting");
+	} else if (strcmp(db_value(res, 0, 2), "t") != 0) {
+		http_reply_error(cmd->r, 409, "not_connected", "Google Calendar is not connected; connect it first");
+	} else {
+		command_send(cmd);
+		return;
+	}
+	command_free(cmd);
+}
+
+static void commands_on_meeting(const struct db_result *res, void *arg)
+{
+	struct command *cmd = arg;
+
+	if (http_req_done(cmd->r)) {
+		command_free(cmd);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not check a meeting", LOG_STR("error", res->error));
+		http_reply_error(cmd->r, 503, "unavailable", "the database is unavailable; try again");
+	} else if (db_ntuples(res) == 0) {
+		http_reply_error(cmd->r, 404, "not_found", "no such meeting");
+	} else if (strcmp(db_value(res, 0, 0), "scheduled") != 0) {
+		http_reply_error(cmd->r, 409, "conflict", "the meeting is %s; only a scheduled meeting can be changed",
+				 db_value(res, 0, 0));
+	} else {
+		command_send(cmd);
+		return;
+	}
+	command_free(cmd);
+}
+
+/* Check that the meeting is the user's and scheduled, then send cmd. */
+static void commands_check_meeting(struct gateway *g, struct command *cmd, const char *meeting_id)
+{
+	const char *params[] = { meeting_id, http_req_user(cmd->r) };
+
+	cJSON_AddStringToObject(cmd->body, "meeting_id", meeting_id);
+	db_query(g->db, commands_meeting_sql, 2, params, commands_on_meeting, cmd);
+}
+
+/* POST /api/calendar/meetings {leadAnalyticsId, attendeeEmail?, attendeeName?, dateTime?} */
+void commands_create(struct gateway *g, struct http_req *r)
+{
+	cJSON *body = http_req_json(r, false);
+	const char *lead = NULL, *email = NULL, *name = NULL, *when = NULL;
+	struct command *cmd;
+	char *lead_id;
+	const char *params[2];
+
+	if (body == NULL)
+		return;
+	if (commands_string(r, body, "leadAnalyticsId", &lead) < 0 ||
+	    commands_string(r, body, "attendeeEmail", &email) < 0 ||
+	    commands_string(r, body, "attendeeName", &name) < 0 || commands_string(r, body, "dateTime", &when) < 0)
+		goto out;
+	if (lead == NULL) {
+		http_reply_error(r, 400, "invalid_request", "leadAnalyticsId is required");
+		goto out;
+	}
+	if (!ids_is_uuid(lead)) {
+		http_reply_error(r, 400, "invalid_request", "leadAnalyticsId must be a UUID");
+		goto out;
+	}
+	if (email != NULL && !commands_email_ok(email)) {
+		http_reply_error(r, 400, "invalid_request", "attendeeEmail is not a valid email address");
+		goto out;
+	}
+	if (name != NULL && (strlen(name) > COMMANDS_NAME_MAX || !commands_printable(name))) {
+		http_reply_error(r, 400, "invalid_request",
+				 "attendeeName must be at most %d characters, without control characters",
+				 COMMANDS_NAME_MAX);
+		goto out;
+	}
+	if (when != NULL && commands_datetime(r, "dateTime", when) < 0)
+		goto out;
+	cmd = command_new(g, r, COMMAND_CREATE);
+	lead_id = xstrdup(lead);
+	ids_lower(lead_id);
+	cJSON_AddStringToObject(cmd->body, "lead_analytics_id", lead_id);
+	if (email != NULL)
+		cJSON_AddStringToObject(cmd->body, "attendee_email", email);
+	if (name != NULL)
+		cJSON_AddStringToObject(cmd->body, "attendee_name", name);
+	if (when != NULL)
+		cJSON_AddStringToObject(cmd->body, "date_time", when);
+	params[0] = lead_id;
+	params[1] = http_req_user(r);
+	db_query(g->db, commands_lead_sql, 2, params, commands_on_lead, cmd);
+	free(lead_id);
+out:
+	cJSON_Delete(body);
+}
+
+/* PUT /api/calendar/meetings/:meetingId/reschedule {newDateTime} */
+void commands_reschedule(struct gateway *g, struct http_req *r)
+{
+	char *id = http_param_uuid(r, 0, "meetingId");
+	cJSON *body = id != NULL ? http_req_json(r, false) : NULL;
+	const char *when = NULL;
+	struct command *cmd;
+
+	if (body == NULL)
+		goto out;
+	if (commands_string(r, body, "newDateTime", &when) < 0)
+		goto out;
+	if (when == NULL) {
+		http_reply_error(r, 400, "invalid_request", "newDateTime is required");
+		goto out;
+	}
+	if (commands_datetime(r, "newDateTime", when) < 0)
+		goto out;
+	cmd = command_new(g, r, COMMAND_RESCHEDULE);
+	cJSON_AddStringToObject(cmd->body, "new_date_time", when);
+	commands_check_meeting(g, cmd, id);
+out:
+	cJSON_Delete(body);
+	free(id);
+}
+
+/* DELETE /api/calendar/meetings/:meetingId {reason?} */
+void commands_cancel(struct gateway *g, struct http_req *r)
+{
+	char *id = http_param_uuid(r, 0, "meetingId");
+	/* Some clients and proxies drop DELETE bodies: the reason is optional. */
+	cJSON *body = id != NULL ? http_req_json(r, true) : NULL;
+	const char *reason = NULL;
+	struct command *cmd;
+
+	if (body == NULL)
+		goto out;
+	if (commands_string(r, body, "reason", &reason) < 0)
+		goto out;
+	if (reason != NULL && strlen(reason) > COMMANDS_REASON_MAX) {
+		http_reply_error(r, 400, "invalid_request", "reason must be at most %d characters",
+				 COMMANDS_REASON_MAX);
+		goto out;
+	}
+	cmd = command_new(g, r, COMMAND_CANCEL);
+	if (reason != NULL)
+		cJSON_AddStringToObject(cmd->body, "reason", reason);
+	commands_check_meeting(g, cmd, id);
+out:
+	cJSON_Delete(body);
+	free(id);
+}

@@ -1,0 +1,595 @@
+/*
+ * http: routing, JSON answers, body limits, deadlines and metrics for the
+ * gateway's evhttp server (see http.h).
+ */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "gateway.h"
+#include "ids.h"
+#include "log.h"
+#include "metrics.h"
+#include "xmalloc.h"
+
+#define HTTP_MAX_SEGMENTS 8
+#define HTTP_MAX_PARAMS 2
+/* A backstop: every chain has tighter deadlines of its own; none should reach this. */
+#define HTTP_DEADLINE_S 30
+/* How long a stopping gateway lets requests in flight finish. */
+#define HTTP_DRAIN_S 5
+/*
+ * libevent 2.1 answers a body over its own limit itself, with an HTML page
+ * and no hook to change it. So its limit sits well above MAX_BODY_BYTES
+ * (this factor, and at least HTTP_HARD_BODY_MIN) and the JSON 413 is ours;
+ * only a body beyond that, which no client of this API sends, still gets
+ * libevent's 413, refused from its Content-Length before it is read.
+ */
+#define HTTP_HARD_BODY_FACTOR 16
+#define HTTP_HARD_BODY_MIN (1024L * 1024)
+#define HTTP_ALL_METHODS                                                                                        \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |              \
+	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+
+struct http_req {
+	struct http_server *s;
+	struct evhttp_request *req;	/* NULL once answered */
+	struct http_req *prev, *next;	/* the server's pending list, while req is set */
+	struct event *deadline;
+	const struct http_route *route;
+	const char *label;		/* the route's pattern for metrics, also when the method did not fit */
+	enum evhttp_cmd_type method;
+	struct evkeyvalq query;
+	char *params[HTTP_MAX_PARAMS];
+	char *user;
+	struct timespec start;
+	int refs;
+};
+
+struct http_server {
+	struct gateway *g;
+	struct evhttp *http;
+	struct evhttp_bound_socket *listener;
+	const struct http_route *routes;
+	size_t nroutes;
+	struct http_req *pending;
+	bool draining;
+	struct event *drain_timer;
+	void (*drained)(void *arg);
+	void *drained_arg;
+};
+
+static const struct {
+	enum evhttp_cmd_type type;
+	const char *name;
+} http_methods[] = {
+	{ EVHTTP_REQ_GET, "GET" },	   { EVHTTP_REQ_POST, "POST" },	      { EVHTTP_REQ_HEAD, "HEAD" },
+	{ EVHTTP_REQ_PUT, "PUT" },	   { EVHTTP_REQ_DELETE, "DELETE" },   { EVHTTP_REQ_OPTIONS, "OPTIONS" },
+	{ EVHTTP_REQ_TRACE, "TRACE" },	   { EVHTTP_REQ_CONNECT, "CONNECT" }, { EVHTTP_REQ_PATCH, "PATCH" },
+};
+
+static const char *http_method_name(enum evhttp_cmd_type type)
+{
+	for (size_t i = 0; i < sizeof(http_methods) / sizeof(*http_methods); i++) {
+		if (http_methods[i].type == type)
+			return http_methods[i].name;
+	}
+	return "OTHER";
+}
+
+static double http_elapsed(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void http_maybe_drained(struct http_server *s)
+{
+	void (*done)(void *arg) = s->drained;
+
+	if (!s->draining || s->pending != NULL || done == NULL)
+		return;
+	s->drained = NULL;
+	if (s->drain_timer != NULL)
+		event_del(s->drain_timer);
+	done(s->drained_arg);
+}
+
+void http_req_ref(struct http_req *r)
+{
+	r->refs++;
+}
+
+void http_req_unref(struct http_req *r)
+{
+	if (r == NULL || --r->refs > 0)
+		return;
+	evhttp_clear_headers(&r->query);
+	for (size_t i = 0; i < HTTP_MAX_PARAMS; i++)
+		free(r->params[i]);
+	free(r->user);
+	free(r);
+}
+
+bool http_req_done(const struct http_req *r)
+{
+	return r->req == NULL;
+}
+
+/* Send status and body (may be NULL), count it, and drop the server's reference. */
+static void http_finish(struct http_req *r, int status, struct evbuffer *body)
+{
+	struct http_server *s = r->s;
+	const char *route = r->label ? r->label : "unmatched";
+	const char *method = http_method_name(r->method);
+	double seconds = http_elapsed(&r->start);
+	char code[8];
+
+	if (r->req == NULL)
+		return;
+	evhttp_send_reply(r->req, status, NULL, body);
+	r->req = NULL;
+	event_free(r->deadline);
+	r->deadline = NULL;
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		s->pending = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+
+	snprintf(code, sizeof(code), "%d", status);
+	metric_inc(metrics_counter("http_requests_total", "HTTP requests answered, by route, method and status.",
+				   "route", route, "method", method, "status", code, NULL));
+	metric_observe(metrics_histogram("http_request_duration_seconds", "Time to answer an HTTP request, by route.",
+					 metrics_latency_buckets, metrics_latency_nbuckets, "route", route, NULL),
+		       seconds);
+	log_debug("request answered", LOG_STR("method", method), LOG_STR("route", route), LOG_INT("status", status),
+		  LOG_DOUBLE("ms", seconds * 1000));
+	http_req_unref(r);
+	http_maybe_drained(s);
+}
+
+void http_add_header(struct http_req *r, const char *name, const char *value)
+{
+	if (r->req != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+void http_reply(struct http_req *r, int status, const char *json_text)
+{
+	struct evbuffer *body;
+
+	if (r->req == NULL)
+		return;
+	body = evbuffer_new();
+	http_add_header(r, "Content-Type", "application/json");
+	http_add_header(r, "Cache-Control", "no-store");
+	http_add_header(r, "X-Content-Type-Options", "nosniff");
+	evbuffer_add(body, json_text, strlen(json_text));
+	evbuffer_add(body, "\n", 1);
+	http_finish(r, status, body);
+	evbuffer_free(body);
+}
+
+void http_reply_json(struct http_req *r, int status, const cJSON *json)
+{
+	char *text = cJSON_PrintUnformatted(json);
+
+	if (text == NULL)
+		abort();
+	http_reply(r, status, text);
+	cJSON_free(text);
+}
+
+void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+{
+	cJSON *body = cJSON_CreateObject();
+	cJSON *err = cJSON_AddObjectToObject(body, "error");
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	cJSON_AddStringToObject(err, "code", code);
+	cJSON_AddStringToObject(err, "message", msg);
+	http_reply_json(r, status, body);
+	free(msg);
+	cJSON_Delete(body);
+}
+
+void http_redirect(struct http_req *r, const char *location)
+{
+	http_add_header(r, "Location", location);
+	http_add_header(r, "Cache-Control", "no-store");
+	/* The callback's URL carries the code and state; nothing downstream needs to see it. */
+	http_add_header(r, "Referrer-Policy", "no-referrer");
+	http_finish(r, 302, NULL);
+}
+
+const char *http_req_param(const struct http_req *r, size_t i)
+{
+	return i < HTTP_MAX_PARAMS ? r->params[i] : NULL;
+}
+
+const char *http_req_query(const struct http_req *r, const char *key)
+{
+	return evhttp_find_header(&r->query, key);
+}
+
+const char *http_req_header(const struct http_req *r, const char *name)
+{
+	return r->req ? evhttp_find_header(evhttp_request_get_input_headers(r->req), name) : NULL;
+}
+
+const char *http_req_user(const struct http_req *r)
+{
+	return r->user;
+}
+
+char *http_req_cookie(const struct http_req *r, const char *name)
+{
+	const struct evkeyval *h;
+	size_t nlen = strlen(name);
+
+	if (r->req == NULL)
+		return NULL;
+	/* Every Cookie header counts: proxies that speak HTTP/2 may split them. */
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(r->req), next) {
+		const char *p = h->value;
+
+		if (strcasecmp(h->key, "Cookie") != 0)
+			continue;
+		while (*p != '\0') {
+			size_t len;
+
+			p += strspn(p, " \t;");
+			len = strcspn(p, ";");
+			if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+				const char *v = p + nlen + 1;
+				size_t vlen = len - nlen - 1;
+
+				while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+					vlen--;
+				if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+					v++;
+					vlen -= 2;
+				}
+				return xstrndup(v, vlen);
+			}
+			p += len;
+		}
+	}
+	return NULL;
+}
+
+char *http_param_uuid(struct http_req *r, size_t i, const char *name)
+{
+	const char *v = http_req_param(r, i);
+	char *id;
+
+	if (!ids_is_uuid(v)) {
+		http_reply_error(r, 400, "invalid_request", "%s must be a UUID", name);
+		return NULL;
+	}
+	id = xstrdup(v);
+	ids_lower(id);
+	return id;
+}
+
+cJSON *http_req_json(struct http_req *r, bool optional)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	const char *text;
+	cJSON *json;
+
+	if (len == 0) {
+		if (optional)
+			return cJSON_CreateObject();
+		http_reply_error(r, 400, "invalid_request", "the request needs a JSON body");
+		return NULL;
+	}
+	text = (const char *)evbuffer_pullup(in, -1);
+	json = cJSON_ParseWithLength(text, len);
+	if (json == NULL) {
+		http_reply_error(r, 400, "invalid_request", "the request body is not valid JSON");
+		return NULL;
+	}
+	if (!cJSON_IsObject(json)) {
+		cJSON_Delete(json);
+		http_reply_error(r, 400, "invalid_request", "the request body must be a JSON object");
+		return NULL;
+	}
+	return json;
+}
+
+static void http_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_req *r = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("request timed out", LOG_STR("route", r->label));
+	http_reply_error(r, 504, "timeout", "the request took too long; try again");
+}
+
+/*
+ * Split a path into percent-decoded segments (fresh strings in segs). The
+ * number of segments, or -1 when there are too many to match any route.
+ */
+static int http_split(const char *path, char **segs)
+{
+	int n = 0;
+	size_t len;
+
+	while (*path == '/')
+		path++;
+	while (*path != '\0') {
+		char *raw;
+
+		len = strcspn(path, "/");
+		if (n == HTTP_MAX_SEGMENTS)
+			goto too_many;
+		raw = xstrndup(path, len);
+		segs[n] = evhttp_uridecode(raw, 0, NULL);
+		free(raw);
+		if (segs[n] == NULL)
+			abort();
+		n++;
+		path += len;
+		/* One trailing slash is forgiven; an empty segment inside is not a route. */
+		if (*path == '/')
+			path++;
+	}
+	return n;
+too_many:
+	for (int i = 0; i < n; i++)
+		free(segs[i]);
+	return -1;
+}
+
+/* Does the pattern match the segments? Parameters' segment indexes go to params, their count to *np. */
+static bool http_match(const char *pattern, char **segs, int nsegs, int *params, int *np)
+{
+	int i = 0;
+	const char *p = pattern;
+
+	while (*p == '/')
+		p++;
+	while (*p != '\0') {
+		size_t len = strcspn(p, "/");
+
+		if (i == nsegs)
+			return false;
+		if (p[0] == ':') {
+			if (*np == HTTP_MAX_PARAMS || segs[i][0] == '\0')
+				return false;
+			params[(*np)++] = i;
+		} else if (strlen(segs[i]) != len || strncmp(segs[i], p, len) != 0) {
+			return false;
+		}
+		i++;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return i == nsegs;
+}
+
+/* Find the route for r; on failure the 404 or 405 has been sent and -1 comes back. */
+static int http_route(struct http_server *s, struct http_req *r, const char *path)
+{
+	char *segs[HTTP_MAX_SEGMENTS];
+	int nsegs = http_split(path, segs);
+	unsigned method = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
+	unsigned allowed = 0;
+	int params[HTTP_MAX_PARAMS];
+
+	for (size_t i = 0; i < s->nroutes && nsegs >= 0; i++) {
+		int np = 0;
+
+		if (!http_match(s->routes[i].pattern, segs, nsegs, params, &np))
+			continue;
+		allowed |= s->routes[i].methods;
+		if (r->label == NULL)
+			r->label = s->routes[i].pattern;
+		if ((s->routes[i].methods & method) == 0)
+			continue;
+		r->route = &s->routes[i];
+		r->label = r->route->pattern;
+		for (int k = 0; k < np; k++)
+			r->params[k] = xstrdup(segs[params[k]]);
+		break;
+	}
+	for (int i = 0; i < nsegs; i++)
+		free(segs[i]);
+	if (r->route != NULL)
+		return 0;
+	if (allowed == 0) {
+		http_reply_error(r, 404, "not_found", "no such endpoint");
+		return -1;
+	}
+	{
+		char allow[96] = "";
+
+		if (allowed & EVHTTP_REQ_GET)
+			allowed |= EVHTTP_REQ_HEAD;
+		for (size_t i = 0; i < sizeof(http_methods) / sizeof(*http_methods); i++) {
+			if (allowed & http_methods[i].type) {
+				strcat(allow, allow[0] ? ", " : "");
+				strcat(allow, http_methods[i].name);
+			}
+		}
+		http_add_header(r, "Allow", allow);
+		http_reply_error(r, 405, "method_not_allowed", "%s is not allowed here; use %s",
+				 http_method_name(r->method), allow);
+	}
+	return -1;
+}
+
+static int http_authenticate(struct http_server *s, struct http_req *r)
+{
+	const char *why;
+
+	if (r->route->auth == HTTP_AUTH_NONE)
+		return 0;
+	if (auth_user(s->g, r, r->route->auth == HTTP_AUTH_BROWSER, &r->user, &why) == 0)
+		return 0;
+	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
+	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
+	http_reply_error(r, 401, "unauthorized", "%s", why);
+	return -1;
+}
+
+/* Wrap req; the server holds the first reference until the request is answered. */
+static struct http_req *http_req_new(struct http_server *s, struct evhttp_request *req)
+{
+	struct http_req *r = xcalloc(1, sizeof(*r));
+
+	r->s = s;
+	r->req = req;
+	r->refs = 1;
+	r->method = evhttp_request_get_command(req);
+	TAILQ_INIT(&r->query);
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	r->next = s->pending;
+	if (s->pending != NULL)
+		s->pending->prev = r;
+	s->pending = r;
+	r->deadline = evtimer_new(s->g->base, http_on_deadline, r);
+	event_add(r->deadline, &(struct timeval){ HTTP_DEADLINE_S, 0 });
+	return r;
+}
+
+static void http_on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *s = arg;
+	struct http_req *r = http_req_new(s, req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	if (s->draining) {
+		http_reply_error(r, 503, "unavailable", "the gateway is shutting down; try again");
+		return;
+	}
+	if (path == NULL) {
+		http_reply_error(r, 400, "invalid_request", "the request target is malformed");
+		return;
+	}
+	if (http_route(s, r, path) < 0)
+		return;
+	if (query != NULL && evhttp_parse_query_str(query, &r->query) < 0) {
+		http_reply_error(r, 400, "invalid_request", "the query string is malformed");
+		return;
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > (size_t)s->g->cfg.max_body_bytes) {
+		http_reply_error(r, 413, "payload_too_large", "the request body is larger than %ld bytes",
+				 s->g->cfg.max_body_bytes);
+		return;
+	}
+	if (http_authenticate(s, r) < 0)
+		return;
+	r->route->handler(s->g, r);
+}
+
+struct http_server *http_server_new(struct gateway *g, const struct http_route *routes, size_t nroutes,
+				    health_ready_cb ready, void *ready_arg)
+{
+	struct http_server *s = xcalloc(1, sizeof(*s));
+	long hard = g->cfg.max_body_bytes * HTTP_HARD_BODY_FACTOR;
+	char *host;
+	int port;
+
+	if (hard < HTTP_HARD_BODY_MIN)
+		hard = HTTP_HARD_BODY_MIN;
+	s->g = g;
+	s->routes = routes;
+	s->nroutes = nroutes;
+	s->http = evhttp_new(g->base);
+	/* Every method reaches the router, so a wrong one gets a JSON 405 rather than evhttp's 501 page. */
+	evhttp_set_allowed_methods(s->http, HTTP_ALL_METHODS);
+	evhttp_set_max_body_size(s->http, hard);
+	evhttp_set_max_headers_size(s->http, 32 * 1024);
+	evhttp_set_timeout(s->http, 30);
+	health_attach(s->http, ready, ready_arg);
+	evhttp_set_gencb(s->http, http_on_request, s);
+	if (cfg_split_addr(g->cfg.listen_addr, &host, &port) < 0) {
+		log_error("cannot listen", LOG_STR("addr", g->cfg.listen_addr), LOG_STR("why", "not host:port"));
+		http_server_free(s);
+		return NULL;
+	}
+	s->listener = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
+	free(host);
+	if (s->listener == NULL) {
+		log_error("cannot listen", LOG_STR("addr", g->cfg.listen_addr), LOG_STR("why", "bind failed"));
+		http_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The grace period is over: whatever is still pending is answered now. */
+static void http_fail_pending(struct http_server *s)
+{
+	while (s->pending != NULL)
+		http_reply_error(s->pending, 503, "unavailable", "the gateway is shutting down; try again");
+}
+
+static void http_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("requests still in flight at shutdown are refused");
+	http_fail_pending(s);
+}
+
+void http_server_drain(struct http_server *s, void (*done)(void *arg), void *arg)
+{
+	if (s->draining)
+		return;
+	s->draining = true;
+	s->drained = done;
+	s->drained_arg = arg;
+	if (s->listener != NULL) {
+		evhttp_del_accept_socket(s->http, s->listener);
+		s->listener = NULL;
+	}
+	s->drain_timer = evtimer_new(s->g->base, http_on_drain_timeout, s);
+	event_add(s->drain_timer, &(struct timeval){ HTTP_DRAIN_S, 0 });
+	http_maybe_drained(s);
+}
+
+void http_server_free(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	/* After a forced stop requests may still wait; evhttp_free() below frees them. */
+	s->draining = true;
+	s->drained = NULL;
+	http_fail_pending(s);
+	if (s->http != NULL)
+		evhttp_free(s->http);
+	if (s->drain_timer != NULL)
+		event_free(s->drain_timer);
+	free(s);
+}

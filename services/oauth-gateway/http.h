@@ -1,0 +1,105 @@
+/*
+ * http: the gateway's request plumbing on libevent's evhttp.
+ *
+ * Routes are patterns ("/api/calendar/meetings/:id/reschedule") with a
+ * method and an authentication mode; a path that matches no pattern
+ * answers 404, one that matches with another method 405 (with Allow). Every
+ * answer, errors included, is JSON ({"error": {"code", "message"}}) except
+ * the OAuth redirects. Bodies over MAX_BODY_BYTES answer 413.
+ *
+ * evhttp tells nobody when a client goes away while its reply is deferred,
+ * and frees the request itself once it is answered, so a request here is
+ * answered exactly once and never freed by us: struct http_req wraps it,
+ * is reference counted, and once answered (by its handler, its deadline or
+ * shutdown) every later reply is a no-op. Handlers that continue on the
+ * loop take a reference and check http_req_done() when they resume.
+ *
+ * Each answer counts in http_requests_total{route,method,status} and
+ * http_request_duration_seconds{route}, with the route's pattern as label,
+ * never the raw path (which carries ids and, for the callback, secrets).
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cJSON.h>
+
+#include "health.h"
+
+struct gateway;
+struct http_server;
+struct http_req;
+
+enum http_auth {
+	HTTP_AUTH_NONE,		/* the OAuth callback: identified by its state */
+	HTTP_AUTH_BEARER,	/* Authorization: Bearer <JWT> */
+	HTTP_AUTH_BROWSER,	/* the bearer header, or for a plain navigation the JWT cookie */
+};
+
+typedef void (*http_handler)(struct gateway *g, struct http_req *r);
+
+struct http_route {
+	unsigned methods;	/* EVHTTP_REQ_* bits */
+	const char *pattern;	/* literal segments and ":name" parameters */
+	enum http_auth auth;
+	http_handler handler;
+};
+
+/*
+ * A server for g's configuration serving routes (which must outlive it) on
+ * g->base, with /healthz, /readyz (asking ready) and /metrics beside them.
+ * NULL (logged) when LISTEN_ADDR cannot be bound. The caller frees it with
+ * http_server_free().
+ */
+struct http_server *http_server_new(struct gateway *g, const struct http_route *routes, size_t nroutes,
+				    health_ready_cb ready, void *ready_arg);
+
+/*
+ * Stop taking connections and requests, give those in flight a grace period
+ * to finish, answer the rest 503, then call done (once, maybe at once).
+ */
+void http_server_drain(struct http_server *s, void (*done)(void *arg), void *arg);
+
+/*
+ * Answer whatever is still pending with 503 and close the server (before
+ * the event base is freed). http_server_free(NULL) is a no-op.
+ */
+void http_server_free(struct http_server *s);
+
+/* Request data; strings live as long as the request. */
+const char *http_req_param(const struct http_req *r, size_t i);	/* i-th ":name" of the pattern */
+const char *http_req_query(const struct http_req *r, const char *key);	/* decoded; NULL when absent */
+const char *http_req_header(const struct http_req *r, const char *name);
+const char *http_req_user(const struct http_req *r);	/* the authenticated user's id (lower-case UUID) */
+/* The value of cookie name, or NULL. The caller frees it. */
+char *http_req_cookie(const struct http_req *r, const char *name);
+
+/* The i-th path parameter as a lower-case UUID (the caller frees it), or NULL after a 400 naming it. */
+char *http_param_uuid(struct http_req *r, size_t i, const char *name);
+
+/*
+ * The body as a JSON object. With optional, an empty body reads as {}. NULL
+ * after answering 400 (the caller just returns). The caller frees the
+ * result with cJSON_Delete().
+ */
+cJSON *http_req_json(struct http_req *r, bool optional);
+
+/* Keep r alive across callbacks; every ref is matched by one unref. */
+void http_req_ref(struct http_req *r);
+void http_req_unref(struct http_req *r);
+/* r has been answered (or abandoned at shutdown): only unref it. */
+bool http_req_done(const struct http_req *r);
+
+/* Answers. Each finishes r; on a request already done they do nothing. */
+void http_reply(struct http_req *r, int status, const char *json_text);
+void http_reply_json(struct http_req *r, int status, const cJSON *body);
+void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* 302 to location, with no-store and no Referer leaking the URL onwards. */
+void http_redirect(struct http_req *r, const char *location);
+/* Extra response header for the answer still to come ("WWW-Authenticate", ...). */
+void http_add_header(struct http_req *r, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * jwt: verification of the platform's HS256 JSON Web Tokens.
+ *
+ * Pure: a token, a policy and the current time in, the user's id or the
+ * reason for refusal out, so every rule is unit-tested exactly. Only HS256
+ * is accepted (the header names the algorithm, and trusting it is the
+ * classic "alg: none" hole); the signature is checked in constant time
+ * before any claim is read; exp is required, nbf and iat are honoured when
+ * present, iss and aud are checked when the policy names them, all with the
+ * policy's clock skew. The parts are strict base64url without padding, and
+ * a header or payload that repeats a member is refused rather than guessed
+ * at (two parsers may pick different copies).
+ */
+#ifndef JWT_H
+#define JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct jwt_policy {
+	const char *secret;	/* the HMAC key, used as given */
+	size_t secret_len;
+	const char *user_claim;	/* the claim that holds the user's id ("sub") */
+	const char *issuer;	/* NULL: iss is not checked */
+	const char *audience;	/* NULL: aud is not checked */
+	long skew_s;		/* clock skew allowed on exp, nbf and iat */
+};
+
+/*
+ * Verify token at unix time now. 0 and *user (the user claim's string, the
+ * caller frees it), or -1 and *why (a static sentence for logs and the 401
+ * body; it never contains the token).
+ */
+int jwt_verify(const struct jwt_policy *policy, const char *token, int64_t now, char **user, const char **why);
+
+#endif

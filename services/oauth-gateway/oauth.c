@@ -1,0 +1,643 @@
+/*
+ * oauth: connecting a user's Google Calendar, and disconnecting it.
+ *
+ * /auth makes a single-use state (32 random bytes; only its SHA-256 is
+ * stored, so a database reader cannot finish someone's connect) bound to
+ * the user, with a PKCE verifier sealed for that user, valid 10 minutes,
+ * and sends the browser to Google. /callback consumes the state in one
+ * statement (so a replayed or concurrent callback finds nothing), trades
+ * the code for tokens, insists on the calendar.events scope (a user can
+ * untick it on Google's consent page; what was granted is then revoked),
+ * reads the account's email and the calendar's time zone in parallel, and
+ * stores the tokens sealed for the user. It always ends in a redirect to
+ * FRONTEND_URL that says what happened; the target never comes from the
+ * request. /disconnect clears the tokens first and then revokes the grant,
+ * waiting for Google only a few seconds: a user who wants out is out even
+ * when Google is unreachable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sodium.h>
+
+#include "db.h"
+#include "gateway.h"
+#include "google.h"
+#include "http.h"
+#include "ids.h"
+#include "log.h"
+#include "tz.h"
+#include "vault.h"
+#include "xmalloc.h"
+
+#define OAUTH_SCOPE_EVENTS "https://www.googleapis.com/auth/calendar.events"
+#define OAUTH_SCOPE_CALENDAR "https://www.googleapis.com/auth/calendar"
+#define OAUTH_SCOPE_EMAIL "https://www.googleapis.com/auth/userinfo.email"
+#define OAUTH_RANDOM_BYTES 32
+/* How long a disconnect or a refused connect waits for Google's revoke. */
+#define OAUTH_REVOKE_WAIT_S 5
+
+static const char oauth_state_sql[] =
+	"WITH gc AS (DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day')"
+	" INSERT INTO oauth_states (state_hash, user_id, code_verifier, expires_at)"
+	" SELECT decode($1, 'hex'), u.id, $3, now() + interval '10 minutes' FROM users u WHERE u.id = $2"
+	" RETURNING 1";
+
+/* Single use: of two callbacks racing with one state, exactly one gets the row. */
+static const char oauth_consume_sql[] =
+	"UPDATE oauth_states s SET used_at = now() FROM users u"
+	" WHERE s.state_hash = decode($1, 'hex') AND s.used_at IS NULL AND s.expires_at > now() AND u.id = s.user_id"
+	" RETURNING s.user_id, s.code_verifier, COALESCE(NULLIF(u.google_calendar_id, ''), 'primary')";
+
+static const char oauth_store_sql[] =
+	"UPDATE users SET google_access_token = $2, google_refresh_token = $3,"
+	" google_token_expiry = now() + make_interval(secs => $4::double precision),"
+	" google_calendar_connected = TRUE, google_calendar_id = $5, google_email = $6,"
+	" google_calendar_timezone = COALESCE($7, google_calendar_timezone), google_scopes = $8,"
+	" google_connected_at = now(), google_disconnected_at = NULL, google_disconnect_reason = NULL,"
+	" google_disconnect_notified_at = NULL, google_disconnect_claimed_until = NULL"
+	" WHERE id = $1 RETURNING 1";
+
+/* The user's own disconnect is not mailed: notified_at is set with it. */
+static const char oauth_disconnect_sql[] =
+	"WITH old AS (SELECT id, google_refresh_token, google_access_token FROM users WHERE id = $1 FOR UPDATE)"
+	" UPDATE users u SET google_access_token = NULL, google_refresh_token = NULL, google_token_expiry = NULL,"
+	" google_calendar_connected = FALSE, google_disconnect_reason = 'user_disconnected',"
+	" google_disconnected_at = now(), google_disconnect_notified_at = now(), google_disconnect_claimed_until = NULL"
+	" FROM old WHERE u.id = old.id AND (u.google_calendar_connected OR u.google_refresh_token IS NOT NULL"
+	" OR u.google_access_token IS NOT NULL)"
+	" RETURNING old.google_refresh_token, old.google_access_token";
+
+static const char oauth_status_sql[] =
+	"SELECT google_calendar_connected IS TRUE, google_email FROM users WHERE id = $1";
+
+/* SHA-256 of a state value, in hex for decode($1, 'hex'), into out (65 bytes). */
+static void oauth_state_hash(const char *state, char *out)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const unsigned char *)state, strlen(state));
+	sodium_bin2hex(out, crypto_hash_sha256_BYTES * 2 + 1, h, sizeof(h));
+}
+
+/* Zero and free a secret string; NULL is fine. */
+static void oauth_wipe(char **s)
+{
+	vault_wipe_free(*s);
+	*s = NULL;
+}
+
+/* FRONTEND_URL with query appended (before any fragment). The caller frees it. */
+static char *oauth_frontend(const struct gateway *g, const char *query)
+{
+	const char *base = g->cfg.frontend_url;
+	size_t cut = strcspn(base, "#");
+	const char *sep = "?";
+
+	if (memchr(base, '?', cut) != NULL)
+		sep = base[cut - 1] == '?' || base[cut - 1] == '&' ? "" : "&";
+	return xasprintf("%.*s%s%s%s", (int)cut, base, sep, query, base + cut);
+}
+
+static void oauth_redirect_result(struct gateway *g, struct http_req *r, const char *reason)
+{
+	char *query = reason ? xasprintf("google=error&reason=%s", reason) : xstrdup("google=connected");
+	char *url = oauth_frontend(g, query);
+
+	http_redirect(r, url);
+	free(url);
+	free(query);
+}
+
+/* Revoke with a bounded wait. */
+
+typedef void (*oauth_revoked_cb)(bool revoked, void *arg);
+
+struct oauth_revoke {
+	oauth_revoked_cb done;	/* NULL once called: the wait ended first */
+	void *arg;
+	struct event *timer;
+};
+
+static void oauth_revoke_finish(struct oauth_revoke *rv, bool revoked)
+{
+	oauth_revoked_cb done = rv->done;
+
+	rv->done = NULL;
+	if (done != NULL)
+		done(revoked, rv->arg);
+}
+
+static void oauth_on_revoke_wait(evutil_socket_t fd, short what, void *arg)
+{
+	struct oauth_revoke *rv = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("Google did not answer the revoke in time; it continues in the background");
+	oauth_revoke_finish(rv, false);
+}
+
+static void oauth_on_revoked(const struct google_result *res, void *arg)
+{
+	struct oauth_revoke *rv = arg;
+	/* An unknown or already revoked token is as revoked as it gets. */
+	bool revoked = res->outcome == GOOGLE_OK ||
+		       (res->status == 400 && res->reason != NULL && strcmp(res->reason, "invalid_token") == 0);
+
+	if (!revoked)
+		log_warn("Google refused or failed the revoke", LOG_INT("status", res->status),
+			 LOG_STR("reason", res->reason), LOG_STR("outcome", google_outcome_name(res->outcome)));
+	oauth_revoke_finish(rv, revoked);
+	event_free(rv->timer);
+	free(rv);
+}
+
+/* Revoke token at Google; done runs once, after Google answers or OAUTH_REVOKE_WAIT_S, whichever is first. */
+static void oauth_revoke(struct gateway *g, const char *token, oauth_revoked_cb done, void *arg)
+{
+	struct oauth_revoke *rv = xcalloc(1, sizeof(*rv));
+
+	rv->done = done;
+	rv->arg = arg;
+	rv->timer = evtimer_new(g->base, oauth_on_revoke_wait, rv);
+	event_add(rv->timer, &(struct timeval){ OAUTH_REVOKE_WAIT_S, 0 });
+	google_revoke(g->google, token, oauth_on_revoked, rv);
+}
+
+/* GET /api/integrations/google/auth */
+
+struct oauth_start {
+	struct http_req *r;
+	char *url;
+};
+
+static void oauth_start_free(struct oauth_start *st)
+{
+	http_req_unref(st->r);
+	free(st->url);
+	free(st);
+}
+
+static void oauth_on_state_stored(const struct db_result *res, void *arg)
+{
+	struct oauth_start *st = arg;
+	struct http_req *r = st->r;
+	const char *accept;
+
+	if (http_req_done(r)) {
+		oauth_start_free(st);
+		return;
+	}
+	accept = http_req_header(r, "Accept");
+	if (res->status != DB_OK) {
+		log_error("could not store an OAuth state", LOG_STR("error", res->error));
+		http_reply_error(r, 503, "unavailable", "the database is unavailable; try again");
+	} else if (db_ntuples(res) == 0) {
+		http_reply_error(r, 401, "unauthorized", "the token's user is not known here");
+	} else if (accept != NULL && strstr(accept, "application/json") != NULL) {
+		cJSON *body = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(body, "authUrl", st->url);
+		http_reply_json(r, 200, body);
+		cJSON_Delete(body);
+	} else {
+		http_redirect(r, st->url);
+	}
+	oauth_start_free(st);
+}
+
+/* s percent-encoded for a query value. The caller frees it. */
+static char *oauth_encode(const char *s)
+{
+	char *e = evhttp_uriencode(s, -1, 0);
+
+	if (e == NULL)
+		abort();
+	return e;
+}
+
+/* Google's authorization URL for state and challenge. The caller frees it. */
+static char *oauth_auth_url(const struct gateway *g, const char *state, const char *challenge)
+{
+	const char *base = g->cfg.google_auth_url;
+	char *client = oauth_encode(g->cfg.google_client_id);
+	char *redirect = oauth_encode(g->cfg.google_redirect_uri);
+	char *scope = oauth_encode(OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	char *url = xasprintf("%s%sclient_id=%s&redirect_uri=%s&response_type=code&scope=%s&access_type=offline"
+			      "&prompt=consent&include_granted_scopes=true&state=%s&code_challenge=%s"
+			      "&code_challenge_method=S256",
+			      base, strchr(base, '?') ? "&" : "?", client, redirect, scope, state, challenge);
+
+	free(client);
+	free(redirect);
+	free(scope);
+	return url;
+}
+
+void oauth_auth(struct gateway *g, struct http_req *r)
+{
+	struct oauth_start *st = xcalloc(1, sizeof(*st));
+	char *state = ids_random_b64url(OAUTH_RANDOM_BYTES);
+	char *verifier = ids_random_b64url(OAUTH_RANDOM_BYTES);
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	char hash[crypto_hash_sha256_BYTES * 2 + 1];
+	char *challenge, *sealed;
+	const char *params[3];
+
+	/* PKCE S256 (RFC 7636): the challenge is base64url(SHA-256(verifier)). */
+	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
+	challenge = ids_b64url(digest, sizeof(digest));
+	sealed = vault_seal(g->vault, verifier, http_req_user(r));
+	oauth_state_hash(state, hash);
+	st->r = r;
+	http_req_ref(r);
+	st->url = oauth_auth_url(g, state, challenge);
+	params[0] = hash;
+	params[1] = http_req_user(r);
+	params[2] = sealed;
+	db_query(g->db, oauth_state_sql, 3, params, oauth_on_state_stored, st);
+	free(sealed);
+	free(challenge);
+	oauth_wipe(&verifier);
+	oauth_wipe(&state);
+}
+
+/* GET /api/integrations/google/callback */
+
+struct oauth_connect {
+	struct gateway *g;
+	struct http_req *r;
+	char *user;
+	char *calendar_id;
+	char *code;
+	char *verifier;
+	char *access;
+	char *refresh;
+	char *scope;
+	char *email;
+	char *zone;
+	double expires_in;
+	int lookups;		/* userinfo and calendar probe still running */
+	const char *failure;	/* the reason to redirect with once a revoke is done */
+};
+
+static void oauth_connect_free(struct oauth_connect *c)
+{
+	http_req_unref(c->r);
+	free(c->user);
+	free(c->calendar_id);
+	oauth_wipe(&c->code);
+	oauth_wipe(&c->verifier);
+	oauth_wipe(&c->access);
+	oauth_wipe(&c->refresh);
+	free(c->scope);
+	free(c->email);
+	free(c->zone);
+	free(c);
+}
+
+static void oauth_connect_end(struct oauth_connect *c, const char *reason)
+{
+	oauth_redirect_result(c->g, c->r, reason);
+	oauth_connect_free(c);
+}
+
+static void oauth_on_failure_revoked(bool revoked, void *arg)
+{
+	struct oauth_connect *c = arg;
+
+	log_info("the refused grant was revoked at Google", LOG_BOOL("revoked", revoked));
+	oauth_connect_end(c, c->failure);
+}
+
+/* Give back what Google granted (the whole grant, through the refresh token), then redirect with reason. */
+static void oauth_connect_fail_revoking(struct oauth_connect *c, const char *reason)
+{
+	c->failure = reason;
+	oauth_revoke(c->g, c->refresh ? c->refresh : c->access, oauth_on_failure_revoked, c);
+}
+
+static void oauth_on_stored(const struct db_result *res, void *arg)
+{
+	struct oauth_connect *c = arg;
+
+	if (http_req_done(c->r)) {
+		oauth_connect_free(c);
+		return;
+	}
+	if (res->status != DB_OK || db_ntuples(res) == 0) {
+		log_error("could not store the Google tokens", LOG_STR("user", c->user), LOG_STR("error", res->error));
+		oauth_connect_fail_revoking(c, "exchange_failed");
+		return;
+	}
+	log_info("Google Calendar connected", LOG_STR("user", c->user), LOG_EMAIL("email", c->email),
+		 LOG_STR("zone", c->zone));
+	oauth_connect_end(c, NULL);
+}
+
+static void oauth_store(struct oauth_connect *c)
+{
+	struct gateway *g = c->g;
+	char *access = vault_seal(g->vault, c->access, c->user);
+	char *refresh = vault_seal(g->vault, c->refresh, c->user);
+	char *expires = xasprintf("%.0f", c->expires_in);
+	const char *params[] = { c->user, access, refresh, expires, c->calendar_id, c->email, c->zone, c->scope };
+
+	db_query(g->db, oauth_store_sql, 8, params, oauth_on_stored, c);
+	free(access);
+	free(refresh);
+	free(expires);
+}
+
+static void oauth_lookup_done(struct oauth_connect *c)
+{
+	if (--c->lookups > 0)
+		return;
+	if (http_req_done(c->r)) {
+		oauth_connect_free(c);
+		return;
+	}
+	oauth_store(c);
+}
+
+static void oauth_on_userinfo(const struct google_result *res, void *arg)
+{
+	struct oauth_connect *c = arg;
+	const char *email = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "email"));
+
+	if (res->outcome == GOOGLE_OK && email != NULL && *email != '\0')
+		c->email = xstrdup(email);
+	else
+		log_warn("could not read the Google account's email; connecting without it",
+			 LOG_INT("status", res->status), LOG_STR("reason", res->reason));
+	oauth_lookup_done(c);
+}
+
+static void oauth_on_probe(const struct google_result *res, void *arg)
+{
+	struct oauth_connect *c = arg;
+	const char *zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "timeZone"));
+
+	/* Unknown stays NULL: the scheduler then uses DEFAULT_TIMEZONE, as DESIGN says. */
+	if (res->outcome == GOOGLE_OK && zone != NULL && tz_valid(zone))
+		c->zone = xstrdup(zone);
+	else
+		log_warn("could not read the calendar's time zone; connecting without it",
+			 LOG_INT("status", res->status), LOG_STR("reason", res->reason), LOG_STR("zone", zone));
+	oauth_lookup_done(c);
+}
+
+/* Does the space-separated list hold word? */
+static bool oauth_has_scope(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; p != NULL && *p != '\0';) {
+		size_t len;
+
+		p += strspn(p, " ");
+		len = strcspn(p, " ");
+		if (len == n && strncmp(p, word, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+static void oauth_on_tokens(const struct google_result *res, void *arg)
+{
+	struct oauth_connect *c = arg;
+	const char *access = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "access_token"));
+	const char *refresh = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "refresh_token"));
+	const char *scope = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "scope"));
+	const cJSON *expires = cJSON_GetObjectItemCaseSensitive(res->json, "expires_in");
+
+	if (http_req_done(c->r)) {
+		oauth_connect_free(c);
+		return;
+	}
+	if (res->outcome != GOOGLE_OK || access == NULL || *access == '\0') {
+		log_warn("Google refused the authorization code", LOG_STR("user", c->user),
+			 LOG_INT("status", res->status), LOG_STR("reason", res->reason),
+			 LOG_STR("outcome", google_outcome_name(res->outcome)));
+		oauth_connect_end(c, "exchange_failed");
+		return;
+	}
+	c->access = xstrdup(access);
+	c->refresh = refresh != NULL && *refresh != '\0' ? xstrdup(refresh) : NULL;
+	/* RFC 6749 §5.1: no scope in the answer means exactly what was asked for. */
+	c->scope = xstrdup(scope != NULL ? scope : OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	c->expires_in = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
+	if (!oauth_has_scope(c->scope, OAUTH_SCOPE_EVENTS) && !oauth_has_scope(c->scope, OAUTH_SCOPE_CALENDAR)) {
+		log_info("the user did not grant calendar access", LOG_STR("user", c->user),
+			 LOG_STR("granted", c->scope));
+		oauth_connect_fail_revoking(c, "missing_scope");
+		return;
+	}
+	if (c->refresh == NULL) {
+		/* Without it the calendar stops working within the hour; refuse now rather than then. */
+		log_warn("Google issued no refresh token", LOG_STR("user", c->user));
+		oauth_connect_fail_revoking(c, "exchange_failed");
+		return;
+	}
+	c->lookups = 2;
+	google_userinfo(c->g->google, c->access, oauth_on_userinfo, c);
+	google_calendar_probe(c->g->google, c->access, c->calendar_id, oauth_on_probe, c);
+}
+
+/* Whoever is signed in to the platform in this browser, if anyone: NULL or the user's id (the caller frees). */
+static char *oauth_browser_user(struct gateway *g, struct http_req *r)
+{
+	char *user = NULL;
+	const char *why;
+
+	if (auth_user(g, r, true, &user, &why) < 0)
+		return NULL;
+	return user;
+}
+
+static void oauth_on_state(const struct db_result *res, void *arg)
+{
+	struct oauth_connect *c = arg;
+	struct http_req *r = c->r;
+	const char *error = http_req_query(r, "error");
+	const char *code = http_req_query(r, "code");
+	char *browser;
+
+	if (http_req_done(r)) {
+		oauth_connect_free(c);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not check an OAuth state", LOG_STR("error", res->error));
+		oauth_connect_end(c, "exchange_failed");
+		return;
+	}
+	if (db_ntuples(res) == 0) {
+		log_info("OAuth callback with an unknown, used or expired state");
+		oauth_connect_end(c, "invalid_state");
+		return;
+	}
+	c->user = xstrdup(db_value(res, 0, 0));
+	c->calendar_id = xstrdup(db_value(res, 0, 2));
+	/*
+	 * A state proves which user started the connect, not who finishes it. When the browser is
+	 * signed in as someone else, someone handed it another user's link: the Google account that
+	 * consents here must not end up in that other user's row.
+	 */
+	browser = oauth_browser_user(c->g, r);
+	if (browser != NULL && strcmp(browser, c->user) != 0) {
+		log_warn("OAuth callback finished by another signed-in user", LOG_STR("user", c->user));
+		free(browser);
+		oauth_connect_end(c, "invalid_state");
+		return;
+	}
+	free(browser);
+	if (error != NULL) {
+		log_info("the user did not authorize Google Calendar", LOG_STR("user", c->user),
+			 LOG_STR("error", error));
+		oauth_connect_end(c, strcmp(error, "access_denied") == 0 ? "access_denied" : "exchange_failed");
+		return;
+	}
+	if (code == NULL || *code == '\0') {
+		log_warn("OAuth callback without a code", LOG_STR("user", c->user));
+		oauth_connect_end(c, "exchange_failed");
+		return;
+	}
+	if (vault_open(c->g->vault, db_value(res, 0, 1), c->user, &c->verifier) < 0) {
+		log_error("cannot open the stored PKCE verifier", LOG_STR("user", c->user));
+		oauth_connect_end(c, "exchange_failed");
+		return;
+	}
+	c->code = xstrdup(code);
+	google_exchange_code(c->g->google, c->code, c->verifier, oauth_on_tokens, c);
+}
+
+void oauth_callback(struct gateway *g, struct http_req *r)
+{
+	const char *state = http_req_query(r, "state");
+	struct oauth_connect *c;
+	char hash[crypto_hash_sha256_BYTES * 2 + 1];
+	const char *params[1];
+
+	if (state == NULL || *state == '\0') {
+		log_info("OAuth callback without a state");
+		oauth_redirect_result(g, r, "invalid_state");
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->g = g;
+	c->r = r;
+	http_req_ref(r);
+	oauth_state_hash(state, hash);
+	params[0] = hash;
+	db_query(g->db, oauth_consume_sql, 1, params, oauth_on_state, c);
+}
+
+/* POST /api/integrations/google/disconnect */
+
+struct oauth_disconnect {
+	struct gateway *g;
+	struct http_req *r;
+};
+
+static void oauth_disconnect_free(struct oauth_disconnect *d)
+{
+	http_req_unref(d->r);
+	free(d);
+}
+
+static void oauth_on_disconnect_revoked(bool revoked, void *arg)
+{
+	struct oauth_disconnect *d = arg;
+
+	log_info("Google Calendar disconnected by the user", LOG_STR("user", http_req_user(d->r)),
+		 LOG_BOOL("revoked", revoked));
+	http_reply(d->r, 200, "{\"connected\":false,\"email\":null}");
+	oauth_disconnect_free(d);
+}
+
+static void oauth_on_disconnected(const struct db_result *res, void *arg)
+{
+	struct oauth_disconnect *d = arg;
+	const char *user = http_req_user(d->r);
+	const char *sealed;
+	char *token = NULL;
+
+	if (http_req_done(d->r)) {
+		oauth_disconnect_free(d);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not disconnect a calendar", LOG_STR("user", user), LOG_STR("error", res->error));
+		http_reply_error(d->r, 503, "unavailable", "the database is unavailable; try again");
+		oauth_disconnect_free(d);
+		return;
+	}
+	/* The refresh token ends the whole grant; an access token alone only itself. */
+	sealed = db_ntuples(res) == 0 ? NULL : db_value(res, 0, 0) ? db_value(res, 0, 0) : db_value(res, 0, 1);
+	if (sealed == NULL || vault_open(d->g->vault, sealed, user, &token) < 0) {
+		if (sealed != NULL)
+			log_error("cannot open the stored token to revoke it", LOG_STR("user", user));
+		http_reply(d->r, 200, "{\"connected\":false,\"email\":null}");
+		oauth_disconnect_free(d);
+		return;
+	}
+	oauth_revoke(d->g, token, oauth_on_disconnect_revoked, d);
+	vault_wipe_free(token);
+}
+
+void oauth_disconnect(struct gateway *g, struct http_req *r)
+{
+	struct oauth_disconnect *d = xcalloc(1, sizeof(*d));
+	const char *params[] = { http_req_user(r) };
+
+	d->g = g;
+	d->r = r;
+	http_req_ref(r);
+	db_query(g->db, oauth_disconnect_sql, 1, params, oauth_on_disconnected, d);
+}
+
+/* GET /api/integrations/google/status */
+
+static void oauth_on_status(const struct db_result *res, void *arg)
+{
+	struct http_req *r = arg;
+	bool connected;
+	const char *email;
+	cJSON *body;
+
+	if (http_req_done(r)) {
+		http_req_unref(r);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not read a calendar's status", LOG_STR("error", res->error));
+		http_reply_error(r, 503, "unavailable", "the database is unavailable; try again");
+		http_req_unref(r);
+		return;
+	}
+	connected = db_ntuples(res) > 0 && strcmp(db_value(res, 0, 0), "t") == 0;
+	email = connected ? db_value(res, 0, 1) : NULL;
+	body = cJSON_CreateObject();
+	cJSON_AddBoolToObject(body, "connected", connected);
+	if (email != NULL)
+		cJSON_AddStringToObject(body, "email", email);
+	else
+		cJSON_AddNullToObject(body, "email");
+	http_reply_json(r, 200, body);
+	cJSON_Delete(body);
+	http_req_unref(r);
+}
+
+void oauth_status(struct gateway *g, struct http_req *r)
+{
+	const char *params[] = { http_req_user(r) };
+
+	http_req_ref(r);
+	db_query(g->db, oauth_status_sql, 1, params, oauth_on_status, r);
+}

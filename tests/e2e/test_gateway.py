@@ -1,0 +1,806 @@
+"""End-to-end tests of the oauth-gateway (issue 4) on real PostgreSQL, RabbitMQ
+and the Google stand-in: the connect flow through the stand-in's consent page
+(form and auto-approve) to the callback, state and scope refusals, disconnect,
+status, JWT authentication, the meetings API with the scheduler behind it,
+input limits and errors, metrics, and that no secret reaches the log.
+
+Each test starts its own gateway with GOOGLE_REDIRECT_URI pointing at that
+gateway, so the stand-in sends the browser back to it.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from html.parser import HTMLParser
+
+import jsonschema
+import pytest
+import requests
+
+from harness import JWT_SECRET, free_port, jwt, unseal, wait_for
+
+CALENDAR = "https://www.googleapis.com/auth/calendar.events"
+EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# Helpers
+
+
+class Gateway:
+    """One oauth-gateway whose redirect URI is its own callback."""
+
+    def __init__(self, stack, wait_ready=True, **env):
+        addr = f"127.0.0.1:{free_port()}"
+        env.setdefault("GOOGLE_REDIRECT_URI", f"http://{addr}/api/integrations/google/callback")
+        self.stack = stack
+        self.url = "http://" + addr
+        self.svc = stack.service("oauth-gateway", start=False, LISTEN_ADDR=addr, **env)
+        self.svc.start(wait_ready=wait_ready)
+        if not wait_ready:
+            wait_for(lambda: get_ok(self.url + "/healthz"), 20, what="gateway listening")
+        self.frontend = self.svc.env["FRONTEND_URL"]
+
+    def call(self, method, path, user=None, token=None, headers=None, **kw):
+        h = dict(headers or {})
+        if user is not None:
+            h["Authorization"] = "Bearer " + jwt(user)
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        return requests.request(method, self.url + path, headers=h, allow_redirects=False, timeout=30, **kw)
+
+    def get(self, path, user=None, **kw):
+        return self.call("GET", path, user, **kw)
+
+    def auth_url(self, user):
+        r = self.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"})
+        assert r.status_code == 200, r.text
+        return r.json()["authUrl"]
+
+
+def get_ok(url):
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+class ConsentForm(HTMLParser):
+    """The stand-in's consent page: its form fields, as a browser would submit them."""
+
+    def __init__(self):
+        super().__init__()
+        self.action = None
+        self.fields = []
+        self.scopes = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.action = a.get("action")
+        elif tag == "input" and a.get("type") == "checkbox":
+            if "checked" in a:
+                self.scopes.append(a["value"])
+        elif tag == "input" and a.get("name"):
+            self.fields.append((a["name"], a.get("value") or ""))
+
+
+def consent(stack, auth_url, email, decision="allow", untick=()):
+    """Open Google's page and answer its form like a browser; returns the redirect back to us."""
+    page = requests.get(auth_url, allow_redirects=False, timeout=10)
+    if page.status_code == 302:
+        return page.headers["Location"]
+    assert page.status_code == 200, page.text
+    form = ConsentForm()
+    form.feed(page.text)
+    fields = [(k, email if k == "email" else v) for k, v in form.fields]
+    fields += [("granted_scope", s) for s in form.scopes if s not in untick]
+    fields.append(("decision", decision))
+    r = requests.post(stack.standin.url + form.action, data=fields, allow_redirects=False, timeout=10)
+    assert r.status_code == 302, r.text
+    return r.headers["Location"]
+
+
+def frontend_result(gw, r):
+    """The query the callback's redirect hands the frontend."""
+    assert r.status_code == 302, r.text
+    loc = r.headers["Location"]
+    assert loc.startswith(gw.frontend + "?"), loc
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+
+
+def connect(gw, user, email, **kw):
+    """The whole flow for user as the Google account email; returns (frontend query, callback URL)."""
+    callback = consent(gw.stack, gw.auth_url(user), email, **kw)
+    assert callback.startswith(gw.url + "/api/integrations/google/callback?"), callback
+    return frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30)), callback
+
+
+def status(gw, user):
+    r = gw.get("/api/integrations/google/status", user)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def user_row(s, user):
+    return s.one("SELECT google_access_token, google_refresh_token, google_calendar_connected, google_email,"
+                 " google_calendar_id, google_calendar_timezone, google_scopes, google_connected_at,"
+                 " google_disconnected_at, google_disconnect_reason, google_disconnect_notified_at,"
+                 " google_token_expiry - now() FROM users WHERE id = %s", user)
+
+
+def token_grant(s, fields):
+    return requests.post(s.standin.url + "/token", timeout=10, data=dict(
+        fields, client_id="standin-client-id", client_secret="standin-client-secret"))
+
+
+def assert_error(r, status, code=None, mentions=None):
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    err = r.json()["error"]
+    assert set(err) == {"code", "message"} and err["message"], err
+    if code is not None:
+        assert err["code"] == code, err
+    if mentions is not None:
+        assert mentions in err["message"], err
+
+
+def s256(verifier):
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def add_meeting(s, user, lead=None, hours=24, status="scheduled", title="Demo", minutes=30):
+    """A meeting row as the scheduler writes it, starting hours from now."""
+    mid = str(uuid.uuid4())
+    s.query("INSERT INTO calendar_meetings (id, user_id, lead_analytics_id, google_event_id, google_calendar_id,"
+            " meeting_title, attendee_email, meeting_start_time, meeting_end_time, timezone, status)"
+            " VALUES (%s, %s, %s, %s, 'primary', %s, 'lead@example.com', now() + make_interval(hours => %s),"
+            " now() + make_interval(hours => %s, mins => %s), 'Asia/Kolkata', %s)",
+            mid, user, lead, "ev" + uuid.uuid4().hex, title, hours, hours, minutes, status)
+    return mid
+
+
+def connected_user(s):
+    user = s.add_user()
+    email = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, email)
+    return user, email
+
+
+# The connect flow
+
+
+def test_connect_through_the_consent_form(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    assert status(gw, user) == {"connected": False, "email": None}
+
+    auth_url = gw.auth_url(user)
+    parts = urllib.parse.urlsplit(auth_url)
+    q = dict(urllib.parse.parse_qsl(parts.query))
+    assert auth_url.startswith(s.standin.url + "/o/oauth2/v2/auth?")
+    assert q["client_id"] == "standin-client-id"
+    assert q["redirect_uri"] == gw.url + "/api/integrations/google/callback"
+    assert q["response_type"] == "code"
+    assert q["scope"] == CALENDAR + " " + EMAIL
+    assert (q["access_type"], q["prompt"], q["include_granted_scopes"]) == ("offline", "consent", "true")
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert len(q["state"]) == 43 and set(q["state"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789-_")
+
+    # Only the state's hash is stored, with the PKCE verifier sealed for the user.
+    state_hash, sealed_verifier, expires = s.one("SELECT state_hash, code_verifier, expires_at - now()"
+                                                 " FROM oauth_states WHERE user_id = %s", user)
+    assert bytes(state_hash) == hashlib.sha256(q["state"].encode()).digest()
+    assert 9 * 60 < expires.total_seconds() <= 10 * 60
+    verifier = unseal(sealed_verifier, user)
+    assert s256(verifier) == q["code_challenge"]
+
+    callback = consent(s, auth_url, "Alice.Google@example.com")
+    result = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    assert result == {"google": "connected"}
+    assert status(gw, user) == {"connected": True, "email": "alice.google@example.com"}
+
+    (access, refresh, connected, gmail, cal_id, zone, scopes, connected_at, disconnected_at, reason, notified,
+     ttl) = user_row(s, user)
+    assert connected and gmail == "alice.google@example.com" and cal_id == "primary"
+    assert zone == "Asia/Kolkata", "the calendar's zone as Google reported it"
+    assert CALENDAR in scopes.split() and EMAIL in scopes.split()
+    assert connected_at is not None and disconnected_at is None and reason is None and notified is None
+    assert 3000 < ttl.total_seconds() <= 3600
+    # Sealed, bound to the user, and exactly what Google issued (PyNaCl opens them: an independent implementation).
+    assert access.startswith("v1:") and refresh.startswith("v1:")
+    plain_access, plain_refresh = unseal(access, user), unseal(refresh, user)
+    assert plain_access not in access and plain_refresh not in refresh
+    with pytest.raises(Exception):
+        unseal(access, str(uuid.uuid4()))
+    me = requests.get(s.standin.url + "/oauth2/v2/userinfo", headers={"Authorization": "Bearer " + plain_access},
+                      timeout=10)
+    assert me.status_code == 200 and me.json()["email"] == "alice.google@example.com"
+    refreshed = token_grant(s, {"grant_type": "refresh_token", "refresh_token": plain_refresh})
+    assert refreshed.status_code == 200, refreshed.text
+
+    # The state is spent; the callback's URL carries secrets that must not reach the log.
+    assert s.one("SELECT used_at IS NOT NULL FROM oauth_states WHERE user_id = %s", user) == (True,)
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["code"]
+    token = jwt(user)
+    assert gw.call("GET", "/api/integrations/google/status", token=token).status_code == 200
+    logs = gw.svc.logs()
+    for secret in (q["state"], code, verifier, plain_access, plain_refresh, token, token.split(".")[2], JWT_SECRET,
+                   sealed_verifier, access, refresh):
+        assert secret not in logs
+
+
+def test_connect_by_browser_navigation_with_auto_approve(stack):
+    s = stack()
+    s.start_standin(auto_approve=True, email="auto@example.com")
+    gw = Gateway(s)
+    user = s.add_user()
+    # A plain navigation: no Accept: application/json and no header, only the session cookie.
+    r = gw.get("/api/integrations/google/auth", headers={"Cookie": "theme=dark; token=" + jwt(user)})
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(s.standin.url + "/o/oauth2/v2/auth?")
+    assert r.headers["Cache-Control"] == "no-store"
+    callback = consent(s, r.headers["Location"], "ignored@example.com")
+    assert frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30)) == {"google": "connected"}
+    assert status(gw, user) == {"connected": True, "email": "auto@example.com"}
+
+    # The cookie only serves /auth, under the configured name, and a token in the URL never counts.
+    assert_error(gw.get("/api/integrations/google/status", headers={"Cookie": "token=" + jwt(user)}), 401)
+    assert_error(gw.get("/api/integrations/google/auth", headers={"Cookie": "session=" + jwt(user)}), 401)
+    assert_error(gw.get("/api/integrations/google/auth?token=" + jwt(user)), 401)
+    assert_error(gw.get("/api/integrations/google/auth?access_token=" + jwt(user)), 401)
+
+
+def test_auth_redirects_unless_json_is_asked_for(stack):
+    s = stack()
+    gw = Gateway(s, FRONTEND_URL="http://127.0.0.1:3000/app?tab=integrations#calendar")
+    user = s.add_user()
+    r = gw.get("/api/integrations/google/auth", user)
+    assert r.status_code == 302 and r.headers["Location"].startswith(s.standin.url + "/o/oauth2/v2/auth?")
+    r = gw.get("/api/integrations/google/auth", user, headers={"Accept": "text/html, application/json;q=0.9"})
+    assert r.status_code == 200 and r.json()["authUrl"].startswith(s.standin.url)
+    # Each call is a new single-use state.
+    assert s.one("SELECT count(*) FROM oauth_states WHERE user_id = %s", user) == (2,)
+    # A FRONTEND_URL with a query and a fragment keeps both.
+    r = gw.get("/api/integrations/google/callback?state=nope&code=x")
+    assert r.headers["Location"] == ("http://127.0.0.1:3000/app?tab=integrations&google=error&reason=invalid_state"
+                                     "#calendar")
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_reused_forged_and_expired_states_are_refused(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    result, callback = connect(gw, user, "first@example.com")
+    assert result == {"google": "connected"}
+    # The same callback again (a replay, or a double click): the state is spent.
+    again = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    assert again == {"google": "error", "reason": "invalid_state"}
+
+    forged = [
+        "/api/integrations/google/callback?code=abc",
+        "/api/integrations/google/callback?state=&code=abc",
+        "/api/integrations/google/callback?state=" + base64.urlsafe_b64encode(os.urandom(32)).decode() + "&code=x",
+        "/api/integrations/google/callback?state=%00%27;--&code=x",
+    ]
+    for path in forged:
+        assert frontend_result(gw, gw.get(path)) == {"google": "error", "reason": "invalid_state"}, path
+
+    # Expired: Google sends the browser back after the state's ten minutes.
+    other = s.add_user()
+    callback = consent(s, gw.auth_url(other), "late@example.com")
+    s.query("UPDATE oauth_states SET expires_at = now() - interval '1 second' WHERE user_id = %s", other)
+    late = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    assert late == {"google": "error", "reason": "invalid_state"}
+    assert status(gw, other) == {"connected": False, "email": None}
+    assert user_row(s, other)[0] is None
+
+
+def test_callback_finished_by_another_signed_in_user_is_refused(stack):
+    s = stack()
+    gw = Gateway(s)
+    victim, attacker = s.add_user(), s.add_user()
+    # The attacker starts a connect and gets the victim's browser to finish it with the victim's Google account.
+    callback = consent(s, gw.auth_url(attacker), "victim@example.com")
+    r = requests.get(callback, headers={"Cookie": "token=" + jwt(victim)}, allow_redirects=False, timeout=30)
+    assert frontend_result(gw, r) == {"google": "error", "reason": "invalid_state"}
+    assert status(gw, attacker) == {"connected": False, "email": None}
+
+
+def test_denied_consent(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    result, _ = connect(gw, user, "no@example.com", decision="deny")
+    assert result == {"google": "error", "reason": "access_denied"}
+    assert status(gw, user) == {"connected": False, "email": None}
+    assert s.one("SELECT used_at IS NOT NULL FROM oauth_states WHERE user_id = %s", user) == (True,)
+
+
+def test_missing_calendar_scope_is_refused_and_revoked(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    result, _ = connect(gw, user, "partial@example.com", untick=(CALENDAR,))
+    assert result == {"google": "error", "reason": "missing_scope"}
+    assert status(gw, user) == {"connected": False, "email": None}
+    assert user_row(s, user)[:3] == (None, None, False)
+    revokes = [r for r in s.standin.admin("requests")["requests"] if r["path"].startswith("/revoke")]
+    assert [r["status"] for r in revokes] == [200], "what was granted is given back"
+    assert s.standin.admin("stats")["live_grants"] == 0
+
+
+def test_failed_code_exchange(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    callback = consent(s, gw.auth_url(user), "x@example.com")
+    # Google's token endpoint fails the exchange.
+    s.standin.admin("faults", {"rules": [{"path_prefix": "/token", "status": 500, "count": 1}]})
+    r = requests.get(callback, allow_redirects=False, timeout=30)
+    assert frontend_result(gw, r) == {"google": "error", "reason": "exchange_failed"}
+    assert status(gw, user) == {"connected": False, "email": None}
+
+
+def test_disconnect_revokes_the_grant(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    assert connect(gw, user, "bye@example.com")[0] == {"google": "connected"}
+    access, refresh = (unseal(v, user) for v in user_row(s, user)[:2])
+
+    r = gw.call("POST", "/api/integrations/google/disconnect", user)
+    assert r.status_code == 200 and r.json() == {"connected": False, "email": None}
+    assert status(gw, user) == {"connected": False, "email": None}
+    row = user_row(s, user)
+    assert row[:3] == (None, None, False)
+    assert row[9] == "user_disconnected" and row[8] is not None and row[10] is not None, \
+        "the user's own disconnect is recorded and needs no mail"
+    # The refresh token ended the whole grant at Google.
+    dead = token_grant(s, {"grant_type": "refresh_token", "refresh_token": refresh})
+    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
+    assert requests.get(s.standin.url + "/oauth2/v2/userinfo", headers={"Authorization": "Bearer " + access},
+                        timeout=10).status_code == 401
+    # Again: nothing to revoke, same answer.
+    r = gw.call("POST", "/api/integrations/google/disconnect", user)
+    assert r.status_code == 200 and r.json() == {"connected": False, "email": None}
+    # Connecting again clears the disconnect.
+    assert connect(gw, user, "back@example.com")[0] == {"google": "connected"}
+    assert status(gw, user) == {"connected": True, "email": "back@example.com"}
+    row = user_row(s, user)
+    assert row[8:11] == (None, None, None)
+
+
+def test_disconnect_does_not_wait_long_for_google(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    assert connect(gw, user, "slow@example.com")[0] == {"google": "connected"}
+    s.standin.admin("faults", {"rules": [{"path_prefix": "/revoke", "latency_ms": 20000}]})
+    start = time.time()
+    r = gw.call("POST", "/api/integrations/google/disconnect", user)
+    assert r.status_code == 200 and time.time() - start < 8
+    assert user_row(s, user)[:3] == (None, None, False), "tokens are gone even though Google did not answer"
+
+
+# JWT
+
+
+def test_jwt_is_required_and_checked(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    path = "/api/integrations/google/status"
+    assert gw.get(path, user).status_code == 200
+    bad = {
+        "none": None,
+        "alg none": jwt(user, alg="none").rsplit(".", 1)[0] + ".",
+        "alg none signed": jwt(user, alg="none"),
+        "HS512": jwt(user, alg="HS512"),
+        "wrong key": jwt(user, secret="another-secret-0123456789abcdef"),
+        "expired": jwt(user, exp_in=-120),
+        "not yet valid": jwt(user, extra={"nbf": int(time.time()) + 600}),
+        "issued in the future": jwt(user, extra={"iat": int(time.time()) + 600}),
+        "no user claim": jwt(user, claim="uid"),
+        "user claim not a UUID": jwt("alice"),
+        "user claim a number": jwt(12345),
+        "no exp": None,
+        "garbage": "not.a.jwt",
+    }
+    # exp left out entirely.
+    parts = jwt(user).split(".")
+    payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=="))
+    del payload["exp"]
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    sig = base64.urlsafe_b64encode(hmac.new(JWT_SECRET.encode(), f"{parts[0]}.{body}".encode(),
+                                            hashlib.sha256).digest()).rstrip(b"=").decode()
+    bad["no exp"] = f"{parts[0]}.{body}.{sig}"
+    for what, token in bad.items():
+        r = gw.call("GET", path, token=token) if token else gw.get(path)
+        assert_error(r, 401, "unauthorized")
+        assert r.headers["WWW-Authenticate"].startswith("Bearer"), what
+    # Within the 60 s skew an expired token still works.
+    assert gw.call("GET", path, token=jwt(user, exp_in=-30)).status_code == 200
+    assert_error(gw.get(path, headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()}), 401)
+    assert_error(gw.get(path, headers={"Authorization": "Bearer " + jwt(user) + " extra"}), 401)
+    # Upper-case UUIDs name the same user.
+    assert gw.call("GET", path, token=jwt(user.upper())).json() == {"connected": False, "email": None}
+    logs = gw.svc.logs()
+    for token in bad.values():
+        assert token is None or len(token) < 20 or token not in logs
+    assert JWT_SECRET not in logs
+
+
+def test_jwt_issuer_audience_and_user_claim_when_configured(stack):
+    s = stack()
+    gw = Gateway(s, JWT_ISSUER="platform", JWT_AUDIENCE="calendar", JWT_USER_CLAIM="user_id")
+    user = s.add_user()
+    path = "/api/integrations/google/status"
+    good = {"iss": "platform", "aud": "calendar"}
+    assert gw.call("GET", path, token=jwt(user, claim="user_id", extra=good)).status_code == 200
+    assert gw.call("GET", path, token=jwt(user, claim="user_id", extra={"iss": "platform",
+                                                                        "aud": ["x", "calendar"]})).status_code == 200
+    assert_error(gw.call("GET", path, token=jwt(user, extra=good)), 401)
+    assert_error(gw.call("GET", path, token=jwt(user, claim="user_id", extra={"iss": "other", "aud": "calendar"})),
+                 401)
+    assert_error(gw.call("GET", path, token=jwt(user, claim="user_id", extra={"iss": "platform"})), 401)
+
+
+# Meetings: reads
+
+
+def test_meeting_lists(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, other = s.add_user(), s.add_user()
+    later = add_meeting(s, user, hours=48, title="Later")
+    soon = add_meeting(s, user, hours=2, title="Soon")
+    cancelled = add_meeting(s, user, hours=5, status="cancelled")
+    past = add_meeting(s, user, hours=-30, status="completed")
+    ongoing = add_meeting(s, user, hours=0, minutes=30, title="Now")
+    add_meeting(s, other, hours=3)
+
+    r = gw.get("/api/calendar/meetings", user)
+    assert r.status_code == 200
+    got = r.json()["meetings"]
+    assert [m["id"] for m in got] == [ongoing, soon, later], "upcoming, scheduled, ordered by start"
+    m = got[1]
+    for key in ("id", "user_id", "lead_analytics_id", "google_event_id", "google_calendar_id", "meeting_title",
+                "attendee_email", "meeting_start_time", "meeting_end_time", "status", "timezone"):
+        assert key in m
+    assert m["meeting_title"] == "Soon" and m["user_id"] == user and m["status"] == "scheduled"
+    assert "google_api_response" not in m and "google_access_token" not in json.dumps(got)
+
+    def ids(query):
+        r = gw.get("/api/calendar/meetings" + query, user)
+        assert r.status_code == 200, r.text
+        return [m["id"] for m in r.json()["meetings"]]
+
+    assert ids("?limit=2") == [ongoing, soon]
+    assert ids("?status=cancelled") == [cancelled]
+    assert ids("?status=completed") == []
+    assert ids("?status=completed&include_past=true") == [past]
+    assert ids("?status=all&include_past=true") == [past, ongoing, soon, cancelled, later]
+    assert ids("?status=all") == [ongoing, soon, cancelled, later]
+    for i in range(105):
+        add_meeting(s, user, hours=100 + i)
+    assert len(ids("?limit=1000")) == 100, "limit is capped at 100"
+    assert len(ids("")) == 10, "the default limit is 10"
+
+    for query, field in (("?limit=0", "limit"), ("?limit=-1", "limit"), ("?limit=ten", "limit"),
+                         ("?limit=5x", "limit"), ("?status=booked", "status"), ("?include_past=yes", "include_past")):
+        assert_error(gw.get("/api/calendar/meetings" + query, user), 400, "invalid_request", field)
+
+
+def test_one_meeting_and_another_users_meeting(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, other = s.add_user(), s.add_user()
+    mine = add_meeting(s, user)
+    theirs = add_meeting(s, other)
+    r = gw.get(f"/api/calendar/meetings/{mine}", user)
+    assert r.status_code == 200 and r.json()["meeting"]["id"] == mine
+    assert gw.get(f"/api/calendar/meetings/{mine.upper()}", user).json()["meeting"]["id"] == mine
+    assert_error(gw.get(f"/api/calendar/meetings/{theirs}", user), 404, "not_found")
+    assert_error(gw.get(f"/api/calendar/meetings/{uuid.uuid4()}", user), 404, "not_found")
+    assert_error(gw.get("/api/calendar/meetings/not-a-uuid", user), 400, "invalid_request", "meetingId")
+    assert_error(gw.get("/api/calendar/meetings/lead", user), 400, "invalid_request", "meetingId")
+
+
+def test_meetings_of_a_lead_with_its_outcome(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, other = s.add_user(), s.add_user()
+    booked = s.add_lead(user)["lead"]
+    old = add_meeting(s, user, lead=booked, hours=10, status="rescheduled")
+    new = add_meeting(s, user, lead=booked, hours=20)
+    s.query("INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id)"
+            " VALUES (%s, %s, 'scheduled', %s)", booked, user, new)
+    skipped = s.add_lead(user, demo="next week")["lead"]
+    s.query("INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail)"
+            " VALUES (%s, %s, 'skipped', 'bad_datetime', 'demo_book_datetime is not a date and time')",
+            skipped, user)
+    quiet = s.add_lead(user)["lead"]
+    theirs = s.add_lead(other)["lead"]
+
+    r = gw.get(f"/api/calendar/meetings/lead/{booked}", user).json()
+    assert [m["id"] for m in r["meetings"]] == [old, new]
+    assert r["outcome"]["outcome"] == "scheduled" and r["outcome"]["reason"] is None
+    r = gw.get(f"/api/calendar/meetings/lead/{skipped}", user).json()
+    assert r["meetings"] == []
+    assert set(r["outcome"]) == {"outcome", "reason", "detail", "updated_at"}
+    assert (r["outcome"]["outcome"], r["outcome"]["reason"]) == ("skipped", "bad_datetime")
+    assert r["outcome"]["updated_at"].endswith("Z")
+    assert gw.get(f"/api/calendar/meetings/lead/{quiet}", user).json() == {"meetings": [], "outcome": None}
+    assert_error(gw.get(f"/api/calendar/meetings/lead/{theirs}", user), 404, "not_found")
+    assert_error(gw.get(f"/api/calendar/meetings/lead/{uuid.uuid4()}", user), 404, "not_found")
+    assert_error(gw.get("/api/calendar/meetings/lead/xyz", user), 400, "invalid_request", "leadAnalyticsId")
+
+
+# Meetings: writes through the scheduler
+
+
+def test_create_reschedule_cancel_end_to_end(stack):
+    s = stack()
+    s.start_standin()
+    gw = Gateway(s)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    user, gmail = connected_user(s)
+    lead = s.add_lead(user, demo="2099-09-18T17:00:00+05:30", email="lead@example.com")["lead"]
+
+    r = gw.call("POST", "/api/calendar/meetings", user, json={
+        "leadAnalyticsId": lead, "attendeeEmail": "Buyer@Example.com", "attendeeName": "Bea Buyer",
+        "dateTime": "2099-10-01T10:00:00+05:30"})
+    assert r.status_code == 201, r.text
+    created = r.json()["meeting"]
+    assert created["status"] == "scheduled" and created["lead_analytics_id"] == lead
+    assert created["meeting_start_time"] == "2099-10-01T04:30:00Z"
+    assert created["attendee_email"] == "buyer@example.com"
+    events = s.standin.admin(f"events?email={gmail}")["events"]
+    assert [e["id"] for e in events] == [created["google_event_id"]]
+    assert_error(gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead}), 409, "conflict")
+
+    r = gw.call("PUT", f"/api/calendar/meetings/{created['id']}/reschedule", user,
+                json={"newDateTime": "2099-10-02T11:00:00+05:30"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["previous"]["id"] == created["id"] and body["previous"]["status"] == "rescheduled"
+    moved = body["meeting"]
+    assert moved["rescheduled_from_meeting_id"] == created["id"] and moved["status"] == "scheduled"
+    assert moved["meeting_start_time"] == "2099-10-02T05:30:00Z"
+    assert gw.get(f"/api/calendar/meetings/{created['id']}", user).json()["meeting"]["status"] == "rescheduled"
+    assert_error(gw.call("PUT", f"/api/calendar/meetings/{created['id']}/reschedule", user,
+                         json={"newDateTime": "2099-10-03T11:00:00+05:30"}), 409, "conflict")
+
+    r = gw.call("DELETE", f"/api/calendar/meetings/{moved['id']}", user, json={"reason": "Lead asked to cancel"})
+    assert r.status_code == 200, r.text
+    assert r.json()["meeting"]["status"] == "cancelled"
+    assert r.json()["meeting"]["cancellation_reason"] == "Lead asked to cancel"
+    assert_error(gw.call("DELETE", f"/api/calendar/meetings/{moved['id']}", user, json={"reason": "again"}), 409,
+                 "conflict")
+    assert s.standin.admin(f"events?email={gmail}")["events"][0]["status"] == "cancelled"
+
+    # A cancelled lead can be booked again, without a body reason and with the lead's own time.
+    r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead})
+    assert r.status_code == 201, r.text
+    again = r.json()["meeting"]
+    r = gw.call("DELETE", f"/api/calendar/meetings/{again['id']}", user)
+    assert r.status_code == 200 and r.json()["meeting"]["cancellation_reason"] is None
+
+    lead_view = gw.get(f"/api/calendar/meetings/lead/{lead}", user).json()
+    # By start: the rebooking at the lead's own time (18 Sep), the first booking (1 Oct), its move (2 Oct).
+    assert [(m["id"], m["status"]) for m in lead_view["meetings"]] == [
+        (again["id"], "cancelled"), (created["id"], "rescheduled"), (moved["id"], "cancelled")]
+
+
+def test_writes_are_refused_for_other_users_and_bad_input(stack):
+    s = stack()
+    s.start_standin()
+    gw = Gateway(s)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    user, _ = connected_user(s)
+    other, _ = connected_user(s)
+    mine = add_meeting(s, user, lead=s.add_lead(user)["lead"])
+    theirs_lead = s.add_lead(other)["lead"]
+    theirs = add_meeting(s, other, lead=theirs_lead)
+    lead = s.add_lead(user)["lead"]
+
+    # Another user's meeting or lead does not exist for this user.
+    assert_error(gw.call("PUT", f"/api/calendar/meetings/{theirs}/reschedule", user,
+                         json={"newDateTime": "2099-01-01T10:00:00Z"}), 404, "not_found")
+    assert_error(gw.call("DELETE", f"/api/calendar/meetings/{theirs}", user, json={"reason": "x"}), 404)
+    assert_error(gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": theirs_lead}), 404)
+    assert s.one("SELECT status FROM calendar_meetings WHERE id = %s", theirs) == ("scheduled",)
+
+    post = "/api/calendar/meetings"
+    cases = [
+        ("POST", post, {"attendeeEmail": "a@b.co"}, "leadAnalyticsId"),
+        ("POST", post, {"leadAnalyticsId": "nope"}, "leadAnalyticsId"),
+        ("POST", post, {"leadAnalyticsId": 42}, "leadAnalyticsId"),
+        ("POST", post, {"leadAnalyticsId": lead, "dateTime": "tomorrow at 5"}, "dateTime"),
+        ("POST", post, {"leadAnalyticsId": lead, "dateTime": "2099-02-30T10:00:00Z"}, "dateTime"),
+        ("POST", post, {"leadAnalyticsId": lead, "dateTime": "2001-01-01T10:00:00Z"}, "dateTime"),
+        ("POST", post, {"leadAnalyticsId": lead, "attendeeEmail": "not an email"}, "attendeeEmail"),
+        ("POST", post, {"leadAnalyticsId": lead, "attendeeEmail": "a@b.co\r\nBcc: x@y.z"}, "attendeeEmail"),
+        ("POST", post, {"leadAnalyticsId": lead, "attendeeName": "x" * 300}, "attendeeName"),
+        ("PUT", f"{post}/{mine}/reschedule", {}, "newDateTime"),
+        ("PUT", f"{post}/{mine}/reschedule", {"newDateTime": "18/09/2099 17:00"}, "newDateTime"),
+        ("PUT", f"{post}/{mine}/reschedule", {"newDateTime": 1234}, "newDateTime"),
+        ("PUT", f"{post}/not-a-uuid/reschedule", {"newDateTime": "2099-01-01T10:00:00Z"}, "meetingId"),
+        ("DELETE", f"{post}/{mine}", {"reason": 7}, "reason"),
+        ("DELETE", f"{post}/{mine}", {"reason": "x" * 2001}, "reason"),
+        ("DELETE", f"{post}/12345", {}, "meetingId"),
+    ]
+    for method, path, body, field in cases:
+        assert_error(gw.call(method, path, user, json=body), 400, "invalid_request", field)
+    for method, path in (("POST", post), ("PUT", f"{post}/{mine}/reschedule")):
+        assert_error(gw.call(method, path, user, data="{not json", headers={"Content-Type": "application/json"}),
+                     400, "invalid_request", "JSON")
+        assert_error(gw.call(method, path, user, json=["a", "list"]), 400, "invalid_request", "object")
+        assert_error(gw.call(method, path, user), 400, "invalid_request", "body")
+    assert s.one("SELECT status FROM calendar_meetings WHERE id = %s", mine) == ("scheduled",)
+
+    # What only the scheduler can tell: a time without offset that is past in the calendar's zone, and Google
+    # refusing the event.
+    assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
+                 "invalid_request", "past")
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 400,
+                                          "reason": "invalid", "count": 1}]})
+    assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead}), 502, "google_rejected")
+    assert gw.get(f"/api/calendar/meetings/lead/{lead}", user).json()["meetings"] == []
+
+    # Not connected: refused before anything is sent.
+    stranger = s.add_user()
+    assert_error(gw.call("POST", post, stranger, json={"leadAnalyticsId": s.add_lead(stranger)["lead"]}), 409,
+                 "not_connected")
+
+
+def test_no_reply_in_time_answers_pending(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, _ = connected_user(s)
+    lead = s.add_lead(user)["lead"]
+    # No scheduler runs: the command waits in its queue.
+    start = time.time()
+    r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead,
+                                                               "dateTime": "2099-09-18 17:00"})
+    assert r.status_code == 202, r.text
+    assert 7 < time.time() - start < 15
+    body = r.json()
+    assert body["status"] == "pending" and uuid.UUID(body["command_id"]).version == 4
+    msgs = s.peek("scheduler.commands")
+    assert len(msgs) == 1
+    m = msgs[0]
+    props = m["properties"]
+    assert m["routing_key"] == "meeting.create"
+    assert props["type"] == "meeting.command" and props["delivery_mode"] == 2
+    assert props["message_id"] == props["correlation_id"] == body["command_id"]
+    assert props["reply_to"].startswith("amq.gen-")
+    command = json.loads(m["payload"])
+    assert command == {"command": "create", "command_id": body["command_id"], "user_id": user,
+                       "lead_analytics_id": lead, "date_time": "2099-09-18 17:00"}
+    with open(os.path.join(ROOT, "proto", "messages", "meeting.command.schema.json")) as f:
+        jsonschema.validate(command, json.load(f))
+
+
+def test_broker_down_refuses_writes_and_keeps_reads(stack):
+    s = stack()
+    gw = Gateway(s, wait_ready=False, AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/x")
+    url = gw.url
+    ready = requests.get(url + "/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["checks"]["amqp"] is False
+    user, _ = connected_user(s)
+    mine = add_meeting(s, user)
+    h = {"Authorization": "Bearer " + jwt(user)}
+    start = time.time()
+    r = requests.post(url + "/api/calendar/meetings", headers=h, json={"leadAnalyticsId": s.add_lead(user)["lead"]},
+                      timeout=10)
+    assert_error(r, 503, "unavailable")
+    r = requests.put(f"{url}/api/calendar/meetings/{mine}/reschedule", headers=h,
+                     json={"newDateTime": "2099-01-01T10:00:00Z"}, timeout=10)
+    assert_error(r, 503, "unavailable")
+    assert time.time() - start < 3, "fails fast"
+    assert requests.get(url + "/api/calendar/meetings", headers=h, timeout=10).json()["meetings"][0]["id"] == mine
+
+
+
+# Protocol: limits, routes, methods, metrics, health
+
+
+def test_body_limit_unknown_routes_and_methods(stack):
+    s = stack()
+    gw = Gateway(s, MAX_BODY_BYTES="2048")
+    user = s.add_user()
+    big = {"leadAnalyticsId": str(uuid.uuid4()), "attendeeName": "x" * 3000}
+    assert_error(gw.call("POST", "/api/calendar/meetings", user, json=big), 413, "payload_too_large")
+    assert_error(gw.call("POST", "/api/calendar/meetings", user, data="x" * 200_000), 413, "payload_too_large")
+    # Far beyond any request of this API libevent refuses by itself, before reading: the status is the same.
+    assert gw.call("POST", "/api/calendar/meetings", user, data="x" * 3_000_000).status_code == 413
+    assert_error(gw.call("DELETE", f"/api/calendar/meetings/{uuid.uuid4()}", user, data="y" * 5000), 413)
+
+    assert_error(gw.get("/api/nothing", user), 404, "not_found")
+    assert_error(gw.get("/", user), 404, "not_found")
+    assert_error(gw.get("/api/calendar/meetings/a/b/c", user), 404, "not_found")
+    r = gw.call("PATCH", "/api/calendar/meetings", user)
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "GET, POST, HEAD"
+    r = gw.call("POST", f"/api/calendar/meetings/{uuid.uuid4()}", user)
+    assert_error(r, 405)
+    assert r.headers["Allow"] == "GET, HEAD, DELETE"
+    assert_error(gw.call("GET", "/api/integrations/google/disconnect", user), 405)
+    assert_error(gw.call("DELETE", "/api/integrations/google/status", user), 405)
+    # Trailing slash and percent-encoding reach the same route.
+    assert gw.get("/api/calendar/meetings/", user).status_code == 200
+    assert gw.get("/api/calendar/%6Deetings", user).status_code == 200
+
+
+def test_health_and_metrics(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    assert requests.get(gw.url + "/healthz", timeout=5).status_code == 200
+    ready = requests.get(gw.url + "/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "amqp": True}
+    mid = add_meeting(s, user)
+    gw.get(f"/api/calendar/meetings/{mid}", user)
+    gw.get(f"/api/calendar/meetings/{uuid.uuid4()}", user)
+    gw.get("/api/calendar/meetings/" + str(uuid.uuid4()))
+    gw.get("/nowhere")
+    m = gw.svc.metrics()
+    route = '/api/calendar/meetings/:meetingId'
+    assert m[f'http_requests_total{{route="{route}",method="GET",status="200"}}'] == 1
+    assert m[f'http_requests_total{{route="{route}",method="GET",status="404"}}'] == 1
+    assert m[f'http_requests_total{{route="{route}",method="GET",status="401"}}'] == 1
+    assert m['http_requests_total{route="unmatched",method="GET",status="404"}'] == 1
+    assert m[f'http_request_duration_seconds_count{{route="{route}"}}'] == 3
+    assert not any(mid in k for k in m), "labels carry patterns, never ids"
+
+
+# Lifetime: requests that outlive their client or the process
+
+
+def test_client_gone_before_the_answer(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, _ = connected_user(s)
+    body = json.dumps({"leadAnalyticsId": s.add_lead(user)["lead"]}).encode()
+    host, port = gw.url[len("http://"):].split(":")
+    # Deferred answers get no notice when the client leaves; the gateway must still answer once and live on.
+    for _ in range(3):
+        with socket.create_connection((host, int(port))) as c:
+            c.sendall(b"POST /api/calendar/meetings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      jwt(user).encode() + b"\r\nContent-Type: application/json\r\nContent-Length: " +
+                      str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(0.2)
+    time.sleep(9)
+    assert gw.get("/api/integrations/google/status", user).json()["connected"] is True
+    assert gw.svc.metrics()['http_requests_total{route="/api/calendar/meetings",method="POST",status="202"}'] == 3
+
+
+def test_stop_answers_what_is_in_flight_and_exits_cleanly(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, _ = connected_user(s)
+    lead = s.add_lead(user)["lead"]
+    out = {}
+
+    def post():
+        out["r"] = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead})
+
+    t = threading.Thread(target=post)
+    t.start()
+    wait_for(lambda: "command sent" in gw.svc.logs(), 10, what="command sent")
+    start = time.time()
+    assert gw.svc.stop() == 0
+    t.join(10)
+    assert time.time() - start < 10
+    assert_error(out["r"], 503, "unavailable")

@@ -1,0 +1,233 @@
+"""proto/openapi.yaml against a running oauth-gateway: every operation is
+called, every answer's status must be documented for its operation, and every
+JSON body must validate against the documented schema ($refs resolved,
+OpenAPI 3.0's `nullable` read as JSON Schema's null type). Request bodies the
+test sends are checked against the documented request schemas too, and the
+document's paths must be exactly the gateway's routes.
+"""
+
+import os
+import uuid
+
+import jsonschema
+import requests
+import yaml
+
+from harness import free_port
+from test_gateway import Gateway, add_meeting, connected_user, consent
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(ROOT, "proto", "openapi.yaml")) as f:
+    SPEC = yaml.safe_load(f)
+
+ROUTES = {
+    ("/api/integrations/google/auth", "get"), ("/api/integrations/google/callback", "get"),
+    ("/api/integrations/google/disconnect", "post"), ("/api/integrations/google/status", "get"),
+    ("/api/calendar/meetings", "get"), ("/api/calendar/meetings", "post"),
+    ("/api/calendar/meetings/{meetingId}", "get"), ("/api/calendar/meetings/{meetingId}", "delete"),
+    ("/api/calendar/meetings/{meetingId}/reschedule", "put"),
+    ("/api/calendar/meetings/lead/{leadAnalyticsId}", "get"),
+    ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
+}
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def as_json_schema(node):
+    """OpenAPI 3.0 schema objects as plain JSON Schema: nullable becomes a null alternative."""
+    if isinstance(node, list):
+        return [as_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: as_json_schema(v) for k, v in node.items() if k not in ("nullable", "example")}
+    if node.get("nullable") is True:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+DOC = as_json_schema(SPEC)
+RESOLVER = jsonschema.RefResolver.from_schema(DOC)
+
+
+def resolve(node):
+    while isinstance(node, dict) and "$ref" in node:
+        node = RESOLVER.resolve(node["$ref"])[1]
+    return node
+
+
+def validate(instance, schema):
+    jsonschema.Draft7Validator(schema, resolver=RESOLVER,
+                               format_checker=jsonschema.FormatChecker()).validate(instance)
+
+
+class Contract:
+    """Checks answers against the document and remembers which operations and statuses were seen."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def check(self, r, method, template):
+        op = DOC["paths"][template][method]
+        status = str(r.status_code)
+        assert status in op["responses"], f"{method.upper()} {template} answered undocumented {status}: {r.text}"
+        doc = resolve(op["responses"][status])
+        content = doc.get("content", {})
+        if "application/json" in content:
+            assert r.headers["Content-Type"].startswith("application/json"), r.headers
+            validate(r.json(), content["application/json"]["schema"])
+        elif "text/plain" in content:
+            assert r.headers["Content-Type"].startswith("text/plain"), r.headers
+        else:
+            assert not r.content, f"{method.upper()} {template} {status} has an undocumented body"
+        for header in doc.get("headers", {}):
+            if header != "WWW-Authenticate" or status == "401":
+                assert header in r.headers, f"{header} missing from {method.upper()} {template} {status}"
+        self.seen.add((template, method, status))
+        return r
+
+    def request_body(self, method, template, body):
+        schema = resolve(DOC["paths"][template][method]["requestBody"])["content"]["application/json"]["schema"]
+        validate(body, schema)
+        return body
+
+
+def test_document_names_exactly_the_gateways_routes():
+    assert SPEC["openapi"].startswith("3.0.")
+    documented = {(p, m) for p, item in SPEC["paths"].items() for m in item if m in METHODS}
+    assert documented == ROUTES
+    # Every $ref resolves.
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                assert resolve(node) is not None, node["$ref"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(DOC)
+    # The schema of a meeting names what calendar_meeting_json() returns.
+    assert "meeting_start_time" in DOC["components"]["schemas"]["Meeting"]["properties"]
+
+
+def test_responses_match_the_document(stack):
+    s = stack()
+    s.start_standin(auto_approve=True, email="contract@example.com")
+    gw = Gateway(s)
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    c = Contract()
+    M = "/api/calendar/meetings"
+    MID = M + "/{meetingId}"
+    user = s.add_user()
+
+    def call(method, template, path=None, auth=True, **kw):
+        return c.check(gw.call(method.upper(), path or template, user if auth else None, **kw), method, template)
+
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        call("get", probe, auth=False)
+
+    # Connect.
+    auth = "/api/integrations/google/auth"
+    call("get", auth, auth=False)
+    call("get", auth)
+    url = call("get", auth, headers={"Accept": "application/json"}).json()["authUrl"]
+    callback = consent(s, url, "contract@example.com")
+    r = requests.get(callback, allow_redirects=False, timeout=30)
+    c.check(r, "get", "/api/integrations/google/callback")
+    assert r.headers["Location"].endswith("google=connected")
+    call("get", "/api/integrations/google/callback", path="/api/integrations/google/callback?state=forged",
+         auth=False)
+    status = "/api/integrations/google/status"
+    assert call("get", status).json() == {"connected": True, "email": "contract@example.com"}
+    call("get", status, auth=False)
+
+    # Reads.
+    call("get", M)
+    call("get", M, path=M + "?limit=0")
+    call("get", M, auth=False)
+
+    # Writes through the scheduler.
+    lead = s.add_lead(user)["lead"]
+    body = c.request_body("post", M, {"leadAnalyticsId": lead, "attendeeName": "Contract Lead",
+                                      "dateTime": "2099-05-05T10:00:00Z"})
+    meeting = call("post", M, json=body).json()["meeting"]
+    call("post", M, json=body)
+    call("post", M, json={"leadAnalyticsId": "x"})
+    call("post", M, json={"leadAnalyticsId": str(uuid.uuid4())})
+    call("post", M, data="x" * 70000)
+    call("post", M, auth=False, json=body)
+
+    mid = meeting["id"]
+    call("get", MID, path=f"{M}/{mid}")
+    call("get", MID, path=f"{M}/{uuid.uuid4()}")
+    call("get", MID, path=f"{M}/abc")
+    call("get", MID, path=f"{M}/{mid}", auth=False)
+
+    resched = MID + "/reschedule"
+    body = c.request_body("put", resched, {"newDateTime": "2099-05-06T10:00:00Z"})
+    moved = call("put", resched, path=f"{M}/{mid}/reschedule", json=body).json()
+    assert moved["previous"]["id"] == mid
+    call("put", resched, path=f"{M}/{mid}/reschedule", json=body)
+    call("put", resched, path=f"{M}/{moved['meeting']['id']}/reschedule", json={"newDateTime": "soon"})
+    call("put", resched, path=f"{M}/{uuid.uuid4()}/reschedule", json=body)
+    call("put", resched, path=f"{M}/{mid}/reschedule", data="y" * 70000)
+    call("put", resched, path=f"{M}/{mid}/reschedule", auth=False, json=body)
+
+    new_id = moved["meeting"]["id"]
+    body = c.request_body("delete", MID, {"reason": "contract test"})
+    call("delete", MID, path=f"{M}/{new_id}", json=body)
+    call("delete", MID, path=f"{M}/{new_id}", json=body)
+    call("delete", MID, path=f"{M}/{uuid.uuid4()}", json=body)
+    call("delete", MID, path=f"{M}/{new_id}", json={"reason": 1})
+    call("delete", MID, path=f"{M}/{new_id}", data="z" * 70000)
+    call("delete", MID, path=f"{M}/{new_id}", auth=False)
+
+    by_lead = M + "/lead/{leadAnalyticsId}"
+    assert len(call("get", by_lead, path=f"{M}/lead/{lead}").json()["meetings"]) == 2
+    call("get", by_lead, path=f"{M}/lead/{uuid.uuid4()}")
+    call("get", by_lead, path=f"{M}/lead/nope")
+    call("get", by_lead, path=f"{M}/lead/{lead}", auth=False)
+    s.query("INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail)"
+            " VALUES (%s, %s, 'skipped', 'no_email', 'no address')", skipped := s.add_lead(user)["lead"], user)
+    assert call("get", by_lead, path=f"{M}/lead/{skipped}").json()["outcome"]["reason"] == "no_email"
+
+    # Without a scheduler the answer is pending.
+    assert sched.stop() == 0
+    call("post", M, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
+    add_meeting(s, user, hours=-5, status="completed")
+    assert call("get", M, path=M + "?status=all&include_past=true&limit=100").json()["meetings"]
+
+    disconnect = "/api/integrations/google/disconnect"
+    call("post", disconnect)
+    call("post", disconnect, auth=False)
+
+    expected = {
+        (auth, "get", "200"), (auth, "get", "302"), (auth, "get", "401"),
+        ("/api/integrations/google/callback", "get", "302"),
+        (status, "get", "200"), (status, "get", "401"),
+        (disconnect, "post", "200"), (disconnect, "post", "401"),
+        (M, "get", "200"), (M, "get", "400"), (M, "get", "401"),
+        (M, "post", "201"), (M, "post", "202"), (M, "post", "400"), (M, "post", "401"), (M, "post", "404"),
+        (M, "post", "409"), (M, "post", "413"),
+        (MID, "get", "200"), (MID, "get", "400"), (MID, "get", "401"), (MID, "get", "404"),
+        (MID, "delete", "200"), (MID, "delete", "400"), (MID, "delete", "401"), (MID, "delete", "404"),
+        (MID, "delete", "409"), (MID, "delete", "413"),
+        (resched, "put", "200"), (resched, "put", "400"), (resched, "put", "401"), (resched, "put", "404"),
+        (resched, "put", "409"), (resched, "put", "413"),
+        (by_lead, "get", "200"), (by_lead, "get", "400"), (by_lead, "get", "401"), (by_lead, "get", "404"),
+        ("/healthz", "get", "200"), ("/readyz", "get", "200"), ("/metrics", "get", "200"),
+    }
+    assert expected <= c.seen, sorted(expected - c.seen)
+    assert {(t, m) for t, m, _ in c.seen} == ROUTES
+
+
+def test_unavailable_answers_match_the_document(stack):
+    s = stack()
+    gw = Gateway(s, wait_ready=False, AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/x")
+    c = Contract()
+    c.check(requests.get(gw.url + "/readyz", timeout=5), "get", "/readyz")
+    user, _ = connected_user(s)
+    r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
+    assert r.status_code == 503
+    c.check(r, "post", "/api/calendar/meetings")
+    assert ("/readyz", "get", "503") in c.seen
+

@@ -109,7 +109,8 @@ static const char job_failed_sql[] =
 struct mail_job {
 	struct mailer *m;
 	struct mq_delivery *d;
-	const char *trace;		/* the delivery's message_id */
+	const char *job_id;		/* the delivery's message_id: the de-duplication key */
+	const char *trace;		/* x-trace-id: what caused the mail (the lead's message), for logs */
 	const char *kind_name;		/* "unknown" until parsed: a metrics label */
 	enum content_kind kind;
 	char *user_id;
@@ -180,7 +181,8 @@ static void job_on_failed_recorded(const struct db_result *r, void *arg)
 	}
 	/* The dead letter carries the same reason, so a lost record loses nothing. */
 	if (r->status != DB_OK)
-		log_warn("could not record a failed mail", LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+		log_warn("could not record a failed mail", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id), LOG_STR("error", r->error));
 	job_dead_letter(job, job->fail_reason, job->fail_detail);
 }
 
@@ -211,7 +213,7 @@ static char *job_error_text(const char *what, const char *detail)
 static void job_fail(struct mail_job *job, const char *reason, const char *detail)
 {
 	char *text = job_error_text(reason, detail);
-	const char *params[] = { job->trace, text };
+	const char *params[] = { job->job_id, text };
 
 	job_set_failure(job, reason, detail);
 	db_query(job->m->db, job_failed_sql, 2, params, job_on_failed_recorded, job);
@@ -222,7 +224,8 @@ static void job_retry_now(struct mail_job *job, const char *why)
 {
 	struct mailer *m = job->m;
 
-	log_info("mail will be retried", LOG_STR("trace", job->trace), LOG_STR("kind", job->kind_name),
+	log_info("mail will be retried", LOG_STR("trace", job->trace),
+		 LOG_STR("job", job->job_id), LOG_STR("kind", job->kind_name),
 		 LOG_STR("why", why), LOG_INT("attempt", retry_attempt(job->d) + 1));
 	job_count(job, "retried");
 	retry_later(m->base, m->publisher, m->consumer, job->d, &m->retry, job_on_settled, job);
@@ -237,7 +240,8 @@ static void job_on_retry_recorded(const struct db_result *r, void *arg)
 		return;
 	}
 	if (r->status != DB_OK)
-		log_warn("could not record a mail attempt", LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+		log_warn("could not record a mail attempt", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id), LOG_STR("error", r->error));
 	job_retry_now(job, job->fail_detail);
 }
 
@@ -263,7 +267,7 @@ static void job_transient(struct mail_job *job, const char *why, bool record)
 	{
 		char *attempt = xasprintf("attempt %d", retry_attempt(job->d) + 1);
 		char *text = job_error_text(attempt, why);
-		const char *params[] = { job->trace, text };
+		const char *params[] = { job->job_id, text };
 
 		free(attempt);
 		job_set_failure(job, NULL, why);
@@ -301,20 +305,21 @@ static void job_on_sent_recorded(const struct db_result *r, void *arg)
 	}
 	if (r->status == DB_UNAVAILABLE) {
 		log_error("mail sent but not recorded; its job goes back to the queue and may be sent again",
-			  LOG_STR("trace", job->trace), LOG_STR("error", r->error));
+			  LOG_STR("trace", job->trace), LOG_STR("job", job->job_id), LOG_STR("error", r->error));
 		mq_nack(job->m->consumer, job->d->token, true);
 		job_free(job);
 		return;
 	}
 	if (r->status != DB_OK)
 		log_error("mail sent but the record was refused", LOG_STR("trace", job->trace),
+			  LOG_STR("job", job->job_id),
 			  LOG_STR("error", r->error));
 	job_ack(job);
 }
 
 static void job_record_sent(struct mail_job *job)
 {
-	const char *params[] = { job->trace, job->meeting_id, job->kind_name };
+	const char *params[] = { job->job_id, job->meeting_id, job->kind_name };
 
 	db_query(job->m->db, job_sent_sql, 3, params, job_on_sent_recorded, job);
 }
@@ -333,7 +338,8 @@ static void job_on_smtp(const struct smtp_result *r, void *arg)
 		       r->seconds);
 	switch (r->outcome) {
 	case SMTP_SENT:
-		log_info("mail sent", LOG_STR("trace", job->trace), LOG_STR("kind", job->kind_name),
+		log_info("mail sent", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id), LOG_STR("kind", job->kind_name),
 			 LOG_STR("meeting", job->meeting_id), LOG_EMAIL("to", job->owner),
 			 LOG_INT("ms", (long long)(r->seconds * 1000)));
 		job_count(job, "sent");
@@ -430,7 +436,7 @@ static void job_send(struct mail_job *job, const struct db_result *r)
 		return;
 	}
 	to = header_mailbox(facts.owner_name, job->owner);
-	message_id = header_message_id(job->trace, m->from_domain);
+	message_id = header_message_id(job->job_id, m->from_domain);
 	mail = (struct compose_mail){
 		.from = m->from_header,
 		.to = to,
@@ -468,6 +474,7 @@ static void job_on_skip_recorded(const struct db_result *r, void *arg)
 	}
 	if (r->status != DB_OK)
 		log_warn("could not record a skipped reminder", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id),
 			 LOG_STR("error", r->error));
 	job_ack(job);
 }
@@ -501,10 +508,11 @@ static void job_on_loaded(const struct db_result *r, void *arg)
 	status = job_col(r, COL_M_STATUS);
 	if (job->kind == CONTENT_REMINDER && status != NULL && strcmp(status, "scheduled") != 0) {
 		char *why = xasprintf("not sent: the meeting is %s", status);
-		const char *params[] = { job->trace, why };
+		const char *params[] = { job->job_id, why };
 
 		/* A reminder of a meeting that no longer takes place would mislead; nothing is wrong. */
-		log_info("reminder skipped", LOG_STR("trace", job->trace), LOG_STR("status", status));
+		log_info("reminder skipped", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id), LOG_STR("status", status));
 		job_count(job, "skipped");
 		db_query(job->m->db, job_failed_sql, 2, params, job_on_skip_recorded, job);
 		free(why);
@@ -530,6 +538,7 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 	status = db_ntuples(r) > 0 ? db_value(r, 0, 0) : "sending";
 	if (strcmp(status, "sent") == 0) {
 		log_info("mail already sent; dropping the duplicate", LOG_STR("trace", job->trace),
+			 LOG_STR("job", job->job_id),
 			 LOG_STR("kind", job->kind_name));
 		job_count(job, "duplicate");
 		job_ack(job);
@@ -642,7 +651,8 @@ void job_handle(struct mailer *m, struct mq_delivery *d)
 
 	job->m = m;
 	job->d = d;
-	job->trace = d->msg.message_id;
+	job->job_id = d->msg.message_id;
+	job->trace = mq_delivery_header(d, "x-trace-id") ? mq_delivery_header(d, "x-trace-id") : d->msg.message_id;
 	job->kind_name = "unknown";
 	if (job_parse(job, &why) < 0) {
 		job_dead_letter(job, "malformed", why);
@@ -650,7 +660,7 @@ void job_handle(struct mailer *m, struct mq_delivery *d)
 	}
 	snprintf(lease, sizeof(lease), "%d", (int)JOB_LEASE_S);
 	{
-		const char *params[] = { job->trace, job->kind_name, job->meeting_id, job->user_id, lease };
+		const char *params[] = { job->job_id, job->kind_name, job->meeting_id, job->user_id, lease };
 
 		db_query(m->db, job_claim_sql, 5, params, job_on_claimed, job);
 	}

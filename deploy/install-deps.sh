@@ -10,11 +10,19 @@ packages=(
 	# the real servers the tests and the local stack run
 	postgresql rabbitmq-server python3 python3-aiosmtpd
 	# tests
-	python3-pytest python3-requests python3-psycopg2 python3-icalendar python3-jsonschema python3-yaml python3-nacl
+	python3-pytest python3-pytest-xdist python3-requests python3-psycopg2 python3-icalendar
+	python3-jsonschema python3-yaml python3-nacl
 	curl ca-certificates tzdata
+	# deployment checks (tests/e2e/test_deploy.py: compose `config` needs no engine) and the browser suite
+	docker-compose systemd shellcheck chromium
 	# sanitizers and fuzzing
 	clang libclang-rt-14-dev
 )
+
+# The schema checks and the browser test run on Node.js and npm; a machine that has them from elsewhere keeps them.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

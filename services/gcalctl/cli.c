@@ -1,0 +1,103 @@
+/*
+ * cli: small things every gcalctl subcommand needs (see gcalctl.h): the
+ * usage text, configuration, identifiers and durations for people.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gcalctl.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define CLI_RANDOM_BYTES 16
+
+static const char cli_usage_text[] =
+	"usage: gcalctl COMMAND [ARGS]\n"
+	"\n"
+	"  publish-lead --user ID --lead ID [--message-id ID]\n"
+	"        publish lead.analyzed for an existing lead, as the platform's webhook does\n"
+	"  sample-lead --user ID [--email ADDRESS] [--at DATETIME]\n"
+	"        insert a demo call and lead for the user (tomorrow 15:00 in their zone) and publish it\n"
+	"  dead list [scheduler|mailer] [--json]\n"
+	"        show the dead letters (reason, detail, message id, routing key, age) without removing them\n"
+	"  dead replay scheduler|mailer (--id MESSAGE_ID | --all)\n"
+	"        send dead letters back to the queue they came from with a fresh retry count;\n"
+	"        each leaves the dead queue only once the broker has confirmed the copy\n"
+	"  user ID [--json]\n"
+	"        a user's calendar connection, token expiry (never the tokens), meetings and outcomes\n"
+	"  rotate-key\n"
+	"        re-seal every stored token under the first key of TOKEN_ENCRYPTION_KEY\n"
+	"  health URL [--timeout SECONDS]\n"
+	"        exit 0 when URL answers 200 (container health checks)\n"
+	"\n"
+	"Configuration comes from the environment, as for the services (docs/configuration.md):\n"
+	"DATABASE_URL for sample-lead, user and rotate-key; AMQP_URL for publish-lead, sample-lead and\n"
+	"dead; TOKEN_ENCRYPTION_KEY for rotate-key. The runbook is docs/operations.md.\n";
+
+int cli_usage(void)
+{
+	fputs(cli_usage_text, stderr);
+	return GCALCTL_EXIT_USAGE;
+}
+
+void cli_help(void)
+{
+	fputs(cli_usage_text, stdout);
+}
+
+void cli_config(struct config *cfg, unsigned groups)
+{
+	cfg_load_or_exit(cfg, groups, NULL);
+	log_set_level(cfg->log_level);
+}
+
+bool cli_is_uuid(const char *s)
+{
+	static const int dashes[] = { 8, 13, 18, 23 };
+	size_t d = 0;
+
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		if (d < sizeof(dashes) / sizeof(*dashes) && i == dashes[d]) {
+			if (s[i] != '-')
+				return false;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+char *cli_random_id(const char *prefix)
+{
+	unsigned char raw[CLI_RANDOM_BYTES];
+	char hex[CLI_RANDOM_BYTES * 2 + 1];
+
+	if (sodium_init() < 0) {
+		log_error("libsodium failed to initialise");
+		abort();
+	}
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+	return xasprintf("%s%s", prefix, hex);
+}
+
+void cli_format_duration(int64_t seconds, char *buf, size_t size)
+{
+	long long s = seconds < 0 ? -(long long)seconds : (long long)seconds;
+
+	if (s < 60)
+		snprintf(buf, size, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lldm %llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%lldh %lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, size, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+}

@@ -1,0 +1,260 @@
+/*
+ * lead: `gcalctl publish-lead` and `gcalctl sample-lead`.
+ *
+ * publish-lead sends lead.analyzed for a lead that exists, exactly as the
+ * platform's webhook does (DESIGN.md, "lead.analyzed message"): to the
+ * `leads` exchange, persistent, with a message_id, confirmed by the broker.
+ * It is how an operator re-runs a lead by hand and how a newcomer sees the
+ * flow. sample-lead first inserts a demo call, transcript and lead for a
+ * user (a demo at 15:00 tomorrow, wall-clock time in the user's calendar
+ * zone), in one transaction, then publishes it the same way. The message id
+ * is printed: it is the trace id the scheduler and the mailer log.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "broker.h"
+#include "datetime.h"
+#include "gcalctl.h"
+#include "log.h"
+#include "sql.h"
+#include "topology.h"
+#include "xmalloc.h"
+
+#define LEAD_DEMO_HOUR 15
+
+/* One statement per row; the transaction around them makes the demo data appear whole or not at all. */
+static const char lead_call_sql[] =
+	"INSERT INTO calls (user_id, phone_number, recording_url, status)"
+	" SELECT id, $2, NULL, 'completed' FROM users WHERE id = $1::uuid RETURNING id";
+static const char lead_transcript_sql[] =
+	"INSERT INTO transcripts (call_id, user_id, content) VALUES ($1::uuid, $2::uuid,"
+	" 'Agent: Thanks for your time today. Shall we book a demo?' || chr(10) ||"
+	" 'Lead: Yes, tomorrow at three works for me.') RETURNING id";
+static const char lead_link_sql[] = "UPDATE calls SET transcript_id = $2::uuid WHERE id = $1::uuid";
+static const char lead_insert_sql[] =
+	"INSERT INTO lead_analytics (call_id, user_id, phone_number, extracted_name, extracted_email, company_name,"
+	" demo_book_datetime, reasoning, lead_status_tag, smart_notification, analysis_type)"
+	" VALUES ($1::uuid, $2::uuid, $3, 'Sample Lead', $4, 'Example Corp', $5,"
+	" '{\"intent\": \"High\", \"budget\": \"Approved\", \"timeline\": \"This quarter\"}', 'Hot',"
+	" 'Asked for a product demo (sample lead from gcalctl)', 'individual') RETURNING id";
+
+/* Publish lead.analyzed for (user, lead); message_id NULL makes a fresh one. Prints it. 0 or -1. */
+static int lead_publish(const struct config *cfg, const char *user, const char *lead, const char *call,
+			const char *message_id)
+{
+	cJSON *body = cJSON_CreateObject();
+	char occurred[32], *text, *fresh = NULL;
+	struct mq_message m = { 0 };
+	struct broker *b;
+	int rc = -1;
+
+	if (message_id == NULL)
+		message_id = fresh = cli_random_id("gcalctl-");
+	datetime_format_utc((int64_t)time(NULL), 0, occurred, sizeof(occurred));
+	cJSON_AddStringToObject(body, "lead_analytics_id", lead);
+	cJSON_AddStringToObject(body, "user_id", user);
+	if (call != NULL)
+		cJSON_AddStringToObject(body, "call_id", call);
+	cJSON_AddStringToObject(body, "occurred_at", occurred);
+	text = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+
+	m.exchange = TOPO_EX_LEADS;
+	m.routing_key = TOPO_RK_LEAD_ANALYZED;
+	m.body = text;
+	m.body_len = strlen(text);
+	m.content_type = "application/json";
+	m.message_id = message_id;
+	m.timestamp = (int64_t)time(NULL);
+	b = broker_open(cfg->amqp_url);
+	if (b != NULL && broker_publish(b, &m) == 0) {
+		printf("published lead %s of user %s as message %s\n", lead, user, message_id);
+		rc = 0;
+	}
+	broker_close(b);
+	cJSON_free(text);
+	free(fresh);
+	return rc;
+}
+
+int lead_publish_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ "lead", required_argument, NULL, 'l' },
+		{ "message-id", required_argument, NULL, 'm' },
+		{ 0 },
+	};
+	const char *user = NULL, *lead = NULL, *message_id = NULL;
+	struct config cfg = { 0 };
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'u')
+			user = optarg;
+		else if (c == 'l')
+			lead = optarg;
+		else if (c == 'm')
+			message_id = optarg;
+		else
+			return cli_usage();
+	}
+	if (optind != argc || user == NULL || lead == NULL)
+		return cli_usage();
+	/* The scheduler would park a malformed id in scheduler.dead; an operator's typo should just fail. */
+	if (!cli_is_uuid(user) || !cli_is_uuid(lead)) {
+		log_error("--user and --lead must be UUIDs");
+		return GCALCTL_EXIT_USAGE;
+	}
+	cli_config(&cfg, CFG_AMQP);
+	rc = lead_publish(&cfg, user, lead, NULL, message_id);
+	cfg_free(&cfg);
+	return rc < 0 ? GCALCTL_EXIT_FAILED : 0;
+}
+
+/* "YYYY-MM-DD 15:00" of tomorrow's date: a time without offset means wall-clock time in the user's zone. */
+static void lead_demo_time(char *buf, size_t size)
+{
+	time_t tomorrow = time(NULL) + 86400;
+	struct tm tm;
+
+	gmtime_r(&tomorrow, &tm);
+	snprintf(buf, size, "%04d-%02d-%02d %02d:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, LEAD_DEMO_HOUR);
+}
+
+/* A phone number of the reserved 555-01xx range, different for every sample. The caller frees it. */
+static char *lead_phone(void)
+{
+	char *id = cli_random_id("");
+	char *phone = xasprintf("+1555010%.4s", id);
+
+	for (char *p = phone; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)('0' + (*p - 'a'));
+	free(id);
+	return phone;
+}
+
+/* Run one statement of the sample's transaction; its first value (the caller frees it), NULL when it failed. */
+static char *lead_step(PGconn *db, const char *what, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = sql_exec(db, what, sql, n, params);
+	char *value = NULL;
+
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) == 0)
+		log_error("no such user", LOG_STR("step", what), LOG_STR("user", params[0]));
+	else
+		value = xstrdup(sql_value(res, 0, 0) ? sql_value(res, 0, 0) : "");
+	PQclear(res);
+	return value;
+}
+
+/* Insert the demo rows for user; fills *call and *lead (the caller frees them). 0 or -1. */
+static int lead_insert_sample(PGconn *db, const char *user, const char *email, const char *at, char **call,
+			      char **lead)
+{
+	char *phone = lead_phone(), *transcript = NULL;
+	PGresult *res;
+	int rc = -1;
+
+	*call = *lead = NULL;
+	res = sql_exec(db, "begin the sample", "BEGIN", 0, NULL);
+	if (res == NULL) {
+		free(phone);
+		return -1;
+	}
+	PQclear(res);
+	{
+		const char *call_params[] = { user, phone };
+
+		*call = lead_step(db, "insert the sample call", lead_call_sql, 2, call_params);
+	}
+	if (*call != NULL) {
+		const char *params[] = { *call, user };
+
+		transcript = lead_step(db, "insert the sample transcript", lead_transcript_sql, 2, params);
+	}
+	if (transcript != NULL) {
+		const char *link[] = { *call, transcript };
+
+		res = sql_exec(db, "link the transcript", lead_link_sql, 2, link);
+		if (res != NULL) {
+			const char *params[] = { *call, user, phone, email, at };
+
+			*lead = lead_step(db, "insert the sample lead", lead_insert_sql, 5, params);
+		}
+		PQclear(res);
+	}
+	if (*lead != NULL)
+		res = sql_exec(db, "commit the sample", "COMMIT", 0, NULL);
+	else
+		res = sql_exec(db, "roll the sample back", "ROLLBACK", 0, NULL);
+	if (res != NULL && *lead != NULL)
+		rc = 0;
+	PQclear(res);
+	free(phone);
+	free(transcript);
+	return rc;
+}
+
+int lead_sample_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ "email", required_argument, NULL, 'e' },
+		{ "at", required_argument, NULL, 'a' },
+		{ 0 },
+	};
+	const char *user = NULL, *email = "sample.lead@example.com", *at = NULL;
+	char demo[64], *call = NULL, *lead = NULL;
+	struct config cfg = { 0 };
+	struct datetime dt;
+	PGconn *db;
+	int c, rc = GCALCTL_EXIT_FAILED;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'u')
+			user = optarg;
+		else if (c == 'e')
+			email = optarg;
+		else if (c == 'a')
+			at = optarg;
+		else
+			return cli_usage();
+	}
+	if (optind != argc || user == NULL)
+		return cli_usage();
+	if (!cli_is_uuid(user)) {
+		log_error("--user must be a UUID");
+		return GCALCTL_EXIT_USAGE;
+	}
+	/* The scheduler would record bad_datetime for the lead; say so now instead. */
+	if (at != NULL && datetime_parse(at, strlen(at), &dt) < 0) {
+		log_error("--at is not an ISO 8601 date and time", LOG_STR("at", at));
+		return GCALCTL_EXIT_USAGE;
+	}
+	if (at == NULL) {
+		lead_demo_time(demo, sizeof(demo));
+		at = demo;
+	}
+	cli_config(&cfg, CFG_DATABASE | CFG_AMQP);
+	db = sql_connect(cfg.database_url);
+	if (db != NULL && lead_insert_sample(db, user, email, at, &call, &lead) == 0) {
+		printf("inserted sample lead %s (call %s, demo at %s, attendee %s)\n", lead, call, at, email);
+		if (lead_publish(&cfg, user, lead, call, NULL) == 0)
+			rc = 0;
+	}
+	PQfinish(db);
+	free(call);
+	free(lead);
+	cfg_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * gcalctl: the operator's command-line tool for the booking services.
+ *
+ * One binary beside the three services, in the same image, reading the same
+ * environment: it publishes leads as the webhook would, inspects and replays
+ * dead letters, shows a user's calendar state, rotates the token encryption
+ * key, and probes /healthz for container health checks (the runtime image
+ * has no curl). This file only picks the subcommand; docs/operations.md says
+ * when to use which.
+ */
+#include <string.h>
+
+#include "gcalctl.h"
+#include "log.h"
+
+struct main_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct main_command main_commands[] = {
+	{ "publish-lead", lead_publish_main },
+	{ "sample-lead", lead_sample_main },
+	{ "dead", dead_main },
+	{ "user", user_main },
+	{ "rotate-key", rotate_main },
+	{ "health", probe_main },
+};
+
+int main(int argc, char **argv)
+{
+	int status = GCALCTL_EXIT_USAGE;
+	bool found = false;
+
+	log_init("gcalctl", LOG_INFO);
+	if (argc < 2)
+		return cli_usage();
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		cli_help();
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(main_commands) / sizeof(*main_commands) && !found; i++) {
+		if (strcmp(argv[1], main_commands[i].name) == 0) {
+			status = main_commands[i].run(argc - 1, argv + 1);
+			found = true;
+		}
+	}
+	if (!found)
+		status = cli_usage();
+	log_shutdown();
+	return status;
+}

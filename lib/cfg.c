@@ -3,6 +3,7 @@
  */
 #include "cfg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -285,6 +286,39 @@ static void cfg_load_smtp(struct config *c, struct cfg_errors *e)
 	c->smtp_require_tls = cfg_bool(e, "SMTP_REQUIRE_TLS", false);
 }
 
+/*
+ * The sign-in helper hands out sessions to whoever asks, so it needs its own
+ * opt-in beside WEB_UI, and one that names a user: switching the UI on in a
+ * shared environment can never switch it on too.
+ */
+static void cfg_load_dev_user(struct config *c, struct cfg_errors *e)
+{
+	char *v = cfg_get("WEB_UI_DEV_USER");
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != '\0' && i <= 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? v[i] != '-' : !isxdigit((unsigned char)v[i]))
+			break;
+	}
+	if (i != 36 || v[i] != '\0') {
+		cfg_error(e, "WEB_UI_DEV_USER", "must be a user's id (a UUID), not '%s'", v);
+		free(v);
+		return;
+	}
+	if (!c->web_ui) {
+		cfg_error(e, "WEB_UI_DEV_USER", "needs WEB_UI=on (the sign-in helper is part of the web UI)");
+		free(v);
+		return;
+	}
+	for (i = 0; v[i] != '\0'; i++)
+		v[i] = (char)tolower((unsigned char)v[i]);
+	c->web_ui_dev_user = v;
+}
+
 int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr, char **errors)
 {
 	struct cfg_errors e = { 0 };
@@ -318,6 +352,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		cfg_check_url(&e, "FRONTEND_URL", c->frontend_url, "https http");
 		c->max_body_bytes = cfg_long(&e, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024);
 		c->web_ui = cfg_bool(&e, "WEB_UI", false);
+		cfg_load_dev_user(c, &e);
 	}
 	if (groups & CFG_WORKER) {
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
@@ -380,8 +415,8 @@ void cfg_free(struct config *c)
 		&c->google_redirect_uri, &c->google_auth_url, &c->google_token_url, &c->google_revoke_url,
 		&c->google_userinfo_url, &c->google_calendar_api_url, &c->token_encryption_key, &c->jwt_secret,
 		&c->jwt_user_claim, &c->jwt_cookie, &c->jwt_issuer, &c->jwt_audience, &c->listen_addr,
-		&c->frontend_url, &c->metrics_addr, &c->default_timezone, &c->smtp_url, &c->smtp_user,
-		&c->smtp_password, &c->mail_from, &c->transcript_url,
+		&c->frontend_url, &c->web_ui_dev_user, &c->metrics_addr, &c->default_timezone, &c->smtp_url,
+		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url,
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {

@@ -22,7 +22,7 @@ enum cfg_group {
 	CFG_GOOGLE_CALENDAR = 1 << 3,	/* client id/secret, token URL, calendar API URL, per-user QPS */
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
-	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI */
+	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
@@ -57,6 +57,7 @@ struct config {
 	char *frontend_url;	/* required by the gateway; optional (NULL) for the mailer */
 	long max_body_bytes;
 	bool web_ui;
+	char *web_ui_dev_user;	/* a users.id the local stack's sign-in helper signs in as; NULL: no helper */
 
 	char *metrics_addr;
 	long prefetch;		/* deliveries in flight per consumer; 0: the service's default */

@@ -7,7 +7,8 @@
  * is the Google connect flow and the connection's status; meetings.c
  * answers the read endpoints from the database; commands.c turns writes
  * into RPC commands to the scheduler and waits for its reply. ids.c makes
- * and checks identifiers. Every request is a chain of callbacks on the one
+ * and checks identifiers. web.c serves the reference web UI (WEB_UI) and
+ * the local stack's sign-in helper. Every request is a chain of callbacks on the one
  * event loop; the broker lives on mqbridge's thread.
  */
 #ifndef GATEWAY_H
@@ -59,6 +60,12 @@ void oauth_status(struct gateway *g, struct http_req *r);
 void meetings_list(struct gateway *g, struct http_req *r);
 void meetings_get(struct gateway *g, struct http_req *r);
 void meetings_by_lead(struct gateway *g, struct http_req *r);
+
+/* web.c: only routed when WEB_UI is on; web_dev_sign_in only when WEB_UI_DEV_USER is set too. */
+void web_integrations(struct gateway *g, struct http_req *r);
+void web_lead(struct gateway *g, struct http_req *r);
+void web_static(struct gateway *g, struct http_req *r);
+void web_dev_sign_in(struct gateway *g, struct http_req *r);
 
 /* commands.c */
 /* The commands waiting for replies. The caller frees it with commands_free(). */

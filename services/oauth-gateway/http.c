@@ -214,6 +214,27 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 	cJSON_Delete(body);
 }
 
+void http_reply_page(struct http_req *r, int status, const char *type, const char *body, size_t len)
+{
+	struct evbuffer *buf;
+
+	if (r->req == NULL)
+		return;
+	buf = evbuffer_new();
+	http_add_header(r, "Content-Type", type);
+	http_add_header(r, "Cache-Control", "no-cache");
+	http_add_header(r, "Content-Security-Policy",
+			"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self';"
+			" form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'");
+	http_add_header(r, "X-Content-Type-Options", "nosniff");
+	http_add_header(r, "X-Frame-Options", "DENY");
+	http_add_header(r, "Referrer-Policy", "same-origin");
+	if (body != NULL)
+		evbuffer_add(buf, body, len);
+	http_finish(r, status, buf);
+	evbuffer_free(buf);
+}
+
 void http_redirect(struct http_req *r, const char *location)
 {
 	http_add_header(r, "Location", location);
@@ -444,14 +465,43 @@ static int http_route(struct http_server *s, struct http_req *r, const char *pat
 	return -1;
 }
 
+/* Is r one of the web UI's own API calls (see http.h)? Otherwise *why says what it lacks. */
+static bool http_from_ui(const struct http_req *r, const char **why)
+{
+	const char *xrw = http_req_header(r, "X-Requested-With");
+	const char *site = http_req_header(r, "Sec-Fetch-Site");
+
+	if (xrw == NULL || strcasecmp(xrw, "fetch") != 0) {
+		*why = "a bearer token is required (the session cookie counts only with X-Requested-With: fetch)";
+		return false;
+	}
+	if (site != NULL && strcmp(site, "same-origin") != 0) {
+		*why = "the session cookie counts only on requests from this site's own pages";
+		return false;
+	}
+	return true;
+}
+
 static int http_authenticate(struct http_server *s, struct http_req *r)
 {
+	bool cookie = r->route->auth == HTTP_AUTH_BROWSER;
+	const char *csrf = NULL;
 	const char *why;
 
 	if (r->route->auth == HTTP_AUTH_NONE)
 		return 0;
-	if (auth_user(s->g, r, r->route->auth == HTTP_AUTH_BROWSER, &r->user, &why) == 0)
+	if (r->route->auth == HTTP_AUTH_BEARER && s->g->cfg.web_ui)
+		cookie = http_from_ui(r, &csrf);
+	if (auth_user(s->g, r, cookie, &r->user, &why) == 0)
 		return 0;
+	/* A cookie that was there but did not count: say why, or the refusal reads as "not signed in". */
+	if (csrf != NULL && http_req_header(r, "Authorization") == NULL) {
+		char *c = http_req_cookie(r, s->g->cfg.jwt_cookie);
+
+		if (c != NULL)
+			why = csrf;
+		free(c);
+	}
 	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
 	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
 	http_reply_error(r, 401, "unauthorized", "%s", why);

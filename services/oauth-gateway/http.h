@@ -5,7 +5,19 @@
  * method and an authentication mode; a path that matches no pattern
  * answers 404, one that matches with another method 405 (with Allow). Every
  * answer, errors included, is JSON ({"error": {"code", "message"}}) except
- * the OAuth redirects. Bodies over MAX_BODY_BYTES answer 413.
+ * the OAuth redirects and the web UI's files. Bodies over MAX_BODY_BYTES
+ * answer 413.
+ *
+ * With WEB_UI on, the API also takes the session cookie (JWT_COOKIE), for
+ * the UI's pages, which cannot see the HttpOnly cookie to send it as a
+ * header. A cookie is sent with whatever a browser requests, other sites'
+ * forms and images included, so on the API it counts only on a request that
+ * says it comes from a page's script: it must carry "X-Requested-With:
+ * fetch", a header no form or image can send and that a script on another
+ * origin may send only after a CORS preflight, which this server never
+ * grants; and a browser's own Sec-Fetch-Site, when sent, must be
+ * same-origin. The cookie itself is SameSite=Lax. This holds for reads as
+ * well as writes, so the rule is one and simple.
  *
  * evhttp tells nobody when a client goes away while its reply is deferred,
  * and frees the request itself once it is answered, so a request here is
@@ -34,7 +46,7 @@ struct http_req;
 
 enum http_auth {
 	HTTP_AUTH_NONE,		/* the OAuth callback: identified by its state */
-	HTTP_AUTH_BEARER,	/* Authorization: Bearer <JWT> */
+	HTTP_AUTH_BEARER,	/* Authorization: Bearer <JWT>; with WEB_UI also the JWT cookie on the UI's own calls */
 	HTTP_AUTH_BROWSER,	/* the bearer header, or for a plain navigation the JWT cookie */
 };
 
@@ -97,6 +109,13 @@ void http_reply(struct http_req *r, int status, const char *json_text);
 void http_reply_json(struct http_req *r, int status, const cJSON *body);
 void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/*
+ * A file of the web UI: len bytes of body (NULL for none, as in a 304) as
+ * type, with what a page served beside an API needs: a Content-Security-Policy
+ * that allows only this origin's scripts and styles and no framing, no
+ * sniffing, and revalidation on every use (the caller adds the ETag).
+ */
+void http_reply_page(struct http_req *r, int status, const char *type, const char *body, size_t len);
 /* 302 to location, with no-store and no Referer leaking the URL onwards. */
 void http_redirect(struct http_req *r, const char *location);
 /* Extra response header for the answer still to come ("WWW-Authenticate", ...). */

@@ -209,3 +209,49 @@ out:
 	cJSON_Delete(payload);
 	return rc;
 }
+
+/* base64url without padding of len bytes. The caller frees it. */
+static char *jwt_encode(const unsigned char *bin, size_t len)
+{
+	size_t cap = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *out = xmalloc(cap);
+
+	sodium_bin2base64(out, cap, bin, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	return out;
+}
+
+char *jwt_issue(const struct jwt_policy *p, const char *user, int64_t now, long ttl_s)
+{
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	cJSON *claims = cJSON_CreateObject();
+	char *payload, *h64, *p64, *signing, *s64, *token;
+
+	cJSON_AddStringToObject(claims, p->user_claim, user);
+	cJSON_AddNumberToObject(claims, "iat", (double)now);
+	cJSON_AddNumberToObject(claims, "exp", (double)(now + ttl_s));
+	if (p->issuer != NULL)
+		cJSON_AddStringToObject(claims, "iss", p->issuer);
+	if (p->audience != NULL)
+		cJSON_AddStringToObject(claims, "aud", p->audience);
+	payload = cJSON_PrintUnformatted(claims);
+	if (payload == NULL)
+		abort();
+	h64 = jwt_encode((const unsigned char *)header, strlen(header));
+	p64 = jwt_encode((const unsigned char *)payload, strlen(payload));
+	signing = xasprintf("%s.%s", h64, p64);
+	crypto_auth_hmacsha256_init(&st, (const unsigned char *)p->secret, p->secret_len);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)signing, strlen(signing));
+	crypto_auth_hmacsha256_final(&st, mac);
+	s64 = jwt_encode(mac, sizeof(mac));
+	token = xasprintf("%s.%s", signing, s64);
+	sodium_memzero(mac, sizeof(mac));
+	cJSON_free(payload);
+	cJSON_Delete(claims);
+	free(h64);
+	free(p64);
+	free(signing);
+	free(s64);
+	return token;
+}

@@ -33,4 +33,12 @@ struct jwt_policy {
  */
 int jwt_verify(const struct jwt_policy *policy, const char *token, int64_t now, char **user, const char **why);
 
+/*
+ * A token for user that jwt_verify() accepts under the same policy, issued
+ * at now and valid ttl_s seconds (with iss and aud when the policy names
+ * them). Only the local stack's sign-in helper issues tokens; the platform
+ * issues the real ones. The caller frees it.
+ */
+char *jwt_issue(const struct jwt_policy *policy, const char *user, int64_t now, long ttl_s);
+
 #endif

@@ -5,10 +5,12 @@
  * frontend read and change meetings. It never calls Google Calendar itself
  * beyond reading the calendar's zone at connect time: writes go to the
  * scheduler as commands over RabbitMQ, on a connection that lives on its own
- * thread (mqbridge) so the HTTP loop never waits on the broker. This file
- * wires the process: configuration, the route table, start and a graceful
- * stop (stop listening, let requests in flight finish, then free everything
- * in the order that lets each pending callback run once and clean up).
+ * thread (mqbridge) so the HTTP loop never waits on the broker. With
+ * WEB_UI it also serves a small reference UI over that same API (web.c).
+ * This file wires the process: configuration, the route table, start and a
+ * graceful stop (stop listening, let requests in flight finish, then free
+ * everything in the order that lets each pending callback run once and
+ * clean up).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,38 @@ static const struct http_route gateway_routes[] = {
 	{ EVHTTP_REQ_DELETE, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, commands_cancel },
 	{ EVHTTP_REQ_PUT, "/api/calendar/meetings/:meetingId/reschedule", HTTP_AUTH_BEARER, commands_reschedule },
 };
+
+/* WEB_UI: the pages and their files, public like any login page; their data comes from the API. */
+static const struct http_route gateway_web_routes[] = {
+	{ EVHTTP_REQ_GET, "/", HTTP_AUTH_NONE, web_integrations },
+	{ EVHTTP_REQ_GET, "/leads/:leadAnalyticsId", HTTP_AUTH_NONE, web_lead },
+	{ EVHTTP_REQ_GET, "/static/:file", HTTP_AUTH_NONE, web_static },
+};
+
+/* WEB_UI_DEV_USER (the local stack): a session for that user to whoever asks. */
+static const struct http_route gateway_dev_routes[] = {
+	{ EVHTTP_REQ_GET, "/dev/sign-in", HTTP_AUTH_NONE, web_dev_sign_in },
+};
+
+#define GATEWAY_NROUTES(a) (sizeof(a) / sizeof(*(a)))
+
+/*
+ * The routes this configuration serves, into routes (room for every route). A route that is off is
+ * absent, not refused: it answers 404 like any unknown path and gives away nothing.
+ */
+static size_t gateway_route_table(const struct config *cfg, struct http_route *routes)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < GATEWAY_NROUTES(gateway_routes); i++)
+		routes[n++] = gateway_routes[i];
+	for (size_t i = 0; cfg->web_ui && i < GATEWAY_NROUTES(gateway_web_routes); i++)
+		routes[n++] = gateway_web_routes[i];
+	/* cfg.c accepts WEB_UI_DEV_USER only beside WEB_UI=on; asking again costs nothing. */
+	for (size_t i = 0; cfg->web_ui && cfg->web_ui_dev_user != NULL && i < GATEWAY_NROUTES(gateway_dev_routes); i++)
+		routes[n++] = gateway_dev_routes[i];
+	return n;
+}
 
 static int gateway_ready(struct health_check *checks, int max, void *arg)
 {
@@ -115,7 +149,10 @@ static void gateway_init(struct gateway *g)
 int main(void)
 {
 	static struct gateway g;
+	static struct http_route routes[GATEWAY_NROUTES(gateway_routes) + GATEWAY_NROUTES(gateway_web_routes) +
+					GATEWAY_NROUTES(gateway_dev_routes)];
 	struct svc_signals *signals;
+	size_t nroutes;
 	int status = 0;
 
 	log_init("oauth-gateway", LOG_INFO);
@@ -127,10 +164,13 @@ int main(void)
 	}
 	gateway_init(&g);
 	signals = svc_signals_new(g.base, gateway_on_stop, &g);
-	g.http = http_server_new(&g, gateway_routes, sizeof(gateway_routes) / sizeof(*gateway_routes),
-				 gateway_ready, &g);
+	nroutes = gateway_route_table(&g.cfg, routes);
+	g.http = http_server_new(&g, routes, nroutes, gateway_ready, &g);
 	if (g.http != NULL) {
-		log_info("started", LOG_STR("listen", g.cfg.listen_addr));
+		log_info("started", LOG_STR("listen", g.cfg.listen_addr), LOG_BOOL("web_ui", g.cfg.web_ui));
+		if (g.cfg.web_ui_dev_user != NULL)
+			log_warn("the development sign-in helper is on: anyone who reaches /dev/sign-in is signed in",
+				 LOG_STR("user", g.cfg.web_ui_dev_user));
 		event_base_dispatch(g.base);
 	} else {
 		status = 1;

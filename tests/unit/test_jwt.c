@@ -1,7 +1,8 @@
 /*
  * Unit tests of the oauth-gateway's jwt module: what a valid platform token
  * looks like, and every way a token is refused (algorithm, signature, time
- * claims with their skew, issuer, audience, user claim, malformed parts).
+ * claims with their skew, issuer, audience, user claim, malformed parts),
+ * and that the sign-in helper's own tokens pass exactly that check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,34 @@ static void test_malformed(void)
 	}
 }
 
+/* jwt_issue(): what the local stack's sign-in helper hands out is an ordinary, checked token. */
+static void test_issued(void)
+{
+	struct jwt_policy strict = policy;
+	char *tok = jwt_issue(&policy, USER, NOW, 3600);
+	char *got = verdict_with(&policy, tok);
+
+	CHECK_STR(got, "ok:" USER, "an issued token verifies");
+	free(got);
+	free(tok);
+	tok = jwt_issue(&policy, USER, NOW - 7200, 3600);
+	got = verdict_with(&policy, tok);
+	CHECK_STR(got, "the token has expired", "an issued token expires after its lifetime");
+	free(got);
+	free(tok);
+	strict.user_claim = "uid";
+	strict.issuer = "platform";
+	strict.audience = "calendar";
+	tok = jwt_issue(&strict, USER, NOW, 60);
+	got = verdict_with(&strict, tok);
+	CHECK_STR(got, "ok:" USER, "an issued token carries the policy's claim, issuer and audience");
+	free(got);
+	got = verdict_with(&policy, tok);
+	CHECK_STR(got, "the token names no user", "and only that claim");
+	free(got);
+	free(tok);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -350,5 +379,6 @@ int main(void)
 	test_issuer_audience();
 	test_user_claim();
 	test_malformed();
+	test_issued();
 	return tap_done();
 }

@@ -42,7 +42,7 @@
 #define MQ_TICK_MAX_S 5			/* also the granularity of confirm deadlines */
 #define MQ_CONFIRM_TIMEOUT_MS 30000
 #define MQ_BACKOFF_MIN_MS 250
-#define MQ_BACKOFF_MAX_MS 30000
+#define MQ_BACKOFF_MAX_MS 10000
 #define MQ_STABLE_MS 30000		/* up this long: the next failure starts the backoff afresh */
 
 /* Identifies the connection in every log line; never the URL (it holds the password). */

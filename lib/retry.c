@@ -16,6 +16,13 @@
 
 #define RETRY_JITTER_MS 1000
 #define RETRY_DETAIL_MAX 1000
+/*
+ * A copy the broker did not take is published again every second for this
+ * long before the original goes back to its queue: sending it back at once
+ * while only the publishing connection is down would bounce it through the
+ * consumer again and again and burn its quorum delivery limit.
+ */
+#define RETRY_REPUBLISH_S 60
 
 struct retry_job {
 	struct mq *publisher;
@@ -25,7 +32,9 @@ struct retry_job {
 	size_t nheaders;
 	char *strings[4];		/* values of the headers we add */
 	const char *queue;
+	struct event_base *base;
 	struct event *pause;
+	int republishes;
 	retry_done_cb done;
 	void *arg;
 };
@@ -54,6 +63,25 @@ static void retry_job_free(struct retry_job *job)
 	free(job);
 }
 
+static void retry_publish(struct retry_job *job);
+
+static void retry_on_pause(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	retry_publish(arg);
+}
+
+/* Run the publish again after delay_ms, on the job's own timer. */
+static void retry_publish_in(struct retry_job *job, long delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (suseconds_t)(delay_ms % 1000) * 1000 };
+
+	if (job->pause == NULL)
+		job->pause = evtimer_new(job->base, retry_on_pause, job);
+	evtimer_add(job->pause, &tv);
+}
+
 static void retry_on_confirm(enum mq_confirm outcome, void *arg)
 {
 	struct retry_job *job = arg;
@@ -61,6 +89,9 @@ static void retry_on_confirm(enum mq_confirm outcome, void *arg)
 
 	if (outcome == MQ_CONFIRM_ACK) {
 		settled = mq_ack(job->consumer, job->delivery->token) == 0;
+	} else if (outcome != MQ_CONFIRM_RETURNED && job->republishes++ < RETRY_REPUBLISH_S) {
+		retry_publish_in(job, 1000);
+		return;
 	} else {
 		log_warn("could not hand a message to its retry or dead-letter queue; returning it to its queue",
 			 LOG_STR("queue", job->queue), LOG_STR("message_id", job->delivery->msg.message_id),
@@ -87,11 +118,12 @@ static void retry_publish(struct retry_job *job)
 }
 
 /* A new job whose copy keeps every original header except those we set again. */
-static struct retry_job *retry_job_new(struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
-				       const char *const *replace, size_t nreplace)
+static struct retry_job *retry_job_new(struct event_base *base, struct mq *publisher, struct mq *consumer,
+				       const struct mq_delivery *d, const char *const *replace, size_t nreplace)
 {
 	struct retry_job *job = xcalloc(1, sizeof(*job));
 
+	job->base = base;
 	job->publisher = publisher;
 	job->consumer = consumer;
 	job->delivery = mq_delivery_dup(d);
@@ -108,22 +140,13 @@ static struct retry_job *retry_job_new(struct mq *publisher, struct mq *consumer
 	return job;
 }
 
-static void retry_on_pause(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	retry_publish(arg);
-}
-
 void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
 		 const struct retry_policy *policy, retry_done_cb done, void *arg)
 {
 	static const char *const ours[] = { "x-attempt" };
-	struct retry_job *job = retry_job_new(publisher, consumer, d, ours, 1);
+	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 1);
 	int attempt = retry_attempt(d);
 	size_t tier = (size_t)attempt < policy->ntiers ? (size_t)attempt : policy->ntiers - 1;
-	struct timeval pause = { 0, 0 };
-	uint32_t jitter = randombytes_uniform(RETRY_JITTER_MS);
 
 	job->strings[0] = xasprintf("%d", attempt + 1);
 	job->headers[job->nheaders++] = (struct mq_header){ "x-attempt", job->strings[0] };
@@ -131,17 +154,15 @@ void retry_later(struct event_base *base, struct mq *publisher, struct mq *consu
 	job->done = done;
 	job->arg = arg;
 	metric_inc(metrics_counter("retries_total", "Messages sent through a retry tier.", "queue", job->queue, NULL));
-	pause.tv_usec = (suseconds_t)jitter * 1000;
-	job->pause = evtimer_new(base, retry_on_pause, job);
-	evtimer_add(job->pause, &pause);
+	retry_publish_in(job, (long)randombytes_uniform(RETRY_JITTER_MS));
 }
 
-void retry_dead_letter(struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
-		       const struct retry_policy *policy, const char *reason, const char *detail, retry_done_cb done,
-		       void *arg)
+void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,
+		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
+		       const char *detail, retry_done_cb done, void *arg)
 {
 	static const char *const ours[] = { "x-dead-reason", "x-dead-detail", "x-dead-from" };
-	struct retry_job *job = retry_job_new(publisher, consumer, d, ours, 3);
+	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 3);
 
 	job->strings[0] = xstrdup(reason);
 	job->strings[1] = xstrndup(detail ? detail : "", RETRY_DETAIL_MAX);

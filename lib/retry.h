@@ -11,8 +11,10 @@
  * x-dead-reason and x-dead-detail headers.
  *
  * In both cases the original is acked only after the broker confirmed the
- * copy; if the copy is not confirmed, the original is rejected back to its
- * queue, so a message is never lost between the two.
+ * copy. A copy the broker did not take is published again every second for
+ * a minute (the publishing connection may be reconnecting); only then is the
+ * original rejected back to its queue, so a message is never lost between
+ * the two and never bounces through its consumer in a tight loop.
  */
 #ifndef RETRY_H
 #define RETRY_H
@@ -48,8 +50,8 @@ void retry_later(struct event_base *base, struct mq *publisher, struct mq *consu
 		 const struct retry_policy *policy, retry_done_cb done, void *arg);
 
 /* Send a copy to the dead-letter queue with the reason (a short code) and a sentence, then settle. */
-void retry_dead_letter(struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
-		       const struct retry_policy *policy, const char *reason, const char *detail, retry_done_cb done,
-		       void *arg);
+void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,
+		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
+		       const char *detail, retry_done_cb done, void *arg);
 
 #endif

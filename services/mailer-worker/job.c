@@ -168,7 +168,7 @@ static void job_dead_letter(struct mail_job *job, const char *reason, const char
 	struct mailer *m = job->m;
 
 	job_count(job, "failed");
-	retry_dead_letter(m->publisher, m->consumer, job->d, &m->retry, reason, detail, job_on_settled, job);
+	retry_dead_letter(m->base, m->publisher, m->consumer, job->d, &m->retry, reason, detail, job_on_settled, job);
 }
 
 static void job_on_failed_recorded(const struct db_result *r, void *arg)

@@ -191,7 +191,7 @@ static void command_retry_or_give_up(struct command_job *job, const char *why)
 	if (retry_exhausted(&s->retry, job->d)) {
 		command_send_reply(job, "{\"ok\":false,\"error\":{\"code\":\"unavailable\","
 				   "\"message\":\"Google Calendar or the database stayed unavailable; try again later\"}}");
-		retry_dead_letter(s->publisher, s->consumer, job->d, &s->retry, "retries_exhausted", why,
+		retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, "retries_exhausted", why,
 				  command_on_settled, job);
 		return;
 	}
@@ -204,14 +204,14 @@ static void command_on_mail(enum mq_confirm outcome, void *arg)
 {
 	struct command_job *job = arg;
 
-	if (outcome == MQ_CONFIRM_ACK) {
-		mq_ack(job->s->consumer, job->d->token);
-	} else {
-		/* The change and its reply are stored: a redelivery only repeats the mail. */
-		log_warn("mail job not confirmed; the command goes back to its queue",
-			 LOG_STR("command_id", job->command_id));
-		mq_nack(job->s->consumer, job->d->token, true);
+	if (outcome != MQ_CONFIRM_ACK) {
+		/* The change and its reply are stored: back through a retry tier, it only repeats the mail. */
+		log_warn("mail job not confirmed; the command will be retried", LOG_STR("command_id", job->command_id));
+		retry_later(job->s->base, job->s->publisher, job->s->consumer, job->d, &job->s->retry,
+			    command_on_settled, job);
+		return;
 	}
+	mq_ack(job->s->consumer, job->d->token);
 	command_job_free(job);
 }
 
@@ -677,7 +677,7 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 
 		command_send_reply(job, msg);
 		free(msg);
-		retry_dead_letter(s->publisher, s->consumer, d, &s->retry, "malformed", why, command_on_settled, job);
+		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "malformed", why, command_on_settled, job);
 		return;
 	}
 	params[0] = job->command_id;

@@ -158,7 +158,7 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 {
 	struct scheduler *s = job->s;
 
-	retry_dead_letter(s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
+	retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
 }
 
 static void lead_on_mail(enum mq_confirm outcome, void *arg)
@@ -169,10 +169,12 @@ static void lead_on_mail(enum mq_confirm outcome, void *arg)
 		lead_ack(job);
 		return;
 	}
-	/* The meeting is committed; a redelivery finds it and publishes the mail again. */
-	log_warn("mail job not confirmed; the lead message goes back to its queue", LOG_STR("lead", job->lead_id));
-	mq_nack(job->s->consumer, job->d->token, true);
-	lead_job_free(job);
+	/*
+	 * The meeting is committed; the lead comes back through a retry tier, finds it and publishes the
+	 * mail again. Not an immediate requeue: while the publishing connection is down that would bounce
+	 * the lead through this worker until its quorum delivery limit dead-letters it.
+	 */
+	lead_retry(job, "mail job not confirmed");
 }
 
 static void lead_publish_created(struct lead_job *job, const char *meeting_id, int sequence)

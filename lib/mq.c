@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "amqptext.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -118,11 +119,6 @@ static int64_t mq_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *mq_bytes_str(amqp_bytes_t b)
-{
-	return b.bytes == NULL ? xstrdup("") : xstrndup(b.bytes, b.len);
 }
 
 static bool mq_bytes_eq(amqp_bytes_t b, const char *s)
@@ -340,7 +336,7 @@ static void mq_on_return(struct mq *mq, const amqp_basic_return_t *r)
 	amqp_bytes_t exchange = r->exchange, routing_key = r->routing_key;
 	amqp_message_t msg;
 	amqp_rpc_reply_t rr;
-	char *ex = mq_bytes_str(exchange), *rk = mq_bytes_str(routing_key);
+	char *ex = amqptext_bytes(exchange), *rk = amqptext_bytes(routing_key);
 	bool found = false;
 
 	rr = amqp_read_message(mq->conn, MQ_CHANNEL, &msg, 0);
@@ -374,41 +370,6 @@ static void mq_on_return(struct mq *mq, const amqp_basic_return_t *r)
 	free(rk);
 }
 
-/* Header values as text: strings as they are, integers in decimal, booleans as true/false; others skipped. */
-static char *mq_field_text(const amqp_field_value_t *v)
-{
-	switch (v->kind) {
-	case AMQP_FIELD_KIND_UTF8:
-	case AMQP_FIELD_KIND_BYTES:
-		return mq_bytes_str(v->value.bytes);
-	case AMQP_FIELD_KIND_BOOLEAN:
-		return xstrdup(v->value.boolean ? "true" : "false");
-	case AMQP_FIELD_KIND_I8:
-		return xasprintf("%d", v->value.i8);
-	case AMQP_FIELD_KIND_U8:
-		return xasprintf("%u", v->value.u8);
-	case AMQP_FIELD_KIND_I16:
-		return xasprintf("%d", v->value.i16);
-	case AMQP_FIELD_KIND_U16:
-		return xasprintf("%u", v->value.u16);
-	case AMQP_FIELD_KIND_I32:
-		return xasprintf("%ld", (long)v->value.i32);
-	case AMQP_FIELD_KIND_U32:
-		return xasprintf("%lu", (unsigned long)v->value.u32);
-	case AMQP_FIELD_KIND_I64:
-		return xasprintf("%lld", (long long)v->value.i64);
-	case AMQP_FIELD_KIND_U64:
-		return xasprintf("%llu", (unsigned long long)v->value.u64);
-	default:
-		return NULL;
-	}
-}
-
-static char *mq_prop(const amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t value)
-{
-	return (p->_flags & flag) ? mq_bytes_str(value) : NULL;
-}
-
 /* A delivery that owns every string, the form mq_delivery_dup() returns and mq_delivery_free() frees. */
 static struct mq_delivery *mq_delivery_from_amqp(struct mq *mq, const amqp_basic_deliver_t *m,
 						  const amqp_message_t *msg)
@@ -423,13 +384,13 @@ static struct mq_delivery *mq_delivery_from_amqp(struct mq *mq, const amqp_basic
 	body[msg->body.len] = '\0';
 	d->msg.body = body;
 	d->msg.body_len = msg->body.len;
-	d->msg.exchange = mq_bytes_str(m->exchange);
-	d->msg.routing_key = mq_bytes_str(m->routing_key);
-	d->msg.content_type = mq_prop(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
-	d->msg.message_id = mq_prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
-	d->msg.correlation_id = mq_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
-	d->msg.reply_to = mq_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
-	d->msg.type = mq_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
+	d->msg.exchange = amqptext_bytes(m->exchange);
+	d->msg.routing_key = amqptext_bytes(m->routing_key);
+	d->msg.content_type = amqptext_prop(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
+	d->msg.message_id = amqptext_prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
+	d->msg.correlation_id = amqptext_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
+	d->msg.reply_to = amqptext_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
+	d->msg.type = amqptext_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
 	d->msg.timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : 0;
 	d->msg.transient = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == AMQP_DELIVERY_NONPERSISTENT;
 	if ((p->_flags & AMQP_BASIC_HEADERS_FLAG) && p->headers.num_entries > 0) {
@@ -437,11 +398,11 @@ static struct mq_delivery *mq_delivery_from_amqp(struct mq *mq, const amqp_basic
 		size_t n = 0;
 
 		for (int i = 0; i < p->headers.num_entries; i++) {
-			char *value = mq_field_text(&p->headers.entries[i].value);
+			char *value = amqptext_field(&p->headers.entries[i].value);
 
 			if (value == NULL)
 				continue;
-			h[n].key = mq_bytes_str(p->headers.entries[i].key);
+			h[n].key = amqptext_bytes(p->headers.entries[i].key);
 			h[n].value = value;
 			n++;
 		}
@@ -564,7 +525,7 @@ static void mq_dispatch(struct mq *mq, const amqp_frame_t *f)
 	}
 	case AMQP_CONNECTION_BLOCKED_METHOD: {
 		amqp_connection_blocked_t *b = f->payload.method.decoded;
-		char *reason = mq_bytes_str(b->reason);
+		char *reason = amqptext_bytes(b->reason);
 
 		log_warn("amqp broker blocked publishing on this connection", MQ_WHERE(mq), LOG_STR("reason", reason));
 		free(reason);
@@ -953,7 +914,7 @@ int mq_declare_reply_queue(struct mq *mq, const char **name)
 	if (mq_rpc_check(mq, "queue.declare", NULL, "(reply queue)") < 0)
 		return -1;
 	free(mq->reply_queue);
-	mq->reply_queue = mq_bytes_str(ok->queue);
+	mq->reply_queue = amqptext_bytes(ok->queue);
 	*name = mq->reply_queue;
 	return 0;
 }
@@ -977,7 +938,7 @@ int mq_consume(struct mq *mq, const char *queue, uint16_t prefetch, bool no_ack,
 	if (mq_rpc_check(mq, "basic.consume", NULL, queue) < 0)
 		return -1;
 	c = xcalloc(1, sizeof(*c));
-	c->tag = mq_bytes_str(ok->consumer_tag);
+	c->tag = amqptext_bytes(ok->consumer_tag);
 	c->queue = xstrdup(queue);
 	c->deliver = deliver;
 	c->arg = arg;

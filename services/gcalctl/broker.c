@@ -10,6 +10,7 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include "amqptext.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -33,11 +34,6 @@ struct broker_message {
 	char *death_reason, *death_queue, *death_routing_key;
 	int64_t death_time;
 };
-
-static char *broker_str(amqp_bytes_t b)
-{
-	return b.bytes == NULL ? xstrdup("") : xstrndup(b.bytes, b.len);
-}
 
 static bool broker_bytes_is(amqp_bytes_t b, const char *s)
 {
@@ -184,37 +180,6 @@ long broker_queue_depth(struct broker *b, const char *queue)
 	return -1;
 }
 
-/* Header values as text, as lib/mq shows them to the services; NULL for tables and arrays. */
-static char *broker_field_text(const amqp_field_value_t *v)
-{
-	switch (v->kind) {
-	case AMQP_FIELD_KIND_UTF8:
-	case AMQP_FIELD_KIND_BYTES:
-		return broker_str(v->value.bytes);
-	case AMQP_FIELD_KIND_BOOLEAN:
-		return xstrdup(v->value.boolean ? "true" : "false");
-	case AMQP_FIELD_KIND_I8:
-		return xasprintf("%d", v->value.i8);
-	case AMQP_FIELD_KIND_U8:
-		return xasprintf("%u", v->value.u8);
-	case AMQP_FIELD_KIND_I16:
-		return xasprintf("%d", v->value.i16);
-	case AMQP_FIELD_KIND_U16:
-		return xasprintf("%u", v->value.u16);
-	case AMQP_FIELD_KIND_I32:
-		return xasprintf("%ld", (long)v->value.i32);
-	case AMQP_FIELD_KIND_U32:
-		return xasprintf("%lu", (unsigned long)v->value.u32);
-	case AMQP_FIELD_KIND_I64:
-		return xasprintf("%lld", (long long)v->value.i64);
-	case AMQP_FIELD_KIND_U64:
-	case AMQP_FIELD_KIND_TIMESTAMP:
-		return xasprintf("%llu", (unsigned long long)v->value.u64);
-	default:
-		return NULL;
-	}
-}
-
 /* x-death is an array of tables, newest first; RabbitMQ adds it when it dead-letters a message itself. */
 static void broker_read_death(struct broker_message *m, const amqp_field_value_t *v)
 {
@@ -228,20 +193,15 @@ static void broker_read_death(struct broker_message *m, const amqp_field_value_t
 		const amqp_table_entry_t *e = &t->entries[i];
 
 		if (broker_bytes_is(e->key, "reason") && m->death_reason == NULL)
-			m->death_reason = broker_field_text(&e->value);
+			m->death_reason = amqptext_field(&e->value);
 		else if (broker_bytes_is(e->key, "queue") && m->death_queue == NULL)
-			m->death_queue = broker_field_text(&e->value);
+			m->death_queue = amqptext_field(&e->value);
 		else if (broker_bytes_is(e->key, "time") && e->value.kind == AMQP_FIELD_KIND_TIMESTAMP)
 			m->death_time = (int64_t)e->value.value.u64;
 		else if (broker_bytes_is(e->key, "routing-keys") && e->value.kind == AMQP_FIELD_KIND_ARRAY &&
 			 e->value.value.array.num_entries > 0 && m->death_routing_key == NULL)
-			m->death_routing_key = broker_field_text(&e->value.value.array.entries[0]);
+			m->death_routing_key = amqptext_field(&e->value.value.array.entries[0]);
 	}
-}
-
-static char *broker_prop(const amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t value)
-{
-	return (p->_flags & flag) ? broker_str(value) : NULL;
 }
 
 /* The text view of a message just read. */
@@ -250,11 +210,11 @@ static void broker_build_view(struct broker_message *m)
 	const amqp_basic_properties_t *p = &m->raw.properties;
 	struct mq_message *v = &m->view;
 
-	m->content_type = broker_prop(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
-	m->message_id = broker_prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
-	m->correlation_id = broker_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
-	m->reply_to = broker_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
-	m->type = broker_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
+	m->content_type = amqptext_prop(p, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type);
+	m->message_id = amqptext_prop(p, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id);
+	m->correlation_id = amqptext_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
+	m->reply_to = amqptext_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
+	m->type = amqptext_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
 	v->exchange = m->exchange;
 	v->routing_key = m->routing_key;
 	v->body = m->raw.body.bytes;
@@ -271,13 +231,13 @@ static void broker_build_view(struct broker_message *m)
 	m->headers = xcalloc((size_t)p->headers.num_entries, sizeof(*m->headers));
 	for (int i = 0; i < p->headers.num_entries; i++) {
 		const amqp_table_entry_t *e = &p->headers.entries[i];
-		char *value = broker_field_text(&e->value);
+		char *value = amqptext_field(&e->value);
 
 		if (broker_bytes_is(e->key, "x-death"))
 			broker_read_death(m, &e->value);
 		if (value == NULL)
 			continue;
-		m->headers[v->nheaders].key = broker_str(e->key);
+		m->headers[v->nheaders].key = amqptext_bytes(e->key);
 		m->headers[v->nheaders].value = value;
 		v->nheaders++;
 	}
@@ -303,8 +263,8 @@ int broker_get(struct broker *b, const char *queue, struct broker_message **out)
 	m->tag = ok->delivery_tag;
 	m->channel = b->channel;
 	/* Copied before the next read can reuse the memory the method was decoded into. */
-	m->exchange = broker_str(ok->exchange);
-	m->routing_key = broker_str(ok->routing_key);
+	m->exchange = amqptext_bytes(ok->exchange);
+	m->routing_key = amqptext_bytes(ok->routing_key);
 	r = amqp_read_message(b->conn, b->channel, &m->raw, 0);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		broker_log_reply(b, "cannot read a message from the queue", r);
@@ -504,7 +464,7 @@ int broker_republish(struct broker *b, const struct broker_message *m, const cha
 	int n = 0, rc;
 
 	for (int i = 0; has_headers && i < old->num_entries; i++) {
-		char *key = broker_str(old->entries[i].key);
+		char *key = amqptext_bytes(old->entries[i].key);
 
 		if (keep(key))
 			h[n++] = old->entries[i];

@@ -40,10 +40,9 @@ static void template_append(struct template_buf *b, const char *s, size_t n)
 
 const char *template_source(const char *name)
 {
-	for (size_t i = 0; i < template_nfiles; i++)
-		if (strcmp(template_files[i].name, name) == 0)
-			return template_files[i].text;
-	return NULL;
+	const struct embed_file *f = embed_find(template_files, template_files_count, name);
+
+	return f ? f->data : NULL;
 }
 
 /* The variable named by s[0..len), or NULL (with ctx->error set) when none is defined. */

@@ -3,7 +3,7 @@
  *
  * The wording of every mail lives in templates/<kind>.txt and
  * templates/<kind>.html, embedded into the binary at build time by
- * gen_templates.py, so changing a sentence never means editing C and the
+ * lib/embed.py, so changing a sentence never means editing C and the
  * binary needs no files at run time. The first line of a .txt file is
  * "Subject: ..." and is the mail's subject; the rest is the body.
  *
@@ -25,6 +25,8 @@
 
 #include <stddef.h>
 
+#include "embed.h"
+
 enum template_mode {
 	TEMPLATE_TEXT,
 	TEMPLATE_HTML,
@@ -37,13 +39,8 @@ struct template_var {
 };
 
 /* An embedded file, as generated from templates/ (templates_data.c). */
-struct template_file {
-	const char *name;
-	const char *text;
-};
-
-extern const struct template_file template_files[];
-extern const size_t template_nfiles;
+extern const struct embed_file template_files[];
+extern const size_t template_files_count;
 
 /* The embedded text of a file such as "created.txt", or NULL when there is none. */
 const char *template_source(const char *name);

@@ -31,13 +31,9 @@
 #define WEB_DEV_MARKER    "<meta name=\"dev-sign-in\" content=\"\">"
 #define WEB_DEV_ON        "<meta name=\"dev-sign-in\" content=\"/dev/sign-in\">"
 
-static const struct web_file *web_find(const char *name)
+static const struct embed_file *web_find(const char *name)
 {
-	for (size_t i = 0; name != NULL && i < web_nfiles; i++) {
-		if (strcmp(web_files[i].name, name) == 0)
-			return &web_files[i];
-	}
-	return NULL;
+	return embed_find(web_files, web_files_count, name);
 }
 
 /* Does the request's If-None-Match name etag? */
@@ -53,7 +49,7 @@ static bool web_fresh(const struct http_req *r, const char *etag)
 	return inm != NULL && strcmp(inm, "*") == 0;
 }
 
-static void web_send(struct gateway *g, struct http_req *r, const struct web_file *f)
+static void web_send(struct gateway *g, struct http_req *r, const struct embed_file *f)
 {
 	const char *marker;
 	char *body = NULL, *etag;
@@ -94,7 +90,7 @@ void web_lead(struct gateway *g, struct http_req *r)
 /* GET /static/:file */
 void web_static(struct gateway *g, struct http_req *r)
 {
-	const struct web_file *f = web_find(http_req_param(r, 0));
+	const struct embed_file *f = web_find(http_req_param(r, 0));
 
 	/* The pages are served at their own paths only, so each has one URL. */
 	if (f == NULL || strcmp(f->type, "text/html; charset=utf-8") == 0) {

@@ -2,7 +2,6 @@
  * cli: small things every gcalctl subcommand needs (see gcalctl.h): the
  * usage text, configuration, identifiers and durations for people.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,25 +52,6 @@ void cli_config(struct config *cfg, unsigned groups)
 {
 	cfg_load_or_exit(cfg, groups, NULL);
 	log_set_level(cfg->log_level);
-}
-
-bool cli_is_uuid(const char *s)
-{
-	static const int dashes[] = { 8, 13, 18, 23 };
-	size_t d = 0;
-
-	if (s == NULL || strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		if (d < sizeof(dashes) / sizeof(*dashes) && i == dashes[d]) {
-			if (s[i] != '-')
-				return false;
-			d++;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	return true;
 }
 
 char *cli_random_id(const char *prefix)

@@ -42,9 +42,6 @@ void cli_help(void);
  */
 void cli_config(struct config *cfg, unsigned groups);
 
-/* True for a UUID in its canonical 8-4-4-4-12 hexadecimal form (either case). */
-bool cli_is_uuid(const char *s);
-
 /* prefix followed by 32 random hexadecimal digits: a fresh message id. The caller frees it. */
 char *cli_random_id(const char *prefix);
 

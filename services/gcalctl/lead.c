@@ -21,6 +21,7 @@
 #include "broker.h"
 #include "datetime.h"
 #include "gcalctl.h"
+#include "ids.h"
 #include "log.h"
 #include "sql.h"
 #include "topology.h"
@@ -108,7 +109,7 @@ int lead_publish_main(int argc, char **argv)
 	if (optind != argc || user == NULL || lead == NULL)
 		return cli_usage();
 	/* The scheduler would park a malformed id in scheduler.dead; an operator's typo should just fail. */
-	if (!cli_is_uuid(user) || !cli_is_uuid(lead)) {
+	if (!ids_is_uuid(user) || !ids_is_uuid(lead)) {
 		log_error("--user and --lead must be UUIDs");
 		return GCALCTL_EXIT_USAGE;
 	}
@@ -232,7 +233,7 @@ int lead_sample_main(int argc, char **argv)
 	}
 	if (optind != argc || user == NULL)
 		return cli_usage();
-	if (!cli_is_uuid(user)) {
+	if (!ids_is_uuid(user)) {
 		log_error("--user must be a UUID");
 		return GCALCTL_EXIT_USAGE;
 	}

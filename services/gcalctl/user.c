@@ -17,6 +17,7 @@
 #include <cJSON.h>
 
 #include "gcalctl.h"
+#include "ids.h"
 #include "log.h"
 #include "sql.h"
 
@@ -321,7 +322,7 @@ int user_main(int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage();
 	id = argv[optind];
-	if (!cli_is_uuid(id)) {
+	if (!ids_is_uuid(id)) {
 		log_error("the user id must be a UUID");
 		return GCALCTL_EXIT_USAGE;
 	}

@@ -35,6 +35,7 @@
 #include "content.h"
 #include "db.h"
 #include "header.h"
+#include "ids.h"
 #include "log.h"
 #include "mailer.h"
 #include "metrics.h"
@@ -556,21 +557,6 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 	}
 }
 
-static bool job_is_uuid(const char *s)
-{
-	if (s == NULL || strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* A lower-case copy of the UUID member name of j; NULL when absent. *bad is set when present but not a UUID. */
 static char *job_uuid(const cJSON *j, const char *name, bool *bad)
 {
@@ -579,7 +565,7 @@ static char *job_uuid(const cJSON *j, const char *name, bool *bad)
 
 	if (v == NULL || cJSON_IsNull(v))
 		return NULL;
-	if (!job_is_uuid(cJSON_GetStringValue(v))) {
+	if (!ids_is_uuid(cJSON_GetStringValue(v))) {
 		*bad = true;
 		return NULL;
 	}

@@ -10,7 +10,6 @@
  * leads; the gateway has meanwhile answered 202 and the reply, when it comes,
  * is dropped if nobody waits for it.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "db.h"
 #include "event.h"
 #include "google.h"
+#include "ids.h"
 #include "log.h"
 #include "metrics.h"
 #include "retry.h"
@@ -608,12 +608,6 @@ static char *command_field(const cJSON *j, const char *key)
 	return v ? xstrdup(v) : NULL;
 }
 
-static void command_lower(char *s)
-{
-	for (; s && *s; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
 /* 0, or -1 with *why naming what is wrong. */
 static int command_parse(struct command_job *job, const char **why)
 {
@@ -638,19 +632,19 @@ static int command_parse(struct command_job *job, const char **why)
 	job->reason = command_field(j, "reason");
 	job->email_override = command_field(j, "attendee_email");
 	job->name_override = command_field(j, "attendee_name");
-	command_lower(job->command_id);
-	command_lower(job->user_id);
-	command_lower(job->meeting_id);
-	command_lower(job->lead_id);
-	if (!event_is_uuid(job->command_id) || !event_is_uuid(job->user_id)) {
+	ids_lower(job->command_id);
+	ids_lower(job->user_id);
+	ids_lower(job->meeting_id);
+	ids_lower(job->lead_id);
+	if (!ids_is_uuid(job->command_id) || !ids_is_uuid(job->user_id)) {
 		*why = "command_id and user_id must be UUIDs";
 		goto out;
 	}
-	if (job->kind == CMD_CREATE && !event_is_uuid(job->lead_id)) {
+	if (job->kind == CMD_CREATE && !ids_is_uuid(job->lead_id)) {
 		*why = "lead_analytics_id must be a UUID";
 		goto out;
 	}
-	if (job->kind != CMD_CREATE && !event_is_uuid(job->meeting_id)) {
+	if (job->kind != CMD_CREATE && !ids_is_uuid(job->meeting_id)) {
 		*why = "meeting_id must be a UUID";
 		goto out;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "datetime.h"
+#include "ids.h"
 #include "xmalloc.h"
 
 #define EVENT_TITLE_MAX 500
@@ -140,27 +141,12 @@ char *event_description(const struct event_lead *lead)
 	return out;
 }
 
-bool event_is_uuid(const char *s)
-{
-	if (s == NULL || strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	return true;
-}
-
 int event_id_for(const char *lead_id, int generation, char *out, size_t size)
 {
 	char hex[33];
 	int n = 0;
 
-	if (!event_is_uuid(lead_id) || generation < 0)
+	if (!ids_is_uuid(lead_id) || generation < 0)
 		return -1;
 	for (const char *p = lead_id; *p; p++)
 		if (*p != '-')

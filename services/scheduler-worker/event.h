@@ -63,9 +63,6 @@ cJSON *event_build(const struct event_spec *spec);
 /* The events.patch body that moves an event to a new start (same duration). */
 cJSON *event_build_move(const struct event_spec *spec);
 
-/* True when s is a UUID in its canonical 8-4-4-4-12 hex form. */
-bool event_is_uuid(const char *s);
-
 /* Lower-case, trim and check an email address roughly (one '@', no spaces or controls). The caller frees it. */
 char *event_clean_email(const char *raw);
 

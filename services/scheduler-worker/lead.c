@@ -21,6 +21,7 @@
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
+#include "ids.h"
 #include "log.h"
 #include "metrics.h"
 #include "retry.h"
@@ -407,7 +408,7 @@ static int lead_parse(struct lead_job *job, const char **why)
 	}
 	lead = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "lead_analytics_id"));
 	user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "user_id"));
-	if (!event_is_uuid(lead) || !event_is_uuid(user)) {
+	if (!ids_is_uuid(lead) || !ids_is_uuid(user)) {
 		*why = "lead_analytics_id and user_id must be UUIDs";
 		cJSON_Delete(j);
 		return -1;

@@ -1,6 +1,7 @@
 /*
- * ids: the identifiers the gateway checks and makes: UUIDs (users,
- * meetings, leads, command ids) and random URL-safe strings (OAuth state,
+ * ids: the identifiers every service checks and the gateway makes: UUIDs
+ * (users, meetings, leads, command and job ids, checked at each boundary
+ * before they reach SQL or a log) and random URL-safe strings (OAuth state,
  * PKCE verifier), all from libsodium's CSPRNG.
  */
 #ifndef IDS_H

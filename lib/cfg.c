@@ -424,3 +424,16 @@ void cfg_free(struct config *c)
 		*strings[i] = NULL;
 	}
 }
+
+char *cfg_transcript_url(const char *tmpl, const char *call_id)
+{
+	static const char mark_text[] = "{call_id}";
+	const char *mark;
+
+	if (tmpl == NULL || *tmpl == '\0' || call_id == NULL || *call_id == '\0')
+		return NULL;
+	mark = strstr(tmpl, mark_text);
+	if (mark == NULL)
+		return xstrdup(tmpl);
+	return xasprintf("%.*s%s%s", (int)(mark - tmpl), tmpl, call_id, mark + strlen(mark_text));
+}

@@ -95,4 +95,12 @@ void cfg_free(struct config *cfg);
  */
 int cfg_split_addr(const char *addr, char **host, int *port);
 
+/*
+ * The TRANSCRIPT_URL template tmpl with call_id put in for "{call_id}" (a
+ * template without it is used as is): the one link the event description
+ * and the mails give. NULL when either is missing or empty. The caller
+ * frees it.
+ */
+char *cfg_transcript_url(const char *tmpl, const char *call_id);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 
+#include "cfg.h"
 #include "header.h"
 #include "ical.h"
 #include "template.h"
@@ -161,20 +162,12 @@ char *content_reasoning_text(const char *json_text)
 	return out;
 }
 
-/* TRANSCRIPT_URL with the call id put in for "{call_id}"; NULL without both. */
+/* The transcript link, only when it is a web URL: a mail never carries another scheme. */
 static char *content_transcript_url(const char *tmpl, const char *call_id)
 {
-	const char *mark;
-	char *url;
+	char *url = cfg_transcript_url(tmpl, call_id);
 
-	if (tmpl == NULL || call_id == NULL || *call_id == '\0')
-		return NULL;
-	mark = strstr(tmpl, "{call_id}");
-	if (mark == NULL)
-		url = xstrdup(tmpl);
-	else
-		url = xasprintf("%.*s%s%s", (int)(mark - tmpl), tmpl, call_id, mark + strlen("{call_id}"));
-	if (!text_is_web_url(url)) {
+	if (url != NULL && !text_is_web_url(url)) {
 		free(url);
 		return NULL;
 	}

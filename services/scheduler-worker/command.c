@@ -485,6 +485,7 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	const struct config *cfg = job->s->cfg;
 	const char *err, *when;
 	struct event_lead el;
+	char *transcript;
 	struct booking *b = &job->booking;
 	cJSON *meta;
 
@@ -534,18 +535,10 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	el.reasoning_json = db_value(r, 0, LC_REASONING);
 	el.summary = db_value(r, 0, LC_SUMMARY);
 	el.recording_url = db_value(r, 0, LC_RECORDING);
-	if (cfg->transcript_url != NULL && db_value(r, 0, LC_CALL) != NULL) {
-		const char *mark = strstr(cfg->transcript_url, "{call_id}");
-		char *url = mark ? xasprintf("%.*s%s%s", (int)(mark - cfg->transcript_url), cfg->transcript_url,
-					     db_value(r, 0, LC_CALL), mark + 9)
-				 : xstrdup(cfg->transcript_url);
-
-		el.transcript_url = url;
-		job->description = event_description(&el);
-		free(url);
-	} else {
-		job->description = event_description(&el);
-	}
+	transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, LC_CALL));
+	el.transcript_url = transcript;
+	job->description = event_description(&el);
+	free(transcript);
 	job->title = event_title(el.name, el.company);
 	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
 	job->call_id = command_opt(r, LC_CALL);

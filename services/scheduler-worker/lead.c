@@ -239,19 +239,6 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	}
 }
 
-/* "https://app/calls/{call_id}" with the call id put in; NULL without a template or call. */
-static char *lead_transcript_url(const char *tmpl, const char *call_id)
-{
-	const char *mark;
-
-	if (tmpl == NULL || call_id == NULL)
-		return NULL;
-	mark = strstr(tmpl, "{call_id}");
-	if (mark == NULL)
-		return xstrdup(tmpl);
-	return xasprintf("%.*s%s%s", (int)(mark - tmpl), tmpl, call_id, mark + strlen("{call_id}"));
-}
-
 static char *lead_metadata(const struct db_result *r, const char *trace)
 {
 	cJSON *m = cJSON_CreateObject();
@@ -282,7 +269,7 @@ static char *lead_opt(const struct db_result *r, int col)
 static void lead_prepare(struct lead_job *job, const struct db_result *r, const struct datetime *dt)
 {
 	const struct config *cfg = job->s->cfg;
-	char *transcript = lead_transcript_url(cfg->transcript_url, db_value(r, 0, COL_CALL));
+	char *transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, COL_CALL));
 	struct event_lead el = {
 		.name = db_value(r, 0, COL_NAME) ? db_value(r, 0, COL_NAME) : db_value(r, 0, COL_CONTACT_NAME),
 		.company = db_value(r, 0, COL_COMPANY),

@@ -148,6 +148,18 @@ int main(void)
 		CHECK_INT(cfg_split_addr("127.0.0.1:99999", &host, &port), -1, "port out of range");
 		CHECK_INT(cfg_split_addr(":80", &host, &port), -1, "missing host");
 	}
+	{
+		char *url = cfg_transcript_url("https://app.example.com/calls/{call_id}/t", "c-1");
+
+		CHECK_STR(url, "https://app.example.com/calls/c-1/t", "transcript template takes the call id");
+		free(url);
+		url = cfg_transcript_url("https://app.example.com/calls", "c-1");
+		CHECK_STR(url, "https://app.example.com/calls", "a template without {call_id} is used as is");
+		free(url);
+		CHECK(cfg_transcript_url(NULL, "c-1") == NULL, "no template, no link");
+		CHECK(cfg_transcript_url("https://a/{call_id}", NULL) == NULL, "no call, no link");
+		CHECK(cfg_transcript_url("https://a/{call_id}", "") == NULL, "empty call id, no link");
+	}
 	log_shutdown();
 	tz_shutdown();
 	return tap_done();

@@ -3,6 +3,8 @@
  */
 #include "amqptext.h"
 
+#include <stdio.h>
+
 #include "xmalloc.h"
 
 char *amqptext_bytes(amqp_bytes_t b)
@@ -43,4 +45,23 @@ char *amqptext_field(const amqp_field_value_t *v)
 char *amqptext_prop(const amqp_basic_properties_t *p, amqp_flags_t flag, amqp_bytes_t value)
 {
 	return (p->_flags & flag) ? amqptext_bytes(value) : NULL;
+}
+
+void amqptext_reply(amqp_rpc_reply_t r, char *buf, size_t len)
+{
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+		snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
+	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_t *c = r.reply.decoded;
+
+		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
+	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+		amqp_connection_close_t *c = r.reply.decoded;
+
+		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
+	} else if (r.reply_type == AMQP_RESPONSE_NONE) {
+		snprintf(buf, len, "no reply");
+	} else {
+		snprintf(buf, len, "unexpected method 0x%08x", r.reply.id);
+	}
 }

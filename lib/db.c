@@ -164,19 +164,6 @@ static struct timeval db_tv(int64_t ms)
 	return tv;
 }
 
-static struct event *db_event_new(struct event_base *base, evutil_socket_t fd, short what,
-				  event_callback_fn cb, void *arg)
-{
-	struct event *ev = event_new(base, fd, what, cb, arg);
-
-	/* event_new fails only when out of memory (or on a bad base): as fatal as xmalloc. */
-	if (ev == NULL) {
-		log_error("cannot create a libevent event");
-		abort();
-	}
-	return ev;
-}
-
 /* libpq messages end in newlines and continue with tabbed hints: keep the first line. */
 static char *db_first_line(const char *msg)
 {
@@ -422,7 +409,7 @@ static bool db_conn_watch(struct db_conn *conn, short what)
 	}
 	if (fd < 0)
 		return false;
-	conn->ev = db_event_new(conn->db->base, fd, what, db_conn_on_io, conn);
+	conn->ev = xevent_new(conn->db->base, fd, what, db_conn_on_io, conn);
 	event_add(conn->ev, NULL);
 	return true;
 }
@@ -828,8 +815,8 @@ struct db *db_new(struct event_base *base, const struct db_opts *opts)
 		  (uint64_t)(uintptr_t)db;
 	if (db->rng == 0)
 		db->rng = 1;
-	db->queue_timer = db_event_new(base, -1, 0, db_on_queue_timeout, db);
-	db->dispatch_timer = db_event_new(base, -1, 0, db_on_dispatch, db);
+	db->queue_timer = xevent_new(base, -1, 0, db_on_queue_timeout, db);
+	db->dispatch_timer = xevent_new(base, -1, 0, db_on_dispatch, db);
 	db_prepare(db, opts);
 	db->conns = xcalloc((size_t)db->pool_size, sizeof(*db->conns));
 	for (int i = 0; i < db->pool_size; i++) {
@@ -837,7 +824,7 @@ struct db *db_new(struct event_base *base, const struct db_opts *opts)
 
 		conn->db = db;
 		conn->state = DB_CONN_DOWN;
-		conn->timer = db_event_new(base, -1, 0, db_conn_on_timer, conn);
+		conn->timer = xevent_new(base, -1, 0, db_conn_on_timer, conn);
 		if (!db->invalid)
 			db_conn_start(conn);
 	}

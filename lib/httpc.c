@@ -71,19 +71,6 @@ struct httpc {
 
 static bool httpc_global_done;
 
-static struct event *httpc_event_new(struct event_base *base, evutil_socket_t fd, short what,
-				     event_callback_fn cb, void *arg)
-{
-	struct event *ev = event_new(base, fd, what, cb, arg);
-
-	/* event_new fails only when out of memory: as fatal as xmalloc. */
-	if (ev == NULL) {
-		log_error("cannot create a libevent event");
-		abort();
-	}
-	return ev;
-}
-
 static void httpc_active_unlink(struct httpc *client, struct httpc_xfer *x)
 {
 	if (x->prev != NULL)
@@ -254,7 +241,7 @@ static int httpc_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, 
 	} else {
 		event_free(s->ev);
 	}
-	s->ev = httpc_event_new(client->base, fd, kind, httpc_on_socket_event, s);
+	s->ev = xevent_new(client->base, fd, kind, httpc_on_socket_event, s);
 	event_add(s->ev, NULL);
 	return 0;
 }
@@ -295,7 +282,7 @@ struct httpc *httpc_new(struct event_base *base, long max_connections)
 		log_error("curl_multi_init failed");
 		abort();
 	}
-	client->timer = httpc_event_new(base, -1, 0, httpc_on_timer_event, client);
+	client->timer = xevent_new(base, -1, 0, httpc_on_timer_event, client);
 	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION, httpc_on_socket);
 	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
 	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, httpc_on_timer);

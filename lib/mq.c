@@ -133,26 +133,6 @@ static amqp_bytes_t mq_cstr(const char *s)
 	return s != NULL ? amqp_cstring_bytes(s) : amqp_empty_bytes;
 }
 
-/* Why an RPC or library call failed, as one line: "406 PRECONDITION_FAILED - ..." or the library's words. */
-static void mq_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
-{
-	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-		snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-		amqp_channel_close_t *c = r.reply.decoded;
-
-		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-		amqp_connection_close_t *c = r.reply.decoded;
-
-		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
-	} else if (r.reply_type == AMQP_RESPONSE_NONE) {
-		snprintf(buf, len, "no reply");
-	} else {
-		snprintf(buf, len, "unexpected method 0x%08x", r.reply.id);
-	}
-}
-
 static void mq_kick(struct mq *mq)
 {
 	static const struct timeval zero = { 0, 0 };
@@ -343,7 +323,7 @@ static void mq_on_return(struct mq *mq, const amqp_basic_return_t *r)
 	if (rr.reply_type != AMQP_RESPONSE_NORMAL) {
 		char text[256];
 
-		mq_reply_text(rr, text, sizeof(text));
+		amqptext_reply(rr, text, sizeof(text));
 		mq_fail(mq, "reading a returned message failed", text);
 		free(ex);
 		free(rk);
@@ -436,7 +416,7 @@ static void mq_on_deliver(struct mq *mq, const amqp_basic_deliver_t *m)
 	if (rr.reply_type != AMQP_RESPONSE_NORMAL) {
 		char text[256];
 
-		mq_reply_text(rr, text, sizeof(text));
+		amqptext_reply(rr, text, sizeof(text));
 		mq_fail(mq, "reading a delivery failed", text);
 		return;
 	}
@@ -466,7 +446,7 @@ static void mq_on_close(struct mq *mq, const amqp_frame_t *f)
 	bool connection = f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD;
 	amqp_rpc_reply_t r = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = f->payload.method };
 
-	mq_reply_text(r, text, sizeof(text));
+	amqptext_reply(r, text, sizeof(text));
 	if (connection)
 		mq_send_close_ok(mq, 0, AMQP_CONNECTION_CLOSE_OK_METHOD);
 	else
@@ -674,14 +654,14 @@ static int mq_open(struct mq *mq, char *text, size_t len)
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		size_t n = (size_t)snprintf(text, len, "login: ");
 
-		mq_reply_text(r, text + n, len - n);
+		amqptext_reply(r, text + n, len - n);
 		return -1;
 	}
 	if (amqp_channel_open(mq->conn, MQ_CHANNEL) == NULL ||
 	    amqp_confirm_select(mq->conn, MQ_CHANNEL) == NULL) {
 		size_t n = (size_t)snprintf(text, len, "channel: ");
 
-		mq_reply_text(amqp_get_rpc_reply(mq->conn), text + n, len - n);
+		amqptext_reply(amqp_get_rpc_reply(mq->conn), text + n, len - n);
 		return -1;
 	}
 	return 0;
@@ -698,7 +678,7 @@ static void mq_start_timers(struct mq *mq)
 		tick_s = MQ_TICK_MAX_S;
 	tick.tv_sec = tick_s;
 	tick.tv_usec = 0;
-	mq->io = event_new(mq->base, amqp_get_sockfd(mq->conn), EV_READ | EV_PERSIST, mq_on_readable, mq);
+	mq->io = xevent_new(mq->base, amqp_get_sockfd(mq->conn), EV_READ | EV_PERSIST, mq_on_readable, mq);
 	event_add(mq->io, NULL);
 	evtimer_add(mq->tick, &tick);
 }
@@ -767,7 +747,7 @@ struct mq *mq_new(struct event_base *base, const struct mq_opts *opts)
 		exit(MQ_EXIT_CONFIG);
 	}
 	mq->kick = evtimer_new(base, mq_on_kick, mq);
-	mq->tick = event_new(base, -1, EV_PERSIST, mq_on_tick, mq);
+	mq->tick = xevent_new(base, -1, EV_PERSIST, mq_on_tick, mq);
 	mq->retry = evtimer_new(base, mq_on_retry, mq);
 	mq->reset = evtimer_new(base, mq_on_reset, mq);
 	evtimer_add(mq->retry, &zero);
@@ -837,7 +817,7 @@ static int mq_rpc_check(struct mq *mq, const char *what, const char *kind, const
 		mq->last_rx_ms = mq_now_ms();
 		return 0;
 	}
-	mq_reply_text(r, text, sizeof(text));
+	amqptext_reply(r, text, sizeof(text));
 	if (kind != NULL && r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
 	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_PRECONDITION_FAILED) {
 		bool queue = strcmp(kind, "queue") == 0;

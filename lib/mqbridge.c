@@ -245,9 +245,9 @@ static void *mqbridge_thread(void *arg)
 	struct timeval tick = { 0, 100000 };
 
 	b->mq = mq_new(b->tbase, &opts);
-	b->to_thread_ev = event_new(b->tbase, b->to_thread.fd, EV_READ | EV_PERSIST, mqbridge_on_requests, b);
+	b->to_thread_ev = xevent_new(b->tbase, b->to_thread.fd, EV_READ | EV_PERSIST, mqbridge_on_requests, b);
 	event_add(b->to_thread_ev, NULL);
-	b->ready_tick = event_new(b->tbase, -1, EV_PERSIST, mqbridge_on_ready_tick, b);
+	b->ready_tick = xevent_new(b->tbase, -1, EV_PERSIST, mqbridge_on_ready_tick, b);
 	event_add(b->ready_tick, &tick);
 
 	event_base_dispatch(b->tbase);
@@ -302,7 +302,7 @@ struct mqbridge *mqbridge_new(struct event_base *base, const char *url, const ch
 	atomic_init(&b->ready, false);
 	mqbridge_queue_init(&b->to_thread);
 	mqbridge_queue_init(&b->to_loop);
-	b->from_thread = event_new(base, b->to_loop.fd, EV_READ | EV_PERSIST, mqbridge_on_results, b);
+	b->from_thread = xevent_new(base, b->to_loop.fd, EV_READ | EV_PERSIST, mqbridge_on_results, b);
 	event_add(b->from_thread, NULL);
 	b->tbase = event_base_new();
 	if (b->tbase == NULL || pthread_create(&b->thread, NULL, mqbridge_thread, b) != 0) {

@@ -72,7 +72,7 @@ void worker_stop(struct worker *w)
 		return;
 	w->stopping = true;
 	mq_stop_consuming(w->consumer);
-	w->drain = event_new(w->base, -1, EV_PERSIST, worker_on_drain, w);
+	w->drain = xevent_new(w->base, -1, EV_PERSIST, worker_on_drain, w);
 	event_add(w->drain, &tick);
 }
 

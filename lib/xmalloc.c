@@ -80,3 +80,13 @@ char *xasprintf(const char *fmt, ...)
 	va_end(ap);
 	return s;
 }
+
+struct event *xevent_new(struct event_base *base, evutil_socket_t fd, short what, event_callback_fn cb, void *arg)
+{
+	/* event_new fails only on allocation (or a NULL base, a bug): as fatal as xmalloc. */
+	struct event *ev = event_new(base, fd, what, cb, arg);
+
+	if (ev == NULL)
+		xmalloc_die(0);
+	return ev;
+}

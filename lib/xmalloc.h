@@ -1,5 +1,5 @@
 /*
- * xmalloc: allocation that cannot fail.
+ * xmalloc: allocation that cannot fail (memory, and libevent events).
  *
  * Running out of memory is not a condition these services can recover from
  * in any useful way, so every allocation goes through here and aborts with a
@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <event2/event.h>
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *ptr, size_t size);
@@ -20,5 +22,7 @@ char *xstrndup(const char *s, size_t n);
 void *xmemdup(const void *p, size_t n);
 /* printf into a fresh string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* libevent's event_new(), which fails only when out of memory. The caller frees it with event_free(). */
+struct event *xevent_new(struct event_base *base, evutil_socket_t fd, short what, event_callback_fn cb, void *arg);
 
 #endif

@@ -40,31 +40,11 @@ static bool broker_bytes_is(amqp_bytes_t b, const char *s)
 	return b.len == strlen(s) && (b.len == 0 || memcmp(b.bytes, s, b.len) == 0);
 }
 
-/* The broker's or the library's reason for a failed call, into buf. */
-static void broker_reply_text(amqp_rpc_reply_t r, char *buf, size_t len)
-{
-	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-		snprintf(buf, len, "%s", amqp_error_string2(r.library_error));
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-		amqp_channel_close_t *c = r.reply.decoded;
-
-		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
-	} else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-		amqp_connection_close_t *c = r.reply.decoded;
-
-		snprintf(buf, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
-	} else if (r.reply_type == AMQP_RESPONSE_NONE) {
-		snprintf(buf, len, "no reply");
-	} else {
-		snprintf(buf, len, "unexpected method 0x%08x", r.reply.id);
-	}
-}
-
 static void broker_log_reply(struct broker *b, const char *msg, amqp_rpc_reply_t r)
 {
 	char text[256];
 
-	broker_reply_text(r, text, sizeof(text));
+	amqptext_reply(r, text, sizeof(text));
 	log_error(msg, LOG_STR("broker", b->where), LOG_STR("error", text));
 }
 
@@ -173,7 +153,7 @@ long broker_queue_depth(struct broker *b, const char *queue)
 	if (ok != NULL)
 		return (long)ok->message_count;
 	r = amqp_get_rpc_reply(b->conn);
-	broker_reply_text(r, text, sizeof(text));
+	amqptext_reply(r, text, sizeof(text));
 	log_error("cannot read the queue (a service declares it when it first starts)", LOG_STR("queue", queue),
 		  LOG_STR("broker", b->where), LOG_STR("error", text));
 	broker_recover(b, r);

@@ -204,7 +204,7 @@ static void sweep_on_first(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	event_free(s->sweep);
-	s->sweep = event_new(s->base, -1, EV_PERSIST, sweep_on_timer, s);
+	s->sweep = xevent_new(s->base, -1, EV_PERSIST, sweep_on_timer, s);
 	event_add(s->sweep, &period);
 	sweep_run(s);
 }

@@ -193,8 +193,16 @@ static void datetime_split(int64_t t, int *y, int *mo, int *d, int *h, int *mi, 
 void datetime_format(int64_t epoch_s, int offset_s, char *buf, size_t size)
 {
 	int y, mo, d, h, mi, s;
-	int off = offset_s < 0 ? -offset_s : offset_s;
+	int off;
 
+	/*
+	 * RFC 3339 offsets have no seconds, but a zone's local mean time before
+	 * standard time does (Asia/Kolkata was +05:53:28). Writing the instant
+	 * at the whole minute keeps the instant exact; dropping the seconds from
+	 * the offset alone would move it. (Found by tests/fuzz/fuzz_datetime.)
+	 */
+	offset_s -= offset_s % 60;
+	off = offset_s < 0 ? -offset_s : offset_s;
 	datetime_split(epoch_s + offset_s, &y, &mo, &d, &h, &mi, &s);
 	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", y, mo, d, h, mi, s,
 		 offset_s < 0 ? '-' : '+', off / 3600, off % 3600 / 60);

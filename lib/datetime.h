@@ -45,7 +45,9 @@ int64_t datetime_days_from_civil(int year, int month, int day);
 
 /*
  * Write the instant epoch_s as seen at offset_s, in RFC 3339 with a numeric
- * offset ("2025-09-18T17:00:00+05:30"; "+00:00" for UTC). buf needs 26 bytes.
+ * offset ("2025-09-18T17:00:00+05:30"; "+00:00" for UTC). An offset with
+ * seconds (local mean time, before 1900) is written at its whole minute, the
+ * instant unchanged. buf needs 26 bytes.
  */
 void datetime_format(int64_t epoch_s, int offset_s, char *buf, size_t size);
 

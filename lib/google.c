@@ -103,20 +103,27 @@ static enum google_outcome google_classify(long status, const char *reason, bool
 	}
 }
 
+void google_read_response(long status, const char *body, size_t len, bool oauth, struct google_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->status = status;
+	out->retry_after_s = -1;
+	if (len > 0)
+		out->json = cJSON_ParseWithLength(body, len);
+	google_error_fields(out->json, &out->reason, &out->message);
+	out->outcome = google_classify(status, out->reason, oauth);
+}
+
 static void google_on_response(const struct httpc_response *r, void *arg)
 {
 	struct google_call *call = arg;
 	struct google_result res = { 0 };
 
-	res.status = r->result == CURLE_OK ? r->status : 0;
+	google_read_response(r->result == CURLE_OK ? r->status : 0, r->body, r->body_len, call->oauth, &res);
 	res.retry_after_s = r->retry_after_s;
 	res.seconds = r->seconds;
-	if (r->body_len > 0)
-		res.json = cJSON_ParseWithLength(r->body, r->body_len);
-	google_error_fields(res.json, &res.reason, &res.message);
 	if (r->result != CURLE_OK)
 		res.message = r->error;
-	res.outcome = google_classify(res.status, res.reason, call->oauth);
 
 	metric_observe(metrics_histogram("google_request_duration_seconds", "Google API calls by operation and outcome.",
 					 metrics_latency_buckets, metrics_latency_nbuckets, "op", call->op,

@@ -12,6 +12,9 @@
 #ifndef GOOGLE_H
 #define GOOGLE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <cJSON.h>
 
 struct httpc;
@@ -52,6 +55,16 @@ void google_free(struct google *g);
 
 /* The outcome's name for logs, metrics and stored reasons ("transient", ...). */
 const char *google_outcome_name(enum google_outcome outcome);
+
+/*
+ * Read one answer of Google's (status 0: none arrived) as the callbacks see
+ * it: the body parsed when it is JSON, the error's reason and message from
+ * either error shape (Calendar's error.errors[0], OAuth's "error"), and the
+ * outcome. oauth: the answer came from the token endpoint, where
+ * invalid_grant means the grant is dead. The caller deletes out->json with
+ * cJSON_Delete(); reason and message point into it.
+ */
+void google_read_response(long status, const char *body, size_t len, bool oauth, struct google_result *out);
 
 /* OAuth. The token JSON arrives in result->json. */
 void google_exchange_code(struct google *g, const char *code, const char *code_verifier, google_cb cb, void *arg);

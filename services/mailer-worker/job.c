@@ -21,7 +21,6 @@
  * owner address) is dead-lettered at once with its reason. Nothing here ever
  * changes a meeting beyond its *_email_sent columns.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,7 @@
 #include "content.h"
 #include "db.h"
 #include "header.h"
-#include "ids.h"
+#include "jobspec.h"
 #include "log.h"
 #include "mailer.h"
 #include "metrics.h"
@@ -49,7 +48,6 @@
 /* Recording `sent` while the database is down: tries, the first pause doubling each time. */
 #define JOB_RECORD_TRIES 6
 #define JOB_RECORD_PAUSE_MS 500
-#define JOB_MESSAGE_ID_MAX 255
 #define JOB_ERROR_MAX 1000
 
 static const char job_claim_sql[] =
@@ -557,75 +555,23 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 	}
 }
 
-/* A lower-case copy of the UUID member name of j; NULL when absent. *bad is set when present but not a UUID. */
-static char *job_uuid(const cJSON *j, const char *name, bool *bad)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	char *out;
-
-	if (v == NULL || cJSON_IsNull(v))
-		return NULL;
-	if (!ids_is_uuid(cJSON_GetStringValue(v))) {
-		*bad = true;
-		return NULL;
-	}
-	out = xstrdup(v->valuestring);
-	for (char *p = out; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return out;
-}
-
-/* The job names what to mail; anything unreadable goes to mailer.dead at once. */
+/* The job names what to mail; anything unreadable goes to mailer.dead at once. The job owns the fields. */
 static int job_parse(struct mail_job *job, const char **why)
 {
-	const struct mq_message *msg = &job->d->msg;
-	cJSON *j;
-	const cJSON *seq, *reason;
-	bool bad = false;
+	struct jobspec spec;
+	int rc = jobspec_parse(job->d->msg.message_id, job->d->msg.body, job->d->msg.body_len, &spec, why);
 
-	if (msg->message_id == NULL || *msg->message_id == '\0' || strlen(msg->message_id) > JOB_MESSAGE_ID_MAX) {
-		*why = "the message has no usable message_id, which the mailer de-duplicates on";
+	if (spec.has_kind)
+		job->kind_name = content_kind_name(spec.kind);
+	if (rc < 0)
 		return -1;
-	}
-	j = cJSON_ParseWithLength(msg->body, msg->body_len);
-	if (!cJSON_IsObject(j)) {
-		*why = "the body is not a JSON object";
-		cJSON_Delete(j);
-		return -1;
-	}
-	if (content_kind_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind")), &job->kind) < 0) {
-		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected";
-		cJSON_Delete(j);
-		return -1;
-	}
-	job->kind_name = content_kind_name(job->kind);
-	job->user_id = job_uuid(j, "user_id", &bad);
-	job->meeting_id = job_uuid(j, "meeting_id", &bad);
-	job->previous_id = job_uuid(j, "previous_meeting_id", &bad);
-	job->lead_id = job_uuid(j, "lead_analytics_id", &bad);
-	seq = cJSON_GetObjectItemCaseSensitive(j, "sequence");
-	reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
-	job->sequence = -1;
-	if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 && seq->valuedouble < 1e9)
-		job->sequence = (int)seq->valuedouble;
-	else if (seq != NULL)
-		bad = true;
-	if (cJSON_IsString(reason))
-		job->reason = xstrdup(reason->valuestring);
-	cJSON_Delete(j);
-	if (bad || job->user_id == NULL) {
-		*why = "user_id must be a UUID, and so must meeting_id, previous_meeting_id and lead_analytics_id "
-		       "when given";
-		return -1;
-	}
-	if (job->kind != CONTENT_DISCONNECTED && job->meeting_id == NULL) {
-		*why = "a meeting mail needs meeting_id";
-		return -1;
-	}
-	if (job->kind == CONTENT_DISCONNECTED) {
-		free(job->meeting_id);
-		job->meeting_id = NULL;
-	}
+	job->kind = spec.kind;
+	job->user_id = spec.user_id;
+	job->meeting_id = spec.meeting_id;
+	job->previous_id = spec.previous_id;
+	job->lead_id = spec.lead_id;
+	job->sequence = spec.sequence;
+	job->reason = spec.reason;
 	return 0;
 }
 

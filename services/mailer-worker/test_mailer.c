@@ -118,7 +118,7 @@ static void test_rfc2047(void)
 		char s[200] = "";
 
 		for (int shift = 0; shift < 4; shift++) {
-			strcpy(s, "abc" + (3 - shift));
+			snprintf(s, sizeof(s), "%.*s", shift, "abc");
 			for (int i = 0; i < 30; i++)
 				strcat(s, "\xf0\x9f\x8e\xaf");
 			e = rfc2047_encode(s);

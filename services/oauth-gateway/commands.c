@@ -48,11 +48,6 @@ static const char commands_lead_sql[] =
 
 static const char commands_meeting_sql[] = "SELECT status FROM calendar_meetings WHERE id = $1 AND user_id = $2";
 
-enum command_kind {
-	COMMAND_CREATE,
-	COMMAND_RESCHEDULE,
-	COMMAND_CANCEL,
-};
 
 static const char *const command_names[] = { "create", "reschedule", "cancel" };
 static const char *const command_keys[] = {
@@ -292,10 +287,10 @@ static struct command *command_new(struct gateway *g, struct http_req *r, enum c
 	return cmd;
 }
 
-/* Body checks. Each returns 0, or -1 after answering 400 naming the field. */
+/* Body checks: 0, or -1 with why naming the field. */
 
 /* A member that must be a string when present (JSON null counts as absent); *out is NULL when absent. */
-static int commands_string(struct http_req *r, const cJSON *body, const char *name, const char **out)
+static int commands_string(const cJSON *body, const char *name, const char **out, char *why, size_t len)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
 
@@ -303,7 +298,7 @@ static int commands_string(struct http_req *r, const cJSON *body, const char *na
 	if (v == NULL || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsString(v)) {
-		http_reply_error(r, 400, "invalid_request", "%s must be a string", name);
+		snprintf(why, len, "%s must be a string", name);
 		return -1;
 	}
 	*out = v->valuestring;
@@ -320,17 +315,16 @@ static bool commands_printable(const char *s)
 }
 
 /* A date-time the scheduler will understand, not in the past when its instant is known already. */
-static int commands_datetime(struct http_req *r, const char *name, const char *text)
+static int commands_datetime(const char *name, const char *text, int64_t now, char *why, size_t len)
 {
 	struct datetime dt;
 
 	if (datetime_parse(text, strlen(text), &dt) < 0) {
-		http_reply_error(r, 400, "invalid_request",
-				 "%s must be an ISO 8601 date and time, e.g. 2025-09-18T17:00:00+05:30", name);
+		snprintf(why, len, "%s must be an ISO 8601 date and time, e.g. 2025-09-18T17:00:00+05:30", name);
 		return -1;
 	}
-	if (dt.has_offset && dt.epoch_s <= (int64_t)time(NULL)) {
-		http_reply_error(r, 400, "invalid_request", "%s is in the past", name);
+	if (dt.has_offset && dt.epoch_s <= now) {
+		snprintf(why, len, "%s is in the past", name);
 		return -1;
 	}
 	return 0;
@@ -345,6 +339,73 @@ static bool commands_email_ok(const char *e)
 	return n >= 3 && n <= COMMANDS_EMAIL_MAX && at != NULL && at != e && at[1] != '\0' &&
 	       strchr(at + 1, '@') == NULL && strchr(at + 1, '.') != NULL && strpbrk(e, " \t\r\n<>,;\"") == NULL &&
 	       commands_printable(e);
+}
+
+static int commands_check_create(const cJSON *body, int64_t now, struct commands_input *in, char *why, size_t len)
+{
+	if (commands_string(body, "leadAnalyticsId", &in->lead, why, len) < 0 ||
+	    commands_string(body, "attendeeEmail", &in->email, why, len) < 0 ||
+	    commands_string(body, "attendeeName", &in->name, why, len) < 0 ||
+	    commands_string(body, "dateTime", &in->when, why, len) < 0)
+		return -1;
+	if (in->lead == NULL) {
+		snprintf(why, len, "leadAnalyticsId is required");
+		return -1;
+	}
+	if (!ids_is_uuid(in->lead)) {
+		snprintf(why, len, "leadAnalyticsId must be a UUID");
+		return -1;
+	}
+	if (in->email != NULL && !commands_email_ok(in->email)) {
+		snprintf(why, len, "attendeeEmail is not a valid email address");
+		return -1;
+	}
+	if (in->name != NULL && (strlen(in->name) > COMMANDS_NAME_MAX || !commands_printable(in->name))) {
+		snprintf(why, len, "attendeeName must be at most %d characters, without control characters",
+			 COMMANDS_NAME_MAX);
+		return -1;
+	}
+	return in->when != NULL ? commands_datetime("dateTime", in->when, now, why, len) : 0;
+}
+
+int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, struct commands_input *in, char *why,
+			size_t len)
+{
+	memset(in, 0, sizeof(*in));
+	switch (kind) {
+	case COMMAND_CREATE:
+		return commands_check_create(body, now, in, why, len);
+	case COMMAND_RESCHEDULE:
+		if (commands_string(body, "newDateTime", &in->when, why, len) < 0)
+			return -1;
+		if (in->when == NULL) {
+			snprintf(why, len, "newDateTime is required");
+			return -1;
+		}
+		return commands_datetime("newDateTime", in->when, now, why, len);
+	case COMMAND_CANCEL:
+		if (commands_string(body, "reason", &in->reason, why, len) < 0)
+			return -1;
+		if (in->reason != NULL && strlen(in->reason) > COMMANDS_REASON_MAX) {
+			snprintf(why, len, "reason must be at most %d characters", COMMANDS_REASON_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(why, len, "unknown command");
+	return -1;
+}
+
+/* The checked body of r for kind into *in, or -1 after answering 400. */
+static int commands_read(struct http_req *r, const cJSON *body, enum command_kind kind, struct commands_input *in)
+{
+	char why[160];
+
+	if (commands_check_body(kind, body, (int64_t)time(NULL), in, why, sizeof(why)) < 0) {
+		http_reply_error(r, 400, "invalid_request", "%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 /* Checks against the database done: send, or answer what is wrong. */
@@ -409,47 +470,23 @@ static void commands_check_meeting(struct gateway *g, struct command *cmd, const
 void commands_create(struct gateway *g, struct http_req *r)
 {
 	cJSON *body = http_req_json(r, false);
-	const char *lead = NULL, *email = NULL, *name = NULL, *when = NULL;
+	struct commands_input in;
 	struct command *cmd;
 	char *lead_id;
 	const char *params[2];
 
-	if (body == NULL)
-		return;
-	if (commands_string(r, body, "leadAnalyticsId", &lead) < 0 ||
-	    commands_string(r, body, "attendeeEmail", &email) < 0 ||
-	    commands_string(r, body, "attendeeName", &name) < 0 || commands_string(r, body, "dateTime", &when) < 0)
-		goto out;
-	if (lead == NULL) {
-		http_reply_error(r, 400, "invalid_request", "leadAnalyticsId is required");
-		goto out;
-	}
-	if (!ids_is_uuid(lead)) {
-		http_reply_error(r, 400, "invalid_request", "leadAnalyticsId must be a UUID");
-		goto out;
-	}
-	if (email != NULL && !commands_email_ok(email)) {
-		http_reply_error(r, 400, "invalid_request", "attendeeEmail is not a valid email address");
-		goto out;
-	}
-	if (name != NULL && (strlen(name) > COMMANDS_NAME_MAX || !commands_printable(name))) {
-		http_reply_error(r, 400, "invalid_request",
-				 "attendeeName must be at most %d characters, without control characters",
-				 COMMANDS_NAME_MAX);
-		goto out;
-	}
-	if (when != NULL && commands_datetime(r, "dateTime", when) < 0)
+	if (body == NULL || commands_read(r, body, COMMAND_CREATE, &in) < 0)
 		goto out;
 	cmd = command_new(g, r, COMMAND_CREATE);
-	lead_id = xstrdup(lead);
+	lead_id = xstrdup(in.lead);
 	ids_lower(lead_id);
 	cJSON_AddStringToObject(cmd->body, "lead_analytics_id", lead_id);
-	if (email != NULL)
-		cJSON_AddStringToObject(cmd->body, "attendee_email", email);
-	if (name != NULL)
-		cJSON_AddStringToObject(cmd->body, "attendee_name", name);
-	if (when != NULL)
-		cJSON_AddStringToObject(cmd->body, "date_time", when);
+	if (in.email != NULL)
+		cJSON_AddStringToObject(cmd->body, "attendee_email", in.email);
+	if (in.name != NULL)
+		cJSON_AddStringToObject(cmd->body, "attendee_name", in.name);
+	if (in.when != NULL)
+		cJSON_AddStringToObject(cmd->body, "date_time", in.when);
 	params[0] = lead_id;
 	params[1] = http_req_user(r);
 	db_query(g->db, commands_lead_sql, 2, params, commands_on_lead, cmd);
@@ -463,21 +500,13 @@ void commands_reschedule(struct gateway *g, struct http_req *r)
 {
 	char *id = http_param_uuid(r, 0, "meetingId");
 	cJSON *body = id != NULL ? http_req_json(r, false) : NULL;
-	const char *when = NULL;
+	struct commands_input in;
 	struct command *cmd;
 
-	if (body == NULL)
-		goto out;
-	if (commands_string(r, body, "newDateTime", &when) < 0)
-		goto out;
-	if (when == NULL) {
-		http_reply_error(r, 400, "invalid_request", "newDateTime is required");
-		goto out;
-	}
-	if (commands_datetime(r, "newDateTime", when) < 0)
+	if (body == NULL || commands_read(r, body, COMMAND_RESCHEDULE, &in) < 0)
 		goto out;
 	cmd = command_new(g, r, COMMAND_RESCHEDULE);
-	cJSON_AddStringToObject(cmd->body, "new_date_time", when);
+	cJSON_AddStringToObject(cmd->body, "new_date_time", in.when);
 	commands_check_meeting(g, cmd, id);
 out:
 	cJSON_Delete(body);
@@ -490,21 +519,14 @@ void commands_cancel(struct gateway *g, struct http_req *r)
 	char *id = http_param_uuid(r, 0, "meetingId");
 	/* Some clients and proxies drop DELETE bodies: the reason is optional. */
 	cJSON *body = id != NULL ? http_req_json(r, true) : NULL;
-	const char *reason = NULL;
+	struct commands_input in;
 	struct command *cmd;
 
-	if (body == NULL)
+	if (body == NULL || commands_read(r, body, COMMAND_CANCEL, &in) < 0)
 		goto out;
-	if (commands_string(r, body, "reason", &reason) < 0)
-		goto out;
-	if (reason != NULL && strlen(reason) > COMMANDS_REASON_MAX) {
-		http_reply_error(r, 400, "invalid_request", "reason must be at most %d characters",
-				 COMMANDS_REASON_MAX);
-		goto out;
-	}
 	cmd = command_new(g, r, COMMAND_CANCEL);
-	if (reason != NULL)
-		cJSON_AddStringToObject(cmd->body, "reason", reason);
+	if (in.reason != NULL)
+		cJSON_AddStringToObject(cmd->body, "reason", in.reason);
 	commands_check_meeting(g, cmd, id);
 out:
 	cJSON_Delete(body);

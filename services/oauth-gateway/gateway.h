@@ -15,6 +15,10 @@
 #define GATEWAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
 
 #include "cfg.h"
 #include "jwt.h"
@@ -50,7 +54,22 @@ struct gateway {
  */
 int auth_user(struct gateway *g, const struct http_req *r, bool allow_cookie, char **user, const char **why);
 
+/* routes.c: the routes cfg turns on, into routes (room for GATEWAY_MAX_ROUTES); their number. */
+#define GATEWAY_MAX_ROUTES 16
+struct http_route;
+size_t gateway_route_table(const struct config *cfg, struct http_route *routes);
+
 /* oauth.c */
+/*
+ * Where the callback sends the browser: FRONTEND_URL (frontend_url) with
+ * google=connected, or google=error&reason=<reason> for a reason made of
+ * [a-z_] (anything else is reported as exchange_failed), before any
+ * fragment. Nothing from the request reaches it but the choice of reason.
+ * The caller frees it.
+ */
+char *oauth_result_url(const char *frontend_url, const char *reason);
+/* Is word one of the space-separated scopes of list (Google's "scope" field)? */
+bool oauth_has_scope(const char *list, const char *word);
 void oauth_auth(struct gateway *g, struct http_req *r);
 void oauth_callback(struct gateway *g, struct http_req *r);
 void oauth_disconnect(struct gateway *g, struct http_req *r);
@@ -74,6 +93,25 @@ struct commands *commands_new(void);
 void commands_free(struct commands *c);
 /* An RPC reply from the bridge, matched to its command by correlation id. */
 void commands_on_reply(const struct mq_delivery *reply, void *arg);
+enum command_kind {
+	COMMAND_CREATE,
+	COMMAND_RESCHEDULE,
+	COMMAND_CANCEL,
+};
+/* The members of a meetings write body, pointing into the body; NULL when absent. */
+struct commands_input {
+	const char *lead;	/* create: leadAnalyticsId */
+	const char *email;	/* create: attendeeEmail */
+	const char *name;	/* create: attendeeName */
+	const char *when;	/* create: dateTime; reschedule: newDateTime */
+	const char *reason;	/* cancel */
+};
+/*
+ * Check a write body for kind at unix time now: 0 and *in, or -1 and why
+ * (len bytes), the 400's message naming the field. Pure: no request, no I/O.
+ */
+int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, struct commands_input *in, char *why,
+			size_t len);
 void commands_create(struct gateway *g, struct http_req *r);
 void commands_reschedule(struct gateway *g, struct http_req *r);
 void commands_cancel(struct gateway *g, struct http_req *r);

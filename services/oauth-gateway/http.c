@@ -24,7 +24,6 @@
 #include "xmalloc.h"
 
 #define HTTP_MAX_SEGMENTS 8
-#define HTTP_MAX_PARAMS 2
 /* A backstop: every chain has tighter deadlines of its own; none should reach this. */
 #define HTTP_DEADLINE_S 30
 /* How long a stopping gateway lets requests in flight finish. */
@@ -264,38 +263,45 @@ const char *http_req_user(const struct http_req *r)
 	return r->user;
 }
 
+char *http_cookie_find(const char *header, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *p = header;
+
+	while (*p != '\0') {
+		size_t len;
+
+		p += strspn(p, " \t;");
+		len = strcspn(p, ";");
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			const char *v = p + nlen + 1;
+			size_t vlen = len - nlen - 1;
+
+			while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+				v++;
+				vlen -= 2;
+			}
+			return xstrndup(v, vlen);
+		}
+		p += len;
+	}
+	return NULL;
+}
+
 char *http_req_cookie(const struct http_req *r, const char *name)
 {
 	const struct evkeyval *h;
-	size_t nlen = strlen(name);
 
 	if (r->req == NULL)
 		return NULL;
 	/* Every Cookie header counts: proxies that speak HTTP/2 may split them. */
 	TAILQ_FOREACH(h, evhttp_request_get_input_headers(r->req), next) {
-		const char *p = h->value;
+		char *v;
 
-		if (strcasecmp(h->key, "Cookie") != 0)
-			continue;
-		while (*p != '\0') {
-			size_t len;
-
-			p += strspn(p, " \t;");
-			len = strcspn(p, ";");
-			if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-				const char *v = p + nlen + 1;
-				size_t vlen = len - nlen - 1;
-
-				while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-					vlen--;
-				if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
-					v++;
-					vlen -= 2;
-				}
-				return xstrndup(v, vlen);
-			}
-			p += len;
-		}
+		if (strcasecmp(h->key, "Cookie") == 0 && (v = http_cookie_find(h->value, name)) != NULL)
+			return v;
 	}
 	return NULL;
 }
@@ -414,35 +420,51 @@ static bool http_match(const char *pattern, char **segs, int nsegs, int *params,
 	return i == nsegs;
 }
 
-/* Find the route for r; on failure the 404 or 405 has been sent and -1 comes back. */
-static int http_route(struct http_server *s, struct http_req *r, const char *path)
+int http_route_find(const struct http_route *routes, size_t nroutes, const char *path, unsigned method,
+		    char **params, unsigned *allowed, int *first)
 {
 	char *segs[HTTP_MAX_SEGMENTS];
 	int nsegs = http_split(path, segs);
-	unsigned method = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
-	unsigned allowed = 0;
-	int params[HTTP_MAX_PARAMS];
+	int found = -1;
+	int idx[HTTP_MAX_PARAMS];
 
-	for (size_t i = 0; i < s->nroutes && nsegs >= 0; i++) {
+	*allowed = 0;
+	*first = -1;
+	for (size_t i = 0; i < nroutes && nsegs >= 0; i++) {
 		int np = 0;
 
-		if (!http_match(s->routes[i].pattern, segs, nsegs, params, &np))
+		if (!http_match(routes[i].pattern, segs, nsegs, idx, &np))
 			continue;
-		allowed |= s->routes[i].methods;
-		if (r->label == NULL)
-			r->label = s->routes[i].pattern;
-		if ((s->routes[i].methods & method) == 0)
+		*allowed |= routes[i].methods;
+		if (*first < 0)
+			*first = (int)i;
+		if ((routes[i].methods & method) == 0)
 			continue;
-		r->route = &s->routes[i];
-		r->label = r->route->pattern;
+		found = (int)i;
 		for (int k = 0; k < np; k++)
-			r->params[k] = xstrdup(segs[params[k]]);
+			params[k] = xstrdup(segs[idx[k]]);
 		break;
 	}
 	for (int i = 0; i < nsegs; i++)
 		free(segs[i]);
-	if (r->route != NULL)
+	return found;
+}
+
+/* Find the route for r; on failure the 404 or 405 has been sent and -1 comes back. */
+static int http_route(struct http_server *s, struct http_req *r, const char *path)
+{
+	unsigned method = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
+	unsigned allowed;
+	int first;
+	int i = http_route_find(s->routes, s->nroutes, path, method, r->params, &allowed, &first);
+
+	if (first >= 0)
+		r->label = s->routes[first].pattern;
+	if (i >= 0) {
+		r->route = &s->routes[i];
+		r->label = r->route->pattern;
 		return 0;
+	}
 	if (allowed == 0) {
 		http_reply_error(r, 404, "not_found", "no such endpoint");
 		return -1;
@@ -452,10 +474,10 @@ static int http_route(struct http_server *s, struct http_req *r, const char *pat
 
 		if (allowed & EVHTTP_REQ_GET)
 			allowed |= EVHTTP_REQ_HEAD;
-		for (size_t i = 0; i < sizeof(http_methods) / sizeof(*http_methods); i++) {
-			if (allowed & http_methods[i].type) {
+		for (size_t k = 0; k < sizeof(http_methods) / sizeof(*http_methods); k++) {
+			if (allowed & http_methods[k].type) {
 				strcat(allow, allow[0] ? ", " : "");
-				strcat(allow, http_methods[i].name);
+				strcat(allow, http_methods[k].name);
 			}
 		}
 		http_add_header(r, "Allow", allow);

@@ -60,6 +60,18 @@ struct http_route {
 };
 
 /*
+ * The route of routes for a request path (percent-decoded segment by
+ * segment) and method: its index, with its ":name" parameters in params
+ * (fresh strings the caller frees), or -1. Either way *allowed gathers the
+ * methods of every route whose pattern fits the path (0: a 404, else a 405
+ * with Allow) and *first is the first such route (-1 when none), whose
+ * pattern labels the request's metrics.
+ */
+#define HTTP_MAX_PARAMS 2	/* room params needs */
+int http_route_find(const struct http_route *routes, size_t nroutes, const char *path, unsigned method,
+		    char **params, unsigned *allowed, int *first);
+
+/*
  * A server for g's configuration serving routes (which must outlive it) on
  * g->base, with /healthz, /readyz (asking ready) and /metrics beside them.
  * NULL (logged) when LISTEN_ADDR cannot be bound. The caller frees it with
@@ -87,6 +99,8 @@ const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_user(const struct http_req *r);	/* the authenticated user's id (lower-case UUID) */
 /* The value of cookie name, or NULL. The caller frees it. */
 char *http_req_cookie(const struct http_req *r, const char *name);
+/* The value of cookie name in one Cookie header's text (quotes taken off); NULL when absent. The caller frees it. */
+char *http_cookie_find(const char *header, const char *name);
 
 /* The i-th path parameter as a lower-case UUID (the caller frees it), or NULL after a 400 naming it. */
 char *http_param_uuid(struct http_req *r, size_t i, const char *name);

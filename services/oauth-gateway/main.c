@@ -7,7 +7,7 @@
  * scheduler as commands over RabbitMQ, on a connection that lives on its own
  * thread (mqbridge) so the HTTP loop never waits on the broker. With
  * WEB_UI it also serves a small reference UI over that same API (web.c).
- * This file wires the process: configuration, the route table, start and a
+ * This file wires the process: configuration, start and a
  * graceful stop (stop listening, let requests in flight finish, then free
  * everything in the order that lets each pending callback run once and
  * clean up).
@@ -38,51 +38,6 @@
 #define GATEWAY_JWT_SKEW_S 60
 /* Google calls in flight at once (token exchanges, userinfo, revokes). */
 #define GATEWAY_GOOGLE_CONNECTIONS 64
-
-static const struct http_route gateway_routes[] = {
-	{ EVHTTP_REQ_GET, "/api/integrations/google/auth", HTTP_AUTH_BROWSER, oauth_auth },
-	{ EVHTTP_REQ_GET, "/api/integrations/google/callback", HTTP_AUTH_NONE, oauth_callback },
-	{ EVHTTP_REQ_POST, "/api/integrations/google/disconnect", HTTP_AUTH_BEARER, oauth_disconnect },
-	{ EVHTTP_REQ_GET, "/api/integrations/google/status", HTTP_AUTH_BEARER, oauth_status },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings", HTTP_AUTH_BEARER, meetings_list },
-	{ EVHTTP_REQ_POST, "/api/calendar/meetings", HTTP_AUTH_BEARER, commands_create },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings/lead/:leadAnalyticsId", HTTP_AUTH_BEARER, meetings_by_lead },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, meetings_get },
-	{ EVHTTP_REQ_DELETE, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, commands_cancel },
-	{ EVHTTP_REQ_PUT, "/api/calendar/meetings/:meetingId/reschedule", HTTP_AUTH_BEARER, commands_reschedule },
-};
-
-/* WEB_UI: the pages and their files, public like any login page; their data comes from the API. */
-static const struct http_route gateway_web_routes[] = {
-	{ EVHTTP_REQ_GET, "/", HTTP_AUTH_NONE, web_integrations },
-	{ EVHTTP_REQ_GET, "/leads/:leadAnalyticsId", HTTP_AUTH_NONE, web_lead },
-	{ EVHTTP_REQ_GET, "/static/:file", HTTP_AUTH_NONE, web_static },
-};
-
-/* WEB_UI_DEV_USER (the local stack): a session for that user to whoever asks. */
-static const struct http_route gateway_dev_routes[] = {
-	{ EVHTTP_REQ_GET, "/dev/sign-in", HTTP_AUTH_NONE, web_dev_sign_in },
-};
-
-#define GATEWAY_NROUTES(a) (sizeof(a) / sizeof(*(a)))
-
-/*
- * The routes this configuration serves, into routes (room for every route). A route that is off is
- * absent, not refused: it answers 404 like any unknown path and gives away nothing.
- */
-static size_t gateway_route_table(const struct config *cfg, struct http_route *routes)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < GATEWAY_NROUTES(gateway_routes); i++)
-		routes[n++] = gateway_routes[i];
-	for (size_t i = 0; cfg->web_ui && i < GATEWAY_NROUTES(gateway_web_routes); i++)
-		routes[n++] = gateway_web_routes[i];
-	/* cfg.c accepts WEB_UI_DEV_USER only beside WEB_UI=on; asking again costs nothing. */
-	for (size_t i = 0; cfg->web_ui && cfg->web_ui_dev_user != NULL && i < GATEWAY_NROUTES(gateway_dev_routes); i++)
-		routes[n++] = gateway_dev_routes[i];
-	return n;
-}
 
 static int gateway_ready(struct health_check *checks, int max, void *arg)
 {
@@ -149,8 +104,7 @@ static void gateway_init(struct gateway *g)
 int main(void)
 {
 	static struct gateway g;
-	static struct http_route routes[GATEWAY_NROUTES(gateway_routes) + GATEWAY_NROUTES(gateway_web_routes) +
-					GATEWAY_NROUTES(gateway_dev_routes)];
+	static struct http_route routes[GATEWAY_MAX_ROUTES];
 	struct svc_signals *signals;
 	size_t nroutes;
 	int status = 0;

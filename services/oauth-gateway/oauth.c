@@ -90,26 +90,28 @@ static void oauth_wipe(char **s)
 	*s = NULL;
 }
 
-/* FRONTEND_URL with query appended (before any fragment). The caller frees it. */
-static char *oauth_frontend(const struct gateway *g, const char *query)
+char *oauth_result_url(const char *frontend_url, const char *reason)
 {
-	const char *base = g->cfg.frontend_url;
-	size_t cut = strcspn(base, "#");
+	size_t cut = strcspn(frontend_url, "#");
 	const char *sep = "?";
+	char *query, *url;
 
-	if (memchr(base, '?', cut) != NULL)
-		sep = base[cut - 1] == '?' || base[cut - 1] == '&' ? "" : "&";
-	return xasprintf("%.*s%s%s%s", (int)cut, base, sep, query, base + cut);
+	if (reason != NULL && (*reason == '\0' || reason[strspn(reason, "abcdefghijklmnopqrstuvwxyz_")] != '\0'))
+		reason = "exchange_failed";
+	query = reason ? xasprintf("google=error&reason=%s", reason) : xstrdup("google=connected");
+	if (memchr(frontend_url, '?', cut) != NULL)
+		sep = frontend_url[cut - 1] == '?' || frontend_url[cut - 1] == '&' ? "" : "&";
+	url = xasprintf("%.*s%s%s%s", (int)cut, frontend_url, sep, query, frontend_url + cut);
+	free(query);
+	return url;
 }
 
 static void oauth_redirect_result(struct gateway *g, struct http_req *r, const char *reason)
 {
-	char *query = reason ? xasprintf("google=error&reason=%s", reason) : xstrdup("google=connected");
-	char *url = oauth_frontend(g, query);
+	char *url = oauth_result_url(g->cfg.frontend_url, reason);
 
 	http_redirect(r, url);
 	free(url);
-	free(query);
 }
 
 /* Revoke with a bounded wait. */
@@ -392,7 +394,7 @@ static void oauth_on_probe(const struct google_result *res, void *arg)
 }
 
 /* Does the space-separated list hold word? */
-static bool oauth_has_scope(const char *list, const char *word)
+bool oauth_has_scope(const char *list, const char *word)
 {
 	size_t n = strlen(word);
 

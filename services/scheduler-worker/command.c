@@ -21,8 +21,8 @@
 #include "db.h"
 #include "event.h"
 #include "google.h"
-#include "ids.h"
 #include "log.h"
+#include "message.h"
 #include "metrics.h"
 #include "retry.h"
 #include "scheduler.h"
@@ -30,7 +30,6 @@
 #include "xmalloc.h"
 
 #define COMMAND_QUERY "sendUpdates=all&conferenceDataVersion=1"
-#define COMMAND_REASON_MAX 2000
 
 static const char command_stored_sql[] =
 	"SELECT command, reply::text FROM calendar_commands WHERE command_id = $1 AND user_id = $2";
@@ -95,16 +94,10 @@ static const char command_cancel_sql[] =
 	" SELECT jsonb_build_object('ok', true, 'command_id', $4::text,"
 	"  'meeting', calendar_meeting_json(upd::calendar_meetings))::text, upd.id, upd.ical_sequence FROM upd";
 
-enum command_kind {
-	CMD_CREATE,
-	CMD_RESCHEDULE,
-	CMD_CANCEL,
-};
-
 struct command_job {
 	struct scheduler *s;
 	struct mq_delivery *d;
-	enum command_kind kind;
+	enum message_command_kind kind;
 	char *command_id, *user_id, *meeting_id, *lead_id, *date_time, *reason, *email_override, *name_override;
 	/* Loaded meeting (reschedule, cancel). */
 	char *event_id, *calendar_id, *zone, *access_token;
@@ -291,7 +284,7 @@ static void command_on_committed(const struct db_result *r, void *arg)
 	job->reply = xstrdup(db_value(r, 0, 0));
 	job->result_meeting_id = xstrdup(db_value(r, 0, 1));
 	job->sequence = atoi(db_value(r, 0, 2));
-	if (job->kind == CMD_RESCHEDULE) {
+	if (job->kind == MESSAGE_RESCHEDULE) {
 		job->previous_meeting_id = xstrdup(db_value(r, 0, 3));
 		metric_inc(job->s->meetings_rescheduled);
 		log_info("meeting rescheduled", LOG_STR("meeting", job->result_meeting_id),
@@ -306,7 +299,7 @@ static void command_on_committed(const struct db_result *r, void *arg)
 
 static void command_commit(struct command_job *job, const cJSON *google)
 {
-	if (job->kind == CMD_RESCHEDULE) {
+	if (job->kind == MESSAGE_RESCHEDULE) {
 		char start[40], end[40];
 		char *response = cJSON_PrintUnformatted(google);
 		const char *meet = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(google, "hangoutLink"));
@@ -359,7 +352,7 @@ static void command_on_token(enum tokens_status status, const char *token, void 
 static void command_on_google(const struct google_result *r, void *arg)
 {
 	struct command_job *job = arg;
-	bool deleted_already = job->kind == CMD_CANCEL && (r->outcome == GOOGLE_GONE || r->outcome == GOOGLE_NOT_FOUND);
+	bool deleted_already = job->kind == MESSAGE_CANCEL && (r->outcome == GOOGLE_GONE || r->outcome == GOOGLE_NOT_FOUND);
 
 	if (r->outcome == GOOGLE_UNAUTHORIZED && !job->refreshed) {
 		job->refreshed = true;
@@ -391,7 +384,7 @@ static void command_call_google(void *arg)
 	struct command_job *job = arg;
 	struct scheduler *s = job->s;
 
-	if (job->kind == CMD_RESCHEDULE) {
+	if (job->kind == MESSAGE_RESCHEDULE) {
 		struct event_spec spec = { .start_s = job->when.epoch_s, .offset_s = job->when.offset_s,
 					   .duration_minutes = job->duration_minutes, .time_zone = job->zone };
 		cJSON *patch = event_build_move(&spec);
@@ -430,7 +423,7 @@ static void command_on_meeting(const struct db_result *r, void *arg)
 	job->duration_minutes = atoi(db_value(r, 0, 4));
 	job->zone = xstrdup(db_value(r, 0, 5));
 	job->sequence = atoi(db_value(r, 0, 7));
-	if (job->kind == CMD_RESCHEDULE &&
+	if (job->kind == MESSAGE_RESCHEDULE &&
 	    (err = command_parse_time(job, job->date_time, job->zone, atoll(db_value(r, 0, 8)))) != NULL) {
 		command_fail(job, "invalid", err);
 		return;
@@ -583,7 +576,7 @@ static void command_on_stored(const struct db_result *r, void *arg)
 		command_replay(job, db_value(r, 0, 1));
 		return;
 	}
-	if (job->kind == CMD_CREATE) {
+	if (job->kind == MESSAGE_CREATE) {
 		const char *params[] = { job->lead_id, job->user_id, s->cfg->default_timezone };
 
 		db_query(s->db, command_lead_sql, 3, params, command_on_lead, job);
@@ -594,58 +587,21 @@ static void command_on_stored(const struct db_result *r, void *arg)
 	}
 }
 
-static char *command_field(const cJSON *j, const char *key)
-{
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, key));
-
-	return v ? xstrdup(v) : NULL;
-}
-
-/* 0, or -1 with *why naming what is wrong. */
+/* Read the body into the job, which owns the fields from here on (also on -1: command_id answers the refusal). */
 static int command_parse(struct command_job *job, const char **why)
 {
-	cJSON *j = cJSON_ParseWithLength(job->d->msg.body, job->d->msg.body_len);
-	const char *cmd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "command"));
-	int rc = -1;
+	struct message_command m;
+	int rc = message_parse_command(job->d->msg.body, job->d->msg.body_len, &m, why);
 
-	if (!cJSON_IsObject(j)) {
-		*why = "the body is not a JSON object";
-		goto out;
-	}
-	if (cmd == NULL || (strcmp(cmd, "create") != 0 && strcmp(cmd, "reschedule") != 0 && strcmp(cmd, "cancel") != 0)) {
-		*why = "command must be create, reschedule or cancel";
-		goto out;
-	}
-	job->kind = strcmp(cmd, "create") == 0 ? CMD_CREATE : strcmp(cmd, "reschedule") == 0 ? CMD_RESCHEDULE : CMD_CANCEL;
-	job->command_id = command_field(j, "command_id");
-	job->user_id = command_field(j, "user_id");
-	job->meeting_id = command_field(j, "meeting_id");
-	job->lead_id = command_field(j, "lead_analytics_id");
-	job->date_time = command_field(j, job->kind == CMD_RESCHEDULE ? "new_date_time" : "date_time");
-	job->reason = command_field(j, "reason");
-	job->email_override = command_field(j, "attendee_email");
-	job->name_override = command_field(j, "attendee_name");
-	ids_lower(job->command_id);
-	ids_lower(job->user_id);
-	ids_lower(job->meeting_id);
-	ids_lower(job->lead_id);
-	if (!ids_is_uuid(job->command_id) || !ids_is_uuid(job->user_id)) {
-		*why = "command_id and user_id must be UUIDs";
-		goto out;
-	}
-	if (job->kind == CMD_CREATE && !ids_is_uuid(job->lead_id)) {
-		*why = "lead_analytics_id must be a UUID";
-		goto out;
-	}
-	if (job->kind != CMD_CREATE && !ids_is_uuid(job->meeting_id)) {
-		*why = "meeting_id must be a UUID";
-		goto out;
-	}
-	if (job->reason != NULL && strlen(job->reason) > COMMAND_REASON_MAX)
-		job->reason[COMMAND_REASON_MAX] = '\0';
-	rc = 0;
-out:
-	cJSON_Delete(j);
+	job->kind = m.kind;
+	job->command_id = m.command_id;
+	job->user_id = m.user_id;
+	job->meeting_id = m.meeting_id;
+	job->lead_id = m.lead_id;
+	job->date_time = m.date_time;
+	job->reason = m.reason;
+	job->email_override = m.email_override;
+	job->name_override = m.name_override;
 	return rc;
 }
 

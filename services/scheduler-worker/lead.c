@@ -9,7 +9,6 @@
  * booked automatically at most once: once it has any meeting, later copies
  * of its message only make sure the owner's mail went out.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,8 @@
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
-#include "ids.h"
 #include "log.h"
+#include "message.h"
 #include "metrics.h"
 #include "retry.h"
 #include "scheduler.h"
@@ -385,28 +384,12 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 /* The message names the lead; anything unreadable goes to scheduler.dead at once. */
 static int lead_parse(struct lead_job *job, const char **why)
 {
-	cJSON *j = cJSON_ParseWithLength(job->d->msg.body, job->d->msg.body_len);
-	const char *lead, *user;
+	struct message_lead m;
 
-	if (!cJSON_IsObject(j)) {
-		*why = "the body is not a JSON object";
-		cJSON_Delete(j);
+	if (message_parse_lead(job->d->msg.body, job->d->msg.body_len, &m, why) < 0)
 		return -1;
-	}
-	lead = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "lead_analytics_id"));
-	user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "user_id"));
-	if (!ids_is_uuid(lead) || !ids_is_uuid(user)) {
-		*why = "lead_analytics_id and user_id must be UUIDs";
-		cJSON_Delete(j);
-		return -1;
-	}
-	job->lead_id = xstrdup(lead);
-	job->user_id = xstrdup(user);
-	for (char *p = job->lead_id; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	for (char *p = job->user_id; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	cJSON_Delete(j);
+	job->lead_id = m.lead_id;
+	job->user_id = m.user_id;
 	return 0;
 }
 

@@ -188,6 +188,11 @@ static void test_format_roundtrip(void)
 	CHECK_STR(buf, "2025-09-18T11:30:00+00:00", "formats UTC as +00:00");
 	datetime_format(-1, -3600, buf, sizeof(buf));
 	CHECK_STR(buf, "1969-12-31T22:59:59-01:00", "formats before the epoch");
+	/* Asia/Kolkata's local mean time, +05:53:28: the instant stays exact at +05:53. */
+	datetime_format(0, 21208, buf, sizeof(buf));
+	CHECK_STR(buf, "1970-01-01T05:53:00+05:53", "an offset with seconds is written at its minute, same instant");
+	datetime_format(0, -21208, buf, sizeof(buf));
+	CHECK_STR(buf, "1969-12-31T18:07:00-05:53", "... also west of UTC");
 	datetime_format_utc(1758195000, 7, buf, sizeof(buf));
 	CHECK_STR(buf, "2025-09-18T11:30:00.007Z", "formats UTC with milliseconds");
 

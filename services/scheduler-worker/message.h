@@ -1,0 +1,59 @@
+/*
+ * message: the scheduler's readers of the two bodies it consumes,
+ * lead.analyzed and calendar.commands (proto/messages/).
+ *
+ * Pure: bytes in, the fields or the reason for refusal out, so the fuzzer
+ * (tests/fuzz) and the unit tests drive them directly. Whatever they refuse
+ * is poison: the worker dead-letters it with the reason at once instead of
+ * retrying what can never succeed. Ids come out lower-cased, the form they
+ * are stored, compared and logged in.
+ */
+#ifndef MESSAGE_H
+#define MESSAGE_H
+
+#include <stddef.h>
+
+/* A cancel reason longer than this is cut (it goes into a mail and a row, not a novel). */
+#define MESSAGE_REASON_MAX 2000
+
+enum message_command_kind {
+	MESSAGE_CREATE,
+	MESSAGE_RESCHEDULE,
+	MESSAGE_CANCEL,
+};
+
+struct message_lead {
+	char *lead_id;
+	char *user_id;
+};
+
+struct message_command {
+	enum message_command_kind kind;
+	char *command_id;
+	char *user_id;
+	char *meeting_id;	/* reschedule, cancel */
+	char *lead_id;		/* create */
+	char *date_time;	/* create: date_time; reschedule: new_date_time; unchecked text */
+	char *reason;		/* cancel; NULL when absent */
+	char *email_override;	/* create: attendee_email */
+	char *name_override;	/* create: attendee_name */
+};
+
+/*
+ * Read a lead.analyzed body. 0 and the fields (release them with
+ * message_lead_release()), or -1 and *why, a static sentence; on -1 nothing
+ * needs releasing.
+ */
+int message_parse_lead(const char *body, size_t len, struct message_lead *out, const char **why);
+void message_lead_release(struct message_lead *m);
+
+/*
+ * Read a calendar.commands body. 0 or -1 and *why as above; on -1 the
+ * fields read so far stay in *out (command_id lets the refusal be answered)
+ * and must be released too. message_command_release() frees the strings,
+ * not out itself.
+ */
+int message_parse_command(const char *body, size_t len, struct message_command *out, const char **why);
+void message_command_release(struct message_command *m);
+
+#endif

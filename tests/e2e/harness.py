@@ -32,6 +32,7 @@ import uuid
 import psycopg2
 import requests
 
+import logscan
 from standin import Standin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -356,8 +357,31 @@ class Stack:
 
     # Teardown
 
+    def secrets(self):
+        """Every secret this test's world knew (see logscan.py)."""
+        out = []
+        for svc in self.services:
+            out += logscan.config_secrets(svc.env)
+        if self.standin is not None and self.standin.proc is not None and self.standin.proc.poll() is None:
+            try:
+                out += [(s["kind"], s["value"]) for s in self.standin.admin("secrets")]
+            except Exception as e:  # a stand-in a test broke on purpose; its secrets were in the env anyway
+                out.append(("stand-in unreachable", ""))
+                print(f"log scan: stand-in secrets unavailable: {e}")
+        return out
+
+    def scan_logs(self, secrets=None):
+        """Problems in the logs of every service this test started: secrets shown, lines that are not JSON."""
+        secrets = self.secrets() if secrets is None else secrets
+        problems = []
+        for svc in self.services:
+            problems += logscan.scan(os.path.basename(svc.log_path), svc.logs(), secrets)
+        return problems
+
     def close(self):
         errors = []
+        # Asked before anything stops; the logs are read after, shutdown lines included.
+        secrets = self.secrets() if self.services else []
         for svc in reversed(self.services):
             if svc.proc is not None and svc.proc.poll() is None:
                 try:
@@ -366,6 +390,8 @@ class Stack:
                         errors.append(f"{svc.name} exited with {rc} on SIGTERM:\n{svc.logs()[-2000:]}")
                 except AssertionError as e:
                     errors.append(str(e))
+        if self.services:
+            errors += self.scan_logs(secrets)
         if self.standin is not None:
             self.standin.stop()
         if self._db is not None:

@@ -287,6 +287,11 @@ static void admin_stats(struct exchange *ex)
 	exchange_reply_json(ex, 200, journal_stats_json());
 }
 
+static void admin_secrets(struct exchange *ex)
+{
+	exchange_reply_json(ex, 200, grants_secrets_json());
+}
+
 static void admin_requests(struct exchange *ex)
 {
 	exchange_reply_json(ex, 200, journal_requests_json());
@@ -318,6 +323,7 @@ static const struct route admin_routes[] = {
     {"/_standin/events", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_events},
     {"/_standin/stats", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_stats},
     {"/_standin/requests", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_requests},
+    {"/_standin/secrets", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_secrets},
     {"/_standin/reset", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_reset},
 };
 

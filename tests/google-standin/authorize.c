@@ -29,6 +29,7 @@ static void authorize_params(const struct form *f, struct authz *a)
 	a->response_type = form_get(f, "response_type");
 	a->scope = form_get(f, "scope");
 	a->state = form_get(f, "state");
+	grants_note_secret(a->state, "state");
 	a->code_challenge = form_get(f, "code_challenge");
 	a->code_challenge_method = form_get(f, "code_challenge_method");
 	a->access_type = form_get(f, "access_type");

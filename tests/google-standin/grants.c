@@ -29,6 +29,7 @@ static struct map *grants_codes;    /* code -> struct code */
 static struct map *grants_access;   /* access token -> struct access */
 static struct map *grants_refresh;  /* refresh token -> struct grant */
 static struct map *grants_consents; /* "client\nemail" -> granted scopes */
+static struct map *grants_secrets;  /* every secret issued or received since start -> its kind */
 static struct event *grants_sweeper;
 static unsigned long long grants_seq;
 
@@ -94,6 +95,7 @@ void grants_init(void)
 	grants_access = map_new(grants_free_access);
 	grants_refresh = map_new(grants_free_grant);
 	grants_consents = map_new(free);
+	grants_secrets = map_new(free);
 	grants_sweeper = event_new(exchange_base, -1, EV_PERSIST, grants_sweep, NULL);
 	event_add(grants_sweeper, &(struct timeval){.tv_sec = 60});
 }
@@ -115,7 +117,8 @@ void grants_free(void)
 	map_free(grants_access);
 	map_free(grants_refresh);
 	map_free(grants_consents);
-	grants_codes = grants_access = grants_refresh = grants_consents = NULL;
+	map_free(grants_secrets);
+	grants_codes = grants_access = grants_refresh = grants_consents = grants_secrets = NULL;
 }
 
 char *grants_add_code(struct code *c)
@@ -123,6 +126,7 @@ char *grants_add_code(struct code *c)
 	/* Google's codes start "4/0" and carry a '/', which clients must URL-decode. */
 	char *code = util_random_token("4/0", 48);
 
+	grants_note_secret(code, "code");
 	map_set(grants_codes, code, c);
 	return code;
 }
@@ -137,6 +141,7 @@ char *grants_issue_access(const char *email, const char *client_id, const char *
 	struct access *a = xcalloc(1, sizeof(*a));
 	char *token = util_random_token("ya29.", 96);
 
+	grants_note_secret(token, "access_token");
 	a->email = xstrdup(email);
 	a->client_id = xstrdup(client_id);
 	a->scope = xstrdup(scope);
@@ -180,6 +185,7 @@ char *grants_issue_refresh(const char *email, const char *client_id, const char 
 	char *token = util_random_token("1//0", 72);
 	struct grants_pair p = {.email = email, .client_id = client_id};
 
+	grants_note_secret(token, "refresh_token");
 	map_sweep(grants_refresh, grants_find_oldest, &p);
 	if (p.count >= GRANTS_MAX_REFRESH) {
 		char *oldest = xstrdup(p.oldest);
@@ -317,4 +323,29 @@ void grants_note_consent(const char *email, const char *client_id, const char *s
 	util_words_free(words, n);
 	map_set(grants_consents, key, merged);
 	free(key);
+}
+
+/* Kept through resets on purpose: a test audits everything the stand-in ever handed out. */
+void grants_note_secret(const char *value, const char *kind)
+{
+	if (value != NULL && strlen(value) >= 8 && map_get(grants_secrets, value) == NULL)
+		map_set(grants_secrets, value, xstrdup(kind));
+}
+
+static bool grants_add_secret(const char *key, void *value, void *arg)
+{
+	cJSON *item = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(item, "kind", value);
+	cJSON_AddStringToObject(item, "value", key);
+	cJSON_AddItemToArray(arg, item);
+	return false;
+}
+
+cJSON *grants_secrets_json(void)
+{
+	cJSON *list = cJSON_CreateArray();
+
+	map_sweep(grants_secrets, grants_add_secret, list);
+	return list;
 }

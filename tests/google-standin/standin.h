@@ -322,6 +322,14 @@ size_t grants_count_live(void);
 /* Scopes (email, client) has consented to, or NULL. */
 const char *grants_consented(const char *email, const char *client_id);
 void grants_note_consent(const char *email, const char *client_id, const char *scope);
+/*
+ * Remember a secret the stand-in issued or was sent (codes, tokens, states,
+ * PKCE verifiers; values under 8 bytes are not secrets worth the name) for
+ * GET /_standin/secrets, with which tests check that no log shows one.
+ */
+void grants_note_secret(const char *value, const char *kind);
+/* [{"kind": ..., "value": ...}, ...]; the caller owns it. */
+cJSON *grants_secrets_json(void);
 
 /* authorize.c */
 

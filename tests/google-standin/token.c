@@ -212,6 +212,7 @@ static void token_grant_code(struct exchange *ex, const struct form *f)
 	const char *verifier = form_get(f, "code_verifier");
 	struct code *c;
 
+	grants_note_secret(verifier, "code_verifier");
 	if (code == NULL || code[0] == '\0') {
 		exchange_oauth_error(ex, 400, "invalid_request", "Missing required parameter: code");
 		return;

@@ -1,0 +1,197 @@
+"""Security tests of issue 6 that no other suite already makes: the log
+scanner itself, tokens at rest moved between users, redirects that only
+configuration chooses, SQL that is only ever constant text with parameters,
+and hostile values carried through the whole pipeline unchanged.
+
+JWT refusals (alg none, wrong key, expired, missing claim) are in
+test_gateway.py::test_jwt_is_required_and_checked and tests/unit/test_jwt.c;
+state reuse and forgery in test_gateway.py::test_reused_forged_and_expired_states_are_refused.
+Every e2e test's logs are scanned for secrets by Stack.close() (logscan.py).
+"""
+
+import json
+import os
+import shutil
+import urllib.parse
+import uuid
+
+import requests
+
+import logscan
+import sqlscan
+from harness import jwt, unseal, wait_for
+from test_gateway import Gateway, connect, frontend_result, status
+from test_mailer import parts, wait_mails
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_log_scanner_catches_what_it_must():
+    """A secret in any form a careless log line could carry is found; clean JSON logs pass."""
+    token = "ya29." + "A" * 40 + "tail-of-the-token-xyz"
+    secrets = [("access_token", token), ("JWT_SECRET", "e2e-jwt-secret-0123456789abcdef")]
+    clean = json.dumps({"level": "info", "msg": "meeting created", "user": str(uuid.uuid4())})
+    assert logscan.scan("svc", clean + "\n\n" + clean, secrets) == []
+    leaks = [
+        json.dumps({"msg": "x", "token": token}),
+        json.dumps({"msg": "x", "detail": token[5:]}),            # without its prefix
+        json.dumps({"msg": "x", "url": "https://a/?t=" + token.replace("/", "%2F")}),
+        json.dumps({"msg": "x", "key": "e2e-jwt-secret-0123456789abcdef"}),
+        json.dumps({"msg": "x", "auth": "Bearer " + jwt(str(uuid.uuid4()), secret="another")}),
+    ]
+    for line in leaks:
+        assert logscan.scan("svc", clean + "\n" + line, secrets), line
+    assert logscan.scan("svc", "plain text, not JSON", secrets) == ["svc:1: not a JSON log line: plain text, not JSON"]
+    keys = dict(logscan.config_secrets({"TOKEN_ENCRYPTION_KEY": "2:" + "b" * 44 + ",1:" + "a" * 44}))
+    assert "TOKEN_ENCRYPTION_KEY key" in keys, "each key of a key ring is a secret of its own"
+
+
+def test_sql_is_only_constant_text(tmp_path):
+    """Every query's SQL is a constant; a query built at run time anywhere in the tree is named by file and line."""
+    problems, calls = sqlscan.scan(ROOT)
+    assert problems == []
+    assert calls >= 40, f"only {calls} query calls found: the scanner lost track of the code"
+
+    # The scanner must see a planted violation: SQL formatted with a value, in a copy of the tree.
+    copy = tmp_path / "tree"
+    for d in ("lib", "services"):
+        shutil.copytree(os.path.join(ROOT, d), copy / d)
+    target = copy / "services" / "scheduler-worker" / "sweep.c"
+    src = target.read_text()
+    planted = src.replace("db_query(s->db, sweep_disconnects_sql,",
+                          "db_query(s->db, xasprintf(\"SELECT '%s'\", s->cfg->mail_from),", 1)
+    assert planted != src
+    target.write_text(planted)
+    problems, _ = sqlscan.scan(str(copy), dirs=("lib", "services"))
+    assert len(problems) == 1 and problems[0].startswith("services/scheduler-worker/sweep.c:"), problems
+
+
+def issued(s, kind):
+    return [x["value"] for x in s.standin.admin("secrets") if x["kind"] == kind]
+
+
+def google_requests(s):
+    return s.standin.admin("requests")["requests"]
+
+
+def test_sealed_tokens_moved_to_another_user_do_not_open(stack):
+    """Tokens are sealed at rest and bound to their user: copied to another user's row they open for nobody,
+    no Google call is made with them, the lead is recorded as not connected and disconnect still succeeds."""
+    s = stack()
+    gw = Gateway(s)
+    alice, bob = s.add_user(), s.add_user()
+    assert connect(gw, alice, "alice@example.com")[0] == {"google": "connected"}
+    assert connect(gw, bob, "bob@example.com")[0] == {"google": "connected"}
+    rows = {u: s.one("SELECT google_access_token, google_refresh_token FROM users WHERE id = %s", u)
+            for u in (alice, bob)}
+    tokens = issued(s, "access_token") + issued(s, "refresh_token")
+    assert len(tokens) == 4
+    for u, (access, refresh) in rows.items():
+        assert not any(t in access or t in refresh for t in tokens), "a token stored as plaintext"
+        assert unseal(access, u) in tokens and unseal(refresh, u) in tokens
+
+    s.query("UPDATE users SET google_access_token = %s, google_refresh_token = %s WHERE id = %s",
+            rows[alice][0], rows[alice][1], bob)
+    before = len(google_requests(s))
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    lead = s.add_lead(bob)
+    assert s.publish_lead(lead["lead"], bob)
+    got = wait_for(lambda: s.one("SELECT outcome, reason FROM calendar_booking_outcomes"
+                                 " WHERE lead_analytics_id = %s", lead["lead"]), 20, what="the lead's outcome")
+    assert got == ("skipped", "not_connected")
+    assert "a row moved between users" in sched.logs()
+    r = gw.call("POST", "/api/integrations/google/disconnect", bob)
+    assert r.status_code == 200 and r.json() == {"connected": False, "email": None}
+    assert google_requests(s)[before:] == [], "a moved token reached Google"
+    assert s.one("SELECT google_access_token, google_refresh_token FROM users WHERE id = %s", bob) == (None, None)
+
+    # Alice's own row is untouched and still works.
+    lead = s.add_lead(alice)
+    assert s.publish_lead(lead["lead"], alice)
+    assert wait_for(lambda: s.one("SELECT status FROM calendar_meetings WHERE lead_analytics_id = %s",
+                                  lead["lead"]), 20) == ("scheduled",)
+
+
+def test_redirects_come_only_from_configuration(stack):
+    """Whatever a request carries, the callback sends the browser to FRONTEND_URL and nowhere else, the
+    authorization URL names GOOGLE_REDIRECT_URI, and no header can be injected."""
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    evil = "https://evil.example/steal"
+    hostile = {
+        "Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+        "Forwarded": "host=evil.example", "Referer": evil, "Origin": "https://evil.example",
+        "Accept": "application/json",
+    }
+    query = urllib.parse.urlencode({"redirect_uri": evil, "redirect": evil, "next": evil, "return_to": evil})
+    r = gw.get("/api/integrations/google/auth?" + query, user, headers=hostile)
+    assert r.status_code == 200, r.text
+    auth = urllib.parse.parse_qs(urllib.parse.urlsplit(r.json()["authUrl"]).query)
+    assert auth["redirect_uri"] == [gw.svc.env["GOOGLE_REDIRECT_URI"]]
+    assert r.json()["authUrl"].startswith(s.standin.url + "/o/oauth2/v2/auth?")
+
+    callbacks = [
+        {"state": evil, "code": "x", "redirect_uri": evil},
+        {"error": "access_denied", "error_description": "x\r\nLocation: " + evil, "state": "s"},
+        {"error": "x\r\nSet-Cookie: a=b", "state": "s\r\nLocation: " + evil},
+        {"next": evil, "return_to": "//evil.example", "state": ""},
+        {"code": "4/0abc", "state": "%0d%0aLocation:%20" + evil},
+    ]
+    for params in callbacks:
+        r = requests.get(gw.url + "/api/integrations/google/callback?" + urllib.parse.urlencode(params),
+                         headers=hostile, allow_redirects=False, timeout=30)
+        result = frontend_result(gw, r)   # asserts Location starts with FRONTEND_URL + "?"
+        assert result["google"] == "error" and result["reason"] in ("invalid_state", "access_denied"), params
+        assert "Set-Cookie" not in r.headers and "evil" not in r.headers["Location"], r.headers
+        assert all("\r" not in v and "\n" not in v for v in r.headers.values())
+
+    # A real connect with the same hostile extras still lands on FRONTEND_URL.
+    result, callback = connect(gw, user, "user@example.com")
+    r = requests.get(callback + "&" + query, headers=hostile, allow_redirects=False, timeout=30)
+    assert frontend_result(gw, r)["reason"] == "invalid_state", "the state was spent by the first visit"
+    assert result == {"google": "connected"} and status(gw, user)["connected"] is True
+
+
+HOSTILE = {
+    "name": "Robert'); DROP TABLE calendar_meetings; -- \u00e9\u65e5",
+    "company": "O'Brien & \"Sons\" \\ $1 %s {call_id}",
+    "email_local": "o'brien+x",
+    "reasoning": {"intent": "'; DELETE FROM users; --", "budget": "<script>alert(1)</script> $$ \\x00"},
+    "summary": "Line one\nLine two with \\N and E'\\\\' and " + "long " * 80,
+}
+
+
+def test_hostile_values_travel_unchanged(stack):
+    """SQL metacharacters, quotes, backslashes, placeholders and long text in every lead field are stored,
+    sent to Google and mailed exactly as written; every table is still there afterwards."""
+    s = stack()
+    s.start_standin()
+    user = s.add_user()
+    owner = s.one("SELECT email FROM users WHERE id = %s", user)[0]
+    gmail = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, gmail)
+    attendee = HOSTILE["email_local"] + "@example.com"
+    lead = s.add_lead(user, email=attendee, name=HOSTILE["name"], company=HOSTILE["company"],
+                      reasoning=HOSTILE["reasoning"], summary=HOSTILE["summary"])
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.service("mailer-worker")
+    assert s.publish_lead(lead["lead"], user)
+    row = wait_for(lambda: s.one("SELECT meeting_title, attendee_email, google_event_id FROM calendar_meetings"
+                                 " WHERE lead_analytics_id = %s", lead["lead"]), 20, what="the meeting")
+    title = f"{HOSTILE['name']} + {HOSTILE['company']} + Demo"
+    assert row[:2] == (title, attendee)
+    event = [e for e in s.standin.admin(f"events?email={gmail}")["events"] if e["id"] == row[2]][0]
+    assert event["summary"] == title
+    assert [a["email"] for a in event["attendees"]] == [attendee]
+    for text in (HOSTILE["name"], HOSTILE["reasoning"]["intent"], HOSTILE["summary"].strip()):
+        assert text in event["description"], text
+
+    _, msg = wait_mails(s, owner)[0]
+    body, html, _ = parts(msg)
+    assert HOSTILE["name"] in body and HOSTILE["company"] in body
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert msg["Subject"] is not None and "\n" not in str(msg["Subject"])
+    tables = {r[0] for r in s.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"users", "calendar_meetings", "lead_analytics", "calendar_booking_outcomes"} <= tables
+    assert s.one("SELECT count(*) FROM users")[0] >= 1

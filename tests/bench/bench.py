@@ -1,0 +1,282 @@
+"""Benchmarks of issue 8 (run by tests/bench/run on a stack it started): the
+pipeline's throughput, latency, CPU and memory against this machine's own
+ceilings, the 10 s delay's accuracy, and the gateway against pgbench -S.
+
+Every ratio is measured side by side in the same run, because the machine
+is shared and absolute numbers drift. Nothing here is a test: it reports.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+
+from harness import Stack, jwt, wait_for  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stats(pid):
+    """(cpu seconds, current RSS MiB, peak RSS MiB) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICK
+    rss = hwm = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, rss, hwm
+
+
+def pct(values, p):
+    values = sorted(values)
+    if not values:
+        return None
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def make_world(s, users, leads, demo="2099-09-18T17:00:00+05:30"):
+    """users connected users and leads leads spread over them, inserted in bulk. Returns [(lead, user)]."""
+    from psycopg2.extras import execute_values
+    ids = [s.add_user() for _ in range(users)]
+    for u in ids:
+        s.connect_calendar(u, f"g-{u[:8]}@example.com")
+    rows_calls, rows_leads, out = [], [], []
+    for i in range(leads):
+        u = ids[i % users]
+        call, lead = str(uuid.uuid4()), str(uuid.uuid4())
+        phone = "+91" + str(uuid.uuid4().int)[:10]
+        rows_calls.append((call, u, phone, f"https://rec.example.com/{call}.mp3", "completed"))
+        rows_leads.append((lead, call, u, phone, "John Smith", f"lead{i}@example.com", "TechCorp", demo,
+                           json.dumps({"intent": "High"}), "Hot", "Wants a demo", "individual"))
+        out.append((lead, u))
+    with s.db().cursor() as cur:
+        execute_values(cur, "INSERT INTO calls (id, user_id, phone_number, recording_url, status) VALUES %s",
+                       rows_calls, page_size=1000)
+        execute_values(cur, "INSERT INTO lead_analytics (id, call_id, user_id, phone_number, extracted_name,"
+                       " extracted_email, company_name, demo_book_datetime, reasoning, lead_status_tag,"
+                       " smart_notification, analysis_type) VALUES %s", rows_leads, page_size=1000)
+    return out
+
+
+def publish(s, build, leads, rate=0):
+    """Publish lead.analyzed for leads through bench-amqp; returns {lead: publish epoch ms}."""
+    text = "".join(f"{lead} {user}\n" for lead, user in leads)
+    tool = os.path.join(build, "tests", "bench", "bench-amqp")
+    out = subprocess.run([tool, "publish", s.amqp_url, str(rate)], input=text, capture_output=True, text=True,
+                         check=True).stdout
+    return {lead: int(ms) for lead, ms in (line.split() for line in out.splitlines())}
+
+
+def rows_by_lead(s, leads):
+    rows = s.query("SELECT lead_analytics_id::text, (extract(epoch FROM created_at) * 1000)::bigint, count(*)"
+                   " OVER (PARTITION BY lead_analytics_id) FROM calendar_meetings"
+                   " WHERE lead_analytics_id = ANY(%s::uuid[])", [lead for lead, _ in leads])
+    return rows
+
+
+def pipeline(args, latency_ms, label):
+    """One pipeline run: N leads for U users through one scheduler, Google answering after latency_ms."""
+    s = Stack(f"bench_{label}", args.tmp)
+    s.start_standin()
+    s.standin.admin("faults", {"latency_ms": latency_ms})
+    leads = make_world(s, args.users, args.leads)
+    env = dict(SCHEDULE_DELAY_MS="0", PREFETCH=str(args.prefetch), LOG_LEVEL="warn", MEET_LINKS="on")
+    sched = s.service("scheduler-worker", **env)
+    mailer = s.service("mailer-worker", LOG_LEVEL="warn")
+    gateway = s.service("oauth-gateway", LOG_LEVEL="warn")
+    time.sleep(1.0)
+    idle = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, mailer, gateway)}
+    start_ms = time.time() * 1000
+    published = publish(s, args.build, leads)
+    pub_s = (time.time() * 1000 - start_ms) / 1000
+    want = len(leads)
+    wait_for(lambda: s.one("SELECT count(*) FROM calendar_meetings")[0] >= want, args.timeout, interval=0.2,
+             what=f"{want} meetings")
+    rows = rows_by_lead(s, leads)
+    end_ms = max(r[1] for r in rows)
+    busy = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, mailer, gateway)}
+    lat = [r[1] - published[r[0]] for r in rows if r[0] in published]
+    events = sum(len(s.standin.admin(f"events?email=g-{u[:8]}@example.com")["events"])
+                 for u in {u for _, u in leads})
+    seconds = (end_ms - min(published.values())) / 1000
+    result = {
+        "latency_ms": latency_ms, "users": args.users, "leads": want, "prefetch": args.prefetch,
+        "meetings_per_s": round(want / seconds, 1), "seconds": round(seconds, 2), "publish_s": round(pub_s, 2),
+        "publish_to_row_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)},
+        "rows": len(rows), "events": events,
+        "duplicates": sum(1 for r in rows if r[2] > 1) + max(0, events - want),
+        "missing": want - len({r[0] for r in rows}),
+        "services": {name: {"cpu_s": round(busy[name][0] - idle[name][0], 2), "rss_idle_mib": round(idle[name][1], 1),
+                            "rss_peak_mib": round(busy[name][2], 1)} for name in busy},
+    }
+    s.close()
+    return result
+
+
+def delay_accuracy(args):
+    """The real 10 s delay at args.rate leads/s: row time - publish time - 10 s."""
+    s = Stack("bench_delay", args.tmp)
+    s.start_standin()
+    count = int(args.rate * args.delay_seconds)
+    leads = make_world(s, max(10, args.rate // 8), count)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="10000", LOG_LEVEL="warn")
+    published = publish(s, args.build, leads, rate=args.rate)
+    wait_for(lambda: s.one("SELECT count(*) FROM calendar_meetings")[0] >= count, 60 + args.delay_seconds,
+             interval=0.2, what="delayed meetings")
+    err = [r[1] - published[r[0]] - 10000 for r in rows_by_lead(s, leads)]
+    s.close()
+    return {"rate_per_s": args.rate, "leads": count,
+            "error_ms": {"min": min(err), "p50": pct(err, 50), "p90": pct(err, 90), "p99": pct(err, 99),
+                         "max": max(err), "mean": round(statistics.mean(err), 1)}}
+
+
+def amqp_ceiling(args):
+    s = Stack("bench_amqp", args.tmp)
+    tool = os.path.join(args.build, "tests", "bench", "bench-amqp")
+    out = subprocess.run([tool, "ceiling", s.amqp_url, str(args.leads)], capture_output=True, text=True, check=True)
+    s.close()
+    return json.loads(out.stdout)
+
+
+def pgbench(args, dbname, script=None, select_only=False, clients=8, seconds=10):
+    """Transactions per second of pgbench against the stack's server."""
+    cmd = ["pgbench", "-h", "127.0.0.1", "-p", os.environ["TEST_PG_PORT"], "-U", "postgres", "-n",
+           "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    if select_only:
+        cmd.append("-S")
+    if script:
+        cmd += ["-f", script]
+    out = subprocess.run(cmd + [dbname], capture_output=True, text=True, check=True).stdout
+    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    lat = re.search(r"latency average = ([0-9.]+) ms", out)
+    return {"tps": round(tps, 1), "latency_avg_ms": float(lat.group(1)) if lat else None, "clients": clients}
+
+
+def pg_ceiling(args):
+    """Bare inserts of meeting rows, one per transaction, as many connections as the scheduler's pool."""
+    s = Stack("bench_pg", args.tmp)
+    s.query("CREATE TABLE bench_meetings (LIKE calendar_meetings INCLUDING DEFAULTS INCLUDING INDEXES)")
+    script = os.path.join(args.tmp, "insert.sql")
+    with open(script, "w") as f:
+        f.write("INSERT INTO bench_meetings (user_id, lead_analytics_id, google_event_id, google_calendar_id,"
+                " meeting_title, attendee_email, meeting_start_time, meeting_end_time, timezone, status,"
+                " meet_link, html_link, meeting_description) VALUES (gen_random_uuid(), gen_random_uuid(),"
+                " md5(random()::text), 'primary', 'John Smith + TechCorp + Demo', 'lead@example.com',"
+                " now() + interval '1 day', now() + interval '1 day 30 minutes', 'Asia/Kolkata', 'scheduled',"
+                " 'https://meet.google.com/abc-defg-hij', 'https://www.google.com/calendar/event?eid=x',"
+                " repeat('Lead context and the AI analysis. ', 20));\n")
+    result = pgbench(args, s.dbname, script=script, clients=8, seconds=args.pg_seconds)
+    s.close()
+    return result
+
+
+def wrk(url, token, seconds, connections=32):
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H",
+                          f"Authorization: Bearer {token}", url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+
+    def ms(text):
+        v, unit = re.match(r"([0-9.]+)(us|ms|s)", text).groups()
+        return round(float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
+    p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": round(rps, 1), "p50_ms": p50, "p99_ms": p99, "connections": connections,
+            "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def gateway(args):
+    """Status and meetings list under wrk, beside pgbench -S on the same server."""
+    s = Stack("bench_gateway", args.tmp)
+    s.start_standin()
+    user = s.add_user()
+    s.connect_calendar(user, "g@example.com")
+    with s.db().cursor() as cur:
+        for i in range(20):
+            cur.execute("INSERT INTO calendar_meetings (user_id, google_event_id, google_calendar_id, meeting_title,"
+                        " attendee_email, meeting_start_time, meeting_end_time, timezone, status) VALUES"
+                        " (%s, %s, 'primary', 'Demo', 'lead@example.com', now() + make_interval(days => %s),"
+                        " now() + make_interval(days => %s, mins => 30), 'Asia/Kolkata', 'scheduled')",
+                        (user, "ev" + uuid.uuid4().hex, i + 1, i + 1))
+    gw = s.service("oauth-gateway", LOG_LEVEL="warn")
+    idle = proc_stats(gw.proc.pid)
+    token = jwt(user)
+    base = gw.health_url
+    status = wrk(base + "/api/integrations/google/status", token, args.wrk_seconds)
+    meetings = wrk(base + "/api/calendar/meetings?limit=20", token, args.wrk_seconds)
+    busy = proc_stats(gw.proc.pid)
+    subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", os.environ["TEST_PG_PORT"], "-U", "postgres", "-i", "-q",
+                    "-s", "1", s.dbname], capture_output=True, check=True)
+    ceiling = pgbench(args, s.dbname, select_only=True, clients=32, seconds=args.wrk_seconds)
+    s.close()
+    return {"status": status, "meetings": meetings, "pgbench_select_only": ceiling,
+            "status_vs_pgbench": round(status["rps"] / ceiling["tps"], 3),
+            "gateway": {"cpu_s": round(busy[0] - idle[0], 2), "rss_idle_mib": round(idle[1], 1),
+                        "rss_peak_mib": round(busy[2], 1)}}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--leads", type=int, default=5000)
+    ap.add_argument("--prefetch", type=int, default=256)
+    ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--delay-seconds", type=int, default=20)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--pg-seconds", type=int, default=10)
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--only", default="amqp,pg,l0,l100,delay,gateway")
+    args = ap.parse_args()
+    parts = args.only.split(",")
+    report = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    steps = [("amqp_ceiling", "amqp", amqp_ceiling), ("pg_ceiling", "pg", pg_ceiling),
+             ("pipeline_l0", "l0", lambda a: pipeline(a, 0, "l0")),
+             ("pipeline_l100", "l100", lambda a: pipeline(a, 100, "l100")),
+             ("delay", "delay", delay_accuracy), ("gateway", "gateway", gateway)]
+    for key, name, fn in steps:
+        if name in parts:
+            print(f"bench: {key} ...", file=sys.stderr, flush=True)
+            report[key] = fn(args)
+            print(json.dumps(report[key]), file=sys.stderr, flush=True)
+    lower = min(report["amqp_ceiling"]["per_second"], report["pg_ceiling"]["tps"]) \
+        if "amqp_ceiling" in report and "pg_ceiling" in report else None
+    if lower:
+        report["lower_ceiling_per_s"] = lower
+        for key in ("pipeline_l0", "pipeline_l100"):
+            if key in report:
+                report[key]["fraction_of_lower_ceiling"] = round(report[key]["meetings_per_s"] / lower, 3)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    return {"cpus": os.cpu_count(), "cpu": model, "mem_mib": mem, "kernel": os.uname().release}
+
+
+if __name__ == "__main__":
+    main()

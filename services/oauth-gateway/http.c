@@ -12,7 +12,12 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -550,6 +555,21 @@ static struct http_req *http_req_new(struct http_server *s, struct evhttp_reques
 	return r;
 }
 
+/*
+ * evhttp leaves Nagle's algorithm on. An answer larger than one segment then
+ * waits for the client's delayed ACK of the first (40 ms on Linux): the
+ * meetings list took 44 ms at the median under wrk instead of about one.
+ */
+static void http_no_delay(struct evhttp_request *req)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	int on = 1;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
@@ -558,6 +578,7 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 
+	http_no_delay(req);
 	if (s->draining) {
 		http_reply_error(r, 503, "unavailable", "the gateway is shutting down; try again");
 		return;

@@ -7,6 +7,8 @@
  *                                   message once the broker confirmed it.
  *                                   RATE (messages/s) paces the publishes;
  *                                   0 or absent: as fast as confirms allow.
+ *   bench-amqp drain URL QUEUE N    consume N messages from QUEUE with one
+ *                                   ack each; prints the seconds it took.
  *   bench-amqp ceiling URL N        the machine's ceiling for the same work
  *                                   without the services: N messages of the
  *                                   same size through a quorum queue like
@@ -163,6 +165,7 @@ static int bench_publish(const char *url, double rate)
 
 struct bench_consumer {
 	const char *url;
+	const char *queue;
 	long n;
 	double done_at;
 };
@@ -173,7 +176,7 @@ static void *bench_consume(void *arg)
 	amqp_connection_state_t conn = bench_connect(c->url);
 
 	amqp_basic_qos(conn, 1, 0, BENCH_PREFETCH, 0);
-	amqp_basic_consume(conn, 1, amqp_cstring_bytes(BENCH_QUEUE), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	amqp_basic_consume(conn, 1, amqp_cstring_bytes(c->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
 	bench_check(amqp_get_rpc_reply(conn), "basic.consume");
 	for (long got = 0; got < c->n; got++) {
 		amqp_envelope_t env;
@@ -195,7 +198,7 @@ static int bench_ceiling(const char *url, long n)
 	amqp_table_entry_t qargs[] = { { amqp_cstring_bytes("x-queue-type"),
 					 { AMQP_FIELD_KIND_UTF8, { .bytes = amqp_cstring_bytes("quorum") } } } };
 	amqp_table_t args = { 1, qargs };
-	struct bench_consumer c = { url, n, 0 };
+	struct bench_consumer c = { url, BENCH_QUEUE, n, 0 };
 	pthread_t consumer;
 	uint64_t sent = 0, confirmed = 0;
 	char body[256], id[96];
@@ -229,12 +232,25 @@ static int bench_ceiling(const char *url, long n)
 	return 0;
 }
 
+/* Consume n messages from queue with one ack each; prints the seconds from start to the last. */
+static int bench_drain(const char *url, const char *queue, long n)
+{
+	struct bench_consumer c = { url, queue, n, 0 };
+	double start = bench_mono_s();
+
+	bench_consume(&c);
+	printf("{\"messages\": %ld, \"seconds\": %.3f}\n", n, c.done_at - start);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "publish") == 0)
 		return bench_publish(argv[2], argc > 3 ? atof(argv[3]) : 0);
 	if (argc == 4 && strcmp(argv[1], "ceiling") == 0)
 		return bench_ceiling(argv[2], atol(argv[3]));
-	fprintf(stderr, "usage: bench-amqp publish URL [RATE] < leads | bench-amqp ceiling URL N\n");
+	if (argc == 5 && strcmp(argv[1], "drain") == 0)
+		return bench_drain(argv[2], argv[3], atol(argv[4]));
+	fprintf(stderr, "usage: bench-amqp publish URL [RATE] < leads | ceiling URL N | drain URL QUEUE N\n");
 	return 2;
 }

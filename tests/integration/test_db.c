@@ -177,6 +177,34 @@ static void test_round_trip(struct db *db)
 	outcome_reset(&o);
 }
 
+/* Statements are prepared once per connection and survive a column added under a SELECT *. */
+static void test_prepared(struct db *db)
+{
+	static const char select_sql[] = "SELECT * FROM prep_t WHERE id = $1::int";
+	struct outcome o = { 0 };
+	const char *one[] = { "1" };
+
+	run(db, &o, "CREATE TABLE prep_t (id int PRIMARY KEY, a text)", 0, NULL, 5000);
+	run(db, &o, "INSERT INTO prep_t VALUES (1, 'x')", 0, NULL, 5000);
+	/* More runs than connections, so every connection has prepared it and used it again. */
+	for (int i = 0; i < 12; i++)
+		run(db, &o, select_sql, 1, one, 5000);
+	CHECK(o.status == DB_OK && o.ntuples == 1 && strcmp(o.v[1], "x") == 0, "a prepared SELECT reads the row");
+	run(db, &o, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", 1,
+	    (const char *[]){ select_sql }, 5000);
+	CHECK_STR(o.v[0], "1", "the statement is prepared on the connection that ran this");
+	run(db, &o, "ALTER TABLE prep_t ADD COLUMN b text DEFAULT 'new'", 0, NULL, 5000);
+	for (int i = 0; i < 8; i++) {
+		run(db, &o, select_sql, 1, one, 5000);
+		if (o.status != DB_OK)
+			break;
+	}
+	CHECK(o.status == DB_OK, "after ALTER TABLE the prepared SELECT * still runs (%s)", o.error);
+	CHECK(o.v[2] != NULL && strcmp(o.v[2], "new") == 0, "and returns the new column");
+	run(db, &o, "DROP TABLE prep_t", 0, NULL, 5000);
+	outcome_reset(&o);
+}
+
 struct burst {
 	int done;
 	int wrong;
@@ -472,6 +500,7 @@ int main(void)
 	base = event_base_new();
 	db = db_new(base, &opts);
 	test_round_trip(db);
+	test_prepared(db);
 	test_thousand(db);
 	test_statement_timeout(url);
 	test_terminated(db, url);

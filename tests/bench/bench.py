@@ -225,13 +225,15 @@ def pg_ceiling(args):
 def wrk(url, token, seconds, connections=32):
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H",
                           f"Authorization: Bearer {token}", url], capture_output=True, text=True, check=True).stdout
+    if "Requests/sec" not in out:
+        raise RuntimeError("wrk: " + out)
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
 
     def ms(text):
-        v, unit = re.match(r"([0-9.]+)(us|ms|s)", text).groups()
-        return round(float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
-    p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+        v, unit = re.match(r"([0-9.]+)(us|ms|s|m)", text).groups()
+        return round(float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit], 3)
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": round(rps, 1), "p50_ms": p50, "p99_ms": p99, "connections": connections,
             "errors": int(non2xx.group(1)) if non2xx else 0}

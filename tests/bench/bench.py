@@ -22,6 +22,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from harness import Stack, jwt, wait_for  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+OPEN_STACKS = []
+
+
+def new_stack(name, tmp):
+    """A Stack that main() closes should its part fail half-way."""
+    s = Stack(name, tmp)
+    OPEN_STACKS.append(s)
+    return s
+
+
+def close_stack(s):
+    """Stop the part's services; what Stack.close() finds wrong (an exit status, a secret in a log) is shown."""
+    OPEN_STACKS.remove(s)
+    for problem in s.close():
+        print(f"bench: {problem}", file=sys.stderr)
 
 
 def proc_stats(pid):
@@ -108,7 +123,7 @@ def rows_by_lead(s, leads):
 
 def pipeline(args, latency_ms, label):
     """One pipeline run: N leads for U users through one scheduler, Google answering after latency_ms."""
-    s = Stack(f"bench_{label}", args.tmp)
+    s = new_stack(f"bench_{label}", args.tmp)
     s.start_standin()
     s.standin.admin("faults", {"latency_ms": latency_ms})
     leads = make_world(s, args.users, args.leads)
@@ -148,7 +163,7 @@ def pipeline(args, latency_ms, label):
     }
     if args.mail:
         result["mailer"] = mailer(s, want)
-    s.close()
+    close_stack(s)
     return result
 
 
@@ -167,7 +182,7 @@ def mailer(s, jobs):
 
 def delay_accuracy(args):
     """The real 10 s delay at args.rate leads/s: row time - publish time - 10 s."""
-    s = Stack("bench_delay", args.tmp)
+    s = new_stack("bench_delay", args.tmp)
     s.start_standin()
     count = int(args.rate * args.delay_seconds)
     leads = make_world(s, max(10, args.rate // 8), count)
@@ -176,17 +191,17 @@ def delay_accuracy(args):
     wait_for(lambda: s.one("SELECT count(*) FROM calendar_meetings")[0] >= count, 60 + args.delay_seconds,
              interval=0.2, what="delayed meetings")
     err = [r[1] - published[r[0]] - 10000 for r in rows_by_lead(s, leads)]
-    s.close()
+    close_stack(s)
     return {"rate_per_s": args.rate, "leads": count,
             "error_ms": {"min": min(err), "p50": pct(err, 50), "p90": pct(err, 90), "p99": pct(err, 99),
                          "max": max(err), "mean": round(statistics.mean(err), 1)}}
 
 
 def amqp_ceiling(args):
-    s = Stack("bench_amqp", args.tmp)
+    s = new_stack("bench_amqp", args.tmp)
     tool = os.path.join(args.build, "tests", "bench", "bench-amqp")
     out = subprocess.run([tool, "ceiling", s.amqp_url, str(args.leads)], capture_output=True, text=True, check=True)
-    s.close()
+    close_stack(s)
     return json.loads(out.stdout)
 
 
@@ -206,7 +221,7 @@ def pgbench(args, dbname, script=None, select_only=False, clients=8, seconds=10)
 
 def pg_ceiling(args):
     """Bare inserts of meeting rows, one per transaction, as many connections as the scheduler's pool."""
-    s = Stack("bench_pg", args.tmp)
+    s = new_stack("bench_pg", args.tmp)
     s.query("CREATE TABLE bench_meetings (LIKE calendar_meetings INCLUDING DEFAULTS INCLUDING INDEXES)")
     script = os.path.join(args.tmp, "insert.sql")
     with open(script, "w") as f:
@@ -218,7 +233,7 @@ def pg_ceiling(args):
                 " 'https://meet.google.com/abc-defg-hij', 'https://www.google.com/calendar/event?eid=x',"
                 " repeat('Lead context and the AI analysis. ', 20));\n")
     result = pgbench(args, s.dbname, script=script, clients=8, seconds=args.pg_seconds)
-    s.close()
+    close_stack(s)
     return result
 
 
@@ -241,7 +256,7 @@ def wrk(url, token, seconds, connections=32):
 
 def gateway(args):
     """Status and meetings list under wrk, beside pgbench -S on the same server."""
-    s = Stack("bench_gateway", args.tmp)
+    s = new_stack("bench_gateway", args.tmp)
     s.start_standin()
     user = s.add_user()
     s.connect_calendar(user, "g@example.com")
@@ -265,7 +280,7 @@ def gateway(args):
                        wrk(base + "/api/integrations/google/status", token, args.wrk_seconds)))
     meetings = wrk(base + "/api/calendar/meetings?limit=20", token, args.wrk_seconds)
     busy = proc_stats(gw.proc.pid)
-    s.close()
+    close_stack(s)
     ceiling = {"tps": round(statistics.mean(r[0]["tps"] for r in rounds), 1), "clients": 32,
                "rounds": [r[0]["tps"] for r in rounds]}
     status = {"rps": round(statistics.mean(r[1]["rps"] for r in rounds), 1),
@@ -300,11 +315,15 @@ def main():
              ("pipeline_l0", "l0", lambda a: pipeline(argparse.Namespace(**dict(vars(a), mail=False)), 0, "l0")),
              ("pipeline_l100", "l100", lambda a: pipeline(a, 100, "l100")),
              ("delay", "delay", delay_accuracy), ("gateway", "gateway", gateway)]
-    for key, name, fn in steps:
-        if name in parts:
-            print(f"bench: {key} ...", file=sys.stderr, flush=True)
-            report[key] = fn(args)
-            print(json.dumps(report[key]), file=sys.stderr, flush=True)
+    try:
+        for key, name, fn in steps:
+            if name in parts:
+                print(f"bench: {key} ...", file=sys.stderr, flush=True)
+                report[key] = fn(args)
+                print(json.dumps(report[key]), file=sys.stderr, flush=True)
+    finally:
+        for s in list(OPEN_STACKS):
+            close_stack(s)
     lower = min(report["amqp_ceiling"]["per_second"], report["pg_ceiling"]["tps"]) \
         if "amqp_ceiling" in report and "pg_ceiling" in report else None
     if lower:

@@ -746,10 +746,10 @@ struct mq *mq_new(struct event_base *base, const struct mq_opts *opts)
 			  LOG_STR("conn", mq->name));
 		exit(MQ_EXIT_CONFIG);
 	}
-	mq->kick = evtimer_new(base, mq_on_kick, mq);
+	mq->kick = xevent_new(base, -1, 0, mq_on_kick, mq);
 	mq->tick = xevent_new(base, -1, EV_PERSIST, mq_on_tick, mq);
-	mq->retry = evtimer_new(base, mq_on_retry, mq);
-	mq->reset = evtimer_new(base, mq_on_reset, mq);
+	mq->retry = xevent_new(base, -1, 0, mq_on_retry, mq);
+	mq->reset = xevent_new(base, -1, 0, mq_on_reset, mq);
 	evtimer_add(mq->retry, &zero);
 	return mq;
 }

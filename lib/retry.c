@@ -78,7 +78,7 @@ static void retry_publish_in(struct retry_job *job, long delay_ms)
 	struct timeval tv = { delay_ms / 1000, (suseconds_t)(delay_ms % 1000) * 1000 };
 
 	if (job->pause == NULL)
-		job->pause = evtimer_new(job->base, retry_on_pause, job);
+		job->pause = xevent_new(job->base, -1, 0, retry_on_pause, job);
 	evtimer_add(job->pause, &tv);
 }
 

@@ -298,7 +298,7 @@ static void job_on_sent_recorded(const struct db_result *r, void *arg)
 
 		/* The mail is out: a redelivery now would send it again, so keep trying here first. */
 		if (job->pause == NULL)
-			job->pause = evtimer_new(job->m->base, job_on_record_pause, job);
+			job->pause = xevent_new(job->m->base, -1, 0, job_on_record_pause, job);
 		evtimer_add(job->pause, &tv);
 		return;
 	}

@@ -187,7 +187,7 @@ static void command_send(struct command *cmd)
 	if (cmd->next != NULL)
 		cmd->next->prev = cmd;
 	g->commands->waiting = cmd;
-	cmd->deadline = evtimer_new(g->base, command_on_deadline, cmd);
+	cmd->deadline = xevent_new(g->base, -1, 0, command_on_deadline, cmd);
 	event_add(cmd->deadline, &(struct timeval){ COMMANDS_WAIT_S, 0 });
 	log_info("command sent", LOG_STR("command", command_names[cmd->kind]), LOG_STR("command_id", cmd->id),
 		 LOG_STR("user", http_req_user(cmd->r)));

@@ -165,7 +165,7 @@ static void oauth_revoke(struct gateway *g, const char *token, oauth_revoked_cb 
 
 	rv->done = done;
 	rv->arg = arg;
-	rv->timer = evtimer_new(g->base, oauth_on_revoke_wait, rv);
+	rv->timer = xevent_new(g->base, -1, 0, oauth_on_revoke_wait, rv);
 	event_add(rv->timer, &(struct timeval){ OAUTH_REVOKE_WAIT_S, 0 });
 	google_revoke(g->google, token, oauth_on_revoked, rv);
 }

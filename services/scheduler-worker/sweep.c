@@ -214,7 +214,7 @@ void sweep_start(struct scheduler *s)
 	struct timeval soon = { 1, 0 };
 
 	/* A first sweep right after start: a restarted worker catches up at once. */
-	s->sweep = evtimer_new(s->base, sweep_on_first, s);
+	s->sweep = xevent_new(s->base, -1, 0, sweep_on_first, s);
 	evtimer_add(s->sweep, &soon);
 }
 

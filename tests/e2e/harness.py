@@ -365,8 +365,7 @@ class Stack:
         if self.standin is not None and self.standin.proc is not None and self.standin.proc.poll() is None:
             try:
                 out += [(s["kind"], s["value"]) for s in self.standin.admin("secrets")]
-            except Exception as e:  # a stand-in a test broke on purpose; its secrets were in the env anyway
-                out.append(("stand-in unreachable", ""))
+            except Exception as e:  # a stand-in a test broke on purpose: the configuration's secrets still count
                 print(f"log scan: stand-in secrets unavailable: {e}")
         return out
 

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <event2/event.h>
+#include <sodium.h>
 
 #include "cfg.h"
 #include "httpc.h"
@@ -17,17 +19,40 @@
 #include "xmalloc.h"
 
 #define GOOGLE_TIMEOUT_MS 20000
+/*
+ * Quick retries follow Google's backoff (1 s, then 2 s, each plus up to 1 s
+ * of jitter) inside the process. Most 5xx and 429 answers are blips that are
+ * gone a second later; sending each one through a retry tier instead costs
+ * 5 s or more and two broker round trips, and a booking unlucky several times
+ * in a row ends up on the minutes-long tiers. Longer waits are the tiers' job.
+ */
+#define GOOGLE_QUICK_RETRIES 2
+#define GOOGLE_QUICK_BASE_MS 1000
+#define GOOGLE_QUICK_JITTER_MS 1000
+#define GOOGLE_QUICK_MAX_RETRY_AFTER_S 4
+/* A call that failed without an answer this quickly was refused, not timed out: worth a quick retry. */
+#define GOOGLE_QUICK_MAX_SILENT_S 2.0
 
 struct google {
 	struct httpc *http;
 	const struct config *cfg;
+	struct event_base *base;
+	struct google_call *calls;	/* every call not yet answered, for google_free() */
+	int quick_retries;
 };
 
+/* One call from google_send() to its callback, quick retries included. */
 struct google_call {
+	struct google *g;	/* NULL once google_free() ran: the answer then goes straight to cb */
+	struct google_call *prev, *next;
 	google_cb cb;
 	void *arg;
 	const char *op;
-	bool oauth;	/* token/revoke endpoints answer OAuth errors, not Calendar errors */
+	bool oauth;		/* token/revoke endpoints answer OAuth errors, not Calendar errors */
+	int retries_left;
+	int attempt;
+	char *method, *url, *auth, *ctype, *body;	/* kept for a retry; auth is wiped on free */
+	struct event *timer;	/* a quick retry is waiting */
 };
 
 static const char *const google_outcome_names[] = {
@@ -45,11 +70,76 @@ struct google *google_new(struct httpc *http, const struct config *cfg)
 
 	g->http = http;
 	g->cfg = cfg;
+	g->base = httpc_base(http);
+	g->quick_retries = GOOGLE_QUICK_RETRIES;
 	return g;
 }
 
+void google_set_quick_retries(struct google *g, int retries)
+{
+	g->quick_retries = retries > 0 ? retries : 0;
+}
+
+static void google_call_unlink(struct google_call *call)
+{
+	if (call->g == NULL)
+		return;
+	if (call->prev != NULL)
+		call->prev->next = call->next;
+	else
+		call->g->calls = call->next;
+	if (call->next != NULL)
+		call->next->prev = call->prev;
+	call->g = NULL;
+}
+
+static void google_call_free(struct google_call *call)
+{
+	google_call_unlink(call);
+	if (call->timer != NULL)
+		event_free(call->timer);
+	if (call->auth != NULL) {
+		sodium_memzero(call->auth, strlen(call->auth));
+		free(call->auth);
+	}
+	if (call->body != NULL) {
+		sodium_memzero(call->body, strlen(call->body));
+		free(call->body);
+	}
+	free(call->method);
+	free(call->url);
+	free(call->ctype);
+	free(call);
+}
+
+static void google_deliver(struct google_call *call, const struct google_result *res)
+{
+	google_call_unlink(call);
+	call->cb(res, call->arg);
+	google_call_free(call);
+}
+
+/*
+ * Calls waiting for a quick retry end now with a transient result, so their
+ * owners retry them later; calls still in flight lose their retries and
+ * answer whenever httpc gives them up.
+ */
 void google_free(struct google *g)
 {
+	if (g == NULL)
+		return;
+	while (g->calls != NULL) {
+		struct google_call *call = g->calls;
+
+		google_call_unlink(call);
+		if (call->timer != NULL) {
+			struct google_result res = { .outcome = GOOGLE_TRANSIENT, .message = "shutting down",
+						     .retry_after_s = -1 };
+
+			call->cb(&res, call->arg);
+			google_call_free(call);
+		}
+	}
 	free(g);
 }
 
@@ -114,10 +204,54 @@ void google_read_response(long status, const char *body, size_t len, bool oauth,
 	out->outcome = google_classify(status, out->reason, oauth);
 }
 
+static void google_start(struct google_call *call);
+
+static void google_on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct google_call *call = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(call->timer);
+	call->timer = NULL;
+	google_start(call);
+}
+
+/*
+ * Schedule a quick retry of a transient failure, or return false when the
+ * call has none left, Google asked for a longer wait, or no answer came for
+ * long enough to be a timeout (a retry would hold the caller another 20 s).
+ */
+static bool google_retry_quickly(struct google_call *call, const struct httpc_response *r,
+				 const struct google_result *res)
+{
+	long delay_ms;
+
+	if (call->g == NULL || call->retries_left <= 0 || res->outcome != GOOGLE_TRANSIENT)
+		return false;
+	if (r->result == CURLE_ABORTED_BY_CALLBACK || (res->status == 0 && r->seconds > GOOGLE_QUICK_MAX_SILENT_S))
+		return false;
+	if (res->retry_after_s > GOOGLE_QUICK_MAX_RETRY_AFTER_S)
+		return false;
+	delay_ms = ((long)GOOGLE_QUICK_BASE_MS << call->attempt) + (long)randombytes_uniform(GOOGLE_QUICK_JITTER_MS + 1);
+	if (res->retry_after_s * 1000 > delay_ms)
+		delay_ms = res->retry_after_s * 1000;
+	call->retries_left--;
+	call->attempt++;
+	metric_inc(metrics_counter("google_quick_retries_total", "Transient Google failures retried in-process.",
+				   "op", call->op, NULL));
+	log_debug("Google failed for a moment; retrying the call", LOG_STR("op", call->op),
+		  LOG_INT("status", res->status), LOG_STR("reason", res->reason), LOG_INT("delay_ms", delay_ms));
+	call->timer = xevent_new(call->g->base, -1, 0, google_on_retry_timer, call);
+	event_add(call->timer, &(struct timeval){ delay_ms / 1000, (delay_ms % 1000) * 1000 });
+	return true;
+}
+
 static void google_on_response(const struct httpc_response *r, void *arg)
 {
 	struct google_call *call = arg;
 	struct google_result res = { 0 };
+	bool retrying;
 
 	google_read_response(r->result == CURLE_OK ? r->status : 0, r->body, r->body_len, call->oauth, &res);
 	res.retry_after_s = r->retry_after_s;
@@ -133,50 +267,66 @@ static void google_on_response(const struct httpc_response *r, void *arg)
 		log_debug("google call failed", LOG_STR("op", call->op), LOG_INT("status", res.status),
 			  LOG_STR("reason", res.reason), LOG_STR("detail", res.message));
 
-	call->cb(&res, call->arg);
+	retrying = google_retry_quickly(call, r, &res);
+	if (!retrying)
+		google_deliver(call, &res);
 	cJSON_Delete(res.json);
-	free(call);
 }
 
-/* Send one request; if curl refuses it outright, the callback runs at once with a transient result. */
-static void google_send(struct google *g, const char *op, bool oauth, const char *method, const char *url,
-			const char *access_token, const char *content_type, const char *body, google_cb cb,
-			void *arg)
+/* Send the call's request; if curl refuses it outright, the callback runs at once with a transient result. */
+static void google_start(struct google_call *call)
 {
-	struct google_call *call = xcalloc(1, sizeof(*call));
-	char *auth = access_token ? xasprintf("Authorization: Bearer %s", access_token) : NULL;
-	char *ctype = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
 	const char *headers[4] = { "Accept: application/json" };
 	struct httpc_request req = { 0 };
 	int n = 1;
 
-	if (auth != NULL)
-		headers[n++] = auth;
-	if (ctype != NULL)
-		headers[n++] = ctype;
+	if (call->auth != NULL)
+		headers[n++] = call->auth;
+	if (call->ctype != NULL)
+		headers[n++] = call->ctype;
 	headers[n] = NULL;
+	req.method = call->method;
+	req.url = call->url;
+	req.headers = headers;
+	req.body = call->body;
+	req.body_len = call->body ? strlen(call->body) : 0;
+	req.timeout_ms = GOOGLE_TIMEOUT_MS;
+	if (call->g == NULL || httpc_send(call->g->http, &req, google_on_response, call) < 0) {
+		struct google_result res = { .outcome = GOOGLE_TRANSIENT, .message = "request refused by libcurl",
+					     .retry_after_s = -1 };
+
+		log_error("cannot start a Google request", LOG_STR("op", call->op));
+		google_deliver(call, &res);
+	}
+}
+
+/*
+ * Start one call. retry: the request is safe to repeat (a read, a patch, a
+ * delete, an insert with our own event id, a refresh), so transient failures
+ * get quick retries before the caller sees them.
+ */
+static void google_send(struct google *g, const char *op, bool oauth, bool retry, const char *method,
+			const char *url, const char *access_token, const char *content_type, const char *body,
+			google_cb cb, void *arg)
+{
+	struct google_call *call = xcalloc(1, sizeof(*call));
+
+	call->g = g;
 	call->cb = cb;
 	call->arg = arg;
 	call->op = op;
 	call->oauth = oauth;
-	req.method = method;
-	req.url = url;
-	req.headers = headers;
-	req.body = body;
-	req.body_len = body ? strlen(body) : 0;
-	req.timeout_ms = GOOGLE_TIMEOUT_MS;
-	if (httpc_send(g->http, &req, google_on_response, call) < 0) {
-		struct httpc_response failed = { .result = CURLE_FAILED_INIT, .error = "request refused by libcurl",
-						  .body = "", .retry_after_s = -1 };
-
-		log_error("cannot start a Google request", LOG_STR("op", op));
-		google_on_response(&failed, call);
-	}
-	if (auth != NULL) {
-		memset(auth, 0, strlen(auth));
-		free(auth);
-	}
-	free(ctype);
+	call->retries_left = retry ? g->quick_retries : 0;
+	call->method = xstrdup(method);
+	call->url = xstrdup(url);
+	call->auth = access_token ? xasprintf("Authorization: Bearer %s", access_token) : NULL;
+	call->ctype = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
+	call->body = body ? xstrdup(body) : NULL;
+	call->next = g->calls;
+	if (g->calls != NULL)
+		g->calls->prev = call;
+	g->calls = call;
+	google_start(call);
 }
 
 static char *google_escape(const char *s)
@@ -224,7 +374,7 @@ void google_exchange_code(struct google *g, const char *code, const char *code_v
 				 "redirect_uri", g->cfg->google_redirect_uri, "client_id", g->cfg->google_client_id,
 				 "client_secret", g->cfg->google_client_secret, NULL);
 
-	google_send(g, "oauth.token", true, "POST", g->cfg->google_token_url, NULL,
+	google_send(g, "oauth.token", true, false, "POST", g->cfg->google_token_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
 	google_form_free(form);
 }
@@ -234,7 +384,7 @@ void google_refresh(struct google *g, const char *refresh_token, google_cb cb, v
 	char *form = google_form("grant_type", "refresh_token", "refresh_token", refresh_token, "client_id",
 				 g->cfg->google_client_id, "client_secret", g->cfg->google_client_secret, NULL);
 
-	google_send(g, "oauth.refresh", true, "POST", g->cfg->google_token_url, NULL,
+	google_send(g, "oauth.refresh", true, true, "POST", g->cfg->google_token_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
 	google_form_free(form);
 }
@@ -243,14 +393,14 @@ void google_revoke(struct google *g, const char *token, google_cb cb, void *arg)
 {
 	char *form = google_form("token", token, NULL);
 
-	google_send(g, "oauth.revoke", true, "POST", g->cfg->google_revoke_url, NULL,
+	google_send(g, "oauth.revoke", true, false, "POST", g->cfg->google_revoke_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
 	google_form_free(form);
 }
 
 void google_userinfo(struct google *g, const char *access_token, google_cb cb, void *arg)
 {
-	google_send(g, "oauth.userinfo", false, "GET", g->cfg->google_userinfo_url, access_token, NULL, NULL, cb,
+	google_send(g, "oauth.userinfo", false, true, "GET", g->cfg->google_userinfo_url, access_token, NULL, NULL, cb,
 		    arg);
 }
 
@@ -273,7 +423,7 @@ void google_event_insert(struct google *g, const char *access_token, const char 
 	char *url = google_events_url(g, calendar_id, NULL, query);
 	char *body = cJSON_PrintUnformatted(event);
 
-	google_send(g, "events.insert", false, "POST", url, access_token, "application/json", body, cb, arg);
+	google_send(g, "events.insert", false, true, "POST", url, access_token, "application/json", body, cb, arg);
 	cJSON_free(body);
 	free(url);
 }
@@ -283,7 +433,7 @@ void google_event_get(struct google *g, const char *access_token, const char *ca
 {
 	char *url = google_events_url(g, calendar_id, event_id, NULL);
 
-	google_send(g, "events.get", false, "GET", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, "events.get", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
 	free(url);
 }
 
@@ -293,7 +443,7 @@ void google_event_patch(struct google *g, const char *access_token, const char *
 	char *url = google_events_url(g, calendar_id, event_id, query);
 	char *body = cJSON_PrintUnformatted(patch);
 
-	google_send(g, "events.patch", false, "PATCH", url, access_token, "application/json", body, cb, arg);
+	google_send(g, "events.patch", false, true, "PATCH", url, access_token, "application/json", body, cb, arg);
 	cJSON_free(body);
 	free(url);
 }
@@ -303,7 +453,7 @@ void google_event_delete(struct google *g, const char *access_token, const char 
 {
 	char *url = google_events_url(g, calendar_id, event_id, query);
 
-	google_send(g, "events.delete", false, "DELETE", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, "events.delete", false, true, "DELETE", url, access_token, NULL, NULL, cb, arg);
 	free(url);
 }
 
@@ -312,6 +462,6 @@ void google_calendar_probe(struct google *g, const char *access_token, const cha
 {
 	char *url = google_events_url(g, calendar_id, NULL, "maxResults=1");
 
-	google_send(g, "events.list", false, "GET", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, "events.list", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
 	free(url);
 }

@@ -8,6 +8,13 @@
  * HTTP status plus errors[0].reason, never the message (see
  * shared/reference/google-api-facts.md, section 3). Base URLs come from the
  * configuration so tests point them at the local stand-in.
+ *
+ * Requests that are safe to repeat (reads, patches, deletes, inserts with our
+ * own event id, token refreshes) get up to two quick retries of a transient
+ * failure, after Google's backoff of 1 s and 2 s plus jitter, before the
+ * callback sees it; a transient result therefore means Google stayed
+ * unavailable for a few seconds. Code exchanges and revocations are never
+ * repeated.
  */
 #ifndef GOOGLE_H
 #define GOOGLE_H
@@ -50,8 +57,14 @@ typedef void (*google_cb)(const struct google_result *result, void *arg);
  * outlive it). The caller frees it with google_free().
  */
 struct google *google_new(struct httpc *http, const struct config *cfg);
-/* google_free(NULL) is a no-op. */
+/*
+ * Calls waiting for a quick retry end at once with a transient result; calls
+ * in flight answer when httpc gives them up. google_free(NULL) is a no-op.
+ */
 void google_free(struct google *g);
+
+/* Quick retries per call from now on (2 by default; 0 turns them off). */
+void google_set_quick_retries(struct google *g, int retries);
 
 /* The outcome's name for logs, metrics and stored reasons ("transient", ...). */
 const char *google_outcome_name(enum google_outcome outcome);

@@ -312,6 +312,11 @@ void httpc_free(struct httpc *client)
 		free(client);
 }
 
+struct event_base *httpc_base(const struct httpc *client)
+{
+	return client->base;
+}
+
 static size_t httpc_on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct httpc_xfer *x = arg;

@@ -59,6 +59,9 @@ struct httpc *httpc_new(struct event_base *base, long max_connections);
  */
 void httpc_free(struct httpc *client);
 
+/* The event base the client runs on, for callers that need timers beside their requests. */
+struct event_base *httpc_base(const struct httpc *client);
+
 /*
  * Start a request. Everything in *req is copied, so the caller may free it at
  * once. done is called exactly once, never from inside httpc_send(). Returns

@@ -140,10 +140,11 @@ def test_dead_letters_are_listed_kept_and_replayed_after_the_data_is_fixed(stack
                      r"\s+reason\s+retries_exhausted\n\s+detail\s+gave up after 8 attempts", text)
     wait_for(lambda: s.depth("scheduler.dead") == 2, 10, what="the list to leave the queue as it was")
 
-    # Fix: Google is back, but for one more blip. The replayed copy starts with a fresh retry count, so
-    # that blip goes through retry tier 1 instead of straight back to the dead letters.
+    # Fix: Google is back, but for a few more seconds of 503s (longer than the quick retries cover). The
+    # replayed copy starts with a fresh retry count, so it goes through retry tier 1 instead of straight
+    # back to the dead letters.
     s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 503,
-                                          "count": 1}]})
+                                          "count": 3}]})
     p = gcalctl(s, "dead", "replay", "scheduler", "--id", "poison-google")
     assert "replayed poison-google to scheduler.leads" in p.stdout and "1 message replayed" in p.stdout
     rows = wait_for(lambda: meetings(s, lead["lead"]), 40, what="the replayed lead booked")

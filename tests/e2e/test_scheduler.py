@@ -123,22 +123,7 @@ def test_crash_between_google_and_commit(stack):
     assert meetings(s, lead["lead"])[0][2] == events[0]["id"]
 
 
-def test_google_500_then_success_is_retried(stack):
-    s = stack()
-    s.start_standin()
-    user, gmail = booked_user(s)
-    lead = s.add_lead(user)
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 500,
-                                          "count": 1}]})
-    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
-    s.publish_lead(lead["lead"], user)
-    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting after retry")
-    assert len(google_events(s, gmail)) == 1
-    m = w.metrics()
-    assert m.get('retries_total{queue="scheduler.retry.1"}') == 1
-
-
-def test_google_429_backs_off(stack):
+def test_google_blip_is_retried_in_process(stack):
     s = stack()
     s.start_standin()
     user, gmail = booked_user(s)
@@ -148,9 +133,34 @@ def test_google_429_backs_off(stack):
     w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     t0 = time.time()
     s.publish_lead(lead["lead"], user)
-    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting after backoff")
-    assert time.time() - t0 >= 5, "the retry waited for its tier"
-    assert w.metrics().get('retries_total{queue="scheduler.retry.1"}') == 1
+    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting after a quick retry")
+    assert time.time() - t0 >= 1, "the retry waited Google's first backoff step"
+    assert len(google_events(s, gmail)) == 1
+    inserts = [r["status"] for r in s.standin.admin("requests")["requests"]
+               if r["method"] == "POST" and r["path"].startswith("/calendar/v3/")]
+    assert inserts == [429, 200]
+    m = w.metrics()
+    assert m.get('google_quick_retries_total{op="events.insert"}') == 1
+    assert not any(k.startswith("retries_total") for k in m), "no retry tier for a blip"
+
+
+def test_google_down_for_seconds_goes_through_a_tier(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    # The first attempt and both of its quick retries fail; the lead waits on the first tier.
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 500,
+                                          "count": 3}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    t0 = time.time()
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 40, what="meeting after the retry tier")
+    assert time.time() - t0 >= 5 + 1 + 2, "two quick retries, then the 5 s tier"
+    assert len(google_events(s, gmail)) == 1
+    m = w.metrics()
+    assert m.get('retries_total{queue="scheduler.retry.1"}') == 1
+    assert m.get('google_quick_retries_total{op="events.insert"}') == 2
 
 
 def test_permanent_google_refusal_is_recorded(stack):

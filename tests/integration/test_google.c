@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <cJSON.h>
 #include <curl/curl.h>
@@ -31,6 +32,8 @@ struct call {
 };
 
 static struct event_base *base;
+static struct httpc *http;
+static struct config cfg;
 static struct google *g;
 
 static void on_result(const struct google_result *r, void *arg)
@@ -110,6 +113,71 @@ static void admin(const char *path, const char *json)
 	if (blocking_post(url, "application/json", json, NULL) != 200)
 		CHECK(0, "admin %s accepted", path);
 	free(url);
+}
+
+static double quick_retries(const char *op)
+{
+	return metric_value(metrics_counter("google_quick_retries_total", "Transient Google failures retried in-process.",
+					    "op", op, NULL));
+}
+
+/* Transient failures are retried in-process twice, permanent ones and code exchanges never. */
+static void test_quick_retries(const char *access)
+{
+	struct call c = { 0 };
+	double before = quick_retries("events.get");
+	struct google *g2;
+	struct timeval until;
+
+	admin("faults", "{\"rules\":[{\"status\":503}]}");
+	google_event_get(g, access, "primary", "nosuchevent0000", on_result, &c);
+	wait_call(&c);
+	CHECK_INT(c.outcome, GOOGLE_NOT_FOUND, "a single 503 is retried and the caller sees the real answer");
+	CHECK(quick_retries("events.get") == before + 1, "one quick retry counted");
+	call_reset(&c);
+
+	admin("faults", "{\"rules\":[{\"status\":500,\"count\":3}]}");
+	google_event_get(g, access, "primary", "nosuchevent0000", on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_TRANSIENT && c.status == 500, "three 500s in a row reach the caller as transient");
+	CHECK(quick_retries("events.get") == before + 3, "after two quick retries");
+	call_reset(&c);
+	admin("faults", "{\"rules\":[]}");
+
+	admin("faults", "{\"rules\":[{\"status\":403,\"reason\":\"forbidden\"},{\"status\":503}]}");
+	google_event_get(g, access, "primary", "nosuchevent0000", on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_PERMANENT && c.status == 403, "a permanent refusal is not retried");
+	CHECK(quick_retries("events.get") == before + 3, "no retry counted for it");
+	call_reset(&c);
+	admin("faults", "{\"rules\":[]}");
+
+	/* A code is good for one exchange: a 500 may have used it up, so it is never sent twice. */
+	admin("faults", "{\"rules\":[{\"path_prefix\":\"/token\",\"status\":500}]}");
+	google_exchange_code(g, "some-code", "some-verifier", on_result, &c);
+	wait_call(&c);
+	CHECK(c.outcome == GOOGLE_TRANSIENT && c.status == 500, "a code exchange answers its first 500");
+	CHECK(quick_retries("oauth.token") == 0, "and is not repeated");
+	call_reset(&c);
+
+	/* Freeing the client ends a call waiting for its retry at once, as transient. */
+	g2 = google_new(http, &cfg);
+	admin("faults", "{\"rules\":[{\"status\":503}]}");
+	google_event_get(g2, access, "primary", "nosuchevent0000", on_result, &c);
+	gettimeofday(&until, NULL);
+	until.tv_sec += 10;
+	while (quick_retries("events.get") == before + 3 && !c.done) {
+		struct timeval now;
+
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		gettimeofday(&now, NULL);
+		if (timercmp(&now, &until, >))
+			break;
+	}
+	CHECK(quick_retries("events.get") == before + 4 && !c.done, "the call waits for its quick retry");
+	google_free(g2);
+	CHECK(c.done && c.outcome == GOOGLE_TRANSIENT && c.status == 0, "google_free() ends it as transient");
+	call_reset(&c);
 }
 
 /* The consent form's Allow for email with a PKCE challenge; returns the code (caller frees). */
@@ -239,6 +307,8 @@ static void test_oauth_and_calendar(void)
 			{ "{\"status\":403,\"reason\":\"forbidden\"}", GOOGLE_PERMANENT, "403 forbidden is permanent" },
 		};
 
+		/* Each rule fires once; without quick retries the caller sees that one answer. */
+		google_set_quick_retries(g, 0);
 		for (size_t i = 0; i < sizeof(faults) / sizeof(*faults); i++) {
 			char *rules = xasprintf("{\"rules\":[%s]}", faults[i].rule);
 
@@ -249,7 +319,9 @@ static void test_oauth_and_calendar(void)
 			CHECK_INT(c.outcome, faults[i].want, "%s", faults[i].what);
 			call_reset(&c);
 		}
+		google_set_quick_retries(g, 2);
 	}
+	test_quick_retries(access);
 
 	/* Expired access token, then a refresh, then a revoked grant. */
 	{
@@ -283,8 +355,6 @@ static void test_oauth_and_calendar(void)
 int main(void)
 {
 	const char *url = testenv_require("TEST_GOOGLE_URL");
-	struct config cfg = { 0 };
-	struct httpc *http;
 
 	log_init("test_google", LOG_WARN);
 	base = event_base_new();

@@ -73,6 +73,11 @@
  */
 #define DB_ANSWER_GRACE_MS		5000
 #define DB_MAX_PARAMS			65535	/* the protocol's 16-bit count */
+/*
+ * A connection idle this long is read once before it gets a statement (see
+ * db_pump()); one that finished a statement more recently has just been read.
+ */
+#define DB_IDLE_CHECK_AFTER_MS		100
 #define DB_NKEYWORDS			4	/* application_name, connect_timeout, dbname, options */
 
 struct db_query {
@@ -120,6 +125,7 @@ struct db_conn {
 	int nprepared;
 	int preparing;		/* index being prepared for q, or -1 */
 	int executing;		/* index q runs as, or -1 when unprepared */
+	int64_t idle_since_ms;	/* when it last became idle */
 };
 
 struct db {
@@ -447,6 +453,7 @@ static void db_conn_up(struct db_conn *conn)
 	}
 	evtimer_del(conn->timer);
 	conn->state = DB_CONN_IDLE;
+	conn->idle_since_ms = 0;
 	conn->attempts = 0;
 	db->nup++;
 	if (conn->failing) {
@@ -566,6 +573,7 @@ static void db_conn_done(struct db_conn *conn)
 	conn->q = NULL;
 	conn->res = NULL;
 	conn->state = DB_CONN_IDLE;
+	conn->idle_since_ms = db_now_ms();
 	evtimer_del(conn->timer);
 	if (res == NULL)
 		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
@@ -615,14 +623,14 @@ static void db_conn_collect(struct db_conn *conn)
 }
 
 /*
- * Read and parse what an idle connection has pending; false (and the
- * connection closed) when the server has closed it or announced that it
- * will. PQconsumeInput only reads: PQisBusy parses, which is when an idle
- * connection's FATAL reaches the notice receiver.
+ * Read (when read is set) and parse what an idle connection has pending;
+ * false (and the connection closed) when the server has closed it or
+ * announced that it will. PQconsumeInput only reads: PQisBusy parses, which
+ * is when an idle connection's FATAL reaches the notice receiver.
  */
-static bool db_conn_check_idle(struct db_conn *conn)
+static bool db_conn_check_idle(struct db_conn *conn, bool read)
 {
-	if (!PQconsumeInput(conn->pg)) {
+	if (read && !PQconsumeInput(conn->pg)) {
 		db_conn_lost(conn, PQerrorMessage(conn->pg));
 		return false;
 	}
@@ -648,7 +656,7 @@ static void db_conn_on_io(evutil_socket_t fd, short what, void *arg)
 		break;
 	case DB_CONN_IDLE:
 		/* Nothing is expected: this is the server closing (or a stray notice). */
-		db_conn_check_idle(conn);
+		db_conn_check_idle(conn, true);
 		break;
 	case DB_CONN_BUSY:
 		if ((what & EV_READ) && !PQconsumeInput(conn->pg)) {
@@ -765,18 +773,29 @@ static void db_queue_arm(struct db *db)
 }
 
 /*
- * Give waiting queries to idle connections. Each is checked first: a server
- * that closed a connection while it sat idle (restart, terminated backend)
- * has usually said so already, and finding out costs one read() instead of
- * a statement reported as lost.
+ * Give waiting queries to idle connections. One that sat idle a while is
+ * checked first: a server that closed it meanwhile (restart, terminated
+ * backend) has usually said so already, and finding out costs one read()
+ * instead of a statement reported as lost. Under load a connection goes
+ * straight from one statement's result to the next statement, and that
+ * read (an EAGAIN every time) was one of the gateway's ten system calls
+ * per request.
  */
 static void db_pump(struct db *db)
 {
+	int64_t now;
+
 	if (db->closing)
 		return;
+	now = db->waiting.head != NULL ? db_now_ms() : 0;
 	for (int i = 0; i < db->pool_size && db->waiting.head != NULL; i++) {
-		if (db->conns[i].state == DB_CONN_IDLE && db_conn_check_idle(&db->conns[i]))
-			db_conn_send(&db->conns[i], db_list_pop(&db->waiting));
+		struct db_conn *conn = &db->conns[i];
+
+		if (conn->state != DB_CONN_IDLE)
+			continue;
+		if (!db_conn_check_idle(conn, now - conn->idle_since_ms >= DB_IDLE_CHECK_AFTER_MS))
+			continue;
+		db_conn_send(conn, db_list_pop(&db->waiting));
 	}
 	db_queue_arm(db);
 }

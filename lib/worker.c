@@ -93,11 +93,7 @@ struct worker *worker_new(const struct worker_opts *opts)
 	cfg_load_or_exit(&w->cfg, opts->cfg_groups | CFG_DATABASE | CFG_AMQP | CFG_WORKER,
 			 opts->default_metrics_addr);
 
-	w->base = event_base_new();
-	if (w->base == NULL) {
-		log_error("cannot create the event loop");
-		exit(1);
-	}
+	w->base = svc_base_new();
 	w->signals = svc_signals_new(w->base, worker_on_signal, w);
 
 	dbo.conninfo = w->cfg.database_url;

@@ -86,11 +86,7 @@ static void gateway_init(struct gateway *g)
 		log_error("cannot open the token vault", LOG_STR("problem", err));
 		exit(1);
 	}
-	g->base = event_base_new();
-	if (g->base == NULL) {
-		log_error("cannot create the event loop");
-		exit(1);
-	}
+	g->base = svc_base_new();
 	dbo.conninfo = g->cfg.database_url;
 	dbo.application_name = "oauth-gateway";
 	g->db = db_new(g->base, &dbo);

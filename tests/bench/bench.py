@@ -167,6 +167,18 @@ def pipeline(args, latency_ms, label):
     return result
 
 
+def idle(args):
+    """Each service's RSS with nothing to do: started on an empty stack, measured a second after it is ready.
+    (The pipeline's mailer starts with thousands of jobs waiting, so its first sample is not idle.)"""
+    s = new_stack("bench_idle", args.tmp)
+    s.start_standin()
+    svcs = [s.service(name, LOG_LEVEL="warn") for name in ("scheduler-worker", "mailer-worker", "oauth-gateway")]
+    time.sleep(1.0)
+    result = {svc.name: {"rss_idle_mib": round(proc_stats(svc.proc.pid)[1], 1)} for svc in svcs}
+    close_stack(s)
+    return result
+
+
 def mailer(s, jobs):
     """The mailer draining the run's mail jobs into the SMTP sink (Python's aiosmtpd, itself a bound)."""
     svc = s.service("mailer-worker", LOG_LEVEL="warn")
@@ -177,7 +189,7 @@ def mailer(s, jobs):
     seconds = time.time() - t0
     busy = proc_stats(svc.proc.pid)
     return {"mails": jobs, "mails_per_s": round(jobs / seconds, 1), "cpu_s": round(busy[0] - idle[0], 2),
-            "rss_idle_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1)}
+            "rss_at_start_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1)}
 
 
 def delay_accuracy(args):
@@ -306,12 +318,12 @@ def main():
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--pg-seconds", type=int, default=10)
     ap.add_argument("--timeout", type=int, default=600)
-    ap.add_argument("--only", default="amqp,pg,l0,l100,delay,gateway")
+    ap.add_argument("--only", default="idle,amqp,pg,l0,l100,delay,gateway")
     ap.add_argument("--no-mail", dest="mail", action="store_false", help="skip the mailer's drain after L=100")
     args = ap.parse_args()
     parts = args.only.split(",")
     report = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    steps = [("amqp_ceiling", "amqp", amqp_ceiling), ("pg_ceiling", "pg", pg_ceiling),
+    steps = [("idle", "idle", idle), ("amqp_ceiling", "amqp", amqp_ceiling), ("pg_ceiling", "pg", pg_ceiling),
              ("pipeline_l0", "l0", lambda a: pipeline(argparse.Namespace(**dict(vars(a), mail=False)), 0, "l0")),
              ("pipeline_l100", "l100", lambda a: pipeline(a, 100, "l100")),
              ("delay", "delay", delay_accuracy), ("gateway", "gateway", gateway)]

@@ -76,32 +76,73 @@ static void metrics_put(struct metrics_buf *b, const char *fmt, ...)
 	}
 }
 
-/* key="value" pairs from a NULL-terminated vararg list, escaping values. */
-static char *metrics_labels(va_list ap)
-{
-	struct metrics_buf b = { 0 };
-	const char *key;
-	bool first = true;
+/*
+ * A label set being rendered: on the stack unless it outgrows it. The
+ * lookups run on every request (a counter and a histogram per HTTP answer),
+ * so they append bytes rather than calling the printf family per character.
+ */
+struct metrics_labels {
+	char *p;
+	size_t len, cap;
+	char stack[256];
+};
 
-	metrics_put(&b, "%s", "");
+static void metrics_labels_append(struct metrics_labels *l, const char *s, size_t n)
+{
+	if (l->len + n + 1 > l->cap) {
+		size_t cap = l->cap * 2;
+
+		while (cap < l->len + n + 1)
+			cap *= 2;
+		if (l->p == l->stack) {
+			l->p = xmalloc(cap);
+			memcpy(l->p, l->stack, l->len);
+		} else {
+			l->p = xrealloc(l->p, cap);
+		}
+		l->cap = cap;
+	}
+	memcpy(l->p + l->len, s, n);
+	l->len += n;
+	l->p[l->len] = '\0';
+}
+
+/* key="value" pairs from a NULL-terminated vararg list, escaping values. Release with metrics_labels_done(). */
+static void metrics_labels_render(struct metrics_labels *l, va_list ap)
+{
+	const char *key;
+
+	l->p = l->stack;
+	l->len = 0;
+	l->cap = sizeof(l->stack);
+	l->p[0] = '\0';
 	while ((key = va_arg(ap, const char *)) != NULL) {
 		const char *val = va_arg(ap, const char *);
+		const char *run = val ? val : "";
 
-		metrics_put(&b, "%s%s=\"", first ? "" : ",", key);
-		for (const char *p = val ? val : ""; *p; p++) {
-			if (*p == '\\')
-				metrics_put(&b, "\\\\");
-			else if (*p == '"')
-				metrics_put(&b, "\\\"");
-			else if (*p == '\n')
-				metrics_put(&b, "\\n");
-			else
-				metrics_put(&b, "%c", *p);
+		if (l->len > 0)
+			metrics_labels_append(l, ",", 1);
+		metrics_labels_append(l, key, strlen(key));
+		metrics_labels_append(l, "=\"", 2);
+		for (const char *p = run;; p++) {
+			const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
+
+			if (esc == NULL && *p != '\0')
+				continue;
+			metrics_labels_append(l, run, (size_t)(p - run));
+			if (*p == '\0')
+				break;
+			metrics_labels_append(l, esc, 2);
+			run = p + 1;
 		}
-		metrics_put(&b, "\"");
-		first = false;
+		metrics_labels_append(l, "\"", 1);
 	}
-	return b.p;
+}
+
+static void metrics_labels_done(struct metrics_labels *l)
+{
+	if (l->p != l->stack)
+		free(l->p);
 }
 
 static struct metrics_family *metrics_family(const char *name, const char *help, enum metrics_type type,
@@ -132,18 +173,19 @@ static struct metrics_family *metrics_family(const char *name, const char *help,
 	return f;
 }
 
-static struct metric *metrics_series(struct metrics_family *f, char *labels)
+static struct metric *metrics_series(struct metrics_family *f, struct metrics_labels *labels)
 {
 	struct metric *m;
 
 	for (m = f->series; m != NULL; m = m->next) {
-		if (strcmp(m->labels, labels) == 0) {
-			free(labels);
+		if (strcmp(m->labels, labels->p) == 0) {
+			metrics_labels_done(labels);
 			return m;
 		}
 	}
 	m = xcalloc(1, sizeof(*m));
-	m->labels = labels;
+	m->labels = xstrdup(labels->p);
+	metrics_labels_done(labels);
 	m->family = f;
 	if (f->type == METRICS_HISTOGRAM)
 		m->bucket_counts = xcalloc(f->nbuckets, sizeof(*m->bucket_counts));
@@ -155,34 +197,34 @@ static struct metric *metrics_series(struct metrics_family *f, char *labels)
 struct metric *metrics_counter(const char *name, const char *help, ...)
 {
 	va_list ap;
-	char *labels;
+	struct metrics_labels labels;
 
 	va_start(ap, help);
-	labels = metrics_labels(ap);
+	metrics_labels_render(&labels, ap);
 	va_end(ap);
-	return metrics_series(metrics_family(name, help, METRICS_COUNTER, NULL, 0), labels);
+	return metrics_series(metrics_family(name, help, METRICS_COUNTER, NULL, 0), &labels);
 }
 
 struct metric *metrics_gauge(const char *name, const char *help, ...)
 {
 	va_list ap;
-	char *labels;
+	struct metrics_labels labels;
 
 	va_start(ap, help);
-	labels = metrics_labels(ap);
+	metrics_labels_render(&labels, ap);
 	va_end(ap);
-	return metrics_series(metrics_family(name, help, METRICS_GAUGE, NULL, 0), labels);
+	return metrics_series(metrics_family(name, help, METRICS_GAUGE, NULL, 0), &labels);
 }
 
 struct metric *metrics_histogram(const char *name, const char *help, const double *buckets, size_t nbuckets, ...)
 {
 	va_list ap;
-	char *labels;
+	struct metrics_labels labels;
 
 	va_start(ap, nbuckets);
-	labels = metrics_labels(ap);
+	metrics_labels_render(&labels, ap);
 	va_end(ap);
-	return metrics_series(metrics_family(name, help, METRICS_HISTOGRAM, buckets, nbuckets), labels);
+	return metrics_series(metrics_family(name, help, METRICS_HISTOGRAM, buckets, nbuckets), &labels);
 }
 
 void metric_inc(struct metric *m)

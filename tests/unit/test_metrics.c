@@ -6,6 +6,7 @@
 
 #include "metrics.h"
 #include "tap.h"
+#include "xmalloc.h"
 
 int main(void)
 {
@@ -40,6 +41,26 @@ int main(void)
 	CHECK(strstr(text, "latency_seconds_count{op=\"insert\"} 3\n") != NULL, "count");
 	CHECK(strstr(text, "process_resident_memory_bytes ") != NULL, "process memory");
 	CHECK(strstr(text, "process_cpu_seconds_total ") != NULL, "process CPU");
+	{
+		/* Backslash and newline escaped too; a label set longer than the renderer's stack buffer. */
+		char long_value[600], *want;
+		struct metric *e = metrics_counter("odd_total", "Odd labels.", "path", "a\\b\nc", NULL);
+		struct metric *l, *l2;
+
+		memset(long_value, 'v', sizeof(long_value) - 1);
+		long_value[sizeof(long_value) - 1] = '\0';
+		l = metrics_counter("odd_total", "Odd labels.", "path", long_value, "n", "1", NULL);
+		l2 = metrics_counter("odd_total", "Odd labels.", "path", long_value, "n", "1", NULL);
+		metric_inc(e);
+		metric_add(l, 2);
+		CHECK(l == l2 && l != e, "a long label set is found again");
+		free(text);
+		text = metrics_render();
+		CHECK(strstr(text, "odd_total{path=\"a\\\\b\\nc\"} 1\n") != NULL, "backslash and newline escaped");
+		want = xasprintf("odd_total{path=\"%s\",n=\"1\"} 2\n", long_value);
+		CHECK(strstr(text, want) != NULL, "the long label set rendered whole");
+		free(want);
+	}
 	{
 		const char *first = strstr(text, "# HELP requests_total");
 

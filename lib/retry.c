@@ -143,11 +143,24 @@ static struct retry_job *retry_job_new(struct event_base *base, struct mq *publi
 void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
 		 const struct retry_policy *policy, retry_done_cb done, void *arg)
 {
+	retry_later_within(base, publisher, consumer, d, policy, 0, done, arg);
+}
+
+void retry_later_within(struct event_base *base, struct mq *publisher, struct mq *consumer,
+			const struct mq_delivery *d, const struct retry_policy *policy, long lease_left_ms,
+			retry_done_cb done, void *arg)
+{
 	static const char *const ours[] = { "x-attempt" };
 	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 1);
 	int attempt = retry_attempt(d);
 	size_t tier = (size_t)attempt < policy->ntiers ? (size_t)attempt : policy->ntiers - 1;
 
+	if (lease_left_ms > 0)
+		for (size_t t = 0; t < tier; t++)
+			if (policy->ttl_ms[t] >= lease_left_ms) {
+				tier = t;
+				break;
+			}
 	job->strings[0] = xasprintf("%d", attempt + 1);
 	job->headers[job->nheaders++] = (struct mq_header){ "x-attempt", job->strings[0] };
 	job->queue = policy->tiers[tier];

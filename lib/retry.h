@@ -28,6 +28,7 @@ struct event_base;
 
 struct retry_policy {
 	const char *const *tiers;	/* queue names, shortest wait first */
+	const long *ttl_ms;		/* each tier's wait */
 	size_t ntiers;
 	const char *dead_queue;
 };
@@ -48,6 +49,17 @@ bool retry_exhausted(const struct retry_policy *policy, const struct mq_delivery
  */
 void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
 		 const struct retry_policy *policy, retry_done_cb done, void *arg);
+
+/*
+ * retry_later() for a delivery that can succeed once a lease held by another
+ * copy runs out, in lease_left_ms: through the next tier, or an earlier one
+ * when a shorter wait already reaches past the lease, so a copy that just
+ * missed the lease does not wait a whole long tier more. x-attempt still
+ * counts up. lease_left_ms <= 0 is retry_later().
+ */
+void retry_later_within(struct event_base *base, struct mq *publisher, struct mq *consumer,
+			const struct mq_delivery *d, const struct retry_policy *policy, long lease_left_ms,
+			retry_done_cb done, void *arg);
 
 /* Send a copy to the dead-letter queue with the reason (a short code) and a sentence, then settle. */
 void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,

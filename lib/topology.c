@@ -157,6 +157,7 @@ const char *topology_mailer_retry_queue(size_t n)
 void topology_scheduler_retry_policy(struct retry_policy *policy)
 {
 	policy->tiers = scheduler_retry_queues;
+	policy->ttl_ms = scheduler_retry_ttl_ms;
 	policy->ntiers = TOPO_COUNT(scheduler_retry_queues);
 	policy->dead_queue = TOPO_Q_SCHEDULER_DEAD;
 }
@@ -164,6 +165,7 @@ void topology_scheduler_retry_policy(struct retry_policy *policy)
 void topology_mailer_retry_policy(struct retry_policy *policy)
 {
 	policy->tiers = mailer_retry_queues;
+	policy->ttl_ms = mailer_retry_ttl_ms;
 	policy->ntiers = TOPO_COUNT(mailer_retry_queues);
 	policy->dead_queue = TOPO_Q_MAILER_DEAD;
 }

@@ -59,9 +59,11 @@ static const char job_claim_sql[] =
 	" WHERE mail_deliveries.status = 'failed' OR (mail_deliveries.status = 'sending'"
 	"  AND mail_deliveries.updated_at < now() - make_interval(secs => $5::int))"
 	" RETURNING attempts)"
-	" SELECT 'claimed', attempts FROM claim"
+	" SELECT 'claimed', attempts, 0 FROM claim"
 	" UNION ALL"
-	" SELECT status, attempts FROM mail_deliveries WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM claim)";
+	" SELECT status, attempts,"
+	"  CEIL(EXTRACT(EPOCH FROM updated_at + make_interval(secs => $5::int) - now()) * 1000)::bigint"
+	" FROM mail_deliveries WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM claim)";
 
 /* The owner always; the meeting, the one it replaced and the lead when the job names them. */
 static const char job_load_sql[] =
@@ -219,7 +221,8 @@ static void job_fail(struct mail_job *job, const char *reason, const char *detai
 	free(text);
 }
 
-static void job_retry_now(struct mail_job *job, const char *why)
+/* Through the next retry tier, or an earlier one past lease_left_ms (see retry_later_within()). */
+static void job_retry_within(struct mail_job *job, const char *why, long lease_left_ms)
 {
 	struct mailer *m = job->m;
 
@@ -227,7 +230,13 @@ static void job_retry_now(struct mail_job *job, const char *why)
 		 LOG_STR("job", job->job_id), LOG_STR("kind", job->kind_name),
 		 LOG_STR("why", why), LOG_INT("attempt", retry_attempt(job->d) + 1));
 	job_count(job, "retried");
-	retry_later(m->base, m->publisher, m->consumer, job->d, &m->retry, job_on_settled, job);
+	retry_later_within(m->base, m->publisher, m->consumer, job->d, &m->retry, lease_left_ms, job_on_settled,
+			   job);
+}
+
+static void job_retry_now(struct mail_job *job, const char *why)
+{
+	job_retry_within(job, why, 0);
 }
 
 static void job_on_retry_recorded(const struct db_result *r, void *arg)
@@ -544,8 +553,13 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 		return;
 	}
 	if (strcmp(status, "claimed") != 0) {
-		/* Another copy of this job is being sent right now: look again after a tier. */
-		job_retry_now(job, "another copy of this job is being sent");
+		/*
+		 * Another copy holds the lease (it is sending, or it crashed): look again
+		 * after a tier, and no later than needed once the lease has run out.
+		 */
+		const char *left = db_ntuples(r) > 0 ? db_value(r, 0, 2) : NULL;
+
+		job_retry_within(job, "another copy of this job is being sent", left ? atol(left) : 0);
 		return;
 	}
 	{

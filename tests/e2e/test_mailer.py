@@ -15,6 +15,7 @@ import mailbox
 import os
 import socket
 import subprocess
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -370,6 +371,28 @@ def test_a_redelivered_job_is_mailed_once(stack):
     assert delivery(s, twin)[:2] == ("sent", 1)
     assert len(raw_mails(s, addr)) == 2, "one mail per job"
     assert metric(svc, "created", "sent") == 2
+
+
+def test_a_lease_left_by_a_crashed_copy_is_waited_out_not_overshot(stack):
+    s = stack()
+    user, addr = owner(s)
+    lead = s.add_lead(user)
+    meeting = add_meeting(s, user, lead)
+    job = f"meeting:{meeting}:created:0"
+    # A mailer claimed the job 108 s ago and died: its 120 s lease runs out in 12 s.
+    s.query("INSERT INTO mail_deliveries (message_id, kind, meeting_id, user_id, status, attempts, updated_at)"
+            " VALUES (%s, 'created', %s, %s, 'sending', 1, now() - interval '108 seconds')", job, meeting, user)
+    svc = mailer(s)
+    # This copy has been through three tiers already; the next (120 s) would overshoot the lease by
+    # nearly two minutes, so it takes the 30 s tier, the first to reach past the lease.
+    t0 = time.time()
+    assert s.publish("mail", "mail.meeting.created", {"kind": "created", "user_id": user, "meeting_id": meeting,
+                                                      "sequence": 0}, message_id=job, headers={"x-attempt": 3})
+    wait_for(lambda: metric(svc, "created", "retried") == 1, 10, what="the copy sent to a tier")
+    assert svc.metrics().get('retries_total{queue="mailer.retry.2"}') == 1
+    wait_mails(s, addr, 1, timeout=60)
+    assert time.time() - t0 >= 12, "not before the lease ran out"
+    assert delivery(s, job)[:2] == ("sent", 2)
 
 
 def test_a_temporary_failure_is_retried_through_a_tier(stack):

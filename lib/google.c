@@ -130,15 +130,12 @@ void google_free(struct google *g)
 		return;
 	while (g->calls != NULL) {
 		struct google_call *call = g->calls;
+		struct google_result res = { .outcome = GOOGLE_TRANSIENT, .message = "shutting down",
+					     .retry_after_s = -1 };
 
 		google_call_unlink(call);
-		if (call->timer != NULL) {
-			struct google_result res = { .outcome = GOOGLE_TRANSIENT, .message = "shutting down",
-						     .retry_after_s = -1 };
-
-			call->cb(&res, call->arg);
-			google_call_free(call);
-		}
+		if (call->timer != NULL)
+			google_deliver(call, &res);
 	}
 	free(g);
 }
@@ -251,7 +248,6 @@ static void google_on_response(const struct httpc_response *r, void *arg)
 {
 	struct google_call *call = arg;
 	struct google_result res = { 0 };
-	bool retrying;
 
 	google_read_response(r->result == CURLE_OK ? r->status : 0, r->body, r->body_len, call->oauth, &res);
 	res.retry_after_s = r->retry_after_s;
@@ -267,13 +263,16 @@ static void google_on_response(const struct httpc_response *r, void *arg)
 		log_debug("google call failed", LOG_STR("op", call->op), LOG_INT("status", res.status),
 			  LOG_STR("reason", res.reason), LOG_STR("detail", res.message));
 
-	retrying = google_retry_quickly(call, r, &res);
-	if (!retrying)
+	if (!google_retry_quickly(call, r, &res))
 		google_deliver(call, &res);
 	cJSON_Delete(res.json);
 }
 
-/* Send the call's request; if curl refuses it outright, the callback runs at once with a transient result. */
+/*
+ * Send the call's request (the call is linked: google_free() ends waiting
+ * calls before their timers can fire); if curl refuses it outright, the
+ * callback runs at once with a transient result.
+ */
 static void google_start(struct google_call *call)
 {
 	const char *headers[4] = { "Accept: application/json" };
@@ -291,7 +290,7 @@ static void google_start(struct google_call *call)
 	req.body = call->body;
 	req.body_len = call->body ? strlen(call->body) : 0;
 	req.timeout_ms = GOOGLE_TIMEOUT_MS;
-	if (call->g == NULL || httpc_send(call->g->http, &req, google_on_response, call) < 0) {
+	if (httpc_send(call->g->http, &req, google_on_response, call) < 0) {
 		struct google_result res = { .outcome = GOOGLE_TRANSIENT, .message = "request refused by libcurl",
 					     .retry_after_s = -1 };
 

@@ -333,6 +333,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	if (groups & CFG_DATABASE) {
 		c->database_url = cfg_required(&e, "DATABASE_URL");
 		cfg_register_url_password(c->database_url);
+		c->database_pool_size = cfg_long(&e, "DATABASE_POOL_SIZE", 0, 1, 200);
 	}
 	if (groups & CFG_AMQP) {
 		c->amqp_url = cfg_required(&e, "AMQP_URL");

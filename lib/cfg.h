@@ -33,6 +33,7 @@ struct config {
 	enum log_level log_level;
 
 	char *database_url;
+	long database_pool_size;	/* connections per process; 0: the service's default */
 	char *amqp_url;
 
 	char *google_client_id;

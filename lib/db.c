@@ -5,9 +5,13 @@
  * Each connection is a small state machine: DOWN (waiting for the next
  * attempt), CONNECTING (PQconnectPoll steps, each re-arming the watch on the
  * socket libpq reports at that moment, because it changes between hosts and
- * SSL/GSS fallbacks), IDLE, and BUSY (exactly one statement in flight).
- * Queries wait in one FIFO; whenever a connection turns idle the head of the
- * FIFO goes to it. Finished queries are put on a "done" list that a zero
+ * SSL/GSS fallbacks), IDLE, and BUSY (one statement in flight, or a batch
+ * of reads in pipeline mode). Queries wait in one FIFO; whenever a
+ * connection turns idle the head of the FIFO goes to it, and with it every
+ * read from db_read() queued right behind a read at the head (up to
+ * DB_MAX_BATCH), when their statements are prepared on that connection.
+ * Batches form only when queries wait, so an unloaded service sends each
+ * statement at once, as before. Finished queries are put on a "done" list that a zero
  * timer hands to the callbacks, so a callback never runs inside db_query()
  * or in the middle of a connection's bookkeeping, and a callback may call
  * db_query() or even db_free().
@@ -78,6 +82,8 @@
  * db_pump()); one that finished a statement more recently has just been read.
  */
 #define DB_IDLE_CHECK_AFTER_MS		100
+/* Reads sent together in one pipeline at most (see db_conn_send_batch()). */
+#define DB_MAX_BATCH			64
 #define DB_NKEYWORDS			4	/* application_name, connect_timeout, dbname, options */
 
 struct db_query {
@@ -89,6 +95,7 @@ struct db_query {
 	void *arg;
 	int64_t deadline_ms;	/* monotonic; while waiting for a connection */
 	bool replanned;		/* sent again after 0A000 ("cached plan must not change result type") */
+	bool read_only;		/* from db_read(): may share a pipeline with other reads */
 	/* The outcome, filled in when the query finishes. */
 	enum db_status status;
 	PGresult *res;
@@ -99,13 +106,14 @@ struct db_query {
 struct db_list {
 	struct db_query *head;
 	struct db_query *tail;
+	int n;
 };
 
 enum db_conn_state {
 	DB_CONN_DOWN,		/* no PGconn; timer = next attempt */
 	DB_CONN_CONNECTING,	/* PQconnectPoll in progress; timer = connect deadline */
 	DB_CONN_IDLE,		/* established, nothing in flight */
-	DB_CONN_BUSY,		/* q in flight; timer = answer deadline */
+	DB_CONN_BUSY,		/* q, or the reads in batch, in flight; timer = answer deadline */
 };
 
 struct db_conn {
@@ -115,7 +123,9 @@ struct db_conn {
 	struct event *ev;	/* watch on PQsocket(pg); NULL when not watching */
 	struct event *timer;
 	struct db_query *q;
-	PGresult *res;		/* the result of q kept so far */
+	struct db_list batch;	/* in pipeline mode instead of q: reads in flight, in order */
+	struct db_list aborted;	/* reads of the batch that did not run, to go back to the queue */
+	PGresult *res;		/* the result of q (or of batch.head) kept so far */
 	bool flushing;		/* PQflush still has data to send */
 	bool doomed;		/* the server announced (FATAL) that it closes this connection */
 	char doomed_why[256];	/* what it said */
@@ -228,6 +238,7 @@ static void db_list_push(struct db_list *list, struct db_query *q)
 	else
 		list->head = q;
 	list->tail = q;
+	list->n++;
 }
 
 static struct db_query *db_list_pop(struct db_list *list)
@@ -239,6 +250,7 @@ static struct db_query *db_list_pop(struct db_list *list)
 		if (list->head == NULL)
 			list->tail = NULL;
 		q->next = NULL;
+		list->n--;
 	}
 	return q;
 }
@@ -355,7 +367,7 @@ static void db_complete(struct db *db, struct db_query *q, PGresult *res)
 	db_fail(db, q, DB_ERROR, state != NULL && strlen(state) == 5 ? state : "XX000", db_first_line(msg));
 }
 
-/* Drop the PGconn and its watches; the caller has dealt with conn->q. */
+/* Drop the PGconn and its watches; the caller has dealt with conn->q and conn->batch. */
 static void db_conn_close(struct db_conn *conn)
 {
 	if (conn->state == DB_CONN_IDLE || conn->state == DB_CONN_BUSY)
@@ -409,19 +421,44 @@ static void db_conn_fail(struct db_conn *conn, const char *why, bool was_up)
 	evtimer_add(conn->timer, &tv);
 }
 
-/* An established connection broke: its statement in flight, if any, is lost. */
+/* Put the batch's reads that never ran back at the head of the queue, in their order. */
+static bool db_conn_requeue_aborted(struct db_conn *conn)
+{
+	struct db *db = conn->db;
+
+	if (conn->aborted.head == NULL)
+		return false;
+	conn->aborted.tail->next = db->waiting.head;
+	if (db->waiting.head == NULL)
+		db->waiting.tail = conn->aborted.tail;
+	db->waiting.head = conn->aborted.head;
+	db->waiting.n += conn->aborted.n;
+	conn->aborted.head = conn->aborted.tail = NULL;
+	conn->aborted.n = 0;
+	return true;
+}
+
+/*
+ * An established connection broke: its statements in flight, if any, are
+ * lost; reads of a batch that the server had already refused to run go
+ * back to the queue.
+ */
 static void db_conn_lost(struct db_conn *conn, const char *why)
 {
 	struct db_query *q = conn->q;
+	char *line = db_first_line(why);
+	bool requeued;
 
 	conn->q = NULL;
-	if (q != NULL) {
-		char *line = db_first_line(why);
-
+	if (q != NULL)
 		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xasprintf("database connection lost: %s", line));
-		free(line);
-	}
+	while ((q = db_list_pop(&conn->batch)) != NULL)
+		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xasprintf("database connection lost: %s", line));
+	free(line);
+	requeued = db_conn_requeue_aborted(conn);
 	db_conn_fail(conn, why, true);
+	if (requeued)
+		db_pump(conn->db);
 }
 
 static void db_conn_on_io(evutil_socket_t fd, short what, void *arg);
@@ -535,6 +572,15 @@ static void db_conn_start(struct db_conn *conn)
 
 static void db_conn_send(struct db_conn *conn, struct db_query *q);
 
+/* Index of sql among the connection's prepared statements, or -1. */
+static int db_conn_find_prepared(const struct db_conn *conn, const char *sql)
+{
+	for (int i = 0; i < conn->nprepared; i++)
+		if (conn->prepared[i] != NULL && strcmp(conn->prepared[i], sql) == 0)
+			return i;
+	return -1;
+}
+
 /*
  * The answer to a preparation or a prepared execution that needs a second
  * step: true when q went out again (the connection stays busy with it).
@@ -582,9 +628,95 @@ static void db_conn_done(struct db_conn *conn)
 	db_pump(conn->db);
 }
 
+/*
+ * One read of the batch has all its results: hand it over, or put it aside
+ * for the queue when it did not run (an earlier read failed, which aborts
+ * the rest of the pipeline, or its prepared statement went stale).
+ */
+static void db_conn_batch_done_one(struct db_conn *conn)
+{
+	struct db_query *q = db_list_pop(&conn->batch);
+	PGresult *res = conn->res;
+	const char *state;
+
+	conn->res = NULL;
+	if (res == NULL) {
+		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
+	} else if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+		PQclear(res);
+		db_list_push(&conn->aborted, q);
+	} else if (!q->replanned && (state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL &&
+		   strcmp(state, "0A000") == 0) {
+		int i = db_conn_find_prepared(conn, q->sql);
+
+		if (i >= 0) {
+			free(conn->prepared[i]);
+			conn->prepared[i] = NULL;
+		}
+		q->replanned = true;
+		PQclear(res);
+		db_list_push(&conn->aborted, q);
+	} else {
+		db_complete(conn->db, q, res);
+	}
+}
+
+/*
+ * The pipeline's Sync came back: every read of the batch is answered or
+ * set aside, and the connection leaves pipeline mode until the next batch.
+ */
+static void db_conn_batch_synced(struct db_conn *conn)
+{
+	if (conn->batch.head != NULL || !PQexitPipelineMode(conn->pg)) {
+		db_conn_lost(conn, conn->batch.head != NULL ? "the server answered fewer statements than were sent"
+							    : PQerrorMessage(conn->pg));
+		return;
+	}
+	conn->state = DB_CONN_IDLE;
+	conn->idle_since_ms = db_now_ms();
+	evtimer_del(conn->timer);
+	db_conn_requeue_aborted(conn);
+	db_pump(conn->db);
+}
+
+/* db_conn_collect() for a connection in pipeline mode. */
+static void db_conn_collect_batch(struct db_conn *conn)
+{
+	while (!PQisBusy(conn->pg)) {
+		PGresult *res = PQgetResult(conn->pg);
+
+		if (res == NULL) {
+			/* The end of one statement's results. */
+			if (PQstatus(conn->pg) != CONNECTION_OK || conn->batch.head == NULL) {
+				db_conn_lost(conn, PQstatus(conn->pg) != CONNECTION_OK ? PQerrorMessage(conn->pg)
+						   : "the server answered more statements than were sent");
+				return;
+			}
+			db_conn_batch_done_one(conn);
+			continue;
+		}
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			db_conn_batch_synced(conn);
+			return;
+		}
+		/* One statement gives one result; should there be more, the first wins. */
+		if (conn->res == NULL)
+			conn->res = res;
+		else
+			PQclear(res);
+	}
+	if (PQstatus(conn->pg) != CONNECTION_OK)
+		db_conn_lost(conn, PQerrorMessage(conn->pg));
+}
+
 /* Read every result that is complete; returns when libpq needs more input. */
 static void db_conn_collect(struct db_conn *conn)
 {
+	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF) {
+		db_conn_collect_batch(conn);
+		return;
+	}
 	while (!PQisBusy(conn->pg)) {
 		PGresult *res = PQgetResult(conn->pg);
 		ExecStatusType st;
@@ -708,15 +840,6 @@ static void db_conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Index of sql among the connection's prepared statements, or -1. */
-static int db_conn_find_prepared(const struct db_conn *conn, const char *sql)
-{
-	for (int i = 0; i < conn->nprepared; i++)
-		if (conn->prepared[i] != NULL && strcmp(conn->prepared[i], sql) == 0)
-			return i;
-	return -1;
-}
-
 /* Put q on the wire: its execution when prepared here, else its preparation (or, past the cap, q itself). */
 static int db_conn_send_step(struct db_conn *conn, struct db_query *q)
 {
@@ -737,18 +860,12 @@ static int db_conn_send_step(struct db_conn *conn, struct db_query *q)
 	return PQsendPrepare(conn->pg, name, q->sql, q->nparams, NULL);
 }
 
-static void db_conn_send(struct db_conn *conn, struct db_query *q)
+/* What was just queued in libpq is on its way: start the answer deadline and push it out. */
+static void db_conn_sent(struct db_conn *conn)
 {
-	struct timeval tv;
+	struct timeval tv = db_tv((int64_t)conn->db->statement_timeout_ms + DB_ANSWER_GRACE_MS);
 	int r;
 
-	conn->q = q;
-	conn->state = DB_CONN_BUSY;
-	if (!db_conn_send_step(conn, q)) {
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
-		return;
-	}
-	tv = db_tv((int64_t)conn->db->statement_timeout_ms + DB_ANSWER_GRACE_MS);
 	evtimer_add(conn->timer, &tv);
 	r = PQflush(conn->pg);
 	if (r < 0) {
@@ -758,6 +875,60 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 		conn->flushing = true;
 		db_conn_watch(conn, EV_READ | EV_WRITE | EV_PERSIST);
 	}
+}
+
+static void db_conn_send(struct db_conn *conn, struct db_query *q)
+{
+	conn->q = q;
+	conn->state = DB_CONN_BUSY;
+	if (!db_conn_send_step(conn, q)) {
+		db_conn_lost(conn, PQerrorMessage(conn->pg));
+		return;
+	}
+	db_conn_sent(conn);
+}
+
+/* True when q may join a batch on conn: a read whose statement is prepared there. */
+static bool db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
+{
+	return q != NULL && q->read_only && db_conn_find_prepared(conn, q->sql) >= 0;
+}
+
+/*
+ * Send the reads at the head of the queue (two or more, at most max, see
+ * db_pump()) as one pipeline: their executions and a single Sync go out in
+ * one write, and the server runs them in one implicit transaction and
+ * answers them all in one reply. Under load this is one send and one
+ * receive here, and one of each in the server, for a whole batch of
+ * requests instead of for each: the gateway's status and list reads are
+ * such a batch.
+ */
+static void db_conn_send_batch(struct db_conn *conn, int max)
+{
+	struct db *db = conn->db;
+
+	conn->state = DB_CONN_BUSY;
+	if (!PQenterPipelineMode(conn->pg)) {
+		db_conn_lost(conn, PQerrorMessage(conn->pg));
+		return;
+	}
+	for (int n = 0; n < max && db_conn_batchable(conn, db->waiting.head); n++) {
+		struct db_query *q = db_list_pop(&db->waiting);
+		char name[24];
+
+		db_list_push(&conn->batch, q);
+		snprintf(name, sizeof(name), "gcal_%d", db_conn_find_prepared(conn, q->sql));
+		if (!PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0)) {
+			db_conn_lost(conn, PQerrorMessage(conn->pg));
+			return;
+		}
+	}
+	/* libpq 15's PQpipelineSync flushes: it is the batch's one write. */
+	if (!PQpipelineSync(conn->pg)) {
+		db_conn_lost(conn, PQerrorMessage(conn->pg));
+		return;
+	}
+	db_conn_sent(conn);
 }
 
 static void db_queue_arm(struct db *db)
@@ -773,7 +944,8 @@ static void db_queue_arm(struct db *db)
 }
 
 /*
- * Give waiting queries to idle connections. One that sat idle a while is
+ * Give waiting queries to idle connections: the head alone, or a batch of
+ * reads (db_conn_send_batch()). One that sat idle a while is
  * checked first: a server that closed it meanwhile (restart, terminated
  * backend) has usually said so already, and finding out costs one read()
  * instead of a statement reported as lost. Under load a connection goes
@@ -784,6 +956,7 @@ static void db_queue_arm(struct db *db)
 static void db_pump(struct db *db)
 {
 	int64_t now;
+	int share;
 
 	if (db->closing)
 		return;
@@ -795,7 +968,19 @@ static void db_pump(struct db *db)
 			continue;
 		if (!db_conn_check_idle(conn, now - conn->idle_since_ms >= DB_IDLE_CHECK_AFTER_MS))
 			continue;
-		db_conn_send(conn, db_list_pop(&db->waiting));
+		/*
+		 * A batch runs serially in one backend: a connection takes only
+		 * its share of the queue, so the others (and the server's other
+		 * cores) get theirs as they come free.
+		 */
+		share = (db->waiting.n + db->nup - 1) / db->nup;
+		if (share > DB_MAX_BATCH)
+			share = DB_MAX_BATCH;
+		if (share >= 2 && db_conn_batchable(conn, db->waiting.head) &&
+		    db_conn_batchable(conn, db->waiting.head->next))
+			db_conn_send_batch(conn, share);
+		else
+			db_conn_send(conn, db_list_pop(&db->waiting));
 	}
 	db_queue_arm(db);
 }
@@ -944,6 +1129,10 @@ void db_free(struct db *db)
 			db_fail(db, conn->q, DB_UNAVAILABLE, NULL, xstrdup("database unavailable: shutting down"));
 			conn->q = NULL;
 		}
+		while (conn->batch.head != NULL)
+			db_fail(db, db_list_pop(&conn->batch), DB_UNAVAILABLE, NULL,
+				xstrdup("database unavailable: shutting down"));
+		db_conn_requeue_aborted(conn);
 		db_conn_close(conn);
 		event_free(conn->timer);
 	}
@@ -969,10 +1158,12 @@ void db_free(struct db *db)
 		free(db);
 }
 
-void db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_done_cb done, void *arg)
+static void db_enqueue(struct db *db, const char *sql, int nparams, const char *const *params, bool read_only,
+		       db_done_cb done, void *arg)
 {
 	struct db_query *q = xcalloc(1, sizeof(*q));
 
+	q->read_only = read_only;
 	q->done = done;
 	q->arg = arg;
 	q->sql = xstrdup(sql);
@@ -996,6 +1187,16 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *pa
 	q->deadline_ms = db_now_ms() + db->queue_timeout_ms;
 	db_list_push(&db->waiting, q);
 	db_pump(db);
+}
+
+void db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_done_cb done, void *arg)
+{
+	db_enqueue(db, sql, nparams, params, false, done, arg);
+}
+
+void db_read(struct db *db, const char *sql, int nparams, const char *const *params, db_done_cb done, void *arg)
+{
+	db_enqueue(db, sql, nparams, params, true, done, arg);
 }
 
 bool db_ready(const struct db *db)

@@ -74,6 +74,18 @@ void db_free(struct db *db);
 void db_query(struct db *db, const char *sql, int nparams, const char *const *params,
 	      db_done_cb done, void *arg);
 
+/*
+ * db_query() for a statement that only reads. When reads queue up behind
+ * busy connections, the next free connection sends them together (libpq's
+ * pipeline mode, one Sync): one write and one reply for the batch, in one
+ * implicit transaction. A read that fails does not take the others with
+ * it (those the server skipped are sent again), but a statement that
+ * writes, locks (FOR UPDATE) or calls a function that does must use
+ * db_query(): it would share a transaction with unrelated statements.
+ */
+void db_read(struct db *db, const char *sql, int nparams, const char *const *params,
+	     db_done_cb done, void *arg);
+
 /* True when at least one connection is established. */
 bool db_ready(const struct db *db);
 

@@ -98,7 +98,7 @@ struct worker *worker_new(const struct worker_opts *opts)
 
 	dbo.conninfo = w->cfg.database_url;
 	dbo.application_name = opts->name;
-	dbo.pool_size = opts->db_pool_size;
+	dbo.pool_size = (int)(w->cfg.database_pool_size ? w->cfg.database_pool_size : opts->db_pool_size);
 	w->db = db_new(w->base, &dbo);
 	w->http = httpc_new(w->base, 0);
 

@@ -463,7 +463,7 @@ static void commands_check_meeting(struct gateway *g, struct command *cmd, const
 	const char *params[] = { meeting_id, http_req_user(cmd->r) };
 
 	cJSON_AddStringToObject(cmd->body, "meeting_id", meeting_id);
-	db_query(g->db, commands_meeting_sql, 2, params, commands_on_meeting, cmd);
+	db_read(g->db, commands_meeting_sql, 2, params, commands_on_meeting, cmd);
 }
 
 /* POST /api/calendar/meetings {leadAnalyticsId, attendeeEmail?, attendeeName?, dateTime?} */
@@ -489,7 +489,7 @@ void commands_create(struct gateway *g, struct http_req *r)
 		cJSON_AddStringToObject(cmd->body, "date_time", in.when);
 	params[0] = lead_id;
 	params[1] = http_req_user(r);
-	db_query(g->db, commands_lead_sql, 2, params, commands_on_lead, cmd);
+	db_read(g->db, commands_lead_sql, 2, params, commands_on_lead, cmd);
 	free(lead_id);
 out:
 	cJSON_Delete(body);

@@ -36,6 +36,13 @@
 
 /* DESIGN.md "Limits": JWT time checks allow 60 s of clock skew. */
 #define GATEWAY_JWT_SKEW_S 60
+/*
+ * Database connections unless DATABASE_POOL_SIZE says otherwise. The
+ * gateway's statements are short reads that lib/db batches per connection
+ * under load; on 2 cores two connections served more status requests at a
+ * lower p99 than four (docs/benchmarks.md).
+ */
+#define GATEWAY_DB_CONNECTIONS 2
 /* Google calls in flight at once (token exchanges, userinfo, revokes). */
 #define GATEWAY_GOOGLE_CONNECTIONS 64
 
@@ -89,6 +96,7 @@ static void gateway_init(struct gateway *g)
 	g->base = svc_base_new();
 	dbo.conninfo = g->cfg.database_url;
 	dbo.application_name = "oauth-gateway";
+	dbo.pool_size = (int)(g->cfg.database_pool_size ? g->cfg.database_pool_size : GATEWAY_DB_CONNECTIONS);
 	g->db = db_new(g->base, &dbo);
 	g->httpc = httpc_new(g->base, GATEWAY_GOOGLE_CONNECTIONS);
 	g->google = google_new(g->httpc, &g->cfg);

@@ -104,7 +104,7 @@ static void meetings_query(struct gateway *g, struct http_req *r, enum meetings_
 	q->r = r;
 	q->kind = kind;
 	http_req_ref(r);
-	db_query(g->db, sql, nparams, params, meetings_on_result, q);
+	db_read(g->db, sql, nparams, params, meetings_on_result, q);
 }
 
 /* limit: absent is the default, above the maximum is the maximum, anything else not a count is refused. */

@@ -641,5 +641,5 @@ void oauth_status(struct gateway *g, struct http_req *r)
 	const char *params[] = { http_req_user(r) };
 
 	http_req_ref(r);
-	db_query(g->db, oauth_status_sql, 1, params, oauth_on_status, r);
+	db_read(g->db, oauth_status_sql, 1, params, oauth_on_status, r);
 }

@@ -1,7 +1,7 @@
 """Find SQL that is not a constant: the check behind "SQL arrives only as parameters".
 
 Every query the C code sends goes through libpq's PQ*exec*/PQsend* calls,
-lib/db's db_query() or gcalctl's sql_exec(), or a function that passes its
+lib/db's db_query() and db_read() or gcalctl's sql_exec(), or a function that passes its
 own `const char *sql` parameter on to one of them. The SQL argument of
 every such call must be a string literal, a `static const char x[]` made
 only of string literals, a choice (?:) between those, or the enclosing
@@ -146,8 +146,8 @@ def scan(root, dirs=("lib", "services", "tests/google-standin")):
                 if f.endswith(".c"):
                     with open(os.path.join(base, f)) as fh:
                         sources[os.path.relpath(os.path.join(base, f), root)] = strip_comments(fh.read())
-    funcs = dict(LIBPQ, db_query=1, sql_exec=2)
-    # lib/db's queue hands on the text db_query() was given; every db_query() call is checked instead.
+    funcs = dict(LIBPQ, db_query=1, db_read=1, sql_exec=2)
+    # lib/db's queue hands on the text db_query() or db_read() was given; every call of those is checked instead.
     exempt = {("lib/db.c", "q->sql")}
     funcs.update(wrappers(sources))
     problems, calls = [], 0

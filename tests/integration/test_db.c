@@ -2,8 +2,10 @@
  * test_db: lib/db against the run's real PostgreSQL (a database of its own,
  * cloned from the migrated template): parameters and NULLs, a thousand
  * queries through four connections, server errors, statement timeouts,
- * backends killed under the pool, an unreachable server that must not stall
- * the loop, and shutdown with work still queued.
+ * reads batched into one pipeline (and what happens when one of them fails,
+ * goes stale or loses its connection), backends killed under the pool, an
+ * unreachable server that must not stall the loop, and shutdown with work
+ * still queued.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -348,6 +350,191 @@ static void test_terminated(struct db *db, const char *url)
 	outcome_reset(&o);
 }
 
+/*
+ * Reads queued behind a busy connection. Each answers $1 * 2, the
+ * transaction's start time (shared by the statements of one pipeline, so
+ * the number of distinct times is the number of round trips) and $1 / $2.
+ */
+static const char batch_sql[] = "SELECT $1::int * 2, transaction_timestamp()::text, $1::int / $2::int";
+
+struct batch {
+	int n;
+	struct outcome o[100];
+};
+
+static int batch_distinct_times(struct batch *b, int from, int to)
+{
+	int distinct = 0;
+
+	for (int i = from; i < to; i++) {
+		bool seen = false;
+
+		for (int k = from; k < i && !seen; k++)
+			seen = b->o[k].v[1] != NULL && b->o[i].v[1] != NULL && strcmp(b->o[k].v[1], b->o[i].v[1]) == 0;
+		distinct += !seen;
+	}
+	return distinct;
+}
+
+/* Occupy the one connection, queue n reads (read i divides by zero when i == zero_at), wait for all. */
+static void batch_run(struct db *db, struct batch *b, int n, int zero_at, const char *sleep_sql)
+{
+	struct outcome sleeper = { 0 };
+	long start = now_ms();
+	int done;
+
+	for (int i = 0; i < b->n; i++)
+		outcome_reset(&b->o[i]);
+	b->n = n;
+	query(db, sleep_sql, 0, NULL, on_result, &sleeper);
+	for (int i = 0; i < n; i++) {
+		char num[16];
+		const char *p[2] = { num, i == zero_at ? "0" : "1" };
+
+		snprintf(num, sizeof(num), "%d", i);
+		in_db_query = true;
+		db_read(db, batch_sql, 2, p, on_result, &b->o[i]);
+		in_db_query = false;
+	}
+	do {
+		event_base_loop(base, EVLOOP_ONCE);
+		done = sleeper.done;
+		for (int i = 0; i < n; i++)
+			done += b->o[i].done;
+	} while (done < n + 1 && now_ms() - start < 30000);
+	outcome_reset(&sleeper);
+}
+
+static int batch_count_ok(struct batch *b)
+{
+	int ok = 0;
+
+	for (int i = 0; i < b->n; i++)
+		ok += b->o[i].calls == 1 && !b->o[i].inside_query && b->o[i].status == DB_OK && b->o[i].v[0] != NULL &&
+		      atoi(b->o[i].v[0]) == i * 2;
+	return ok;
+}
+
+static void test_batched_reads(const char *url)
+{
+	struct db_opts opts = { .conninfo = url, .application_name = "test_db_batch", .pool_size = 1 };
+	struct db *db = db_new(base, &opts);
+	static struct batch b;
+	struct outcome o = { 0 };
+	int aborted_ok = 0;
+
+	/* The first run prepares the statement; batches carry only statements prepared on the connection. */
+	batch_run(db, &b, 1, -1, "SELECT 1");
+	CHECK(b.o[0].status == DB_OK, "a read runs (%s)", b.o[0].error);
+
+	batch_run(db, &b, 20, -1, "SELECT pg_sleep(0.2)");
+	CHECK_INT(batch_count_ok(&b), 20, "20 reads queued behind a busy connection each get their own answer, once");
+	CHECK_INT(batch_distinct_times(&b, 0, 20), 1, "in one round trip: they share one implicit transaction");
+
+	batch_run(db, &b, 100, -1, "SELECT pg_sleep(0.2)");
+	CHECK_INT(batch_count_ok(&b), 100, "100 queued reads all answered");
+	CHECK_INT(batch_distinct_times(&b, 0, 100), 2, "in two round trips: a batch holds at most 64");
+
+	batch_run(db, &b, 10, 4, "SELECT pg_sleep(0.2)");
+	CHECK(b.o[4].calls == 1 && b.o[4].status == DB_ERROR && strcmp(b.o[4].sqlstate, "22012") == 0,
+	      "a failing read in a batch gets its own error (%s %s)", b.o[4].sqlstate, b.o[4].error);
+	for (int i = 0; i < 10; i++)
+		aborted_ok += i != 4 && b.o[i].calls == 1 && b.o[i].status == DB_OK && atoi(b.o[i].v[0]) == i * 2;
+	CHECK_INT(aborted_ok, 9, "the reads around it still succeed, the ones the server skipped sent again");
+	CHECK(b.o[5].v[1] != NULL && b.o[0].v[1] != NULL && strcmp(b.o[5].v[1], b.o[0].v[1]) != 0,
+	      "those after it ran in a later round trip");
+
+	/* db_query() statements are never batched, even when they only read. */
+	{
+		struct outcome w[5] = { 0 }, sleeper = { 0 };
+		int distinct = 0;
+
+		query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
+		for (int i = 0; i < 5; i++)
+			query(db, "SELECT clock_timestamp()::text", 0, NULL, on_result, &w[i]);
+		testenv_run_until(base, &w[4].done, 10000);
+		for (int i = 0; i < 5; i++) {
+			bool seen = false;
+
+			for (int k = 0; k < i; k++)
+				seen = seen || (w[k].v[0] && w[i].v[0] && strcmp(w[k].v[0], w[i].v[0]) == 0);
+			distinct += w[i].status == DB_OK && !seen;
+			outcome_reset(&w[i]);
+		}
+		CHECK_INT(distinct, 5, "db_query() statements go one at a time");
+		outcome_reset(&sleeper);
+	}
+
+	/* A column added under a prepared SELECT * while it waits in a batch: prepared afresh, answered. */
+	run(db, &o, "CREATE TABLE batch_t (id int PRIMARY KEY, a text)", 0, NULL, 5000);
+	run(db, &o, "INSERT INTO batch_t VALUES (1, 'x')", 0, NULL, 5000);
+	{
+		struct outcome r[6] = { 0 }, sleeper = { 0 };
+		const char *one[] = { "1" };
+		int fresh = 0;
+
+		outcome_reset(&o);
+		db_read(db, "SELECT * FROM batch_t WHERE id = $1::int", 1, one, on_result, &o);
+		testenv_run_until(base, &o.done, 5000);
+		run(db, &o, "ALTER TABLE batch_t ADD COLUMN b text DEFAULT 'new'", 0, NULL, 5000);
+		query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
+		for (int i = 0; i < 6; i++)
+			db_read(db, "SELECT * FROM batch_t WHERE id = $1::int", 1, one, on_result, &r[i]);
+		testenv_run_until(base, &r[5].done, 10000);
+		for (int i = 0; i < 6; i++) {
+			fresh += r[i].calls == 1 && r[i].status == DB_OK && r[i].v[2] && strcmp(r[i].v[2], "new") == 0;
+			outcome_reset(&r[i]);
+		}
+		CHECK_INT(fresh, 6, "reads batched after ALTER TABLE return the new column");
+		outcome_reset(&sleeper);
+	}
+
+	/*
+	 * A backend killed in the middle of a batch: the read it was running is
+	 * DB_UNAVAILABLE; those it never reached are sent again and answered.
+	 */
+	{
+		struct outcome r[4] = { 0 }, sleeper = { 0 };
+		const char *zero[] = { "0" }, *long_sleep[] = { "30" };
+		char *n = NULL;
+		long start = now_ms();
+		int resent = 0;
+
+		db_read(db, "SELECT pg_sleep($1::float)", 1, zero, on_result, &o);
+		testenv_run_until(base, &o.done, 5000);
+		query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
+		for (int i = 0; i < 4; i++)
+			db_read(db, "SELECT pg_sleep($1::float)", 1, i == 0 ? long_sleep : zero, on_result, &r[i]);
+		while (now_ms() - start < 10000) {
+			run_for(50);
+			free(n);
+			n = admin(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db_batch'"
+				       " AND state = 'active' AND wait_event = 'PgSleep'");
+			if (n != NULL && strcmp(n, "1") == 0 && sleeper.done)
+				break;
+		}
+		free(n);
+		n = admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+			       " WHERE application_name = 'test_db_batch'");
+		free(n);
+		testenv_run_until(base, &r[3].done, 10000);
+		CHECK(r[0].calls == 1 && r[0].status == DB_UNAVAILABLE,
+		      "the read running when its backend is killed is DB_UNAVAILABLE (%s)", r[0].error);
+		for (int i = 1; i < 4; i++)
+			resent += r[i].calls == 1 && r[i].status == DB_OK;
+		CHECK_INT(resent, 3, "the reads behind it in the batch run on the next connection");
+		for (int i = 0; i < 4; i++)
+			outcome_reset(&r[i]);
+		outcome_reset(&sleeper);
+	}
+	run(db, &o, "DROP TABLE batch_t", 0, NULL, 15000);
+	CHECK(o.status == DB_OK, "the pool reconnects after the loss (%s)", o.error);
+	outcome_reset(&o);
+	for (int i = 0; i < b.n; i++)
+		outcome_reset(&b.o[i]);
+	db_free(db);
+}
+
 static int ticks;
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -503,6 +690,7 @@ int main(void)
 	test_prepared(db);
 	test_thousand(db);
 	test_statement_timeout(url);
+	test_batched_reads(url);
 	test_terminated(db, url);
 	test_unreachable();
 	test_invalid_conninfo();

@@ -19,6 +19,7 @@ static void clear_env(void)
 		"MAX_BODY_BYTES", "WEB_UI", "METRICS_ADDR", "SCHEDULE_DELAY_MS", "MEETING_DURATION_MINUTES",
 		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
 		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL", "TRANSCRIPT_URL", "PREFETCH",
+		"DATABASE_POOL_SIZE",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
@@ -58,6 +59,7 @@ int main(void)
 	CHECK_INT(c.reminder_before_minutes, 60, "REMINDER_BEFORE_MINUTES default");
 	CHECK_INT(c.google_user_qps, 10, "GOOGLE_USER_QPS default");
 	CHECK_INT(c.max_body_bytes, 65536, "MAX_BODY_BYTES default");
+	CHECK_INT(c.database_pool_size, 0, "DATABASE_POOL_SIZE default: the service's own");
 	CHECK(c.meet_links, "MEET_LINKS default on");
 	CHECK(!c.web_ui, "WEB_UI default off");
 	CHECK(!c.smtp_require_tls, "SMTP_REQUIRE_TLS default off");
@@ -105,12 +107,13 @@ int main(void)
 	setenv("MAIL_FROM", "nobody", 1);
 	setenv("LOG_LEVEL", "loud", 1);
 	setenv("FRONTEND_URL", "not a url", 1);
+	setenv("DATABASE_POOL_SIZE", "0", 1);
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "malformed values fail");
 	{
 		static const char *const named[] = {
 			"AMQP_URL:", "SCHEDULE_DELAY_MS:", "MEETING_DURATION_MINUTES:", "DEFAULT_TIMEZONE:",
 			"MEET_LINKS:", "LISTEN_ADDR:", "TOKEN_ENCRYPTION_KEY:", "JWT_SECRET:", "SMTP_URL:",
-			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:",
+			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:",
 		};
 
 		for (size_t i = 0; i < sizeof(named) / sizeof(*named); i++)
@@ -126,6 +129,7 @@ int main(void)
 	setenv("LISTEN_ADDR", "[::1]:9000", 1);
 	setenv("MEET_LINKS", "off", 1);
 	setenv("SMTP_USER", "mailer", 1);
+	setenv("DATABASE_POOL_SIZE", "3", 1);
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "SMTP_USER without SMTP_PASSWORD fails");
 	CHECK(err && strstr(err, "SMTP_PASSWORD:") != NULL, "and names SMTP_PASSWORD");
 	free(err);
@@ -134,6 +138,7 @@ int main(void)
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "valid overrides load");
 	CHECK_STR(c.default_timezone, "Asia/Kolkata", "zone override");
 	CHECK(!c.meet_links, "boolean override");
+	CHECK_INT(c.database_pool_size, 3, "DATABASE_POOL_SIZE override");
 	cfg_free(&c);
 
 	{

@@ -82,6 +82,11 @@ void db_query(struct db *db, const char *sql, int nparams, const char *const *pa
  * it (those the server skipped are sent again), but a statement that
  * writes, locks (FOR UPDATE) or calls a function that does must use
  * db_query(): it would share a transaction with unrelated statements.
+ *
+ * Each answer arrives with the batch's last, so db_read() pays where many
+ * small reads each hold up a request (the gateway's API), not where a
+ * read starts a longer job whose own latency bounds throughput: the
+ * scheduler's lead loads measured 10% fewer meetings per second batched.
  */
 void db_read(struct db *db, const char *sql, int nparams, const char *const *params,
 	     db_done_cb done, void *arg);

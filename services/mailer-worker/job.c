@@ -565,7 +565,7 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 	{
 		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id };
 
-		db_read(m->db, job_load_sql, 4, params, job_on_loaded, job);
+		db_query(m->db, job_load_sql, 4, params, job_on_loaded, job);
 	}
 }
 

@@ -409,6 +409,6 @@ void lead_handle(struct scheduler *s, struct mq_delivery *d)
 	{
 		const char *params[] = { job->lead_id };
 
-		db_read(s->db, lead_load_sql, 1, params, lead_on_loaded, job);
+		db_query(s->db, lead_load_sql, 1, params, lead_on_loaded, job);
 	}
 }

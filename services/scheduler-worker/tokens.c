@@ -273,5 +273,5 @@ void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, token
 	req->force = force_refresh;
 	req->cb = cb;
 	req->arg = arg;
-	db_read(t->s->db, tokens_load_sql, 1, params, tokens_on_loaded, req);
+	db_query(t->s->db, tokens_load_sql, 1, params, tokens_on_loaded, req);
 }

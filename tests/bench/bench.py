@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -221,14 +222,24 @@ def pgbench(args, dbname, script=None, select_only=False, clients=8, seconds=10)
     """Transactions per second of pgbench against the stack's server."""
     cmd = ["pgbench", "-h", "127.0.0.1", "-p", os.environ["TEST_PG_PORT"], "-U", "postgres", "-n",
            "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    logs = os.path.join(args.tmp, "pgbench-latency")
     if select_only:
-        cmd.append("-S")
+        # A tenth of the transactions' latencies, for the p99 the gateway's is compared with.
+        shutil.rmtree(logs, ignore_errors=True)
+        os.makedirs(logs)
+        cmd += ["-S", "-l", "--sampling-rate=0.1", "--log-prefix=" + os.path.join(logs, "tx")]
     if script:
         cmd += ["-f", script]
     out = subprocess.run(cmd + [dbname], capture_output=True, text=True, check=True).stdout
     tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
     lat = re.search(r"latency average = ([0-9.]+) ms", out)
-    return {"tps": round(tps, 1), "latency_avg_ms": float(lat.group(1)) if lat else None, "clients": clients}
+    result = {"tps": round(tps, 1), "latency_avg_ms": float(lat.group(1)) if lat else None, "clients": clients}
+    if select_only:
+        # Each line: client, transaction, latency in microseconds, script, epoch seconds, microseconds.
+        us = sorted(int(line.split()[2]) for f in os.listdir(logs) for line in open(os.path.join(logs, f)))
+        result["p50_ms"] = round(us[len(us) // 2] / 1000, 2)
+        result["p99_ms"] = round(us[min(len(us) - 1, len(us) * 99 // 100)] / 1000, 2)
+    return result
 
 
 def pg_ceiling(args):
@@ -294,6 +305,7 @@ def gateway(args):
     busy = proc_stats(gw.proc.pid)
     close_stack(s)
     ceiling = {"tps": round(statistics.mean(r[0]["tps"] for r in rounds), 1), "clients": 32,
+               "p50_ms": max(r[0]["p50_ms"] for r in rounds), "p99_ms": max(r[0]["p99_ms"] for r in rounds),
                "rounds": [r[0]["tps"] for r in rounds]}
     status = {"rps": round(statistics.mean(r[1]["rps"] for r in rounds), 1),
               "p50_ms": max(r[1]["p50_ms"] for r in rounds), "p99_ms": max(r[1]["p99_ms"] for r in rounds),

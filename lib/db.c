@@ -61,6 +61,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 #define DB_DEFAULT_POOL_SIZE		4
@@ -167,6 +168,9 @@ struct db {
 
 	struct db_list waiting;
 	struct db_list done;
+	/* Statements (and preparations) sent, and the round trips they took: their ratio is the batching. */
+	struct metric *statements;
+	struct metric *round_trips;
 	struct event *queue_timer;	/* deadline of waiting.head */
 	struct event *dispatch_timer;	/* zero timer that runs the callbacks */
 	bool closing;
@@ -847,6 +851,8 @@ static int db_conn_send_step(struct db_conn *conn, struct db_query *q)
 	int i = db_conn_find_prepared(conn, q->sql);
 
 	conn->preparing = conn->executing = -1;
+	metric_inc(conn->db->statements);
+	metric_inc(conn->db->round_trips);
 	if (i >= 0) {
 		conn->executing = i;
 		snprintf(name, sizeof(name), "gcal_%d", i);
@@ -923,6 +929,8 @@ static void db_conn_send_batch(struct db_conn *conn, int max)
 			return;
 		}
 	}
+	metric_add(db->statements, conn->batch.n);
+	metric_inc(db->round_trips);
 	/* libpq 15's PQpipelineSync flushes: it is the batch's one write. */
 	if (!PQpipelineSync(conn->pg)) {
 		db_conn_lost(conn, PQerrorMessage(conn->pg));
@@ -1102,6 +1110,10 @@ struct db *db_new(struct event_base *base, const struct db_opts *opts)
 		db->rng = 1;
 	db->queue_timer = xevent_new(base, -1, 0, db_on_queue_timeout, db);
 	db->dispatch_timer = xevent_new(base, -1, 0, db_on_dispatch, db);
+	db->statements = metrics_counter("db_statements_total", "Statements and preparations sent to PostgreSQL.",
+					 NULL);
+	db->round_trips = metrics_counter("db_round_trips_total",
+					  "Round trips to PostgreSQL: one per statement, or one per batch of reads.", NULL);
 	db_prepare(db, opts);
 	db->conns = xcalloc((size_t)db->pool_size, sizeof(*db->conns));
 	for (int i = 0; i < db->pool_size; i++) {

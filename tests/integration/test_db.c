@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "tap.h"
 #include "testenv.h"
 #include "xmalloc.h"
@@ -422,14 +423,21 @@ static void test_batched_reads(const char *url)
 	static struct batch b;
 	struct outcome o = { 0 };
 	int aborted_ok = 0;
+	double statements, trips;
 
-	/* The first run prepares the statement; batches carry only statements prepared on the connection. */
-	batch_run(db, &b, 1, -1, "SELECT 1");
+	/* The first run prepares both statements; batches carry only statements prepared on the connection. */
+	batch_run(db, &b, 1, -1, "SELECT pg_sleep(0.2)");
 	CHECK(b.o[0].status == DB_OK, "a read runs (%s)", b.o[0].error);
 
+	statements = metric_value(metrics_counter("db_statements_total", "", NULL));
+	trips = metric_value(metrics_counter("db_round_trips_total", "", NULL));
 	batch_run(db, &b, 20, -1, "SELECT pg_sleep(0.2)");
 	CHECK_INT(batch_count_ok(&b), 20, "20 reads queued behind a busy connection each get their own answer, once");
 	CHECK_INT(batch_distinct_times(&b, 0, 20), 1, "in one round trip: they share one implicit transaction");
+	CHECK_INT((int)(metric_value(metrics_counter("db_statements_total", "", NULL)) - statements), 21,
+		  "db_statements_total counts the sleeper and the 20 reads");
+	CHECK_INT((int)(metric_value(metrics_counter("db_round_trips_total", "", NULL)) - trips), 2,
+		  "db_round_trips_total counts two round trips");
 
 	batch_run(db, &b, 100, -1, "SELECT pg_sleep(0.2)");
 	CHECK_INT(batch_count_ok(&b), 100, "100 queued reads all answered");
@@ -700,5 +708,6 @@ int main(void)
 	db_free(NULL);
 	event_base_free(base);
 	free(url);
+	metrics_shutdown();
 	return tap_done();
 }

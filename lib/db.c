@@ -7,14 +7,14 @@
  * socket libpq reports at that moment, because it changes between hosts and
  * SSL/GSS fallbacks), IDLE, and BUSY (one statement in flight, or a batch
  * of reads in pipeline mode). Queries wait in one FIFO; whenever a
- * connection turns idle the head of the FIFO goes to it, and with it every
- * read from db_read() queued right behind a read at the head (up to
- * DB_MAX_BATCH), when their statements are prepared on that connection.
- * Batches form only when queries wait, so an unloaded service sends each
- * statement at once, as before. Finished queries are put on a "done" list that a zero
- * timer hands to the callbacks, so a callback never runs inside db_query()
- * or in the middle of a connection's bookkeeping, and a callback may call
- * db_query() or even db_free().
+ * connection turns idle the head of the FIFO goes to it, and with it the
+ * reads from db_read() queued right behind a read at the head (its share of
+ * the queue, at most DB_MAX_BATCH) whose statements are prepared on that
+ * connection. Batches form only when queries wait, so an unloaded service
+ * sends each statement at once. Finished queries are put on a "done" list
+ * that a zero timer hands to the callbacks, so a callback never runs inside
+ * db_query() or in the middle of a connection's bookkeeping, and a callback
+ * may call db_query() or even db_free().
  *
  * statement_timeout is passed in the startup packet ("options" keyword,
  * "-c statement_timeout=N" placed before any options the connection string
@@ -97,6 +97,7 @@ struct db_query {
 	int64_t deadline_ms;	/* monotonic; while waiting for a connection */
 	bool replanned;		/* sent again after 0A000 ("cached plan must not change result type") */
 	bool read_only;		/* from db_read(): may share a pipeline with other reads */
+	int batched_as;		/* in a batch: the index of the prepared statement it runs as */
 	/* The outcome, filled in when the query finishes. */
 	enum db_status status;
 	PGresult *res;
@@ -443,23 +444,31 @@ static bool db_conn_requeue_aborted(struct db_conn *conn)
 }
 
 /*
- * An established connection broke: its statements in flight, if any, are
- * lost; reads of a batch that the server had already refused to run go
- * back to the queue.
+ * End what the connection has in flight with DB_UNAVAILABLE and error; the
+ * reads of a batch that the server had already refused to run go back to
+ * the queue instead (true when there were any).
  */
-static void db_conn_lost(struct db_conn *conn, const char *why)
+static bool db_conn_end_in_flight(struct db_conn *conn, const char *error)
 {
 	struct db_query *q = conn->q;
-	char *line = db_first_line(why);
-	bool requeued;
 
 	conn->q = NULL;
 	if (q != NULL)
-		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xasprintf("database connection lost: %s", line));
+		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
 	while ((q = db_list_pop(&conn->batch)) != NULL)
-		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xasprintf("database connection lost: %s", line));
+		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
+	return db_conn_requeue_aborted(conn);
+}
+
+/* An established connection broke: its statements in flight, if any, are lost. */
+static void db_conn_lost(struct db_conn *conn, const char *why)
+{
+	char *line = db_first_line(why);
+	char *error = xasprintf("database connection lost: %s", line);
+	bool requeued = db_conn_end_in_flight(conn, error);
+
+	free(error);
 	free(line);
-	requeued = db_conn_requeue_aborted(conn);
 	db_conn_fail(conn, why, true);
 	if (requeued)
 		db_pump(conn->db);
@@ -586,23 +595,37 @@ static int db_conn_find_prepared(const struct db_conn *conn, const char *sql)
 }
 
 /*
+ * The statement prepared as "gcal_<i>" answered 0A000: nothing ran. Forget
+ * it, so that q (sent again) prepares its text afresh under a new name.
+ */
+static void db_conn_retire_stale(struct db_conn *conn, int i, struct db_query *q)
+{
+	free(conn->prepared[i]);
+	conn->prepared[i] = NULL;
+	q->replanned = true;
+}
+
+/* The SQLSTATE of res is 0A000 and q has not been prepared afresh for it yet. */
+static bool db_is_stale_plan(const struct db_query *q, const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return !q->replanned && state != NULL && strcmp(state, "0A000") == 0;
+}
+
+/*
  * The answer to a preparation or a prepared execution that needs a second
  * step: true when q went out again (the connection stays busy with it).
  */
 static bool db_conn_next_step(struct db_conn *conn, PGresult *res)
 {
 	struct db_query *q = conn->q;
-	const char *state;
 
 	if (conn->preparing >= 0 && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		conn->prepared = xreallocarray(conn->prepared, (size_t)conn->nprepared + 1, sizeof(*conn->prepared));
 		conn->prepared[conn->nprepared++] = xstrdup(q->sql);
-	} else if (conn->executing >= 0 && !q->replanned && res != NULL &&
-		   (state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL && strcmp(state, "0A000") == 0) {
-		/* Nothing ran: retire the stale statement and prepare the text again under a new name. */
-		free(conn->prepared[conn->executing]);
-		conn->prepared[conn->executing] = NULL;
-		q->replanned = true;
+	} else if (conn->executing >= 0 && res != NULL && db_is_stale_plan(q, res)) {
+		db_conn_retire_stale(conn, conn->executing, q);
 	} else {
 		return false;
 	}
@@ -641,28 +664,22 @@ static void db_conn_batch_done_one(struct db_conn *conn)
 {
 	struct db_query *q = db_list_pop(&conn->batch);
 	PGresult *res = conn->res;
-	const char *state;
+	bool aborted;
 
 	conn->res = NULL;
 	if (res == NULL) {
 		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
-	} else if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
-		PQclear(res);
-		db_list_push(&conn->aborted, q);
-	} else if (!q->replanned && (state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL &&
-		   strcmp(state, "0A000") == 0) {
-		int i = db_conn_find_prepared(conn, q->sql);
-
-		if (i >= 0) {
-			free(conn->prepared[i]);
-			conn->prepared[i] = NULL;
-		}
-		q->replanned = true;
-		PQclear(res);
-		db_list_push(&conn->aborted, q);
-	} else {
-		db_complete(conn->db, q, res);
+		return;
 	}
+	aborted = PQresultStatus(res) == PGRES_PIPELINE_ABORTED;
+	if (!aborted && !db_is_stale_plan(q, res)) {
+		db_complete(conn->db, q, res);
+		return;
+	}
+	if (!aborted)
+		db_conn_retire_stale(conn, q->batched_as, q);
+	PQclear(res);
+	db_list_push(&conn->aborted, q);
 }
 
 /*
@@ -894,10 +911,10 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 	db_conn_sent(conn);
 }
 
-/* True when q may join a batch on conn: a read whose statement is prepared there. */
-static bool db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
+/* The prepared statement q may run as in a batch on conn, or -1: a read whose statement is prepared there. */
+static int db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
 {
-	return q != NULL && q->read_only && db_conn_find_prepared(conn, q->sql) >= 0;
+	return q != NULL && q->read_only ? db_conn_find_prepared(conn, q->sql) : -1;
 }
 
 /*
@@ -918,12 +935,13 @@ static void db_conn_send_batch(struct db_conn *conn, int max)
 		db_conn_lost(conn, PQerrorMessage(conn->pg));
 		return;
 	}
-	for (int n = 0; n < max && db_conn_batchable(conn, db->waiting.head); n++) {
+	for (int n = 0, i; n < max && (i = db_conn_batchable(conn, db->waiting.head)) >= 0; n++) {
 		struct db_query *q = db_list_pop(&db->waiting);
 		char name[24];
 
+		q->batched_as = i;
 		db_list_push(&conn->batch, q);
-		snprintf(name, sizeof(name), "gcal_%d", db_conn_find_prepared(conn, q->sql));
+		snprintf(name, sizeof(name), "gcal_%d", i);
 		if (!PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0)) {
 			db_conn_lost(conn, PQerrorMessage(conn->pg));
 			return;
@@ -984,8 +1002,8 @@ static void db_pump(struct db *db)
 		share = (db->waiting.n + db->nup - 1) / db->nup;
 		if (share > DB_MAX_BATCH)
 			share = DB_MAX_BATCH;
-		if (share >= 2 && db_conn_batchable(conn, db->waiting.head) &&
-		    db_conn_batchable(conn, db->waiting.head->next))
+		if (share >= 2 && db_conn_batchable(conn, db->waiting.head) >= 0 &&
+		    db_conn_batchable(conn, db->waiting.head->next) >= 0)
 			db_conn_send_batch(conn, share);
 		else
 			db_conn_send(conn, db_list_pop(&db->waiting));
@@ -1137,14 +1155,8 @@ void db_free(struct db *db)
 	for (int i = 0; i < db->pool_size; i++) {
 		struct db_conn *conn = &db->conns[i];
 
-		if (conn->q != NULL) {
-			db_fail(db, conn->q, DB_UNAVAILABLE, NULL, xstrdup("database unavailable: shutting down"));
-			conn->q = NULL;
-		}
-		while (conn->batch.head != NULL)
-			db_fail(db, db_list_pop(&conn->batch), DB_UNAVAILABLE, NULL,
-				xstrdup("database unavailable: shutting down"));
-		db_conn_requeue_aborted(conn);
+		/* Reads put back in the queue are failed with it below. */
+		db_conn_end_in_flight(conn, "database unavailable: shutting down");
 		db_conn_close(conn);
 		event_free(conn->timer);
 	}

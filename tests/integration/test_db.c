@@ -123,6 +123,35 @@ static char *admin(const char *url, const char *sql)
 	return v;
 }
 
+/* How many of o[0..n) ended once as DB_UNAVAILABLE with why in the error; each is reset. */
+static int count_unavailable(struct outcome *o, int n, const char *why)
+{
+	int count = 0;
+
+	for (int i = 0; i < n; i++) {
+		count += o[i].calls == 1 && o[i].status == DB_UNAVAILABLE && strstr(o[i].error, why) != NULL;
+		outcome_reset(&o[i]);
+	}
+	return count;
+}
+
+/* Run the loop until the admin query answers want, for ms at most; true if it did. */
+static bool admin_wait(const char *url, const char *sql, const char *want, int ms)
+{
+	long start = now_ms();
+	bool seen = false;
+
+	while (!seen && now_ms() - start < ms) {
+		char *n;
+
+		run_for(50);
+		n = admin(url, sql);
+		seen = n != NULL && strcmp(n, want) == 0;
+		free(n);
+	}
+	return seen;
+}
+
 static void test_round_trip(struct db *db)
 {
 	struct outcome o = { 0 };
@@ -309,21 +338,13 @@ static void test_statement_timeout(const char *url)
 static void test_terminated(struct db *db, const char *url)
 {
 	struct outcome sleeper = { 0 }, o = { 0 };
-	char *n = NULL;
+	char *n;
 	long start;
 
 	query(db, "SELECT pg_sleep(30)", 0, NULL, on_result, &sleeper);
-	start = now_ms();
-	while (now_ms() - start < 10000) {
-		run_for(50);
-		free(n);
-		n = admin(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-			       "AND state = 'active' AND query = 'SELECT pg_sleep(30)'");
-		if (n != NULL && strcmp(n, "1") == 0)
-			break;
-	}
-	CHECK_STR(n, "1", "the long statement is running on the server");
-	free(n);
+	CHECK(admin_wait(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+			      "AND state = 'active' AND query = 'SELECT pg_sleep(30)'", "1", 10000),
+	      "the long statement is running on the server");
 
 	n = admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
 		       "WHERE datname = current_database() AND pid <> pg_backend_pid()");
@@ -416,13 +437,38 @@ static int batch_count_ok(struct batch *b)
 	return ok;
 }
 
+/*
+ * A batch of four reads in flight on the one connection, the first of them
+ * sleeping on the server: r is reset and filled in as they finish.
+ */
+static void batch_sleeping(struct db *db, const char *url, struct outcome r[4])
+{
+	const char *zero[] = { "0" }, *long_sleep[] = { "30" };
+	struct outcome warm = { 0 }, sleeper = { 0 };
+
+	for (int i = 0; i < 4; i++)
+		outcome_reset(&r[i]);
+	/* Prepared on this connection first: a batch carries only prepared statements. */
+	db_read(db, "SELECT pg_sleep($1::float)", 1, zero, on_result, &warm);
+	testenv_run_until(base, &warm.done, 15000);
+	query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
+	for (int i = 0; i < 4; i++)
+		db_read(db, "SELECT pg_sleep($1::float)", 1, i == 0 ? long_sleep : zero, on_result, &r[i]);
+	testenv_run_until(base, &sleeper.done, 5000);
+	CHECK(admin_wait(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db_batch'"
+			      " AND state = 'active' AND wait_event = 'PgSleep'", "1", 10000),
+	      "the batch's first read sleeps on the server");
+	outcome_reset(&warm);
+	outcome_reset(&sleeper);
+}
+
 static void test_batched_reads(const char *url)
 {
 	struct db_opts opts = { .conninfo = url, .application_name = "test_db_batch", .pool_size = 1 };
 	struct db *db = db_new(base, &opts);
 	static struct batch b;
-	struct outcome o = { 0 };
-	int aborted_ok = 0;
+	struct outcome o = { 0 }, r[4] = { 0 };
+	int aborted_ok = 0, resent = 0;
 	double statements, trips;
 
 	/* The first run prepares both statements; batches carry only statements prepared on the connection. */
@@ -477,7 +523,7 @@ static void test_batched_reads(const char *url)
 	run(db, &o, "CREATE TABLE batch_t (id int PRIMARY KEY, a text)", 0, NULL, 5000);
 	run(db, &o, "INSERT INTO batch_t VALUES (1, 'x')", 0, NULL, 5000);
 	{
-		struct outcome r[6] = { 0 }, sleeper = { 0 };
+		struct outcome after[6] = { 0 }, sleeper = { 0 };
 		const char *one[] = { "1" };
 		int fresh = 0;
 
@@ -487,11 +533,12 @@ static void test_batched_reads(const char *url)
 		run(db, &o, "ALTER TABLE batch_t ADD COLUMN b text DEFAULT 'new'", 0, NULL, 5000);
 		query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
 		for (int i = 0; i < 6; i++)
-			db_read(db, "SELECT * FROM batch_t WHERE id = $1::int", 1, one, on_result, &r[i]);
-		testenv_run_until(base, &r[5].done, 10000);
+			db_read(db, "SELECT * FROM batch_t WHERE id = $1::int", 1, one, on_result, &after[i]);
+		testenv_run_until(base, &after[5].done, 10000);
 		for (int i = 0; i < 6; i++) {
-			fresh += r[i].calls == 1 && r[i].status == DB_OK && r[i].v[2] && strcmp(r[i].v[2], "new") == 0;
-			outcome_reset(&r[i]);
+			fresh += after[i].calls == 1 && after[i].status == DB_OK && after[i].v[2] &&
+				 strcmp(after[i].v[2], "new") == 0;
+			outcome_reset(&after[i]);
 		}
 		CHECK_INT(fresh, 6, "reads batched after ALTER TABLE return the new column");
 		outcome_reset(&sleeper);
@@ -501,46 +548,25 @@ static void test_batched_reads(const char *url)
 	 * A backend killed in the middle of a batch: the read it was running is
 	 * DB_UNAVAILABLE; those it never reached are sent again and answered.
 	 */
-	{
-		struct outcome r[4] = { 0 }, sleeper = { 0 };
-		const char *zero[] = { "0" }, *long_sleep[] = { "30" };
-		char *n = NULL;
-		long start = now_ms();
-		int resent = 0;
-
-		db_read(db, "SELECT pg_sleep($1::float)", 1, zero, on_result, &o);
-		testenv_run_until(base, &o.done, 5000);
-		query(db, "SELECT pg_sleep(0.2)", 0, NULL, on_result, &sleeper);
-		for (int i = 0; i < 4; i++)
-			db_read(db, "SELECT pg_sleep($1::float)", 1, i == 0 ? long_sleep : zero, on_result, &r[i]);
-		while (now_ms() - start < 10000) {
-			run_for(50);
-			free(n);
-			n = admin(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db_batch'"
-				       " AND state = 'active' AND wait_event = 'PgSleep'");
-			if (n != NULL && strcmp(n, "1") == 0 && sleeper.done)
-				break;
-		}
-		free(n);
-		n = admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-			       " WHERE application_name = 'test_db_batch'");
-		free(n);
-		testenv_run_until(base, &r[3].done, 10000);
-		CHECK(r[0].calls == 1 && r[0].status == DB_UNAVAILABLE,
-		      "the read running when its backend is killed is DB_UNAVAILABLE (%s)", r[0].error);
-		for (int i = 1; i < 4; i++)
-			resent += r[i].calls == 1 && r[i].status == DB_OK;
-		CHECK_INT(resent, 3, "the reads behind it in the batch run on the next connection");
-		for (int i = 0; i < 4; i++)
-			outcome_reset(&r[i]);
-		outcome_reset(&sleeper);
-	}
+	batch_sleeping(db, url, r);
+	free(admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+			" WHERE application_name = 'test_db_batch'"));
+	testenv_run_until(base, &r[3].done, 10000);
+	CHECK(r[0].calls == 1 && r[0].status == DB_UNAVAILABLE,
+	      "the read running when its backend is killed is DB_UNAVAILABLE (%s)", r[0].error);
+	for (int i = 1; i < 4; i++)
+		resent += r[i].calls == 1 && r[i].status == DB_OK;
+	CHECK_INT(resent, 3, "the reads behind it in the batch run on the next connection");
 	run(db, &o, "DROP TABLE batch_t", 0, NULL, 15000);
 	CHECK(o.status == DB_OK, "the pool reconnects after the loss (%s)", o.error);
+
+	/* db_free() with a batch in flight ends each of its reads once, as DB_UNAVAILABLE. */
+	batch_sleeping(db, url, r);
+	db_free(db);
+	CHECK_INT(count_unavailable(r, 4, "shutting down"), 4, "db_free ends a batch in flight, each read once");
 	outcome_reset(&o);
 	for (int i = 0; i < b.n; i++)
 		outcome_reset(&b.o[i]);
-	db_free(db);
 }
 
 static int ticks;
@@ -599,17 +625,13 @@ static void test_free_with_queue(const char *url)
 	struct db_opts live = { .conninfo = url, .pool_size = 1, .application_name = "test_db_free" };
 	struct outcome q[5] = { 0 }, ok = { 0 }, busy[4] = { 0 };
 	struct db *db = db_new(base, &opts);
-	int calls = 0;
 
 	for (int i = 0; i < 5; i++)
 		query(db, "SELECT 1", 0, NULL, on_result, &q[i]);
 	run_for(100);
 	db_free(db);
-	for (int i = 0; i < 5; i++)
-		calls += q[i].calls == 1 && q[i].status == DB_UNAVAILABLE && strstr(q[i].error, "shutting down");
-	CHECK_INT(calls, 5, "db_free runs every queued callback with DB_UNAVAILABLE \"shutting down\"");
-	for (int i = 0; i < 5; i++)
-		outcome_reset(&q[i]);
+	CHECK_INT(count_unavailable(q, 5, "shutting down"), 5,
+		  "db_free runs every queued callback with DB_UNAVAILABLE \"shutting down\"");
 
 	db = db_new(base, &live);
 	run(db, &ok, "SELECT 1", 0, NULL, 15000);
@@ -618,12 +640,7 @@ static void test_free_with_queue(const char *url)
 		query(db, i == 0 ? "SELECT pg_sleep(30)" : "SELECT 1", 0, NULL, on_result, &busy[i]);
 	run_for(200);
 	db_free(db);
-	calls = 0;
-	for (int i = 0; i < 4; i++)
-		calls += busy[i].calls == 1 && busy[i].status == DB_UNAVAILABLE;
-	CHECK_INT(calls, 4, "db_free ends the statement in flight and the queued ones");
-	for (int i = 0; i < 4; i++)
-		outcome_reset(&busy[i]);
+	CHECK_INT(count_unavailable(busy, 4, ""), 4, "db_free ends the statement in flight and the queued ones");
 	outcome_reset(&ok);
 	free(dead);
 }

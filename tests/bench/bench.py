@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -136,12 +137,20 @@ def pipeline(args, latency_ms, label):
     time.sleep(1.0)
     idle = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, gateway)}
     machine_before = cpu_by_program()
+    perf = None
+    if args.perf:
+        perf = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "999", "-o", f"{args.perf}.{label}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
     start_ms = time.time() * 1000
     published = publish(s, args.build, leads)
     pub_s = (time.time() * 1000 - start_ms) / 1000
     want = len(leads)
     wait_for(lambda: s.one("SELECT count(*) FROM calendar_meetings")[0] >= want, args.timeout, interval=0.2,
              what=f"{want} meetings")
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     rows = rows_by_lead(s, leads)
     end_ms = max(r[1] for r in rows)
     busy = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, gateway)}
@@ -331,6 +340,7 @@ def main():
     ap.add_argument("--pg-seconds", type=int, default=10)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--only", default="idle,amqp,pg,l0,l100,delay,gateway")
+    ap.add_argument("--perf", metavar="FILE", help="perf record -a -g while each pipeline works, into FILE.<part>")
     ap.add_argument("--no-mail", dest="mail", action="store_false", help="skip the mailer's drain after L=100")
     args = ap.parse_args()
     parts = args.only.split(",")

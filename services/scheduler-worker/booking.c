@@ -25,31 +25,50 @@
 #define BOOKING_QUERY "sendUpdates=all&conferenceDataVersion=1"
 
 /*
- * The row, the lead's outcome and (for a manual create) the command's reply
- * in one statement. ON CONFLICT: another attempt committed first; the
- * active meeting of the lead is returned instead.
+ * The row and the lead's outcome are written in one statement, a manual
+ * create's reply too. A lead's booking first tries the plain insert, the
+ * statement PostgreSQL runs fastest: it sets up every node of a plan on
+ * each execution, used or not, and this one runs for every booking. No row
+ * back means another attempt committed first (ON CONFLICT); the statement
+ * that also looks up the lead's active meeting then says whether it holds
+ * this booking's event.
  */
+#define BOOKING_INSERT \
+	"INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id," \
+	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name," \
+	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response," \
+	"  meeting_metadata, booking_generation, meet_link, html_link, created_by)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14," \
+	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1)" \
+	" ON CONFLICT DO NOTHING"
+#define BOOKING_OUTCOME \
+	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
+#define BOOKING_OUTCOME_CONFLICT \
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL," \
+	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
+/* The new row, else the lead's active meeting (columns: id, ical_sequence, holds this event). */
+#define BOOKING_CURRENT \
+	"WITH ins AS (" BOOKING_INSERT " RETURNING *)," \
+	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m" \
+	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins))," \
+	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1" BOOKING_OUTCOME_CONFLICT ")"
+#define BOOKING_CURRENT_RESULT " SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5"
+
 static const char booking_commit_sql[] =
-	"WITH ins AS ("
-	" INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
-	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
-	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response,"
-	"  meeting_metadata, booking_generation, meet_link, html_link, created_by)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14,"
-	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1)"
-	" ON CONFLICT DO NOTHING RETURNING *),"
-	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m"
-	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins)),"
-	" outcome AS (INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
-	"  SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1"
-	"  ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL,"
-	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1),"
-	" cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
+	"WITH ins AS (" BOOKING_INSERT " RETURNING id, ical_sequence),"
+	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM ins" BOOKING_OUTCOME_CONFLICT ")"
+	" SELECT id, ical_sequence, TRUE FROM ins";
+
+static const char booking_commit_current_sql[] = BOOKING_CURRENT BOOKING_CURRENT_RESULT " FROM cur LIMIT 1";
+
+/* A manual create: its reply, the meeting resource included, is stored with the row. */
+static const char booking_commit_command_sql[] =
+	BOOKING_CURRENT
+	", cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
 	"  SELECT $20::uuid, $1, 'create', jsonb_build_object('ok', true, 'command_id', $20::text,"
-	"  'meeting', calendar_meeting_json(cur::calendar_meetings)) FROM cur WHERE $20 IS NOT NULL LIMIT 1"
+	"  'meeting', calendar_meeting_json(cur::calendar_meetings)) FROM cur LIMIT 1"
 	"  ON CONFLICT DO NOTHING)"
-	" SELECT calendar_meeting_json(cur::calendar_meetings)::text, cur.id, cur.ical_sequence,"
-	"  cur.google_event_id = $5 FROM cur LIMIT 1";
+	BOOKING_CURRENT_RESULT ", calendar_meeting_json(cur::calendar_meetings)::text FROM cur LIMIT 1";
 
 struct booking_job {
 	struct scheduler *s;
@@ -61,6 +80,7 @@ struct booking_job {
 	cJSON *event;		/* what we want Google to hold */
 	cJSON *google;		/* what Google answered */
 	bool refreshed;		/* a 401 was answered with one forced refresh already */
+	bool lookup;		/* the plain insert found a row first: commit with booking_commit_current_sql */
 };
 
 struct booking_deferred {
@@ -155,6 +175,8 @@ static void booking_discard(void *arg)
 			    booking_on_discarded, job);
 }
 
+static void booking_commit(struct booking_job *job);
+
 static void booking_on_committed(const struct db_result *r, void *arg)
 {
 	struct booking_job *job = arg;
@@ -167,19 +189,24 @@ static void booking_on_committed(const struct db_result *r, void *arg)
 		booking_finish(job, BOOKING_TRANSIENT, "database", r->error);
 		return;
 	}
+	if (db_ntuples(r) == 0 && job->b->command_id == NULL && !job->lookup) {
+		job->lookup = true;
+		booking_commit(job);
+		return;
+	}
 	if (db_ntuples(r) == 0) {
 		booking_finish(job, BOOKING_CONFLICT, "conflict", "another meeting was booked for this lead");
 		return;
 	}
-	same_event = db_value(r, 0, 3);
+	same_event = db_value(r, 0, 2);
 	if (same_event == NULL || strcmp(same_event, "t") != 0) {
 		booking_rate_limited(job->s, job->b->user_id, booking_discard, job);
 		return;
 	}
 	res.status = BOOKING_DONE;
-	res.meeting_json = db_value(r, 0, 0);
-	res.meeting_id = db_value(r, 0, 1);
-	res.sequence = atoi(db_value(r, 0, 2));
+	res.meeting_id = db_value(r, 0, 0);
+	res.sequence = atoi(db_value(r, 0, 1));
+	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, 3) : NULL;
 	booking_end(job, &res);
 }
 
@@ -216,7 +243,11 @@ static void booking_commit(struct booking_job *job)
 	params[17] = meet;
 	params[18] = html;
 	params[19] = b->command_id;
-	db_query(job->s->db, booking_commit_sql, 20, params, booking_on_committed, job);
+	if (b->command_id != NULL)
+		db_query(job->s->db, booking_commit_command_sql, 20, params, booking_on_committed, job);
+	else
+		db_query(job->s->db, job->lookup ? booking_commit_current_sql : booking_commit_sql, 19, params,
+			 booking_on_committed, job);
 	cJSON_free(response);
 }
 
@@ -338,7 +369,8 @@ static void booking_insert(void *arg)
 			    booking_on_inserted, job);
 }
 
-void booking_run(struct scheduler *s, const struct booking *b, booking_cb cb, void *arg)
+void booking_run(struct scheduler *s, const struct booking *b, const struct tokens_stored *stored, booking_cb cb,
+		 void *arg)
 {
 	struct booking_job *job = xcalloc(1, sizeof(*job));
 	struct event_spec spec = { 0 };
@@ -367,5 +399,8 @@ void booking_run(struct scheduler *s, const struct booking *b, booking_cb cb, vo
 	spec.generation = b->generation;
 	spec.meet_request_id = s->cfg->meet_links ? request_id : NULL;
 	job->event = event_build(&spec);
-	tokens_get(s->tokens, b->user_id, false, booking_on_token, job);
+	if (stored != NULL)
+		tokens_get_stored(s->tokens, b->user_id, stored, booking_on_token, job);
+	else
+		tokens_get(s->tokens, b->user_id, false, booking_on_token, job);
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct scheduler;
+struct tokens_stored;
 
 /* Inputs; the caller keeps them valid until the callback. */
 struct booking {
@@ -40,7 +41,7 @@ struct booking {
 };
 
 enum booking_status {
-	BOOKING_DONE,		/* committed: meeting_json and meeting_id are set */
+	BOOKING_DONE,		/* committed: meeting_id is set (meeting_json for a manual create) */
 	BOOKING_NOT_CONNECTED,
 	BOOKING_REVOKED,	/* the grant was revoked just now; the user is disconnected */
 	BOOKING_TRANSIENT,	/* Google or the database is unavailable: retry later */
@@ -50,7 +51,7 @@ enum booking_status {
 
 struct booking_result {
 	enum booking_status status;
-	const char *meeting_json;	/* the meeting resource (calendar_meeting_json) */
+	const char *meeting_json;	/* a manual create's meeting resource (calendar_meeting_json) */
 	const char *meeting_id;
 	int sequence;
 	const char *reason;		/* short code: Google's reason, or what failed */
@@ -60,8 +61,14 @@ struct booking_result {
 /* *result lives only for the duration of the callback. */
 typedef void (*booking_cb)(const struct booking_result *result, void *arg);
 
-/* Run a booking; cb is called exactly once (at once only for a lead id that is not a UUID). */
-void booking_run(struct scheduler *s, const struct booking *b, booking_cb cb, void *arg);
+/*
+ * Run a booking; cb is called exactly once. stored: the user's token columns
+ * as the caller just read them (tokens.h), used during this call only, or
+ * NULL to have them read. cb is called at once for a lead id that is not a
+ * UUID, and with stored also for a user found not connected.
+ */
+void booking_run(struct scheduler *s, const struct booking *b, const struct tokens_stored *stored, booking_cb cb,
+		 void *arg);
 
 /*
  * Run one Google call for user_id within the per-user rate limit: fn(arg)

@@ -560,7 +560,7 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	b->metadata_json = job->metadata;
 	b->command_id = job->command_id;
 	b->trace = job->command_id;
-	booking_run(job->s, b, command_on_booked, job);
+	booking_run(job->s, b, NULL, command_on_booked, job);
 }
 
 static void command_on_stored(const struct db_result *r, void *arg)

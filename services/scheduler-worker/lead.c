@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "retry.h"
 #include "scheduler.h"
+#include "tokens.h"
 #include "xmalloc.h"
 
 /* A lead not found yet may be a webhook transaction still committing: look again this many times. */
@@ -38,7 +39,7 @@ static const char lead_load_sql[] =
 	" u.google_calendar_connected, COALESCE(u.google_calendar_id, 'primary'), u.google_calendar_timezone,"
 	" (SELECT count(*) FROM calendar_meetings m WHERE m.lead_analytics_id = la.id),"
 	" am.id, am.ical_sequence, am.rescheduled_from_meeting_id IS NULL AND NOT COALESCE(am.invite_email_sent, FALSE),"
-	" EXTRACT(EPOCH FROM now())::bigint"
+	" EXTRACT(EPOCH FROM now())::bigint, " TOKENS_COLUMNS
 	" FROM lead_analytics la"
 	" JOIN users u ON u.id = la.user_id"
 	" LEFT JOIN LATERAL (SELECT id, email, name FROM contacts"
@@ -52,7 +53,7 @@ enum {
 	COL_USER, COL_CALL, COL_PHONE, COL_NAME, COL_EXTRACTED_EMAIL, COL_COMPANY, COL_DATETIME, COL_REASONING,
 	COL_STATUS_TAG, COL_SUMMARY, COL_ANALYSIS_TYPE, COL_CONTACT_ID, COL_CONTACT_EMAIL, COL_CONTACT_NAME,
 	COL_RECORDING, COL_CONNECTED, COL_CALENDAR, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
-	COL_ACTIVE_UNMAILED, COL_NOW,
+	COL_ACTIVE_UNMAILED, COL_NOW, COL_TOKENS,
 };
 
 static const char lead_outcome_sql[] =
@@ -313,6 +314,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 	struct lead_job *job = arg;
 	struct scheduler *s = job->s;
 	const char *raw, *zone, *connected;
+	struct tokens_stored tokens;
 	struct datetime dt;
 	char *detail;
 
@@ -378,7 +380,8 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 	}
 	job->time_zone = xstrdup(zone);
 	lead_prepare(job, r, &dt);
-	booking_run(s, &job->booking, lead_on_booked, job);
+	tokens_stored_from(r, 0, COL_TOKENS, &tokens);
+	booking_run(s, &job->booking, &tokens, lead_on_booked, job);
 }
 
 /* The message names the lead; anything unreadable goes to scheduler.dead at once. */

@@ -17,10 +17,7 @@
 /* Refresh when the token has less than this left, as the plan asks. */
 #define TOKENS_MARGIN_S 300
 
-static const char tokens_load_sql[] =
-	"SELECT google_calendar_connected, google_access_token, google_refresh_token,"
-	" COALESCE(EXTRACT(EPOCH FROM google_token_expiry - now())::bigint, 0)"
-	" FROM users WHERE id = $1";
+static const char tokens_load_sql[] = "SELECT " TOKENS_COLUMNS " FROM users u WHERE u.id = $1";
 
 static const char tokens_store_sql[] =
 	"UPDATE users SET google_access_token = $2,"
@@ -206,61 +203,104 @@ static void tokens_request_free(struct tokens_request *req)
 	free(req);
 }
 
-static void tokens_on_loaded(const struct db_result *r, void *arg)
+static bool tokens_connected(const struct tokens_stored *st)
 {
-	struct tokens_request *req = arg;
-	struct tokens *t = req->t;
-	struct scheduler *s = t->s;
-	struct tokens_flight *f;
-	const char *connected, *sealed_access, *sealed_refresh, *left;
+	return st->connected != NULL && strcmp(st->connected, "t") == 0 && st->sealed_refresh != NULL;
+}
+
+/* The stored access token in plaintext (wiped and freed by the caller) if it is good for a while yet. */
+static char *tokens_open_stored(struct tokens *t, const char *user_id, const struct tokens_stored *st)
+{
 	char *plain = NULL;
 
-	if (r->status != DB_OK) {
-		req->cb(TOKENS_TRANSIENT, NULL, req->arg);
-		tokens_request_free(req);
-		return;
-	}
-	connected = db_value(r, 0, 0);
-	sealed_access = db_value(r, 0, 1);
-	sealed_refresh = db_value(r, 0, 2);
-	left = db_value(r, 0, 3);
-	if (db_ntuples(r) == 0 || connected == NULL || strcmp(connected, "t") != 0 || sealed_refresh == NULL) {
-		req->cb(TOKENS_NOT_CONNECTED, NULL, req->arg);
-		tokens_request_free(req);
-		return;
-	}
-	if (!req->force && sealed_access != NULL && left != NULL && atoll(left) > TOKENS_MARGIN_S &&
-	    vault_open(s->vault, sealed_access, req->user_id, &plain) == 0) {
-		req->cb(TOKENS_OK, plain, req->arg);
-		vault_wipe_free(plain);
-		tokens_request_free(req);
-		return;
-	}
+	if (st->sealed_access == NULL || st->seconds_left == NULL || atoll(st->seconds_left) <= TOKENS_MARGIN_S ||
+	    vault_open(t->s->vault, st->sealed_access, user_id, &plain) < 0)
+		return NULL;
+	return plain;
+}
 
-	f = tokens_find_flight(t, req->user_id);
-	if (f != NULL) {
-		tokens_wait(f, req->cb, req->arg);
-		tokens_request_free(req);
+/* A token from the user's stored columns: the one stored, or a refresh (joined if one is in flight). */
+static void tokens_resolve(struct tokens *t, const char *user_id, bool force, const struct tokens_stored *st,
+			   tokens_cb cb, void *arg)
+{
+	struct tokens_flight *f;
+	char *plain = NULL;
+
+	if (!tokens_connected(st)) {
+		cb(TOKENS_NOT_CONNECTED, NULL, arg);
 		return;
 	}
-	if (vault_open(s->vault, sealed_refresh, req->user_id, &plain) < 0) {
+	if (!force && (plain = tokens_open_stored(t, user_id, st)) != NULL) {
+		cb(TOKENS_OK, plain, arg);
+		vault_wipe_free(plain);
+		return;
+	}
+	f = tokens_find_flight(t, user_id);
+	if (f != NULL) {
+		tokens_wait(f, cb, arg);
+		return;
+	}
+	if (vault_open(t->s->vault, st->sealed_refresh, user_id, &plain) < 0) {
 		/* Not a transient condition: retrying cannot make the key or the row right. */
 		log_error("cannot open the stored refresh token (wrong TOKEN_ENCRYPTION_KEY, or a row moved between "
-			  "users); the user must reconnect", LOG_STR("user", req->user_id));
-		req->cb(TOKENS_NOT_CONNECTED, NULL, req->arg);
-		tokens_request_free(req);
+			  "users); the user must reconnect", LOG_STR("user", user_id));
+		cb(TOKENS_NOT_CONNECTED, NULL, arg);
 		return;
 	}
 	f = xcalloc(1, sizeof(*f));
 	f->t = t;
-	f->user_id = xstrdup(req->user_id);
-	f->sealed_refresh = xstrdup(sealed_refresh);
+	f->user_id = xstrdup(user_id);
+	f->sealed_refresh = xstrdup(st->sealed_refresh);
 	f->next = t->flights;
 	t->flights = f;
-	tokens_wait(f, req->cb, req->arg);
-	tokens_request_free(req);
-	google_refresh(s->google, plain, tokens_on_refreshed, f);
+	tokens_wait(f, cb, arg);
+	google_refresh(t->s->google, plain, tokens_on_refreshed, f);
 	vault_wipe_free(plain);
+}
+
+static void tokens_on_loaded(const struct db_result *r, void *arg)
+{
+	struct tokens_request *req = arg;
+
+	if (r->status != DB_OK) {
+		req->cb(TOKENS_TRANSIENT, NULL, req->arg);
+	} else {
+		struct tokens_stored st = { 0 };
+
+		if (db_ntuples(r) > 0)
+			tokens_stored_from(r, 0, 0, &st);
+		tokens_resolve(req->t, req->user_id, req->force, &st, req->cb, req->arg);
+	}
+	tokens_request_free(req);
+}
+
+void tokens_stored_from(const struct db_result *r, int row, int col, struct tokens_stored *st)
+{
+	st->connected = db_value(r, row, col);
+	st->sealed_access = db_value(r, row, col + 1);
+	st->sealed_refresh = db_value(r, row, col + 2);
+	st->seconds_left = db_value(r, row, col + 3);
+}
+
+void tokens_get_stored(struct tokens *t, const char *user_id, const struct tokens_stored *stored, tokens_cb cb,
+		       void *arg)
+{
+	char *plain;
+
+	if (!tokens_connected(stored)) {
+		cb(TOKENS_NOT_CONNECTED, NULL, arg);
+		return;
+	}
+	if ((plain = tokens_open_stored(t, user_id, stored)) != NULL) {
+		cb(TOKENS_OK, plain, arg);
+		vault_wipe_free(plain);
+		return;
+	}
+	/*
+	 * Due for a refresh: read the row again first. These columns may be older than a refresh that
+	 * finished since, and refreshing from them would ask Google again.
+	 */
+	tokens_get(t, user_id, false, cb, arg);
 }
 
 void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, tokens_cb cb, void *arg)

@@ -27,6 +27,25 @@ enum tokens_status {
 	TOKENS_TRANSIENT,	/* Google or the database is unavailable: retry later */
 };
 
+/*
+ * A user's token columns as a statement read them: TOKENS_COLUMNS selected
+ * from `users u`. A caller that reads the user's row anyway selects them
+ * too and saves tokens_get() its own statement.
+ */
+#define TOKENS_COLUMNS \
+	"u.google_calendar_connected, u.google_access_token, u.google_refresh_token," \
+	" COALESCE(EXTRACT(EPOCH FROM u.google_token_expiry - now())::bigint, 0)"
+
+struct db_result;
+
+/* Pointers into the db_result they came from; NULL where the column is NULL (a missing row: all NULL). */
+struct tokens_stored {
+	const char *connected;
+	const char *sealed_access;
+	const char *sealed_refresh;
+	const char *seconds_left;
+};
+
 /* access_token (valid only during the callback) is set for TOKENS_OK. */
 typedef void (*tokens_cb)(enum tokens_status status, const char *access_token, void *arg);
 
@@ -37,5 +56,17 @@ void tokens_free(struct tokens *t);
 
 /* Deliver a token for user_id to cb (always later, never inside this call). */
 void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, tokens_cb cb, void *arg);
+
+/* The TOKENS_COLUMNS that start at column col of row into *st. */
+void tokens_stored_from(const struct db_result *r, int row, int col, struct tokens_stored *st);
+
+/*
+ * tokens_get() from columns already read: cb runs before this returns when
+ * the stored token is good (or the user is not connected); one due for a
+ * refresh is read again with tokens_get(). *stored need only live during
+ * the call.
+ */
+void tokens_get_stored(struct tokens *t, const char *user_id, const struct tokens_stored *stored, tokens_cb cb,
+		       void *arg);
 
 #endif

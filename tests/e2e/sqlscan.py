@@ -72,6 +72,7 @@ def literal_macros(s):
     """Macros of the file that expand to constants: numbers, string literals, their own (stringified)
     parameters and other such macros."""
     out = set()
+    s = s.replace("\\\n", " ")  # continued lines
     defs = re.findall(r"^#define\s+([A-Z_][A-Z0-9_]*)(\([^)]*\))?\s+(.*)$", s, re.M)
     for _ in range(3):  # macros made of macros
         for name, params, body in defs:
@@ -89,9 +90,10 @@ def only_literals(text, macros):
     return all(w in macros or w.isdigit() for w in re.findall(r"\w+", rest)) and not re.search(r"[+\-*/%&|^]", rest)
 
 
-def constants(s):
-    """Names of `static const char name[]` arrays and members of `static const struct` tables made only of literals."""
-    macros = literal_macros(s)
+def constants(s, headers=""):
+    """Names of `static const char name[]` arrays and members of `static const struct` tables made only of literals
+    (and of literal macros, the project's headers' included)."""
+    macros = literal_macros(headers + "\n" + s)
     out = set()
     for m in re.finditer(r"static\s+const\s+char\s+(\w+)\s*\[\s*\]\s*=([^;]*);", s):
         if only_literals(m.group(2), macros):
@@ -139,20 +141,25 @@ def safe(arg, consts, s, pos):
 
 def scan(root, dirs=("lib", "services", "tests/google-standin")):
     """Every query call whose SQL is not constant, as 'file:line: call(...)'."""
-    sources = {}
+    sources, headers = {}, []
     for d in dirs:
         for base, _, files in os.walk(os.path.join(root, d)):
             for f in files:
-                if f.endswith(".c"):
+                if f.endswith((".c", ".h")):
                     with open(os.path.join(base, f)) as fh:
-                        sources[os.path.relpath(os.path.join(base, f), root)] = strip_comments(fh.read())
+                        text = strip_comments(fh.read())
+                    if f.endswith(".c"):
+                        sources[os.path.relpath(os.path.join(base, f), root)] = text
+                    else:
+                        headers.append(text)
+    headers = "\n".join(headers)
     funcs = dict(LIBPQ, db_query=1, db_read=1, sql_exec=2)
     # lib/db's queue hands on the text db_query() or db_read() was given; every call of those is checked instead.
     exempt = {("lib/db.c", "q->sql")}
     funcs.update(wrappers(sources))
     problems, calls = [], 0
     for path, s in sorted(sources.items()):
-        consts = constants(s)
+        consts = constants(s, headers)
         for name, index in funcs.items():
             for m in re.finditer(r"\b" + name + r"\s*\(", s):
                 before = s[:m.start()].rstrip()

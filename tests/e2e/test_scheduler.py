@@ -96,6 +96,36 @@ def test_redelivery_and_duplicates_give_one_event(stack):
     assert len({j["_id"] for j in mail_jobs(s)}) == 1, "duplicates publish the same mail job id"
 
 
+def test_delivery_that_loses_the_commit_race_adopts_the_winner(stack):
+    """Two deliveries of one lead reach the commit together: one row, one event, and the loser (its plain
+    insert finds the winner's row) still finishes as a booking and publishes the same mail job."""
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    locker = s.db()
+    locker.autocommit = False
+    with locker.cursor() as cur:
+        cur.execute("LOCK TABLE calendar_meetings IN SHARE MODE")
+        s.publish_lead(lead["lead"], user)
+        s.publish_lead(lead["lead"], user)
+        wait_for(lambda: s.one("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+                               " AND relation = 'calendar_meetings'::regclass")[0] == 2, 20,
+                 what="both commits waiting")
+    locker.rollback()
+    locker.autocommit = True
+    wait_for(lambda: s.depth(LEADS) == 0 and s.queue(LEADS).get("messages_unacknowledged", 1) == 0, 20,
+             what="leads drained")
+    wait_for(lambda: len(mail_jobs(s)) == 2, 20, what="a mail job from each delivery")
+    assert len(meetings(s, lead["lead"])) == 1
+    events = google_events(s, gmail)
+    assert len(events) == 1 and events[0]["status"] == "confirmed"
+    assert meetings(s, lead["lead"])[0][2] == events[0]["id"]
+    assert len({j["_id"] for j in mail_jobs(s)}) == 1, "the same job twice, which the mailer sends once"
+    assert outcome(s, lead["lead"])[0] == "scheduled"
+
+
 def test_crash_between_google_and_commit(stack):
     """SIGKILL after Google created the event but before the row committed: the restart adopts it."""
     s = stack()

@@ -49,7 +49,11 @@ typedef void (*httpc_done_cb)(const struct httpc_response *response, void *arg);
  */
 typedef void (*httpc_easy_cb)(CURL *easy, CURLcode result, void *arg);
 
-/* The caller frees the client with httpc_free(). max_connections 0 means no cap. */
+/*
+ * The caller frees the client with httpc_free(). max_connections caps the
+ * connections open at once (0: no cap); as many (or 256 without a cap) stay
+ * open idle for reuse.
+ */
 struct httpc *httpc_new(struct event_base *base, long max_connections);
 
 /*

@@ -2,7 +2,7 @@
  * test_httpc: lib/httpc against a real HTTP server (libevent's evhttp on
  * 127.0.0.1, in the same loop as the client) and the run's real SMTP
  * server: methods, bodies and headers round trip, two hundred slow requests
- * overlap, Retry-After is read, refused connections, timeouts and oversized
+ * overlap and keep their connections through a quiet spell, Retry-After is read, refused connections, timeouts and oversized
  * bodies fail cleanly, and httpc_free() finishes what is in flight.
  */
 #include <arpa/inet.h>
@@ -28,6 +28,8 @@
 static struct event_base *base;
 static char base_url[64];
 static int server_pending;	/* delayed answers not sent yet */
+static bool server_port_seen[65536];	/* client ports the server has had requests from */
+static int server_connections;	/* how many distinct ones: the client's connections */
 static bool in_send;
 
 /* ---- the server ---- */
@@ -96,7 +98,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyvalq *outh = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evbuffer_new();
+	char *peer = NULL;
+	ev_uint16_t port = 0;
 
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	if (!server_port_seen[port]) {
+		server_port_seen[port] = true;
+		server_connections++;
+	}
 	if (strcmp(path, "/echo") == 0) {
 		const char *xt = evhttp_find_header(in, "X-Test");
 		const char *ct = evhttp_find_header(in, "Content-Type");
@@ -319,6 +328,37 @@ static void test_concurrent(struct httpc *c)
 	      now_ms() - start);
 	CHECK_INT(httpc_in_flight(c), 0, "nothing left in flight");
 	printf("# 200 x 200 ms in %ld ms\n", now_ms() - start);
+}
+
+/*
+ * After a burst, a spell of one request at a time must not close the
+ * burst's connections: the next burst reuses them (curl's default cache
+ * shrinks to four per transfer in flight).
+ */
+static void test_keeps_connections(struct httpc *c)
+{
+	struct many m = { 0 };
+	char url[128];
+	struct httpc_request req = { .method = "GET", .url = url };
+	int before;
+
+	snprintf(url, sizeof(url), "%s/delay?ms=1", base_url);
+	for (int i = 0; i < 50; i++) {
+		int want = m.done + 1;
+
+		httpc_send(c, &req, on_many, &m);
+		while (m.done < want)
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+	before = server_connections;
+	snprintf(url, sizeof(url), "%s/delay?ms=200", base_url);
+	for (int i = 0; i < 200; i++)
+		httpc_send(c, &req, on_many, &m);
+	while (m.done < 250)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK_INT(m.ok, 250, "every request succeeds");
+	CHECK(server_connections - before <= 5, "the second burst reuses the first's connections (%d new)",
+	      server_connections - before);
 }
 
 static void test_retry_after(struct httpc *c)
@@ -588,6 +628,7 @@ int main(void)
 	c = httpc_new(base, 0);
 	test_methods(c);
 	test_concurrent(c);
+	test_keeps_connections(c);
 	test_retry_after(c);
 	test_failures(c);
 	test_add_easy(c);

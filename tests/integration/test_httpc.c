@@ -2,8 +2,9 @@
  * test_httpc: lib/httpc against a real HTTP server (libevent's evhttp on
  * 127.0.0.1, in the same loop as the client) and the run's real SMTP
  * server: methods, bodies and headers round trip, two hundred slow requests
- * overlap and keep their connections through a quiet spell, Retry-After is read, refused connections, timeouts and oversized
- * bodies fail cleanly, and httpc_free() finishes what is in flight.
+ * overlap and keep their connections through a quiet spell, Retry-After is
+ * read, refused connections, timeouts and oversized bodies fail cleanly,
+ * and httpc_free() finishes what is in flight.
  */
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -44,7 +44,7 @@ static const char lead_load_sql[] =
 	" la.company_name, la.demo_book_datetime, la.reasoning::text, la.lead_status_tag,"
 	" la.smart_notification, COALESCE(la.analysis_type, 'individual'),"
 	" c.id, c.email, c.name, ca.recording_url,"
-	" u.google_calendar_connected, COALESCE(u.google_calendar_id, 'primary'), u.google_calendar_timezone,"
+	" COALESCE(u.google_calendar_id, 'primary'), u.google_calendar_timezone,"
 	" COALESCE(m.meetings, 0), CASE WHEN m.active THEN m.id END, CASE WHEN m.active THEN m.ical_sequence END,"
 	" m.active AND m.rescheduled_from_meeting_id IS NULL AND NOT COALESCE(m.invite_email_sent, FALSE),"
 	" EXTRACT(EPOCH FROM now())::bigint, " TOKENS_COLUMNS
@@ -62,7 +62,7 @@ static const char lead_load_sql[] =
 enum {
 	COL_USER, COL_CALL, COL_PHONE, COL_NAME, COL_EXTRACTED_EMAIL, COL_COMPANY, COL_DATETIME, COL_REASONING,
 	COL_STATUS_TAG, COL_SUMMARY, COL_ANALYSIS_TYPE, COL_CONTACT_ID, COL_CONTACT_EMAIL, COL_CONTACT_NAME,
-	COL_RECORDING, COL_CONNECTED, COL_CALENDAR, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
+	COL_RECORDING, COL_CALENDAR, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
 	COL_ACTIVE_UNMAILED, COL_NOW, COL_TOKENS,
 };
 
@@ -323,7 +323,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 {
 	struct lead_job *job = arg;
 	struct scheduler *s = job->s;
-	const char *raw, *zone, *connected;
+	const char *raw, *zone;
 	struct tokens_stored tokens;
 	struct datetime dt;
 	char *detail;
@@ -383,14 +383,13 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		lead_record(job, "skipped", "no_email", "neither the contact nor the analysis has a usable email");
 		return;
 	}
-	connected = db_value(r, 0, COL_CONNECTED);
-	if (connected == NULL || strcmp(connected, "t") != 0) {
+	tokens_stored_from(r, 0, COL_TOKENS, &tokens);
+	if (tokens.connected == NULL || strcmp(tokens.connected, "t") != 0) {
 		lead_record(job, "skipped", "not_connected", "the user's Google Calendar is not connected");
 		return;
 	}
 	job->time_zone = xstrdup(zone);
 	lead_prepare(job, r, &dt);
-	tokens_stored_from(r, 0, COL_TOKENS, &tokens);
 	booking_run(s, &job->booking, &tokens, lead_on_booked, job);
 }
 

@@ -219,6 +219,23 @@ static char *tokens_open_stored(struct tokens *t, const char *user_id, const str
 	return plain;
 }
 
+/* Answer cb from the stored columns alone when they decide it: not connected, or (unless force) a good token. */
+static bool tokens_answer_stored(struct tokens *t, const char *user_id, bool force, const struct tokens_stored *st,
+				 tokens_cb cb, void *arg)
+{
+	char *plain;
+
+	if (!tokens_connected(st)) {
+		cb(TOKENS_NOT_CONNECTED, NULL, arg);
+		return true;
+	}
+	if (force || (plain = tokens_open_stored(t, user_id, st)) == NULL)
+		return false;
+	cb(TOKENS_OK, plain, arg);
+	vault_wipe_free(plain);
+	return true;
+}
+
 /* A token from the user's stored columns: the one stored, or a refresh (joined if one is in flight). */
 static void tokens_resolve(struct tokens *t, const char *user_id, bool force, const struct tokens_stored *st,
 			   tokens_cb cb, void *arg)
@@ -226,15 +243,8 @@ static void tokens_resolve(struct tokens *t, const char *user_id, bool force, co
 	struct tokens_flight *f;
 	char *plain = NULL;
 
-	if (!tokens_connected(st)) {
-		cb(TOKENS_NOT_CONNECTED, NULL, arg);
+	if (tokens_answer_stored(t, user_id, force, st, cb, arg))
 		return;
-	}
-	if (!force && (plain = tokens_open_stored(t, user_id, st)) != NULL) {
-		cb(TOKENS_OK, plain, arg);
-		vault_wipe_free(plain);
-		return;
-	}
 	f = tokens_find_flight(t, user_id);
 	if (f != NULL) {
 		tokens_wait(f, cb, arg);
@@ -285,17 +295,8 @@ void tokens_stored_from(const struct db_result *r, int row, int col, struct toke
 void tokens_get_stored(struct tokens *t, const char *user_id, const struct tokens_stored *stored, tokens_cb cb,
 		       void *arg)
 {
-	char *plain;
-
-	if (!tokens_connected(stored)) {
-		cb(TOKENS_NOT_CONNECTED, NULL, arg);
+	if (tokens_answer_stored(t, user_id, false, stored, cb, arg))
 		return;
-	}
-	if ((plain = tokens_open_stored(t, user_id, stored)) != NULL) {
-		cb(TOKENS_OK, plain, arg);
-		vault_wipe_free(plain);
-		return;
-	}
 	/*
 	 * Due for a refresh: read the row again first. These columns may be older than a refresh that
 	 * finished since, and refreshing from them would ask Google again.

@@ -46,18 +46,18 @@
 #define BOOKING_OUTCOME_CONFLICT \
 	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL," \
 	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
-/* The new row, else the lead's active meeting (columns: id, ical_sequence, holds this event). */
+/* The new row, else the lead's active meeting (columns: id, ical_sequence, holds this event, is new). */
 #define BOOKING_CURRENT \
 	"WITH ins AS (" BOOKING_INSERT " RETURNING *)," \
 	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m" \
 	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins))," \
 	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1" BOOKING_OUTCOME_CONFLICT ")"
-#define BOOKING_CURRENT_RESULT " SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5"
+#define BOOKING_CURRENT_RESULT " SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5, EXISTS (SELECT 1 FROM ins)"
 
 static const char booking_commit_sql[] =
 	"WITH ins AS (" BOOKING_INSERT " RETURNING id, ical_sequence),"
 	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM ins" BOOKING_OUTCOME_CONFLICT ")"
-	" SELECT id, ical_sequence, TRUE FROM ins";
+	" SELECT id, ical_sequence, TRUE, TRUE FROM ins";
 
 static const char booking_commit_current_sql[] = BOOKING_CURRENT BOOKING_CURRENT_RESULT " FROM cur LIMIT 1";
 
@@ -206,7 +206,8 @@ static void booking_on_committed(const struct db_result *r, void *arg)
 	res.status = BOOKING_DONE;
 	res.meeting_id = db_value(r, 0, 0);
 	res.sequence = atoi(db_value(r, 0, 1));
-	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, 3) : NULL;
+	res.created = strcmp(db_value(r, 0, 3), "t") == 0;
+	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, 4) : NULL;
 	booking_end(job, &res);
 }
 

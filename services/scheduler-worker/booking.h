@@ -54,6 +54,7 @@ struct booking_result {
 	const char *meeting_json;	/* a manual create's meeting resource (calendar_meeting_json) */
 	const char *meeting_id;
 	int sequence;
+	bool created;			/* false: another delivery committed this same event first */
 	const char *reason;		/* short code: Google's reason, or what failed */
 	const char *detail;		/* one sentence */
 };

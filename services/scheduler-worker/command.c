@@ -438,7 +438,8 @@ static void command_on_booked(const struct booking_result *r, void *arg)
 
 	switch (r->status) {
 	case BOOKING_DONE:
-		metric_inc(job->s->meetings_created);
+		if (r->created)
+			metric_inc(job->s->meetings_created);
 		log_info("meeting created by command", LOG_STR("meeting", r->meeting_id),
 			 LOG_STR("command_id", job->command_id));
 		job->reply = xasprintf("{\"ok\":true,\"command_id\":\"%s\",\"meeting\":%s}", job->command_id,

@@ -209,9 +209,15 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 
 	switch (r->status) {
 	case BOOKING_DONE:
-		metric_inc(s->meetings_created);
-		log_info("meeting created", LOG_STR("lead", job->lead_id), LOG_STR("meeting", r->meeting_id),
-			 LOG_STR("trace", job->trace));
+		if (r->created) {
+			metric_inc(s->meetings_created);
+			log_info("meeting created", LOG_STR("lead", job->lead_id), LOG_STR("meeting", r->meeting_id),
+				 LOG_STR("trace", job->trace));
+		} else {
+			log_info("meeting already created by a concurrent delivery of this lead; mailing about it",
+				 LOG_STR("lead", job->lead_id), LOG_STR("meeting", r->meeting_id),
+				 LOG_STR("trace", job->trace));
+		}
 		job->meeting_id = xstrdup(r->meeting_id);
 		lead_publish_created(job, job->meeting_id, 0);
 		return;

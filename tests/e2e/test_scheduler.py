@@ -103,7 +103,7 @@ def test_delivery_that_loses_the_commit_race_adopts_the_winner(stack):
     s.start_standin()
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
-    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    worker = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     locker = s.db()
     locker.autocommit = False
     with locker.cursor() as cur:
@@ -124,6 +124,7 @@ def test_delivery_that_loses_the_commit_race_adopts_the_winner(stack):
     assert meetings(s, lead["lead"])[0][2] == events[0]["id"]
     assert len({j["_id"] for j in mail_jobs(s)}) == 1, "the same job twice, which the mailer sends once"
     assert outcome(s, lead["lead"])[0] == "scheduled"
+    assert worker.metrics().get('scheduler_meetings_total{action="created"}') == 1, "the adopted row counted twice"
 
 
 def test_crash_between_google_and_commit(stack):

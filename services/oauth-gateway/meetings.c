@@ -22,10 +22,15 @@
 #define MEETINGS_LIMIT_DEFAULT 10
 #define MEETINGS_LIMIT_MAX 100
 
-/* "Upcoming" means not over yet: a meeting in progress is still on the list. */
+/*
+ * "Upcoming" means not over yet: a meeting in progress is still on the list.
+ * The lists are json_agg, not jsonb_agg: that would take every meeting's
+ * jsonb apart and build one new jsonb value only for us to print it as
+ * text, which made the query 2.5 times as costly (pgbench, 20 meetings).
+ */
 static const char meetings_list_sql[] =
-	"SELECT COALESCE(jsonb_agg(calendar_meeting_json(m::calendar_meetings)"
-	" ORDER BY m.meeting_start_time, m.id), '[]'::jsonb)::text"
+	"SELECT COALESCE(json_agg(calendar_meeting_json(m::calendar_meetings)"
+	" ORDER BY m.meeting_start_time, m.id), '[]')::text"
 	" FROM (SELECT * FROM calendar_meetings WHERE user_id = $1 AND ($2 = 'all' OR status = $2)"
 	" AND ($3::boolean OR meeting_end_time > now()) ORDER BY meeting_start_time, id LIMIT $4::int) m";
 
@@ -33,8 +38,8 @@ static const char meetings_get_sql[] =
 	"SELECT calendar_meeting_json(m)::text FROM calendar_meetings m WHERE m.id = $1 AND m.user_id = $2";
 
 static const char meetings_lead_sql[] =
-	"SELECT (SELECT COALESCE(jsonb_agg(calendar_meeting_json(m) ORDER BY m.meeting_start_time, m.created_at),"
-	"  '[]'::jsonb) FROM calendar_meetings m WHERE m.lead_analytics_id = $1 AND m.user_id = $2)::text,"
+	"SELECT (SELECT COALESCE(json_agg(calendar_meeting_json(m) ORDER BY m.meeting_start_time, m.created_at),"
+	"  '[]') FROM calendar_meetings m WHERE m.lead_analytics_id = $1 AND m.user_id = $2)::text,"
 	" (SELECT jsonb_build_object('outcome', o.outcome, 'reason', o.reason, 'detail', o.detail,"
 	"  'updated_at', to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
 	"  FROM calendar_booking_outcomes o WHERE o.lead_analytics_id = $1 AND o.user_id = $2)::text,"

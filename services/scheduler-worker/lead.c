@@ -33,11 +33,12 @@
 
 /*
  * The lead's meetings are read through the lead's own index only (one
- * LATERAL, no status condition): with `status = 'scheduled'` in the join,
- * PostgreSQL could equally pick idx_calendar_meetings_status on a table
- * never analyzed, and a connection that cached that plan read every
- * scheduled meeting for each lead (seen in tests/bench: 1,200 buffers a
- * load, PostgreSQL CPU per booking up by half).
+ * LATERAL, no status condition), which answers both the count and the
+ * active meeting in one probe. With `status = 'scheduled'` in the join,
+ * PostgreSQL could equally pick the plan's idx_calendar_meetings_status on
+ * a table never analyzed, and a connection that cached that plan read
+ * every scheduled meeting for each lead (tests/bench: 1,200 buffers a
+ * load); migration 036 dropped that index.
  */
 static const char lead_load_sql[] =
 	"SELECT la.user_id, la.call_id, la.phone_number, la.extracted_name, la.extracted_email,"

@@ -311,6 +311,8 @@ def gateway(args):
         rounds.append((pgbench(args, s.dbname, select_only=True, clients=32, seconds=args.wrk_seconds),
                        wrk(base + "/api/integrations/google/status", token, args.wrk_seconds)))
     meetings = wrk(base + "/api/calendar/meetings?limit=20", token, args.wrk_seconds)
+    # No JWT, no database: the floor this machine puts under any answer's tail at this concurrency.
+    healthz = wrk(base + "/healthz", token, args.wrk_seconds)
     busy = proc_stats(gw.proc.pid)
     close_stack(s)
     ceiling = {"tps": round(statistics.mean(r[0]["tps"] for r in rounds), 1), "clients": 32,
@@ -320,7 +322,7 @@ def gateway(args):
               "p50_ms": max(r[1]["p50_ms"] for r in rounds), "p99_ms": max(r[1]["p99_ms"] for r in rounds),
               "connections": 32, "errors": sum(r[1]["errors"] for r in rounds),
               "rounds": [r[1]["rps"] for r in rounds]}
-    return {"status": status, "meetings": meetings, "pgbench_select_only": ceiling,
+    return {"status": status, "meetings": meetings, "healthz": healthz, "pgbench_select_only": ceiling,
             "status_vs_pgbench": round(status["rps"] / ceiling["tps"], 3),
             "gateway": {"cpu_s": round(busy[0] - idle[0], 2), "rss_idle_mib": round(idle[1], 1),
                         "rss_peak_mib": round(busy[2], 1)}}

@@ -221,6 +221,7 @@ class Stack:
             "MAIL_FROM": "Calendar Bot <calendar@example.com>",
             "DEFAULT_TIMEZONE": "Asia/Kolkata",
             "LOG_LEVEL": "debug",
+            "GNUTLS_NO_IMPLICIT_INIT": "1",  # as deploy/ runs the services
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         }

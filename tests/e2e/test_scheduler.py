@@ -4,6 +4,7 @@ every skip is recorded, failures retry or dead-letter, commands change Google
 and the database and mail the owner.
 """
 
+import contextlib
 import json
 import time
 import uuid
@@ -31,6 +32,20 @@ def outcome(s, lead):
 def mail_jobs(s):
     return [json.loads(m["payload"]) | {"_id": m["properties"].get("message_id"), "_key": m["routing_key"]}
             for m in s.peek(MAIL, 500)]
+
+
+@contextlib.contextmanager
+def meetings_held(s):
+    """calendar_meetings locked in SHARE mode until the block ends: every commit of a meeting waits."""
+    locker = s.db()
+    locker.autocommit = False
+    with locker.cursor() as cur:
+        cur.execute("LOCK TABLE calendar_meetings IN SHARE MODE")
+        try:
+            yield
+        finally:
+            locker.rollback()
+            locker.autocommit = True
 
 
 def booked_user(s, timezone=None):
@@ -104,17 +119,12 @@ def test_delivery_that_loses_the_commit_race_adopts_the_winner(stack):
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
     worker = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
-    locker = s.db()
-    locker.autocommit = False
-    with locker.cursor() as cur:
-        cur.execute("LOCK TABLE calendar_meetings IN SHARE MODE")
+    with meetings_held(s):
         s.publish_lead(lead["lead"], user)
         s.publish_lead(lead["lead"], user)
         wait_for(lambda: s.one("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
                                " AND relation = 'calendar_meetings'::regclass")[0] == 2, 20,
                  what="both commits waiting")
-    locker.rollback()
-    locker.autocommit = True
     wait_for(lambda: s.depth(LEADS) == 0 and s.queue(LEADS).get("messages_unacknowledged", 1) == 0, 20,
              what="leads drained")
     wait_for(lambda: len(mail_jobs(s)) == 2, 20, what="a mail job from each delivery")
@@ -134,16 +144,11 @@ def test_crash_between_google_and_commit(stack):
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
     worker = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
-    locker = s.db()
-    locker.autocommit = False
-    with locker.cursor() as cur:
-        cur.execute("LOCK TABLE calendar_meetings IN SHARE MODE")
+    with meetings_held(s):
         s.publish_lead(lead["lead"], user)
         wait_for(lambda: len(s.standin.admin(f"events?email={gmail}")["events"]) == 1, 20, what="Google event")
         time.sleep(0.3)
         worker.kill()
-    locker.rollback()
-    locker.autocommit = True
     assert meetings(s, lead["lead"]) == []
     s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting row after restart")

@@ -391,7 +391,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		return;
 	}
 	tokens_stored_from(r, 0, COL_TOKENS, &tokens);
-	if (tokens.connected == NULL || strcmp(tokens.connected, "t") != 0) {
+	if (!tokens_stored_connected(&tokens)) {
 		lead_record(job, "skipped", "not_connected", "the user's Google Calendar is not connected");
 		return;
 	}

@@ -203,7 +203,7 @@ static void tokens_request_free(struct tokens_request *req)
 	free(req);
 }
 
-static bool tokens_connected(const struct tokens_stored *st)
+bool tokens_stored_connected(const struct tokens_stored *st)
 {
 	return st->connected != NULL && strcmp(st->connected, "t") == 0 && st->sealed_refresh != NULL;
 }
@@ -225,7 +225,7 @@ static bool tokens_answer_stored(struct tokens *t, const char *user_id, bool for
 {
 	char *plain;
 
-	if (!tokens_connected(st)) {
+	if (!tokens_stored_connected(st)) {
 		cb(TOKENS_NOT_CONNECTED, NULL, arg);
 		return true;
 	}

@@ -60,6 +60,9 @@ void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, token
 /* The TOKENS_COLUMNS that start at column col of row into *st. */
 void tokens_stored_from(const struct db_result *r, int row, int col, struct tokens_stored *st);
 
+/* True when the columns say the calendar is connected, with a refresh token to get access tokens from. */
+bool tokens_stored_connected(const struct tokens_stored *st);
+
 /*
  * tokens_get() from columns already read: cb runs before this returns when
  * the stored token is good (or the user is not connected); one due for a

@@ -129,9 +129,9 @@ def test_responses_match_the_document(stack):
     auth = "/api/integrations/google/auth"
     call("get", auth, auth=False)
     call("get", auth)
-    url = call("get", auth, headers={"Accept": "application/json"}).json()["authUrl"]
+    url = call("get", auth, headers={"Accept": "application/json"}, session=gw.browser).json()["authUrl"]
     callback = consent(s, url, "contract@example.com")
-    r = requests.get(callback, allow_redirects=False, timeout=30)
+    r = gw.finish(callback)
     c.check(r, "get", "/api/integrations/google/callback")
     assert r.headers["Location"].endswith("google=connected")
     call("get", "/api/integrations/google/callback", path="/api/integrations/google/callback?state=forged",

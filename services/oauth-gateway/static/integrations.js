@@ -125,8 +125,12 @@ async function disconnect() {
   $("disconnect").disabled = true;
   $("status").textContent = "Disconnecting…";
   try {
-    await api("POST", "/api/integrations/google/disconnect");
-    say($("banner"), "ok", "Google Calendar is disconnected. Connect it again at any time.");
+    const { data } = await api("POST", "/api/integrations/google/disconnect");
+    if (data && data.revoked === false) {
+      say($("banner"), "error", data.message);
+    } else {
+      say($("banner"), "ok", "Google Calendar is disconnected. Connect it again at any time.");
+    }
   } catch (err) {
     say($("calendar-error"), "error", explain(err, "disconnect Google Calendar"));
   }

@@ -6,7 +6,7 @@
  * its variable, so an operator fixes a deployment in one pass. Secrets that
  * are read (client secret, JWT secret, passwords, keys) are registered with
  * the log so they can never be printed. Variable names and defaults are the
- * contract of DESIGN.md and docs/configuration.md.
+ * contract written in docs/configuration.md.
  */
 #ifndef CFG_H
 #define CFG_H

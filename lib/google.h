@@ -6,7 +6,7 @@
  * refresh the token, reconnect the user, give up) rather than on status codes
  * and message text. The classification follows Google's error guide: the
  * HTTP status plus errors[0].reason, never the message (see
- * shared/reference/google-api-facts.md, section 3). Base URLs come from the
+ * docs/google.md, "Calendar errors"). Base URLs come from the
  * configuration so tests point them at the local stand-in.
  *
  * Requests that are safe to repeat (reads, patches, deletes, inserts with our

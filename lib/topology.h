@@ -5,7 +5,7 @@
  * service declares what it consumes and what it publishes to through these
  * functions, from its on_connect, and they all agree by construction. The
  * names are a contract with the platform's webhook and with operators
- * (DESIGN.md, "AMQP topology"): lead.analyzed goes to the `leads` exchange,
+ * (docs/architecture.md, "AMQP topology"): lead.analyzed goes to `leads`,
  * waits in `scheduler.delay` for SCHEDULE_DELAY_MS, and dead-letters through
  * the `scheduler` exchange into `scheduler.leads`. Every queue that holds work
  * is a quorum queue with at-least-once dead-lettering, reject-publish

@@ -3,7 +3,7 @@
  *
  * Pure: given the meeting(s), the lead and the owner as loaded, it fills the
  * kind's templates (subject, text, HTML) and builds the iCalendar part. The
- * lead context is the plan's "Meeting Description Template": status tag,
+ * lead context is the event's (docs/booking.md, "Title and description"): status tag,
  * phone, company, the AI's reasoning (a JSON object shown as "key: value"
  * lines), the call summary, recording and transcript links. Times are shown
  * in the meeting's zone with its UTC offset and again in UTC, so nobody has to

@@ -3,8 +3,8 @@
  *
  *	parse -> claim -> load -> compose and send -> record `sent` -> ack
  *
- * The commit point is mail_deliveries, keyed by the job's message_id (DESIGN
- * "Mail commit point"). The claim records `sending` (attempts + 1) before
+ * The commit point is mail_deliveries, keyed by the job's message_id
+ * (docs/architecture.md, "Guarantees"). The claim records `sending` (attempts + 1) before
  * any SMTP; a job whose record says `sent` is a duplicate and is acked
  * without a mail. A `sending` record is a lease: another copy of the same
  * job (a redelivery racing the first) waits in a retry tier instead of

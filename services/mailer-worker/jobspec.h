@@ -1,5 +1,5 @@
 /*
- * jobspec: the reader of a mailer.jobs body (proto/messages/mail-job).
+ * jobspec: the reader of a mailer.jobs body (proto/messages/mail.job.schema.json).
  *
  * Pure, like the rest of mailer_core: the message id and body in, what to
  * mail or the reason for refusal out, so tests/fuzz drives it directly. A

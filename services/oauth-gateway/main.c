@@ -34,7 +34,7 @@
 #include "tz.h"
 #include "vault.h"
 
-/* DESIGN.md "Limits": JWT time checks allow 60 s of clock skew. */
+/* JWT time checks allow 60 s of clock skew (proto/openapi.yaml, info). */
 #define GATEWAY_JWT_SKEW_S 60
 /*
  * Database connections unless DATABASE_POOL_SIZE says otherwise. The

@@ -480,7 +480,7 @@ static void oauth_on_probe(const struct google_result *res, void *arg)
 	struct oauth_connect *c = arg;
 	const char *zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "timeZone"));
 
-	/* Unknown stays NULL: the scheduler then uses DEFAULT_TIMEZONE, as DESIGN says. */
+	/* Unknown stays NULL: the scheduler then uses DEFAULT_TIMEZONE (docs/google.md, "Time zones"). */
 	if (res->outcome == GOOGLE_OK && zone != NULL && tz_valid(zone))
 		c->zone = xstrdup(zone);
 	else

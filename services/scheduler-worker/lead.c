@@ -2,9 +2,9 @@
  * lead: an analysed lead becomes a meeting, or a recorded reason why not.
  *
  * The message only names the lead; the database is the source of truth
- * (the plan's "Query Pattern"). The checks run in the order of DESIGN.md
+ * (docs/booking.md, "What the scheduler reads"). The checks run in this order
  * (unknown_lead, not_individual, no_datetime, bad_datetime, past_datetime,
- * no_email, not_connected) and the first that applies is recorded in
+ * no_email, not_connected; docs/booking.md says why) and the first that applies is recorded in
  * calendar_booking_outcomes, where the API shows it to the user. A lead is
  * booked automatically at most once: once it has any meeting, later copies
  * of its message only make sure the owner's mail went out.
@@ -35,7 +35,7 @@
  * The lead's meetings are read through the lead's own index only (one
  * LATERAL, no status condition), which answers both the count and the
  * active meeting in one probe. With `status = 'scheduled'` in the join,
- * PostgreSQL could equally pick the plan's idx_calendar_meetings_status on
+ * PostgreSQL could equally pick migration 032's idx_calendar_meetings_status on
  * a table never analyzed, and a connection that cached that plan read
  * every scheduled meeting for each lead (tests/bench: 1,200 buffers a
  * load); migration 036 dropped that index.

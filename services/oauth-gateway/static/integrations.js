@@ -1,5 +1,6 @@
 // The integrations page (index.html): the Google Calendar connection and the
-// upcoming meetings, as the plan's Integrations.tsx describes them.
+// upcoming meetings, as Integrations.tsx of the original plan has them
+// (docs/architecture.md, "The original plan").
 //
 // "Connect Google Calendar" is a plain navigation to the gateway's /auth,
 // which answers with a redirect to Google's consent page (the browser sends

@@ -273,6 +273,7 @@ void freebusy_query(struct exchange *ex)
 	char *s, when[40];
 	cJSON *body, *o, *cals;
 	struct account *acct;
+	struct map *seen;
 
 	if (a == NULL)
 		return;
@@ -339,13 +340,15 @@ void freebusy_query(struct exchange *ex)
 	freebusy_utc(tmax, when, sizeof(when));
 	cJSON_AddStringToObject(o, "timeMax", when);
 	cals = cJSON_AddObjectToObject(o, "calendars");
+	seen = map_new(NULL);
 	cJSON_ArrayForEach(item, items) {
 		const char *id = cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring;
 		const struct freebusy_error *fe;
 		cJSON *entry;
 
-		if (cJSON_GetObjectItemCaseSensitive(cals, id) != NULL)
+		if (map_get(seen, id) != NULL)
 			continue; /* asked twice: one answer under that key */
+		map_set(seen, id, (void *)id);
 		if (nitems > (size_t)cal_max)
 			entry = freebusy_calendar_error("global", "tooManyCalendarsRequested");
 		else if (strcmp(id, "primary") != 0 && strcasecmp(id, acct->email) != 0)
@@ -358,6 +361,7 @@ void freebusy_query(struct exchange *ex)
 		}
 		cJSON_AddItemToObject(cals, id, entry);
 	}
+	map_free(seen);
 	(void)group_max; /* no groups here: a group id is just an unknown calendar */
 	cJSON_Delete(body);
 	exchange_reply_json(ex, 200, o);

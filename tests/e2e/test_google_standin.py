@@ -863,3 +863,318 @@ def test_many_events_stay_fast(sd):
     assert r.status_code == 200
     r = s.get(events_url(sd), params={"maxResults": 2500}, headers=h, timeout=10)
     assert len(r.json()["items"]) == 2000
+
+
+# --- freeBusy ----------------------------------------------------------------
+
+FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
+
+
+def freebusy(sd, body, token=None, raw=None):
+    headers = bearer(token) if token is not None else {}
+    if raw is not None:
+        return requests.post(f"{sd.url}/calendar/v3/freeBusy", data=raw,
+                             headers=dict(headers, **{"Content-Type": "application/json"}), timeout=10)
+    return requests.post(f"{sd.url}/calendar/v3/freeBusy", json=body, headers=headers, timeout=10)
+
+
+def fb_token(sd, email=USER, scope=FREEBUSY_SCOPE):
+    return tokens_for(sd, email=email, scope=scope)["access_token"]
+
+
+def ui_event(sd, start, end, email=USER, **extra):
+    """The user adds an event in Google's UI; start/end are RFC 3339 strings or dates."""
+    key = "date" if len(start) == 10 else "dateTime"
+    ev = dict({"summary": "Busy", "start": {key: start}, "end": {key: end}}, **extra)
+    return sd.admin("events", {"email": email, "event": ev})
+
+
+def fb_query(tmin="2030-05-01T00:00:00Z", tmax="2030-05-02T00:00:00Z", ids=("primary",), **extra):
+    return dict({"timeMin": tmin, "timeMax": tmax, "items": [{"id": i} for i in ids]}, **extra)
+
+
+def spans(*pairs):
+    return [{"start": s, "end": e} for s, e in pairs]
+
+
+def test_freebusy_merges_clips_and_sorts(sd):
+    t = fb_token(sd)
+    # Out of order, overlapping, touching, and one reaching past each end of the window.
+    ui_event(sd, "2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z")
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    ui_event(sd, "2030-05-01T09:30:00Z", "2030-05-01T11:00:00Z")
+    ui_event(sd, "2030-05-01T11:00:00Z", "2030-05-01T11:30:00Z")
+    ui_event(sd, "2030-04-30T22:00:00Z", "2030-05-01T01:00:00Z")
+    ui_event(sd, "2030-05-01T23:00:00Z", "2030-05-02T02:00:00+00:00")
+    ui_event(sd, "2030-05-01T16:00:00+02:00", "2030-05-01T16:45:00+02:00")  # 14:00-14:45Z, inside the first
+    ui_event(sd, "2030-04-29T09:00:00Z", "2030-04-29T10:00:00Z")  # before the window
+    ui_event(sd, "2030-05-02T00:00:00Z", "2030-05-02T01:00:00Z")  # starts at timeMax: outside
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert r.json() == {
+        "kind": "calendar#freeBusy", "timeMin": "2030-05-01T00:00:00.000Z", "timeMax": "2030-05-02T00:00:00.000Z",
+        "calendars": {"primary": {"busy": spans(
+            ("2030-05-01T00:00:00Z", "2030-05-01T01:00:00Z"),
+            ("2030-05-01T09:00:00Z", "2030-05-01T11:30:00Z"),
+            ("2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z"),
+            ("2030-05-01T23:00:00Z", "2030-05-02T00:00:00Z"))}}}
+    # The account's own email is the same calendar, under the key asked; an empty window is no span.
+    r = freebusy(sd, fb_query("2030-05-01T12:00:00+02:00", "2030-05-01T13:00:00+02:00", ids=[USER.upper()]), t)
+    assert r.json() == {"kind": "calendar#freeBusy", "timeMin": "2030-05-01T10:00:00.000Z",
+                        "timeMax": "2030-05-01T11:00:00.000Z",
+                        "calendars": {USER.upper(): {"busy": spans(("2030-05-01T10:00:00Z",
+                                                                     "2030-05-01T11:00:00Z"))}}}
+    r = freebusy(sd, fb_query("2030-05-01T16:00:00Z", "2030-05-01T20:00:00Z"), t)
+    assert r.json()["calendars"] == {"primary": {"busy": []}}
+    stats = sd.admin("stats")
+    assert stats["endpoints"]["freebusy.query"] == {"200": 3}
+
+
+def test_freebusy_time_zone_of_answer(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-01-07T15:00:00Z", "2030-01-07T16:00:00Z")
+    r = freebusy(sd, fb_query("2030-01-07T00:00:00-05:00", "2030-01-08T00:00:00-05:00",
+                              timeZone="America/New_York"), t)
+    # timeMin/timeMax come back in UTC with milliseconds; busy spans in the zone asked.
+    assert r.json() == {"kind": "calendar#freeBusy", "timeMin": "2030-01-07T05:00:00.000Z",
+                        "timeMax": "2030-01-08T05:00:00.000Z",
+                        "calendars": {"primary": {"busy": spans(("2030-01-07T10:00:00-05:00",
+                                                                  "2030-01-07T11:00:00-05:00"))}}}
+    # A zone Google does not know answers in UTC rather than failing.
+    r = freebusy(sd, fb_query("2030-01-07T00:00:00Z", "2030-01-08T00:00:00Z", timeZone="-05:00"), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-01-07T15:00:00Z", "2030-01-07T16:00:00Z"))
+
+
+def test_freebusy_transparent_cancelled_and_other_free_time(sd):
+    t = fb_token(sd)
+    h = bearer(tokens_for(sd)["access_token"])  # calendar.events: the client's own writes
+    ui_event(sd, "2030-05-01T08:00:00Z", "2030-05-01T09:00:00Z", transparency="transparent")
+    ui_event(sd, "2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z", transparency="opaque")
+    ui_event(sd, "2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z", status="tentative")
+    ui_event(sd, "2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z", status="cancelled")
+    ui_event(sd, "2030-05-01T07:00:00Z", "2030-05-01T17:00:00Z", eventType="workingLocation")
+    ui_event(sd, "2030-05-01T18:00:00Z", "2030-05-01T18:00:00Z")  # zero length: no span
+    r = requests.post(events_url(sd), headers=h, timeout=10, json=new_event(
+        id="deletedlater1", start={"dateTime": "2030-05-01T20:00:00Z"}, end={"dateTime": "2030-05-01T21:00:00Z"}))
+    assert r.status_code == 200
+    assert requests.delete(events_url(sd, "/deletedlater1"), headers=h, timeout=10).status_code == 204
+    r = requests.post(events_url(sd), headers=h, timeout=10, json=new_event(
+        start={"dateTime": "2030-05-01T21:00:00Z"}, end={"dateTime": "2030-05-01T21:30:00Z"}))
+    assert r.status_code == 200
+    r = freebusy(sd, fb_query(), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(
+        ("2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z"),
+        ("2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z"),
+        ("2030-05-01T21:00:00Z", "2030-05-01T21:30:00Z"))
+
+
+def test_freebusy_all_day_events_in_calendar_zone(sd):
+    t = fb_token(sd)
+    # The calendar's zone is Europe/Zurich (UTC+2 in May): the day is 22:00Z to 22:00Z.
+    ui_event(sd, "2030-05-02", "2030-05-03")
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-04T00:00:00Z"), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-01T22:00:00Z", "2030-05-02T22:00:00Z"))
+    r = freebusy(sd, fb_query("2030-05-02T12:00:00+02:00", "2030-05-02T13:00:00+02:00", timeZone="Europe/Zurich"),
+                 t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-02T12:00:00+02:00",
+                                                              "2030-05-02T13:00:00+02:00"))
+    # An account with its own zone: its all-day event follows that zone.
+    sd.admin("accounts", {"email": "tokyo@example.com", "timezone": "Asia/Tokyo"})
+    ui_event(sd, "2030-05-02", "2030-05-04", email="tokyo@example.com")
+    t2 = fb_token(sd, email="tokyo@example.com")
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-05T00:00:00Z"), t2)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-01T15:00:00Z", "2030-05-03T15:00:00Z"))
+
+
+def test_freebusy_calendars_the_token_cannot_see(sd):
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z", email="bob@example.com")
+    ui_event(sd, "2030-05-01T11:00:00Z", "2030-05-01T12:00:00Z")
+    t = fb_token(sd)
+    r = freebusy(sd, fb_query(ids=["bob@example.com", "primary", "nobody@group.calendar.google.com",
+                                   "primary"]), t)
+    assert r.status_code == 200
+    not_found = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+    assert r.json()["calendars"] == {
+        "bob@example.com": not_found,
+        "primary": {"busy": spans(("2030-05-01T11:00:00Z", "2030-05-01T12:00:00Z"))},
+        "nobody@group.calendar.google.com": not_found}
+    assert list(r.json()["calendars"]) == ["bob@example.com", "primary", "nobody@group.calendar.google.com"]
+    # No items: no calendars, still a 200.
+    r = freebusy(sd, {"timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-05-02T00:00:00Z"}, t)
+    assert r.status_code == 200 and r.json()["calendars"] == {}
+
+
+def test_freebusy_too_many_calendars(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    ids = ["primary"] + [f"c{i}@example.com" for i in range(50)]
+    r = freebusy(sd, fb_query(ids=ids), t)
+    assert r.status_code == 200
+    cals = r.json()["calendars"]
+    assert len(cals) == 51
+    assert all(c == {"errors": [{"domain": "global", "reason": "tooManyCalendarsRequested"}], "busy": []}
+               for c in cals.values())
+    # calendarExpansionMax lowers the limit; exactly at it, every calendar is answered.
+    r = freebusy(sd, fb_query(ids=ids[:3], calendarExpansionMax=2), t)
+    assert r.json()["calendars"]["primary"]["errors"][0]["reason"] == "tooManyCalendarsRequested"
+    r = freebusy(sd, fb_query(ids=ids[:2], calendarExpansionMax=2), t)
+    assert r.json()["calendars"]["primary"] == {"busy": spans(("2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z"))}
+    r = freebusy(sd, fb_query(ids=ids[:50]), t)
+    assert r.json()["calendars"]["primary"]["busy"] != []
+
+
+def test_freebusy_bad_requests(sd):
+    t = fb_token(sd)
+
+    def error_of(r):
+        assert r.status_code == 400, r.text
+        e = r.json()["error"]
+        assert e["code"] == 400 and e["status"] == "INVALID_ARGUMENT" and len(e["errors"]) == 1
+        assert e["message"] == e["errors"][0]["message"]
+        return e["errors"][0]
+
+    e = error_of(freebusy(sd, fb_query("2030-05-02T00:00:00Z", "2030-05-01T00:00:00Z"), t))
+    assert e == {"domain": "calendar", "reason": "timeRangeEmpty", "message": "The specified time range is empty.",
+                 "locationType": "parameter", "location": "timeMax"}
+    e = error_of(freebusy(sd, fb_query("2030-05-01T02:00:00+02:00", "2030-05-01T00:00:00Z"), t))
+    assert e["reason"] == "timeRangeEmpty"
+    # 62 days is the longest window; a second more is too long.
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-07-02T00:00:00Z"), t)
+    assert r.status_code == 200
+    e = error_of(freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-07-02T00:00:01Z"), t))
+    assert e == {"domain": "calendar", "reason": "timeRangeTooLong",
+                 "message": "The requested time range is too long.", "locationType": "parameter",
+                 "location": "timeMax"}
+    for field in ("timeMin", "timeMax"):
+        body = fb_query()
+        del body[field]
+        e = error_of(freebusy(sd, body, t))
+        assert e["domain"] == "global" and e["reason"] == "required" and e["location"] == field
+        for bad in ("2030-05-01T00:00:00", "2030-05-01", "tomorrow", 1893456000):
+            e = error_of(freebusy(sd, dict(fb_query(), **{field: bad}), t))
+            assert e["reason"] == "invalid" and e["location"] == field, bad
+    e = error_of(freebusy(sd, {"timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-05-02T00:00:00Z",
+                               "items": [{}]}, t))
+    assert e["reason"] == "required"
+    assert error_of(freebusy(sd, fb_query(items="primary"), t))["reason"] == "invalid"
+    assert error_of(freebusy(sd, fb_query(calendarExpansionMax=-1), t))["reason"] == "invalid"
+    assert error_of(freebusy(sd, fb_query(timeZone=5), t))["reason"] == "invalid"
+    for raw in (b"{not json", b"[]", b'"x"'):
+        e = error_of(freebusy(sd, None, t, raw=raw))
+        assert e == {"domain": "global", "reason": "parseError", "message": "Parse Error"}
+    # An empty body lacks timeMin.
+    assert error_of(freebusy(sd, None, t, raw=b""))["reason"] == "required"
+
+
+def test_freebusy_auth_and_scopes(sd):
+    r = freebusy(sd, fb_query())
+    assert r.status_code == 401 and r.json()["error"]["errors"][0]["reason"] == "required"
+    r = freebusy(sd, fb_query(), "ya29.not-a-token")
+    assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+    # Google's freebusy.query takes calendar, calendar.readonly, calendar.freebusy or
+    # calendar.events.freebusy; the events scopes are not enough.
+    for i, scope in enumerate(["calendar", "calendar.readonly", "calendar.freebusy", "calendar.events.freebusy"]):
+        t = fb_token(sd, email=f"ok{i}@example.com", scope="https://www.googleapis.com/auth/" + scope)
+        assert freebusy(sd, fb_query(), t).status_code == 200, scope
+    for i, scope in enumerate(["calendar.events", "calendar.events.readonly", "calendar.events.owned",
+                               "userinfo.email"]):
+        t = fb_token(sd, email=f"no{i}@example.com", scope="https://www.googleapis.com/auth/" + scope)
+        r = freebusy(sd, fb_query(), t)
+        assert r.status_code == 403, scope
+        assert r.json()["error"]["errors"][0]["reason"] == "insufficientPermissions"
+        assert r.json()["error"]["message"] == "Request had insufficient authentication scopes."
+    # An expired token is a 401 like everywhere else.
+    t = fb_token(sd, email="late@example.com")
+    sd.admin("expire-tokens", {"email": "late@example.com"})
+    assert freebusy(sd, fb_query(), t).json() == INVALID_CREDENTIALS
+    # Scopes are checked before the body.
+    t = fb_token(sd, email="no9@example.com", scope=CALENDAR_SCOPE)
+    assert freebusy(sd, None, t, raw=b"{").status_code == 403
+
+
+def test_freebusy_faults(sd):
+    t = fb_token(sd)
+    sd.admin("faults", {"rules": [
+        {"method": "POST", "path_prefix": "/calendar/v3/freeBusy", "status": 429},
+        {"path_prefix": "/calendar/v3/freeBusy", "status": 403, "reason": "rateLimitExceeded"},
+        {"path_prefix": "/calendar/v3/freeBusy", "status": 500},
+        {"path_prefix": "/calendar/v3/freeBusy", "latency_ms": 300},
+    ]})
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 429 and r.json() == google_error(429, "usageLimits", "rateLimitExceeded",
+                                                             "Rate Limit Exceeded", "RESOURCE_EXHAUSTED")
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 403 and r.json() == google_error(403, "usageLimits", "rateLimitExceeded",
+                                                             "Rate Limit Exceeded", "PERMISSION_DENIED")
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 500 and r.json() == google_error(500, "global", "backendError", "Backend Error",
+                                                             "INTERNAL")
+    t0 = time.monotonic()
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 200 and time.monotonic() - t0 >= 0.3
+    assert sd.admin("faults")["rules"] == []
+    assert sd.admin("stats")["endpoints"]["freebusy.query"] == {"429": 1, "403": 1, "500": 1, "200": 1}
+    # Random failures limited to the path apply to it too.
+    sd.admin("faults", {"fail_fraction": 1.0, "fail_statuses": [503], "fail_path_prefix": "/calendar/v3/freeBusy"})
+    assert freebusy(sd, fb_query(), t).status_code == 503
+    assert requests.get(events_url(sd), headers=bearer(tokens_for(sd)["access_token"]), timeout=10).status_code == 200
+
+
+def test_freebusy_per_calendar_error_knob(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    assert sd.admin("freebusy") == {"calendar_errors": {}, "max_range_days": 62}
+    answer = sd.admin("freebusy", {"calendar_errors": {USER.upper(): "internalError"}})
+    assert answer == {"calendar_errors": {USER: {"domain": "global", "reason": "internalError"}},
+                      "max_range_days": 62}
+    r = freebusy(sd, fb_query(ids=["primary", USER, "bob@example.com"]), t)
+    assert r.status_code == 200
+    internal = {"errors": [{"domain": "global", "reason": "internalError"}], "busy": []}
+    assert r.json()["calendars"] == {"primary": internal, USER: internal, "bob@example.com": {
+        "errors": [{"domain": "global", "reason": "notFound"}], "busy": []}}
+    # Any reason and domain; null clears one calendar's error.
+    sd.admin("freebusy", {"calendar_errors": {USER: {"reason": "backendError", "domain": "calendar"}}})
+    assert freebusy(sd, fb_query(), t).json()["calendars"]["primary"]["errors"] == [
+        {"domain": "calendar", "reason": "backendError"}]
+    sd.admin("freebusy", {"calendar_errors": {USER: None}})
+    assert freebusy(sd, fb_query(), t).json()["calendars"]["primary"] == {
+        "busy": spans(("2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z"))}
+    # The largest window is a knob too; DELETE and reset restore the defaults.
+    sd.admin("freebusy", {"max_range_days": 1, "calendar_errors": {USER: "internalError"}})
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-02T00:00:01Z"), t)
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "timeRangeTooLong"
+    assert sd.admin("freebusy", method="DELETE") == {"calendar_errors": {}, "max_range_days": 62}
+    sd.admin("freebusy", {"calendar_errors": {USER: "internalError"}})
+    sd.admin("reset", {})
+    assert sd.admin("freebusy") == {"calendar_errors": {}, "max_range_days": 62}
+    for bad in ({"calendar_errors": {"not-an-email": "x"}}, {"calendar_errors": {USER: 5}},
+                {"calendar_errors": {USER: {"domain": "global"}}}, {"max_range_days": 0}, {"bogus": 1},
+                {"calendar_errors": []}):
+        with pytest.raises(StandinError):
+            sd.admin("freebusy", bad)
+
+
+def test_admin_adds_event_as_user_in_ui(sd):
+    ev = ui_event(sd, "2030-05-01T09:00:00+02:00", "2030-05-01T10:00:00+02:00", email="Carol@example.com",
+                  id="uievent001", location="Room 1")
+    assert ev["id"] == "uievent001" and ev["status"] == "confirmed" and ev["kind"] == "calendar#event"
+    assert ev["organizer"]["email"] == "carol@example.com"
+    assert ev["_standin"]["calendar"] == "carol@example.com" and ev["_standin"]["ops"] == ["ui.insert"]
+    assert ev["_standin"]["send_updates"] == [None]
+    # The client sees it like any other event of the calendar.
+    h = bearer(tokens_for(sd, email="carol@example.com")["access_token"])
+    r = requests.get(events_url(sd, "/uievent001"), headers=h, timeout=10)
+    assert r.status_code == 200 and r.json() == {k: v for k, v in ev.items() if k != "_standin"}
+    # Not a client request: nothing in the journal.
+    assert "events.insert" not in sd.admin("stats")["endpoints"]
+    # Google's checks still hold.
+    status, _, body = sd.request("POST", "/_standin/events", {"email": "carol@example.com", "event": {
+        "id": "uievent001", "start": {"date": "2030-05-01"}, "end": {"date": "2030-05-02"}}})
+    assert status == 400 and json.loads(body)["reason"] == "duplicate"
+    status, _, body = sd.request("POST", "/_standin/events", {"email": "carol@example.com", "event": {
+        "start": {"date": "2030-05-02"}, "end": {"date": "2030-05-01"}}})
+    assert status == 400 and json.loads(body)["reason"] == "timeRangeEmpty"
+    for bad in ({"event": {}}, {"email": "carol@example.com"}, {"email": "x", "event": {}}):
+        with pytest.raises(StandinError):
+            sd.admin("events", bad)

@@ -11,6 +11,8 @@
  *   POST /_standin/expire-tokens       {"email"}: that account's access tokens expire now
  *   POST /_standin/revoke-grants       {"email"}: the user removes every app's access
  *   GET  /_standin/events?email=       stored events with their write history
+ *   POST /_standin/events              {"email", "event"}: the user adds an event in Google's UI
+ *   GET/POST/DELETE /_standin/freebusy per-calendar freeBusy errors, largest window (freebusy.c)
  *   GET  /_standin/stats               counts per endpoint and status, refreshes, grants
  *   GET  /_standin/requests            the last 1000 requests
  *   POST /_standin/reset               forget everything, settings back to the flags
@@ -265,11 +267,50 @@ static void admin_account_events(struct account *a, void *arg)
 		cJSON_AddItemToArray(arg, admin_event_json(a->events[i]));
 }
 
+/* POST: {"email", "event"}: the account's owner adds event in Google's UI (no client, no token). */
+static void admin_ui_insert(struct exchange *ex)
+{
+	const cJSON *event;
+	const char *email;
+	struct api_error err;
+	struct cal_event *ev;
+	cJSON *body, *o;
+
+	if ((body = admin_body(ex)) == NULL)
+		return;
+	event = cJSON_GetObjectItemCaseSensitive(body, "event");
+	if (admin_email(ex, body, &email) < 0) {
+		cJSON_Delete(body);
+		return;
+	}
+	if (email == NULL) {
+		admin_error(ex, 400, "email is required");
+	} else if (!cJSON_IsObject(event)) {
+		admin_error(ex, 400, "event must be an Event object (as for events.insert)");
+	} else if ((ev = calendar_ui_insert(store_account(email), event, &err)) == NULL) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "error", err.message);
+		cJSON_AddStringToObject(o, "reason", err.reason);
+		cJSON_AddNumberToObject(o, "google_status", err.status);
+		exchange_reply_json(ex, 400, o);
+	} else {
+		log_info("ui event added", LOG_EMAIL("email", email));
+		exchange_reply_json(ex, 200, admin_event_json(ev));
+	}
+	cJSON_Delete(body);
+}
+
 static void admin_events(struct exchange *ex)
 {
 	const char *email = form_get(ex->query, "email");
-	cJSON *o = cJSON_CreateObject();
-	cJSON *list = cJSON_AddArrayToObject(o, "events");
+	cJSON *o, *list;
+
+	if (ex->method == EVHTTP_REQ_POST) {
+		admin_ui_insert(ex);
+		return;
+	}
+	o = cJSON_CreateObject();
+	list = cJSON_AddArrayToObject(o, "events");
 
 	if (email != NULL) {
 		struct account *a = store_find_account(email);
@@ -280,6 +321,25 @@ static void admin_events(struct exchange *ex)
 		store_each_account(admin_account_events, list);
 	}
 	exchange_reply_json(ex, 200, o);
+}
+
+static void admin_freebusy(struct exchange *ex)
+{
+	const char *err;
+	cJSON *body;
+
+	if (ex->method == EVHTTP_REQ_GET) {
+		exchange_reply_json(ex, 200, freebusy_to_json());
+	} else if (ex->method == EVHTTP_REQ_DELETE) {
+		freebusy_reset();
+		exchange_reply_json(ex, 200, freebusy_to_json());
+	} else if ((body = admin_body(ex)) != NULL) {
+		if (freebusy_set_json(body, &err) < 0)
+			admin_error(ex, 400, err);
+		else
+			exchange_reply_json(ex, 200, freebusy_to_json());
+		cJSON_Delete(body);
+	}
 }
 
 static void admin_stats(struct exchange *ex)
@@ -302,6 +362,7 @@ static void admin_reset(struct exchange *ex)
 	store_reset();
 	grants_reset();
 	faults_clear();
+	freebusy_reset();
 	journal_reset();
 	config_clear(&config);
 	config_copy(&config, &admin_startup);
@@ -320,7 +381,8 @@ static const struct route admin_routes[] = {
     {"/_standin/accounts", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_accounts},
     {"/_standin/expire-tokens", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_expire},
     {"/_standin/revoke-grants", EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_revoke},
-    {"/_standin/events", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_events},
+    {"/_standin/events", EVHTTP_REQ_GET | EVHTTP_REQ_POST, "admin", FAMILY_ADMIN, admin_events},
+    {"/_standin/freebusy", EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "admin", FAMILY_ADMIN, admin_freebusy},
     {"/_standin/stats", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_stats},
     {"/_standin/requests", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_requests},
     {"/_standin/secrets", EVHTTP_REQ_GET, "admin", FAMILY_ADMIN, admin_secrets},

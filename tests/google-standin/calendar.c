@@ -10,6 +10,7 @@
  *   GET    calendars/{cal}                 calendars.get
  *   GET    users/me/calendarList/{cal}     calendarList.get
  *   GET    users/me/settings/timezone      settings.get
+ *   POST   freeBusy                        freebusy.query (freebusy.c)
  *
  * Each request is authenticated first (401/403 as Google), then its
  * calendar resolved: "primary" or the account's own email; any other
@@ -209,40 +210,38 @@ static void calendar_commit(struct exchange *ex, struct cal_event *ev, const cha
 	exchange_reply_json(ex, 200, cJSON_Duplicate(ev->res, 1));
 }
 
-static void calendar_insert(struct exchange *ex)
+/*
+ * Check body as events.insert does and file the new event in acct (not yet
+ * stamped nor recorded). conference: conferenceDataVersion=1. NULL with *err.
+ */
+static struct cal_event *calendar_file(struct account *acct, const cJSON *body, bool conference, struct api_error *err)
 {
-	struct account *acct = calendar_account(ex, calendar_write_scopes);
-	struct calendar_write w;
-	struct api_error err;
-	const cJSON *idv;
-	cJSON *body, *res;
+	const cJSON *idv = cJSON_GetObjectItemCaseSensitive(body, "id");
 	struct cal_event *ev;
 	int64_t start, end;
+	cJSON *res;
 
-	if (acct == NULL || calendar_write_params(ex, &w) < 0 || (body = calendar_body(ex)) == NULL)
-		return;
-	idv = cJSON_GetObjectItemCaseSensitive(body, "id");
 	if (idv != NULL && !cJSON_IsNull(idv) && (!cJSON_IsString(idv) || !events_valid_id(idv->valuestring))) {
-		cJSON_Delete(body);
-		calendar_error(ex, 400, "global", "invalid", "Invalid resource id value.");
-		return;
+		*err = (struct api_error){
+		    .status = 400, .domain = "global", .reason = "invalid", .message = "Invalid resource id value."};
+		return NULL;
 	}
 	if (!cJSON_IsString(idv))
 		idv = NULL;
-	res = events_from_body(body, &err);
-	if (res == NULL || events_times(res, store_timezone(acct), &start, &end, &err) < 0 ||
-	    (w.conference_version == 1 && events_conference(res, body, true, &err) < 0)) {
+	res = events_from_body(body, err);
+	if (res == NULL || events_times(res, store_timezone(acct), &start, &end, err) < 0 ||
+	    (conference && events_conference(res, body, true, err) < 0)) {
 		cJSON_Delete(res);
-		cJSON_Delete(body);
-		exchange_api_error(ex, &err);
-		return;
+		return NULL;
 	}
 	/* Deleted events keep their id: a second insert with it is a 409 too. */
 	if (idv != NULL && store_get_event(acct, idv->valuestring) != NULL) {
 		cJSON_Delete(res);
-		cJSON_Delete(body);
-		calendar_error(ex, 409, "global", "duplicate", "The requested identifier already exists.");
-		return;
+		*err = (struct api_error){.status = 409,
+		                          .domain = "global",
+		                          .reason = "duplicate",
+		                          .message = "The requested identifier already exists."};
+		return NULL;
 	}
 	ev = xcalloc(1, sizeof(*ev));
 	ev->account = acct;
@@ -254,12 +253,45 @@ static void calendar_insert(struct exchange *ex)
 			ev->id = events_new_id();
 		} while (store_get_event(acct, ev->id) != NULL);
 	}
-	cJSON_Delete(body);
 	ev->res = res;
 	ev->start_s = start;
 	ev->end_s = end;
 	store_add_event(ev);
+	return ev;
+}
+
+static void calendar_insert(struct exchange *ex)
+{
+	struct account *acct = calendar_account(ex, calendar_write_scopes);
+	struct calendar_write w;
+	struct api_error err;
+	struct cal_event *ev;
+	cJSON *body;
+
+	if (acct == NULL || calendar_write_params(ex, &w) < 0 || (body = calendar_body(ex)) == NULL)
+		return;
+	ev = calendar_file(acct, body, w.conference_version == 1, &err);
+	cJSON_Delete(body);
+	if (ev == NULL) {
+		exchange_api_error(ex, &err);
+		return;
+	}
 	calendar_commit(ex, ev, "insert", &w);
+}
+
+struct cal_event *calendar_ui_insert(struct account *acct, const cJSON *body, struct api_error *err)
+{
+	/* The UI sends no notification choice and makes no Meet link unless asked; record neither. */
+	struct calendar_write w = {.send_updates = NULL, .conference_version = -1};
+	struct cal_event *ev = calendar_file(acct, body, false, err);
+	int64_t now;
+
+	if (ev == NULL)
+		return NULL;
+	now = util_now_ms();
+	events_stamp(ev, now);
+	calendar_record(ev, "ui.insert", &w, now);
+	return ev;
 }
 
 static struct cal_event *calendar_find(struct exchange *ex, struct account *acct)
@@ -652,6 +684,7 @@ static const struct calendar_route calendar_routes[] = {
     {{"calendars", "*"}, EVHTTP_REQ_GET, "calendars.get", calendar_calendars_get},
     {{"users", "me", "calendarList", "*"}, EVHTTP_REQ_GET, "calendarList.get", calendar_list_entry},
     {{"users", "me", "settings", "timezone"}, EVHTTP_REQ_GET, "settings.get", calendar_settings_timezone},
+    {{"freeBusy"}, EVHTTP_REQ_POST, "freebusy.query", freebusy_query},
 };
 
 bool calendar_route(struct exchange *ex)

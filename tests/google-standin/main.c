@@ -171,6 +171,7 @@ int main(int argc, char **argv)
 	store_init();
 	grants_init();
 	journal_init();
+	freebusy_init();
 	faults_clear();
 	admin_init(&config);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -187,6 +188,7 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	admin_free();
 	faults_free();
+	freebusy_free();
 	journal_free();
 	grants_free();
 	store_free();

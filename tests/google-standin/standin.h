@@ -374,6 +374,12 @@ char *pages_error(const char *title, int code, const char *error, const char *de
 /* calendar.c */
 
 bool calendar_route(struct exchange *ex);
+/*
+ * File a new event in acct's calendar as its owner would in Google's UI
+ * (the admin API's POST /_standin/events): body is an Event as for
+ * events.insert (id optional). NULL with *err when Google would refuse it.
+ */
+struct cal_event *calendar_ui_insert(struct account *acct, const cJSON *body, struct api_error *err);
 
 /* events.c */
 
@@ -395,6 +401,19 @@ char *events_new_id(void);
  * and put the fields in Google's order; ev->res is replaced.
  */
 void events_stamp(struct cal_event *ev, int64_t now_ms);
+
+/* freebusy.c */
+
+void freebusy_init(void);
+void freebusy_free(void);
+/* Back to no per-calendar errors and the default largest window. */
+void freebusy_reset(void);
+/* POST /calendar/v3/freeBusy (calendar.c routes it). */
+void freebusy_query(struct exchange *ex);
+/* Admin: merge {calendar_errors, max_range_days}; on error *err (static) says why, -1 (nothing changes). */
+int freebusy_set_json(const cJSON *obj, const char **err);
+/* The settings; the caller deletes it. */
+cJSON *freebusy_to_json(void);
 
 /* admin.c */
 

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "cfg.h"
+#include "datetime.h"
 #include "httpc.h"
 #include "log.h"
 #include "metrics.h"
@@ -462,5 +463,28 @@ void google_calendar_probe(struct google *g, const char *access_token, const cha
 	char *url = google_events_url(g, calendar_id, NULL, "maxResults=1");
 
 	google_send(g, "events.list", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
+	free(url);
+}
+
+void google_freebusy(struct google *g, const char *access_token, const char *calendar_id, int64_t from_s,
+		     int64_t to_s, google_cb cb, void *arg)
+{
+	char *url = xasprintf("%s/freeBusy", g->cfg->google_calendar_api_url);
+	char from[40], to[40];
+	cJSON *req = cJSON_CreateObject();
+	cJSON *item = cJSON_CreateObject();
+	char *body;
+
+	datetime_format(from_s, 0, from, sizeof(from));
+	datetime_format(to_s, 0, to, sizeof(to));
+	cJSON_AddStringToObject(req, "timeMin", from);
+	cJSON_AddStringToObject(req, "timeMax", to);
+	cJSON_AddStringToObject(req, "timeZone", "UTC");
+	cJSON_AddStringToObject(item, "id", calendar_id);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "items"), item);
+	body = cJSON_PrintUnformatted(req);
+	google_send(g, "freebusy.query", false, true, "POST", url, access_token, "application/json", body, cb, arg);
+	cJSON_free(body);
+	cJSON_Delete(req);
 	free(url);
 }

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -98,6 +99,13 @@ void google_event_patch(struct google *g, const char *access_token, const char *
 			const char *event_id, const cJSON *patch, const char *query, google_cb cb, void *arg);
 void google_event_delete(struct google *g, const char *access_token, const char *calendar_id,
 			 const char *event_id, const char *query, google_cb cb, void *arg);
+/*
+ * freebusy.query for one calendar over [from_s, to_s): busy spans in UTC
+ * (busy.h reads them). Needs the calendar.freebusy scope (or calendar or
+ * calendar.readonly); a per-calendar error comes inside a 200.
+ */
+void google_freebusy(struct google *g, const char *access_token, const char *calendar_id, int64_t from_s,
+		     int64_t to_s, google_cb cb, void *arg);
 /* events.list with maxResults=1: the answer's "timeZone" is the calendar's zone. */
 void google_calendar_probe(struct google *g, const char *access_token, const char *calendar_id, google_cb cb,
 			   void *arg);

@@ -71,7 +71,11 @@ static size_t tz_count(const unsigned char *p)
 	return (size_t)(uint32_t)tz_be(p, 4);
 }
 
-/* Days from 1970-01-01 to year-month-day (proleptic Gregorian; Howard Hinnant's days_from_civil). */
+/*
+ * Days from 1970-01-01 to year-month-day (proleptic Gregorian). The same as
+ * datetime_days_from_civil(), kept here because datetime resolves wall times
+ * through this module and lib/ has no cycles.
+ */
 static int64_t tz_days(int64_t y, int m, int d)
 {
 	int64_t era, yoe, doy;

@@ -152,6 +152,16 @@ void busy_free_gaps(const struct busy_list *busy, int64_t from_s, int64_t to_s, 
 	}
 }
 
+/* t in RFC 3339 at zone's offset then (UTC for no zone or an unknown one); buf needs 26 bytes. */
+static void busy_format(int64_t t, const char *zone, char *buf, size_t size)
+{
+	int off;
+
+	if (zone == NULL || tz_offset_at_utc(zone, t, &off) < 0)
+		off = 0;
+	datetime_format(t, off, buf, size);
+}
+
 cJSON *busy_to_json(const struct busy_list *l, const char *zone)
 {
 	cJSON *arr = cJSON_CreateArray();
@@ -159,17 +169,33 @@ cJSON *busy_to_json(const struct busy_list *l, const char *zone)
 	for (size_t i = 0; i < l->n; i++) {
 		cJSON *o = cJSON_CreateObject();
 		char buf[40];
-		int off;
 
-		if (zone == NULL || tz_offset_at_utc(zone, l->spans[i].start_s, &off) < 0)
-			off = 0;
-		datetime_format(l->spans[i].start_s, off, buf, sizeof(buf));
+		busy_format(l->spans[i].start_s, zone, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "start", buf);
-		if (zone == NULL || tz_offset_at_utc(zone, l->spans[i].end_s, &off) < 0)
-			off = 0;
-		datetime_format(l->spans[i].end_s, off, buf, sizeof(buf));
+		busy_format(l->spans[i].end_s, zone, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "end", buf);
 		cJSON_AddItemToArray(arr, o);
 	}
 	return arr;
+}
+
+char *busy_to_text(const struct busy_list *l, const char *zone, size_t max_spans)
+{
+	char *text = xstrdup("");
+
+	for (size_t i = 0; i < l->n; i++) {
+		char start[40], end[40], *next;
+
+		if (i == max_spans) {
+			next = xasprintf("%s and %zu more", text, l->n - i);
+			free(text);
+			return next;
+		}
+		busy_format(l->spans[i].start_s, zone, start, sizeof(start));
+		busy_format(l->spans[i].end_s, zone, end, sizeof(end));
+		next = xasprintf("%s%s%s to %s", text, i > 0 ? ", " : "", start, end);
+		free(text);
+		text = next;
+	}
+	return text;
 }

@@ -66,4 +66,11 @@ void busy_free_gaps(const struct busy_list *busy, int64_t from_s, int64_t to_s, 
  */
 cJSON *busy_to_json(const struct busy_list *l, const char *zone);
 
+/*
+ * The list for people and logs: "2026-12-08T10:00:00-05:00 to
+ * 2026-12-08T11:00:00-05:00, ..." at zone's offsets, at most max_spans of
+ * them and then "and N more". The caller frees it.
+ */
+char *busy_to_text(const struct busy_list *l, const char *zone, size_t max_spans);
+
 #endif

@@ -319,6 +319,20 @@ static void cfg_load_dev_user(struct config *c, struct cfg_errors *e)
 	c->web_ui_dev_user = v;
 }
 
+/* CONFLICT_POLICY: what an automatic booking does when the rep is busy then (docs/booking.md, "Conflicts"). */
+static void cfg_load_conflict_policy(struct config *c, struct cfg_errors *e)
+{
+	char *v = cfg_default("CONFLICT_POLICY", "skip");
+
+	if (strcmp(v, "skip") == 0)
+		c->conflict_policy = CFG_CONFLICT_SKIP;
+	else if (strcmp(v, "book") == 0)
+		c->conflict_policy = CFG_CONFLICT_BOOK;
+	else
+		cfg_error(e, "CONFLICT_POLICY", "must be skip or book, not '%s'", v);
+	free(v);
+}
+
 int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr, char **errors)
 {
 	struct cfg_errors e = { 0 };
@@ -369,6 +383,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 				  c->default_timezone);
 		c->reminder_before_minutes = cfg_long(&e, "REMINDER_BEFORE_MINUTES", 60, 0, 7 * 24 * 60);
 		c->meet_links = cfg_bool(&e, "MEET_LINKS", true);
+		cfg_load_conflict_policy(c, &e);
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);

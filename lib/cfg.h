@@ -24,9 +24,15 @@ enum cfg_group {
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
-	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
 					 * FRONTEND_URL (optional here: the reconnect link) */
+};
+
+/* What an automatic booking does when the rep's calendar is busy at the lead's time. */
+enum cfg_conflict_policy {
+	CFG_CONFLICT_SKIP,	/* no event: outcome skipped/conflict, and the owner is mailed */
+	CFG_CONFLICT_BOOK,	/* book anyway; the meeting says has_conflict */
 };
 
 struct config {
@@ -69,6 +75,7 @@ struct config {
 	long reminder_before_minutes;
 	bool meet_links;
 	char *transcript_url;	/* "https://app/calls/{call_id}"; NULL: no link */
+	enum cfg_conflict_policy conflict_policy;
 
 	char *smtp_url;
 	char *smtp_user;	/* NULL: no AUTH */

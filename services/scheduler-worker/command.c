@@ -17,6 +17,7 @@
 #include <cJSON.h>
 
 #include "booking.h"
+#include "busy.h"
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
@@ -155,8 +156,8 @@ static void command_send_reply(struct command_job *job, const char *body)
 	mq_publish(job->s->publisher, &m, NULL, NULL);
 }
 
-/* Answer an error that changed nothing, then ack. */
-static void command_fail(struct command_job *job, const char *code, const char *message)
+/* Answer an error that changed nothing, with the busy spans that caused it (or NULL), then ack. */
+static void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
 {
 	cJSON *r = cJSON_CreateObject();
 	cJSON *e;
@@ -167,6 +168,8 @@ static void command_fail(struct command_job *job, const char *code, const char *
 	e = cJSON_AddObjectToObject(r, "error");
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", message);
+	if (busy != NULL)
+		cJSON_AddItemToObject(r, "busy", busy);
 	text = cJSON_PrintUnformatted(r);
 	cJSON_Delete(r);
 	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("code", code),
@@ -175,6 +178,11 @@ static void command_fail(struct command_job *job, const char *code, const char *
 	cJSON_free(text);
 	mq_ack(job->s->consumer, job->d->token);
 	command_job_free(job);
+}
+
+static void command_fail(struct command_job *job, const char *code, const char *message)
+{
+	command_fail_busy(job, code, message, NULL);
 }
 
 static void command_retry_or_give_up(struct command_job *job, const char *why)
@@ -454,6 +462,10 @@ static void command_on_booked(const struct booking_result *r, void *arg)
 		return;
 	case BOOKING_CONFLICT:
 		command_fail(job, "conflict", "the lead already has a scheduled meeting");
+		return;
+	case BOOKING_BUSY:
+		command_fail_busy(job, "conflict", "the calendar is busy at that time; choose another or book anyway",
+				  busy_to_json(r->busy, job->booking.time_zone));
 		return;
 	case BOOKING_REJECTED:
 		msg = xasprintf("Google Calendar refused the event (%s): %s", r->reason, r->detail);

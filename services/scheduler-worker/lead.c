@@ -17,6 +17,7 @@
 #include <cJSON.h>
 
 #include "booking.h"
+#include "busy.h"
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
@@ -72,6 +73,16 @@ static const char lead_outcome_sql[] =
 	" VALUES ($1, $2, $3, $4, $5, 1)"
 	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,"
 	" detail = EXCLUDED.detail, attempts = calendar_booking_outcomes.attempts + 1"
+	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'";
+
+/* A conflict keeps the requested slot and the busy spans for the owner's mail (mailer-worker/job.c). */
+static const char lead_conflict_sql[] =
+	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail, attempts,"
+	" requested_start, requested_end, busy)"
+	" VALUES ($1, $2, 'skipped', 'conflict', $3, 1, $4::timestamptz, $5::timestamptz, $6::jsonb)"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'skipped', reason = 'conflict',"
+	" detail = EXCLUDED.detail, requested_start = EXCLUDED.requested_start, requested_end = EXCLUDED.requested_end,"
+	" busy = EXCLUDED.busy, attempts = calendar_booking_outcomes.attempts + 1"
 	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'";
 
 struct lead_job {
@@ -203,6 +214,55 @@ static void lead_publish_created(struct lead_job *job, const char *meeting_id, i
 	mailjob_publish(job->s, &mail, lead_on_mail, job);
 }
 
+static void lead_on_conflict_recorded(const struct db_result *r, void *arg)
+{
+	struct lead_job *job = arg;
+	struct mailjob mail = {
+		.kind = "conflict",
+		.user_id = job->user_id,
+		.lead_analytics_id = job->lead_id,
+		.trace = job->trace,
+	};
+
+	if (r->status != DB_OK) {
+		lead_retry(job, r->status == DB_UNAVAILABLE ? "database unavailable while recording the conflict"
+							     : r->error);
+		return;
+	}
+	mailjob_publish(job->s, &mail, lead_on_mail, job);
+}
+
+/* The rep is busy at the lead's time: no event; the outcome says when, and the owner is told to pick a time. */
+static void lead_conflict(struct lead_job *job, const struct booking_result *r)
+{
+	const struct booking *b = &job->booking;
+	char start[40], end[40], *busy_text;
+	cJSON *busy = busy_to_json(r->busy, b->time_zone);
+	const char *params[6];
+
+	datetime_format(b->start_s, b->offset_s, start, sizeof(start));
+	datetime_format(b->start_s + (int64_t)b->duration_minutes * 60, b->offset_s, end, sizeof(end));
+	busy_text = cJSON_PrintUnformatted(busy);
+	{
+		char *detail = xasprintf("the calendar is busy then: %s", r->detail);
+
+		params[0] = job->lead_id;
+		params[1] = job->user_id;
+		params[2] = detail;
+		params[3] = start;
+		params[4] = end;
+		params[5] = busy_text;
+		log_info("lead not scheduled", LOG_STR("lead", job->lead_id), LOG_STR("reason", "conflict"),
+			 LOG_STR("detail", detail), LOG_STR("trace", job->trace));
+		metric_inc(metrics_counter("scheduler_leads_not_scheduled_total", "Leads not scheduled, by reason.",
+					   "reason", "conflict", NULL));
+		db_query(job->s->db, lead_conflict_sql, 6, params, lead_on_conflict_recorded, job);
+		free(detail);
+	}
+	cJSON_free(busy_text);
+	cJSON_Delete(busy);
+}
+
 static void lead_on_booked(const struct booking_result *r, void *arg)
 {
 	struct lead_job *job = arg;
@@ -238,6 +298,9 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	}
 	case BOOKING_CONFLICT:
 		lead_ack(job);
+		return;
+	case BOOKING_BUSY:
+		lead_conflict(job, r);
 		return;
 	case BOOKING_TRANSIENT:
 		if (retry_exhausted(&s->retry, job->d)) {
@@ -324,6 +387,7 @@ static void lead_prepare(struct lead_job *job, const struct db_result *r, const 
 	b->generation = 0;
 	b->metadata_json = job->metadata;
 	b->trace = job->trace;
+	b->allow_conflict = cfg->conflict_policy == CFG_CONFLICT_BOOK;
 }
 
 static void lead_on_loaded(const struct db_result *r, void *arg)

@@ -76,9 +76,9 @@ unsigned sweep_in_flight(void);
 
 /* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
 struct mailjob {
-	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected */
+	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected, conflict */
 	const char *user_id;
-	const char *meeting_id;		/* NULL for disconnected */
+	const char *meeting_id;		/* NULL for disconnected and conflict */
 	const char *previous_meeting_id;
 	const char *lead_analytics_id;
 	int sequence;

@@ -54,6 +54,15 @@ static void test_reads_google_answers(void)
 		  "written in the user's zone");
 	free(text);
 	cJSON_Delete(json);
+	text = busy_to_text(&l, "America/New_York", 2);
+	CHECK_STR(text,
+		  "2026-12-08T04:00:00-05:00 to 2026-12-08T04:30:00-05:00, 2026-12-08T08:00:00-05:00 to "
+		  "2026-12-08T10:30:00-05:00 and 1 more",
+		  "as text, with a cap");
+	free(text);
+	text = busy_to_text(&l, NULL, 5);
+	CHECK(strstr(text, "2026-12-08T16:30:00+00:00 to 2026-12-08T17:00:00+00:00") != NULL, "UTC without a zone");
+	free(text);
 
 	{
 		struct busy_list free_time = { 0 };

@@ -19,7 +19,7 @@ static void clear_env(void)
 		"MAX_BODY_BYTES", "WEB_UI", "METRICS_ADDR", "SCHEDULE_DELAY_MS", "MEETING_DURATION_MINUTES",
 		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
 		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL", "TRANSCRIPT_URL", "PREFETCH",
-		"DATABASE_POOL_SIZE",
+		"DATABASE_POOL_SIZE", "CONFLICT_POLICY",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
@@ -61,6 +61,7 @@ int main(void)
 	CHECK_INT(c.max_body_bytes, 65536, "MAX_BODY_BYTES default");
 	CHECK_INT(c.database_pool_size, 0, "DATABASE_POOL_SIZE default: the service's own");
 	CHECK(c.meet_links, "MEET_LINKS default on");
+	CHECK(c.conflict_policy == CFG_CONFLICT_SKIP, "CONFLICT_POLICY default skip");
 	CHECK(!c.web_ui, "WEB_UI default off");
 	CHECK(!c.smtp_require_tls, "SMTP_REQUIRE_TLS default off");
 	CHECK_STR(c.jwt_user_claim, "sub", "JWT_USER_CLAIM default");
@@ -108,12 +109,13 @@ int main(void)
 	setenv("LOG_LEVEL", "loud", 1);
 	setenv("FRONTEND_URL", "not a url", 1);
 	setenv("DATABASE_POOL_SIZE", "0", 1);
+	setenv("CONFLICT_POLICY", "ask", 1);
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "malformed values fail");
 	{
 		static const char *const named[] = {
 			"AMQP_URL:", "SCHEDULE_DELAY_MS:", "MEETING_DURATION_MINUTES:", "DEFAULT_TIMEZONE:",
 			"MEET_LINKS:", "LISTEN_ADDR:", "TOKEN_ENCRYPTION_KEY:", "JWT_SECRET:", "SMTP_URL:",
-			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:",
+			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:", "CONFLICT_POLICY:",
 		};
 
 		for (size_t i = 0; i < sizeof(named) / sizeof(*named); i++)

@@ -4,8 +4,8 @@
  * queries through four connections, server errors, statement timeouts,
  * reads batched into one pipeline (and what happens when one of them fails,
  * goes stale or loses its connection), backends killed under the pool, an
- * unreachable server that must not stall the loop, and shutdown with work
- * still queued.
+ * unreachable server that must not stall the loop, a fail_fast pool through
+ * an outage, and shutdown with work still queued.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +32,7 @@ struct outcome {
 	char sqlstate[6];
 	char error[256];
 	bool unique;
+	bool down;
 	int ntuples;
 	char *v[4];		/* row 0, columns 0-3; NULL for SQL NULL */
 };
@@ -57,6 +58,7 @@ static void on_result(const struct db_result *r, void *arg)
 	snprintf(o->sqlstate, sizeof(o->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
 	snprintf(o->error, sizeof(o->error), "%s", r->error ? r->error : "");
 	o->unique = db_is_unique_violation(r);
+	o->down = r->down;
 	o->ntuples = db_ntuples(r);
 	for (int i = 0; i < 4; i++) {
 		const char *v = db_value(r, 0, i);
@@ -605,6 +607,74 @@ static void test_unreachable(void)
 	free(url);
 }
 
+/* Run the loop until db_down(db) is want, for ms at most; true if it did. */
+static bool wait_down(struct db *db, bool want, int ms)
+{
+	long start = now_ms();
+
+	while (db_down(db) != want && now_ms() - start < ms)
+		run_for(20);
+	return db_down(db) == want;
+}
+
+/*
+ * A fail_fast pool (the gateway's) does not make statements wait out the
+ * reconnect backoff while the database is known down: an unreachable server,
+ * then a real outage (the database refuses connections, its backends are
+ * terminated) and the recovery after it.
+ */
+static void test_fail_fast(void)
+{
+	char *dead = xasprintf("postgresql://postgres@127.0.0.1:%d/none", closed_port());
+	char *url = testenv_database("db_outage");
+	const char *admin_url = testenv_require("TEST_PG_URL");
+	struct db_opts opts = { .conninfo = dead, .pool_size = 2, .fail_fast = true };
+	struct outcome o = { 0 };
+	struct db *db = db_new(base, &opts);
+	long start, took;
+
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	took = now_ms() - start;
+	CHECK(o.done && o.status == DB_UNAVAILABLE && o.down,
+	      "a statement queued before the first attempt fails is DB_UNAVAILABLE, down (%s)", o.error);
+	CHECK(took < 1000, "when that attempt fails, not after queue_timeout_ms (%ld ms)", took);
+	CHECK(strstr(o.error, "refused") != NULL, "naming the connect error: %s", o.error);
+	CHECK(db_down(db) && !db_ready(db), "db_down, not db_ready");
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	CHECK(o.done && o.down && now_ms() - start < 100, "the next statement fails at once (%ld ms)",
+	      now_ms() - start);
+	CHECK(!o.inside_query, "still never from inside db_query()");
+	db_free(db);
+
+	opts.conninfo = url;
+	opts.application_name = "test_db_outage";
+	db = db_new(base, &opts);
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	CHECK(o.status == DB_OK && !o.down && !db_down(db), "the pool connects (%s)", o.error);
+	free(admin(admin_url, "ALTER DATABASE t_db_outage ALLOW_CONNECTIONS false"));
+	free(admin(admin_url, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+			      " WHERE datname = 't_db_outage'"));
+	CHECK(wait_down(db, true, 5000), "the pool finds the database down");
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	took = now_ms() - start;
+	CHECK(o.done && o.status == DB_UNAVAILABLE && o.down, "a statement in the outage is DB_UNAVAILABLE, down");
+	CHECK(took < 100, "at once (%ld ms)", took);
+	CHECK(strstr(o.error, "not currently accepting connections") != NULL, "saying why: %s", o.error);
+	CHECK(!db_ready(db), "db_ready is false");
+
+	free(admin(admin_url, "ALTER DATABASE t_db_outage ALLOW_CONNECTIONS true"));
+	CHECK(wait_down(db, false, 35000) && db_ready(db), "the pool reconnects when the database is back");
+	run(db, &o, "SELECT 1", 0, NULL, 5000);
+	CHECK(o.status == DB_OK && !o.down, "and statements run again (%s)", o.error);
+	outcome_reset(&o);
+	db_free(db);
+	free(url);
+	free(dead);
+}
+
 static void test_invalid_conninfo(void)
 {
 	struct db_opts opts = { .conninfo = "host=127.0.0.1 no_such_option=1" };
@@ -718,6 +788,7 @@ int main(void)
 	test_batched_reads(url);
 	test_terminated(db, url);
 	test_unreachable();
+	test_fail_fast();
 	test_invalid_conninfo();
 	test_free_with_queue(url);
 	test_reentry(url);

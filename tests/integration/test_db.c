@@ -683,6 +683,10 @@ static void test_fail_fast(void)
 	db = db_new(base, &opts);
 	run(db, &o, "SELECT 1", 0, NULL, 15000);
 	CHECK(o.status == DB_OK && !o.down && !db_down(db), "the pool connects (%s)", o.error);
+	/* Both connections up first, so the outage ends each of them rather than one still starting. */
+	CHECK(admin_wait(admin_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db_outage'",
+			 "2", 10000),
+	      "both connections are up");
 	free(admin(admin_url, "ALTER DATABASE t_db_outage ALLOW_CONNECTIONS false"));
 	free(admin(admin_url, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
 			      " WHERE datname = 't_db_outage'"));

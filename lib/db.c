@@ -49,6 +49,8 @@
  * such statements idempotent (ON CONFLICT, deterministic keys). A statement
  * is never sent on a connection the server has already closed or announced
  * closing, so an idle connection killed by a restart costs no statement.
+ * A backend that has been told to end but has not yet said so when the
+ * statement arrives takes it with it: nothing on this side can know.
  */
 #include "db.h"
 

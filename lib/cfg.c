@@ -373,6 +373,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
 		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
 		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
+		c->drain_timeout_ms = cfg_long(&e, "DRAIN_TIMEOUT_MS", 25000, 100, 3600L * 1000);
 	}
 	if (groups & CFG_SCHEDULING) {
 		c->schedule_delay_ms = cfg_long(&e, "SCHEDULE_DELAY_MS", 10000, 0, 24L * 3600 * 1000);

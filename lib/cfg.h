@@ -23,7 +23,7 @@ enum cfg_group {
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
-	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
+	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
 					 * FRONTEND_URL (optional here: the reconnect link) */
@@ -68,6 +68,7 @@ struct config {
 
 	char *metrics_addr;
 	long prefetch;		/* deliveries in flight per consumer; 0: the service's default */
+	long drain_timeout_ms;	/* how long a stopping worker waits for jobs in flight */
 
 	long schedule_delay_ms;
 	long meeting_duration_minutes;

@@ -25,7 +25,8 @@
  * PQconnectPoll mode, so a timer of ours enforces it (10 s by default).
  *
  * What callers see as DB_UNAVAILABLE: no connection within
- * queue_timeout_ms, a connection lost with the statement in flight, no
+ * queue_timeout_ms (in a fail_fast pool: at once, when the database is
+ * known down), a connection lost with the statement in flight, no
  * answer within statement_timeout + 5 s, shutdown, and server answers that
  * mean "not now": connection and shutdown errors (08xxx, 57P01-57P03),
  * insufficient resources (53xxx), statement_timeout and lock timeouts
@@ -48,6 +49,8 @@
  * such statements idempotent (ON CONFLICT, deterministic keys). A statement
  * is never sent on a connection the server has already closed or announced
  * closing, so an idle connection killed by a restart costs no statement.
+ * A backend that has been told to end but has not yet said so when the
+ * statement arrives takes it with it: nothing on this side can know.
  */
 #include "db.h"
 
@@ -100,6 +103,7 @@ struct db_query {
 	int batched_as;		/* in a batch: the index of the prepared statement it runs as */
 	/* The outcome, filled in when the query finishes. */
 	enum db_status status;
+	bool down;		/* failed without waiting: the database is known down */
 	PGresult *res;
 	char sqlstate[6];
 	char *error;
@@ -146,6 +150,7 @@ struct db {
 	int statement_timeout_ms;
 	int queue_timeout_ms;
 	int connect_timeout_ms;
+	bool fail_fast;
 
 	/* PQconnectStartParams arguments; the values point at the strings below. */
 	const char *keywords[DB_NKEYWORDS + 1];
@@ -165,6 +170,7 @@ struct db {
 	int nfailing;		/* connections whose last attempt failed */
 	bool degraded;		/* a loss was logged and no recovery yet */
 	bool ever_up;
+	bool attempt_failed;	/* the latest connection attempt failed (a loss is not an attempt) */
 	char *last_error;	/* why the last attempt failed, for DB_UNAVAILABLE texts */
 
 	struct db_list waiting;
@@ -181,6 +187,7 @@ struct db {
 };
 
 static void db_pump(struct db *db);
+static void db_queue_arm(struct db *db);
 
 static int64_t db_now_ms(void)
 {
@@ -299,6 +306,7 @@ static void db_deliver(struct db_query *q)
 		.res = q->status == DB_UNAVAILABLE ? NULL : q->res,
 		.sqlstate = q->status == DB_ERROR ? q->sqlstate : NULL,
 		.error = q->status == DB_OK ? NULL : q->error,
+		.down = q->down,
 	};
 
 	q->done(&result, q->arg);
@@ -397,6 +405,28 @@ static void db_conn_close(struct db_conn *conn)
 	conn->state = DB_CONN_DOWN;
 }
 
+/* Finish q at once because the database is known down (see db_down()). */
+static void db_fail_down(struct db *db, struct db_query *q)
+{
+	q->down = true;
+	db_fail(db, q, DB_UNAVAILABLE, NULL, xasprintf("database unavailable: %s", db->last_error));
+}
+
+/*
+ * A fail_fast pool's statements do not wait for the next attempt once one
+ * has failed with nothing up: the backoff may be 30 s, and the callers
+ * (HTTP clients) would rather hear at once. The queue only holds them
+ * until the first attempt of an outage fails.
+ */
+static void db_fail_fast_waiting(struct db *db)
+{
+	if (!db->fail_fast || db->closing || !db_down(db))
+		return;
+	while (db->waiting.head != NULL)
+		db_fail_down(db, db_list_pop(&db->waiting));
+	db_queue_arm(db);
+}
+
 /*
  * An attempt failed or an established connection broke: remember why, log
  * the first failure of an outage, close and schedule the next attempt.
@@ -419,11 +449,14 @@ static void db_conn_fail(struct db_conn *conn, const char *why, bool was_up)
 		conn->failing = true;
 		db->nfailing++;
 	}
+	if (!was_up)
+		db->attempt_failed = true;
 	db_conn_close(conn);
 	tv = db_tv(db_backoff_ms(db, conn->attempts));
 	if (conn->attempts < 32)
 		conn->attempts++;
 	evtimer_add(conn->timer, &tv);
+	db_fail_fast_waiting(db);
 }
 
 /* Put the batch's reads that never ran back at the head of the queue, in their order. */
@@ -506,6 +539,7 @@ static void db_conn_up(struct db_conn *conn)
 	conn->idle_since_ms = 0;
 	conn->attempts = 0;
 	db->nup++;
+	db->attempt_failed = false;
 	if (conn->failing) {
 		conn->failing = false;
 		db->nfailing--;
@@ -1121,6 +1155,7 @@ struct db *db_new(struct event_base *base, const struct db_opts *opts)
 	db->statement_timeout_ms = opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
 								  : DB_DEFAULT_STATEMENT_TIMEOUT_MS;
 	db->queue_timeout_ms = opts->queue_timeout_ms > 0 ? opts->queue_timeout_ms : DB_DEFAULT_QUEUE_TIMEOUT_MS;
+	db->fail_fast = opts->fail_fast;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	db->rng = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16) ^
 		  (uint64_t)(uintptr_t)db;
@@ -1208,6 +1243,10 @@ static void db_enqueue(struct db *db, const char *sql, int nparams, const char *
 		db_fail(db, q, DB_UNAVAILABLE, NULL, xasprintf("database unavailable: %s", db->last_error));
 		return;
 	}
+	if (db->fail_fast && db_down(db)) {
+		db_fail_down(db, q);
+		return;
+	}
 	q->deadline_ms = db_now_ms() + db->queue_timeout_ms;
 	db_list_push(&db->waiting, q);
 	db_pump(db);
@@ -1226,6 +1265,11 @@ void db_read(struct db *db, const char *sql, int nparams, const char *const *par
 bool db_ready(const struct db *db)
 {
 	return db != NULL && db->nup > 0;
+}
+
+bool db_down(const struct db *db)
+{
+	return db != NULL && db->nup == 0 && db->attempt_failed;
 }
 
 const char *db_value(const struct db_result *result, int row, int col)

@@ -40,9 +40,8 @@ struct mailer {
 };
 
 /*
- * True once the event loop has ended: callbacks that still arrive (curl
- * transfers aborted, queries failed by the shutdown) only release their job,
- * because the AMQP connections may be gone already.
+ * worker_closing(): callbacks that still arrive (curl transfers aborted,
+ * queries failed by the shutdown) only release their job (lib/worker.h).
  */
 bool mailer_closing(const struct mailer *m);
 

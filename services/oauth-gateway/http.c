@@ -32,6 +32,8 @@
 #define HTTP_DEADLINE_S 30
 /* How long a stopping gateway lets requests in flight finish. */
 #define HTTP_DRAIN_S 5
+/* Retry-After of every 503, in seconds (see http_reply_error()). */
+#define HTTP_RETRY_AFTER_S "1"
 /*
  * libevent 2.1 answers a body over its own limit itself, with an HTML page
  * and no hook to change it. So its limit sits well above MAX_BODY_BYTES
@@ -212,6 +214,14 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 	va_end(ap);
 	cJSON_AddStringToObject(err, "code", code);
 	cJSON_AddStringToObject(err, "message", msg);
+	/*
+	 * Every 503 is "not now" (database down, broker down, shutting down): say
+	 * when to ask again, so a client backs off instead of spinning. A 503
+	 * costs the gateway next to nothing (the pool answers at once while the
+	 * database is down), so a short pause keeps clients close to recovery.
+	 */
+	if (status == 503)
+		http_add_header(r, "Retry-After", HTTP_RETRY_AFTER_S);
 	http_reply_json(r, status, body);
 	free(msg);
 	cJSON_Delete(body);

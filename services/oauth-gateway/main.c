@@ -97,6 +97,8 @@ static void gateway_init(struct gateway *g)
 	dbo.conninfo = g->cfg.database_url;
 	dbo.application_name = "oauth-gateway";
 	dbo.pool_size = (int)(g->cfg.database_pool_size ? g->cfg.database_pool_size : GATEWAY_DB_CONNECTIONS);
+	/* A request must not wait out the reconnect backoff: while the database is down it gets 503 at once. */
+	dbo.fail_fast = true;
 	g->db = db_new(g->base, &dbo);
 	g->httpc = httpc_new(g->base, GATEWAY_GOOGLE_CONNECTIONS);
 	g->google = google_new(g->httpc, &g->cfg);

@@ -132,6 +132,16 @@ static void command_job_free(struct command_job *job)
 	free(job);
 }
 
+/* Shutting down: the job ends unsettled and the broker redelivers the command (lib/worker.h). */
+static bool command_released(struct command_job *job)
+{
+	if (!scheduler_closing(job->s))
+		return false;
+	log_info("shutting down; the command goes back to the broker", LOG_STR("command_id", job->command_id));
+	command_job_free(job);
+	return true;
+}
+
 static void command_on_settled(bool settled, void *arg)
 {
 	(void)settled;
@@ -159,10 +169,13 @@ static void command_send_reply(struct command_job *job, const char *body)
 /* Answer an error that changed nothing, with the busy spans that caused it (or NULL), then ack. */
 static void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
 {
-	cJSON *r = cJSON_CreateObject();
+	cJSON *r;
 	cJSON *e;
 	char *text;
 
+	if (command_released(job))
+		return;
+	r = cJSON_CreateObject();
 	cJSON_AddBoolToObject(r, "ok", 0);
 	cJSON_AddStringToObject(r, "command_id", job->command_id ? job->command_id : "");
 	e = cJSON_AddObjectToObject(r, "error");
@@ -189,6 +202,8 @@ static void command_retry_or_give_up(struct command_job *job, const char *why)
 {
 	struct scheduler *s = job->s;
 
+	if (command_released(job))
+		return;
 	if (retry_exhausted(&s->retry, job->d)) {
 		command_send_reply(job, "{\"ok\":false,\"error\":{\"code\":\"unavailable\","
 				   "\"message\":\"Google Calendar or the database stayed unavailable; try again later\"}}");
@@ -205,6 +220,8 @@ static void command_on_mail(enum mq_confirm outcome, void *arg)
 {
 	struct command_job *job = arg;
 
+	if (command_released(job))
+		return;
 	if (outcome != MQ_CONFIRM_ACK) {
 		/* The change and its reply are stored: back through a retry tier, it only repeats the mail. */
 		log_warn("mail job not confirmed; the command will be retried", LOG_STR("command_id", job->command_id));
@@ -229,6 +246,8 @@ static void command_succeeded(struct command_job *job)
 		.trace = job->command_id,
 	};
 
+	if (command_released(job))
+		return;
 	command_send_reply(job, job->reply);
 	mailjob_publish(job->s, &mail, command_on_mail, job);
 }
@@ -236,12 +255,17 @@ static void command_succeeded(struct command_job *job)
 /* A stored reply: the command ran before. Repeat its answer and its mail. */
 static void command_replay(struct command_job *job, const char *reply_text)
 {
-	cJSON *r = cJSON_Parse(reply_text);
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "meeting");
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "previous");
-	const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "id"));
-	const char *prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"));
+	cJSON *r;
+	const cJSON *m, *p;
+	const char *id, *prev;
 
+	if (command_released(job))
+		return;
+	r = cJSON_Parse(reply_text);
+	m = cJSON_GetObjectItemCaseSensitive(r, "meeting");
+	p = cJSON_GetObjectItemCaseSensitive(r, "previous");
+	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "id"));
+	prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"));
 	log_info("command already applied; repeating its reply", LOG_STR("command_id", job->command_id));
 	job->reply = xstrdup(reply_text);
 	job->result_meeting_id = id ? xstrdup(id) : NULL;
@@ -341,6 +365,8 @@ static void command_on_token(enum tokens_status status, const char *token, void 
 {
 	struct command_job *job = arg;
 
+	if (command_released(job))
+		return;
 	switch (status) {
 	case TOKENS_OK:
 		free(job->access_token);
@@ -362,6 +388,8 @@ static void command_on_google(const struct google_result *r, void *arg)
 	struct command_job *job = arg;
 	bool deleted_already = job->kind == MESSAGE_CANCEL && (r->outcome == GOOGLE_GONE || r->outcome == GOOGLE_NOT_FOUND);
 
+	if (command_released(job))
+		return;
 	if (r->outcome == GOOGLE_UNAUTHORIZED && !job->refreshed) {
 		job->refreshed = true;
 		tokens_get(job->s->tokens, job->user_id, true, command_on_token, job);
@@ -444,6 +472,8 @@ static void command_on_booked(const struct booking_result *r, void *arg)
 	struct command_job *job = arg;
 	char *msg;
 
+	if (command_released(job))
+		return;
 	switch (r->status) {
 	case BOOKING_DONE:
 		if (r->created)

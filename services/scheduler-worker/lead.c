@@ -117,6 +117,17 @@ static void lead_job_free(struct lead_job *job)
 	free(job);
 }
 
+/* Shutting down: the job ends unsettled and the broker redelivers the lead (lib/worker.h). */
+static bool lead_released(struct lead_job *job)
+{
+	if (!scheduler_closing(job->s))
+		return false;
+	log_info("shutting down; the lead goes back to the broker", LOG_STR("lead", job->lead_id),
+		 LOG_STR("trace", job->trace));
+	lead_job_free(job);
+	return true;
+}
+
 static void lead_on_settled(bool settled, void *arg)
 {
 	(void)settled;
@@ -125,6 +136,8 @@ static void lead_on_settled(bool settled, void *arg)
 
 static void lead_ack(struct lead_job *job)
 {
+	if (lead_released(job))
+		return;
 	mq_ack(job->s->consumer, job->d->token);
 	lead_job_free(job);
 }
@@ -133,6 +146,8 @@ static void lead_retry(struct lead_job *job, const char *why)
 {
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
 		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
 	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, lead_on_settled, job);
@@ -156,6 +171,8 @@ static void lead_record(struct lead_job *job, const char *outcome, const char *r
 {
 	const char *params[] = { job->lead_id, job->user_id, outcome, reason, detail };
 
+	if (lead_released(job))
+		return;
 	log_info(strcmp(outcome, "skipped") == 0 ? "lead not scheduled" : "lead booking failed",
 		 LOG_STR("lead", job->lead_id), LOG_STR("reason", reason), LOG_STR("detail", detail),
 		 LOG_STR("trace", job->trace));
@@ -181,6 +198,8 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 {
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
 }
 
@@ -211,6 +230,8 @@ static void lead_publish_created(struct lead_job *job, const char *meeting_id, i
 		.trace = job->trace,
 	};
 
+	if (lead_released(job))
+		return;
 	mailjob_publish(job->s, &mail, lead_on_mail, job);
 }
 
@@ -268,6 +289,8 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	struct lead_job *job = arg;
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	switch (r->status) {
 	case BOOKING_DONE:
 		if (r->created) {

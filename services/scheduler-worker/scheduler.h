@@ -60,6 +60,12 @@ int64_t scheduler_now_ms(void);
 /* Settle a finished job: count it out and release the delivery. */
 void scheduler_job_done(struct scheduler *s, struct mq_delivery *d);
 
+/*
+ * worker_closing(): a job's callback that sees it releases the job unsettled
+ * and starts nothing (lib/worker.h); the broker redelivers the message.
+ */
+bool scheduler_closing(const struct scheduler *s);
+
 /* lead.c: handle one lead.analyzed delivery (ownership of d passes). */
 void lead_handle(struct scheduler *s, struct mq_delivery *d);
 

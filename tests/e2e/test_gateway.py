@@ -9,6 +9,7 @@ gateway, so the stand-in sends the browser back to it.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -818,6 +819,50 @@ def test_broker_down_refuses_writes_and_keeps_reads(stack):
     assert time.time() - start < 3, "fails fast"
     assert requests.get(url + "/api/calendar/meetings", headers=h, timeout=10).json()["meetings"][0]["id"] == mine
 
+
+@contextlib.contextmanager
+def database_refused(s):
+    """The test's database refuses connections and its sessions are ended (the gateway's too) until the block
+    ends: an outage as the gateway's pool sees one, with the run's other databases untouched."""
+    admin = s._admin_conn()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{s.dbname}" ALLOW_CONNECTIONS false')
+            # With a timeout it waits until each backend is gone, not only signalled.
+            cur.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s",
+                        (s.dbname,))
+        yield
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{s.dbname}" ALLOW_CONNECTIONS true')
+        admin.close()
+
+
+def test_database_outage_answers_503_at_once_and_recovers(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    mine = add_meeting(s, user)
+    assert [m["id"] for m in gw.get("/api/calendar/meetings", user).json()["meetings"]] == [mine]
+
+    with database_refused(s):
+        wait_for(lambda: requests.get(gw.url + "/readyz", timeout=1).status_code == 503, 5,
+                 what="/readyz not ready")
+        ready = requests.get(gw.url + "/readyz", timeout=1)
+        assert ready.json()["checks"] == {"database": False, "amqp": True}
+        # Each read is answered at once, not when the pool's next connection attempt fails.
+        for path in ("/api/calendar/meetings", f"/api/calendar/meetings/{mine}",
+                     "/api/integrations/google/status"):
+            start = time.time()
+            r = requests.get(gw.url + path, headers={"Authorization": "Bearer " + jwt(user)}, timeout=5)
+            took = time.time() - start
+            assert_error(r, 503, "unavailable")
+            assert r.headers.get("Retry-After") == "1", r.headers
+            assert took < 0.5, f"{path} answered after {took:.2f} s"
+
+    wait_for(lambda: requests.get(gw.url + "/readyz", timeout=1).status_code == 200, 40,
+             what="/readyz ready again")
+    assert [m["id"] for m in gw.get("/api/calendar/meetings", user).json()["meetings"]] == [mine]
 
 
 # Protocol: limits, routes, methods, metrics, health

@@ -255,6 +255,34 @@ def test_expiring_token_is_refreshed_once(stack):
     assert s.one("SELECT google_token_expiry > now() + interval '50 minutes' FROM users WHERE id = %s", user)[0]
 
 
+def test_stop_while_a_token_refresh_hangs_exits_cleanly_and_keeps_the_lead(stack):
+    """The drain times out with a refresh in flight: ending the HTTP client hands the aborted refresh to the
+    token cache, which must still be there (under build-asan a use after free fails the exit status)."""
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    s.query("UPDATE users SET google_token_expiry = now() + interval '1 minute' WHERE id = %s", user)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/token", "latency_ms": 60000}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0", DRAIN_TIMEOUT_MS="300")
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: w.metrics().get("scheduler_leads_consumed_total", 0) >= 1, 20, what="lead consumed")
+    time.sleep(1)   # loaded, and waiting on the token endpoint
+    assert s.standin.admin("stats")["token_refreshes"].get(gmail) is None, "the refresh is still in flight"
+    start = time.time()
+    assert w.stop() == 0, w.logs()[-3000:]
+    assert time.time() - start < 10, "the drain gave up after DRAIN_TIMEOUT_MS"
+    assert "AddressSanitizer" not in w.logs()
+    assert any(line.get("msg") == "stopping with work in flight; the broker will redeliver it"
+               for line in w.log_lines())
+
+    # Not acked, so not lost: the next worker books it (the delay rule was used up by the first refresh).
+    wait_for(lambda: s.depth(LEADS) == 1, 20, what="the lead back in its queue")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting booked by the next worker")
+    assert len(google_events(s, gmail)) == 1
+
+
 def test_every_skip_reason_is_recorded(stack):
     s = stack()
     s.start_standin()

@@ -42,6 +42,9 @@
 #define OAUTH_SCOPE_EVENTS "https://www.googleapis.com/auth/calendar.events"
 #define OAUTH_SCOPE_CALENDAR "https://www.googleapis.com/auth/calendar"
 #define OAUTH_SCOPE_EMAIL "https://www.googleapis.com/auth/userinfo.email"
+/* Reading busy time, for conflict checks (docs/google.md); a user who unticks it still connects. */
+#define OAUTH_SCOPE_FREEBUSY "https://www.googleapis.com/auth/calendar.freebusy"
+#define OAUTH_SCOPES OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_FREEBUSY " " OAUTH_SCOPE_EMAIL
 #define OAUTH_RANDOM_BYTES 32
 /*
  * The cookie that binds a connect to its browser. One value serves every
@@ -258,7 +261,7 @@ static char *oauth_auth_url(const struct gateway *g, const char *state, const ch
 	const char *base = g->cfg.google_auth_url;
 	char *client = oauth_encode(g->cfg.google_client_id);
 	char *redirect = oauth_encode(g->cfg.google_redirect_uri);
-	char *scope = oauth_encode(OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	char *scope = oauth_encode(OAUTH_SCOPES);
 	char *url = xasprintf("%s%sclient_id=%s&redirect_uri=%s&response_type=code&scope=%s&access_type=offline"
 			      "&prompt=consent&include_granted_scopes=true&state=%s&code_challenge=%s"
 			      "&code_challenge_method=S256",
@@ -528,7 +531,7 @@ static void oauth_on_tokens(const struct google_result *res, void *arg)
 	c->access = xstrdup(access);
 	c->refresh = refresh != NULL && *refresh != '\0' ? xstrdup(refresh) : NULL;
 	/* RFC 6749 §5.1: no scope in the answer means exactly what was asked for. */
-	c->scope = xstrdup(scope != NULL ? scope : OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	c->scope = xstrdup(scope != NULL ? scope : OAUTH_SCOPES);
 	c->expires_in = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
 	if (!oauth_has_scope(c->scope, OAUTH_SCOPE_EVENTS) && !oauth_has_scope(c->scope, OAUTH_SCOPE_CALENDAR)) {
 		log_info("the user did not grant calendar access", LOG_STR("user", c->user),

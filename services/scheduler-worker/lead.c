@@ -250,6 +250,8 @@ static void lead_on_conflict_recorded(const struct db_result *r, void *arg)
 							     : r->error);
 		return;
 	}
+	if (lead_released(job))
+		return;
 	mailjob_publish(job->s, &mail, lead_on_mail, job);
 }
 

@@ -16,8 +16,10 @@ Only Debian's python3-psycopg2 and python3-requests are needed.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
+import itertools
 import json
 import mailbox
 import os
@@ -46,6 +48,17 @@ def require(name):
     if not v:
         raise RuntimeError(f"{name} is not set: run the suite through tests/run, which starts the servers")
     return v
+
+
+_DEMO_SLOTS = itertools.count()
+
+
+def next_demo_time():
+    """A demo time no other lead of this test process has (half-hour slots from 2099-01-01 09:00 +05:30), so two
+    leads of one user never clash in the rep's calendar and the scheduler's conflict check passes them both."""
+    n = next(_DEMO_SLOTS)
+    t = datetime.datetime(2099, 1, 1, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+    return (t + datetime.timedelta(minutes=30 * n)).isoformat()
 
 
 def free_port():
@@ -282,8 +295,10 @@ class Stack:
                    email or f"g-{user_id[:8]}@example.com", timezone, user_id)
         return tokens
 
-    def add_lead(self, user_id, demo="2099-09-18T17:00:00+05:30", email="lead@example.com", name="John Smith",
+    def add_lead(self, user_id, demo="next", email="lead@example.com", name="John Smith",
                  company="TechCorp", phone=None, contact_email=None, analysis_type="individual", **extra):
+        """A call and its lead; demo "next" is a time of its own (next_demo_time()), None no time at all."""
+        demo = next_demo_time() if demo == "next" else demo
         phone = phone or "+91" + str(uuid.uuid4().int)[:10]
         call = str(uuid.uuid4())
         transcript = str(uuid.uuid4())

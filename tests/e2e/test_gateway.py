@@ -29,6 +29,7 @@ from harness import JWT_SECRET, free_port, jwt, unseal, wait_for
 
 CALENDAR = "https://www.googleapis.com/auth/calendar.events"
 EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -198,7 +199,7 @@ def test_connect_through_the_consent_form(stack):
     assert q["client_id"] == "standin-client-id"
     assert q["redirect_uri"] == gw.url + "/api/integrations/google/callback"
     assert q["response_type"] == "code"
-    assert q["scope"] == CALENDAR + " " + EMAIL
+    assert q["scope"] == CALENDAR + " " + FREEBUSY + " " + EMAIL
     assert (q["access_type"], q["prompt"], q["include_granted_scopes"]) == ("offline", "consent", "true")
     assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
     assert len(q["state"]) == 43 and set(q["state"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -761,7 +762,7 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     # refusing the event.
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
                  "invalid_request", "past")
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 400,
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 400,
                                           "reason": "invalid", "count": 1}]})
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead}), 502, "google_rejected")
     assert gw.get(f"/api/calendar/meetings/lead/{lead}", user).json()["meetings"] == []

@@ -183,8 +183,9 @@ def _run(s, stack_dir, rng, seed):
     for n in range(LEADS):
         r = rng.random()
         uid, _ = users[n % USERS]
-        day = rng.randrange(2, 300)
-        demo = f"2099-{1 + day // 28:02d}-{1 + day % 28:02d}T{rng.randrange(8, 19):02d}:{rng.choice(['00', '30'])}:00+05:30"
+        # A slot of its own (22 half hours a day from 08:00), so no two leads of a user clash in the calendar.
+        day, slot = divmod(n, 22)
+        demo = f"2099-{1 + day // 28:02d}-{1 + day % 28:02d}T{8 + slot // 2:02d}:{slot % 2 * 30:02d}:00+05:30"
         if r < 0.03:
             lead = s.add_lead(uid, email=None)
             leads.append((lead["lead"], uid, False))

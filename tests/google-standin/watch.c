@@ -391,6 +391,12 @@ static void watch_push(struct channel *ch, const char *state)
 	evhttp_add_header(h, "User-Agent", WATCH_USER_AGENT);
 	evhttp_add_header(h, "Accept", "*/*");
 	evhttp_add_header(h, "Content-Length", "0");
+	/*
+	 * A fresh connection per push: a receiver that closes an idle keep-alive
+	 * connection (Python's http.server does after every answer) would
+	 * otherwise race the next push onto a dead socket and lose it.
+	 */
+	evhttp_add_header(h, "Connection", "close");
 	evhttp_add_header(h, "X-Goog-Channel-ID", ch->id);
 	if (ch->token != NULL)
 		evhttp_add_header(h, "X-Goog-Channel-Token", ch->token);

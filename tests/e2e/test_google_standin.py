@@ -1445,7 +1445,19 @@ def test_pushes_can_be_dropped_and_failures_are_logged(sd, hook):
     assert requests.get(events_url(sd), headers=bearer(t), timeout=10).status_code == 200
     log = wait_log(sd, 6)
     assert log[-1]["channel_id"] == "dead" and log[-1]["result"] == "failed" and log[-1]["status"] is None
-    sd.admin("pushes", method="DELETE")
+    # A receiver that never answers: the push stays pending while the API goes on; a reset forgets it.
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        watch(sd, t, channel(f"http://127.0.0.1:{silent.getsockname()[1]}/h", "silent"))
+        insert(sd, t)
+        time.sleep(0.2)
+        assert [p["result"] for p in push_log(sd) if p["channel_id"] == "silent"] == ["pending", "pending"]
+        sd.admin("pushes", method="DELETE")
+    finally:
+        silent.close()
     assert sd.admin("pushes") == {"settings": {"drop_all": False, "drop_next": 0, "max_ttl_s": 2592000},
                                   "channels": [], "pushes": []}
 

@@ -5,13 +5,17 @@ Run: /usr/bin/python3 -m pytest -q tests/e2e/test_google_standin.py
 """
 
 import base64
+import http.server
 import json
 import os
 import re
+import socket
+import socketserver
 import sys
 import threading
 import time
 import urllib.parse
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -1182,10 +1186,6 @@ def test_admin_adds_event_as_user_in_ui(sd):
 
 # Push notifications (events.watch, channels.stop) and incremental sync
 
-import http.server  # noqa: E402
-import socketserver  # noqa: E402
-from email.utils import parsedate_to_datetime  # noqa: E402
-
 WATCH_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 SYNC_FULL_REQUIRED = google_error(410, "calendar", "fullSyncRequired",
                                   "Sync token is no longer valid, a full sync is required.", "NOT_FOUND")
@@ -1446,7 +1446,6 @@ def test_pushes_can_be_dropped_and_failures_are_logged(sd, hook):
     log = wait_log(sd, 6)
     assert log[-1]["channel_id"] == "dead" and log[-1]["result"] == "failed" and log[-1]["status"] is None
     # A receiver that never answers: the push stays pending while the API goes on; a reset forgets it.
-    import socket
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)

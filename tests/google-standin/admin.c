@@ -468,9 +468,9 @@ static void admin_ui_move(struct exchange *ex)
 		if (cJSON_IsNumber(shift) && shift->valuedouble == (double)(long)shift->valuedouble &&
 		    shift->valuedouble > -1e9 && shift->valuedouble < 1e9)
 			shift_s = (long)shift->valuedouble;
-		else if (!cJSON_IsString(shift) || util_parse_long(shift->valuestring[0] == '-' ? shift->valuestring + 1
-		                                                                                : shift->valuestring,
-		                                                   0, 999999999L, &shift_s) < 0)
+		else if (!cJSON_IsString(shift) ||
+		         util_parse_long(shift->valuestring[0] == '-' ? shift->valuestring + 1 : shift->valuestring, 0,
+		                         999999999L, &shift_s) < 0)
 			err = "give start and end (EventDateTime objects) or shift_s (seconds)";
 		else if (shift->valuestring[0] == '-')
 			shift_s = -shift_s;

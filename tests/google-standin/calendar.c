@@ -382,7 +382,8 @@ int calendar_ui_move(struct cal_event *ev, const cJSON *start, const cJSON *end,
 		ne = cJSON_Duplicate(end, 1);
 	} else {
 		ns = calendar_shift_time(cJSON_GetObjectItemCaseSensitive(ev->res, "start"), shift_s, err);
-		ne = ns == NULL ? NULL : calendar_shift_time(cJSON_GetObjectItemCaseSensitive(ev->res, "end"), shift_s, err);
+		ne = ns == NULL ? NULL
+		                : calendar_shift_time(cJSON_GetObjectItemCaseSensitive(ev->res, "end"), shift_s, err);
 		if (ns == NULL || ne == NULL) {
 			cJSON_Delete(ns);
 			cJSON_Delete(res);
@@ -801,8 +802,8 @@ static void calendar_list_incremental(struct exchange *ex, struct account *acct,
 			                      .location_type = "parameter",
 			                      .location = calendar_sync_filters[i]};
 
-			snprintf(calendar_msg, sizeof(calendar_msg),
-			         "Sync token cannot be used with the parameter %s.", calendar_sync_filters[i]);
+			snprintf(calendar_msg, sizeof(calendar_msg), "Sync token cannot be used with the parameter %s.",
+			         calendar_sync_filters[i]);
 			e.message = calendar_msg;
 			exchange_api_error(ex, &e);
 			return;
@@ -819,7 +820,8 @@ static void calendar_list_incremental(struct exchange *ex, struct account *acct,
 	}
 	if (pg->kind == 'c') {
 		if (pg->seq < from || pg->seq > acct->change_seq) {
-			calendar_invalid_param(ex, "pageToken", form_get(ex->query, "pageToken"), "Invalid page token.");
+			calendar_invalid_param(ex, "pageToken", form_get(ex->query, "pageToken"),
+			                       "Invalid page token.");
 			return;
 		}
 		from = pg->seq;

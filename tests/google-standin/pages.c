@@ -164,9 +164,8 @@ char *pages_error(const char *title, int code, const char *error, const char *de
 }
 
 /* One button: a form POSTing hidden fields to an admin knob, which redirects back here. */
-static void pages_button(struct pages_buf *b, const char *action, const char *label, const char *email,
-                         const char *id, const char *name1, const char *value1, const char *name2,
-                         const char *value2)
+static void pages_button(struct pages_buf *b, const char *action, const char *label, const char *email, const char *id,
+                         const char *name1, const char *value1, const char *name2, const char *value2)
 {
 	pages_add(b, "<form method=\"post\" action=\"");
 	pages_add(b, action);
@@ -218,7 +217,8 @@ static void pages_event(struct pages_buf *b, const struct cal_event *ev, const c
 	const char *summary = pages_str(ev->res, "summary");
 	const char *status = pages_str(ev->res, "status");
 	bool cancelled = status != NULL && strcmp(status, "cancelled") == 0;
-	bool all_day = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->res, "start"), "date") != NULL;
+	bool all_day =
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->res, "start"), "date") != NULL;
 	const char *email = ev->account->email;
 	const cJSON *att;
 	char day[16], from[8], to[8];
@@ -253,10 +253,10 @@ static void pages_event(struct pages_buf *b, const struct cal_event *ev, const c
 		pages_add_escaped(b, rs != NULL ? rs : "needsAction");
 		pages_add(b, "</span>\n");
 		if (!cancelled && strcasecmp(who, email) != 0) {
-			pages_button(b, "/_standin/events/respond", "Accept as attendee", email, ev->id, "attendee", who,
-			             "response", "accepted");
-			pages_button(b, "/_standin/events/respond", "Decline as attendee", email, ev->id, "attendee", who,
-			             "response", "declined");
+			pages_button(b, "/_standin/events/respond", "Accept as attendee", email, ev->id, "attendee",
+			             who, "response", "accepted");
+			pages_button(b, "/_standin/events/respond", "Decline as attendee", email, ev->id, "attendee",
+			             who, "response", "declined");
 		}
 		pages_add(b, "</li>\n");
 	}
@@ -265,7 +265,8 @@ static void pages_event(struct pages_buf *b, const struct cal_event *ev, const c
 		pages_button(b, "/_standin/events/move", all_day ? "+1 day" : "+1 hour", email, ev->id, "shift_s",
 		             all_day ? "86400" : "3600", NULL, NULL);
 		if (!all_day)
-			pages_button(b, "/_standin/events/move", "+1 day", email, ev->id, "shift_s", "86400", NULL, NULL);
+			pages_button(b, "/_standin/events/move", "+1 day", email, ev->id, "shift_s", "86400", NULL,
+			             NULL);
 		pages_button(b, "/_standin/events/delete", "Delete", email, ev->id, NULL, NULL, NULL, NULL);
 	}
 	pages_add(b, "</li>\n");

@@ -35,13 +35,13 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define WATCH_DEFAULT_TTL_S 604800L     /* Google's default for events: 7 days */
+#define WATCH_DEFAULT_TTL_S     604800L  /* Google's default for events: 7 days */
 #define WATCH_DEFAULT_MAX_TTL_S 2592000L /* 30 days; Google documents no maximum */
-#define WATCH_MAX_ID 64
-#define WATCH_MAX_TOKEN 256
-#define WATCH_LOG_MAX 5000
-#define WATCH_TIMEOUT_S 10
-#define WATCH_USER_AGENT "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
+#define WATCH_MAX_ID            64
+#define WATCH_MAX_TOKEN         256
+#define WATCH_LOG_MAX           5000
+#define WATCH_TIMEOUT_S         10
+#define WATCH_USER_AGENT        "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
 struct channel {
 	struct channel *next;
@@ -207,7 +207,8 @@ static int watch_int(const cJSON *v, long long max, long long *out)
 	char *end;
 
 	if (cJSON_IsNumber(v)) {
-		if (v->valuedouble < 0 || v->valuedouble > (double)max || v->valuedouble != (double)(long long)v->valuedouble)
+		if (v->valuedouble < 0 || v->valuedouble > (double)max ||
+		    v->valuedouble != (double)(long long)v->valuedouble)
 			return -1;
 		*out = (long long)v->valuedouble;
 		return 0;
@@ -292,9 +293,12 @@ static void watch_set_result(cJSON *rec, const char *result, int status, const c
 	if (rec == NULL)
 		return;
 	cJSON_ReplaceItemInObjectCaseSensitive(rec, "result", cJSON_CreateString(result));
-	cJSON_ReplaceItemInObjectCaseSensitive(rec, "status", status > 0 ? cJSON_CreateNumber(status) : cJSON_CreateNull());
-	cJSON_ReplaceItemInObjectCaseSensitive(rec, "error", error != NULL ? cJSON_CreateString(error) : cJSON_CreateNull());
-	cJSON_ReplaceItemInObjectCaseSensitive(rec, "ms", ms >= 0 ? cJSON_CreateNumber((double)ms) : cJSON_CreateNull());
+	cJSON_ReplaceItemInObjectCaseSensitive(rec, "status",
+	                                       status > 0 ? cJSON_CreateNumber(status) : cJSON_CreateNull());
+	cJSON_ReplaceItemInObjectCaseSensitive(rec, "error",
+	                                       error != NULL ? cJSON_CreateString(error) : cJSON_CreateNull());
+	cJSON_ReplaceItemInObjectCaseSensitive(rec, "ms",
+	                                       ms >= 0 ? cJSON_CreateNumber((double)ms) : cJSON_CreateNull());
 }
 
 static void watch_done(struct evhttp_request *req, void *arg)
@@ -451,7 +455,9 @@ static cJSON *watch_channel_json(const struct channel *ch, bool admin)
 		cJSON_AddStringToObject(o, "calendar", ch->email);
 		cJSON_AddStringToObject(o, "address", ch->address);
 		cJSON_AddStringToObject(o, "state",
-		                        ch->stopped_ms != 0 ? "stopped" : watch_live(ch, now) ? "live" : "expired");
+		                        ch->stopped_ms != 0   ? "stopped"
+		                        : watch_live(ch, now) ? "live"
+		                                              : "expired");
 		cJSON_AddNumberToObject(o, "messages", (double)ch->messages);
 	}
 	return o;
@@ -483,16 +489,18 @@ void watch_events(struct exchange *ex, struct account *acct)
 		watch_error(ex, 400, "global", "invalid", "Invalid channel id.", "id");
 	} else if (type == NULL || cJSON_IsNull(type)) {
 		watch_error(ex, 400, "global", "required", "Required", "type");
-	} else if (!cJSON_IsString(type) || (strcmp(type->valuestring, "web_hook") != 0 &&
-	                                     strcmp(type->valuestring, "webhook") != 0)) {
+	} else if (!cJSON_IsString(type) ||
+	           (strcmp(type->valuestring, "web_hook") != 0 && strcmp(type->valuestring, "webhook") != 0)) {
 		snprintf(watch_msg, sizeof(watch_msg), "Channel type not supported: %.100s",
 		         cJSON_IsString(type) ? type->valuestring : "?");
 		watch_error(ex, 400, "global", "push.channelTypeNotSupported", watch_msg, NULL);
-	} else if (address == NULL || cJSON_IsNull(address) || (cJSON_IsString(address) && address->valuestring[0] == '\0')) {
+	} else if (address == NULL || cJSON_IsNull(address) ||
+	           (cJSON_IsString(address) && address->valuestring[0] == '\0')) {
 		watch_error(ex, 400, "global", "push.webhookUrlNoHostOrAddress", "WebHook callback address is missing.",
 		            NULL);
 	} else if (!cJSON_IsString(address)) {
-		watch_error(ex, 400, "global", "push.webhookUrlNoHostOrAddress", "Invalid WebHook callback address.", NULL);
+		watch_error(ex, 400, "global", "push.webhookUrlNoHostOrAddress", "Invalid WebHook callback address.",
+		            NULL);
 	} else if (token != NULL && !cJSON_IsNull(token) &&
 	           (!cJSON_IsString(token) || strlen(token->valuestring) > WATCH_MAX_TOKEN)) {
 		watch_error(ex, 400, "global", "invalid", "Invalid channel token.", "token");

@@ -18,7 +18,10 @@
  * calendar resolved: "primary" or the account's own email; any other
  * calendar is 404, since an account here owns exactly one. Every write
  * records its sendUpdates and conferenceDataVersion on the event for the
- * admin view, so tests can assert a client's notification policy.
+ * admin view, so tests can assert a client's notification policy; and
+ * every write, the API's or the admin UI knobs', bumps the calendar's change
+ * counter (sync tokens: a full events.list ends in a nextSyncToken, a
+ * syncToken list answers what changed since) and pushes to its channels.
  */
 #include "standin.h"
 

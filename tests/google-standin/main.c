@@ -172,6 +172,7 @@ int main(int argc, char **argv)
 	grants_init();
 	journal_init();
 	freebusy_init();
+	watch_init();
 	faults_clear();
 	admin_init(&config);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -189,6 +190,7 @@ int main(int argc, char **argv)
 	admin_free();
 	faults_free();
 	freebusy_free();
+	watch_free();
 	journal_free();
 	grants_free();
 	store_free();

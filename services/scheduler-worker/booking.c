@@ -93,7 +93,7 @@ static void booking_end(struct booking_job *job, const struct booking_result *r)
 	job->cb(r, job->arg);
 	cJSON_Delete(job->event);
 	cJSON_Delete(job->google);
-	free(job->access_token);
+	xfree_secret(job->access_token);
 	free(job);
 }
 
@@ -260,7 +260,7 @@ static void booking_on_token(enum tokens_status status, const char *token, void 
 
 	switch (status) {
 	case TOKENS_OK:
-		free(job->access_token);
+		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
 		booking_rate_limited(job->s, job->b->user_id, booking_insert, job);
 		return;

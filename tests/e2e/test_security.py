@@ -19,7 +19,7 @@ import requests
 
 import logscan
 import sqlscan
-from harness import jwt, unseal, wait_for
+from harness import JWT_SECRET, jwt, unseal, wait_for
 from test_gateway import Gateway, connect, frontend_result, status
 from test_mailer import parts, wait_mails
 
@@ -29,14 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_log_scanner_catches_what_it_must():
     """A secret in any form a careless log line could carry is found; clean JSON logs pass."""
     token = "ya29." + "A" * 40 + "tail-of-the-token-xyz"
-    secrets = [("access_token", token), ("JWT_SECRET", "e2e-jwt-secret-0123456789abcdef")]
+    secrets = [("access_token", token), ("JWT_SECRET", JWT_SECRET)]
     clean = json.dumps({"level": "info", "msg": "meeting created", "user": str(uuid.uuid4())})
     assert logscan.scan("svc", clean + "\n\n" + clean, secrets) == []
     leaks = [
         json.dumps({"msg": "x", "token": token}),
         json.dumps({"msg": "x", "detail": token[5:]}),            # without its prefix
         json.dumps({"msg": "x", "url": "https://a/?t=" + token.replace("/", "%2F")}),
-        json.dumps({"msg": "x", "key": "e2e-jwt-secret-0123456789abcdef"}),
+        json.dumps({"msg": "x", "key": JWT_SECRET}),
         json.dumps({"msg": "x", "auth": "Bearer " + jwt(str(uuid.uuid4()), secret="another")}),
     ]
     for line in leaks:

@@ -32,6 +32,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fail("status %ld is not retried", status);
 	if ((res.reason != NULL || res.message != NULL) && res.json == NULL)
 		fuzz_fail("an error reason read from no JSON");
-	cJSON_Delete(res.json);
+	google_json_free(res.json);
 	return 0;
 }

@@ -16,6 +16,8 @@
 #include "xmalloc.h"
 
 #define CFG_EXIT_CONFIG 78
+/* Bytes of JWT_SECRET at least: an HMAC-SHA256 key as long as the hash. */
+#define CFG_JWT_SECRET_MIN 32
 
 struct cfg_errors {
 	char *text;
@@ -261,13 +263,19 @@ static void cfg_load_vault(struct config *c, struct cfg_errors *e)
 static void cfg_load_jwt(struct config *c, struct cfg_errors *e)
 {
 	c->jwt_secret = cfg_required(e, "JWT_SECRET");
-	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < 16)
-		cfg_error(e, "JWT_SECRET", "must be at least 16 characters (32 random bytes recommended)");
+	/*
+	 * An HS256 key shorter than the hash (RFC 7518 §3.2) can be guessed offline from any one
+	 * token: the secret is used as given, so 32 bytes of it is the floor.
+	 */
+	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < CFG_JWT_SECRET_MIN)
+		cfg_error(e, "JWT_SECRET", "must be at least %d bytes, not %zu (make one with: head -c 32 /dev/urandom "
+			  "| base64)", CFG_JWT_SECRET_MIN, strlen(c->jwt_secret));
 	log_add_secret(c->jwt_secret);
 	c->jwt_user_claim = cfg_default("JWT_USER_CLAIM", "sub");
 	c->jwt_cookie = cfg_default("JWT_COOKIE", "token");
 	c->jwt_issuer = cfg_get("JWT_ISSUER");
 	c->jwt_audience = cfg_get("JWT_AUDIENCE");
+	c->jwt_max_lifetime_s = cfg_long(e, "JWT_MAX_LIFETIME_SECONDS", 24L * 3600, 60, 30L * 24 * 3600);
 }
 
 static void cfg_load_smtp(struct config *c, struct cfg_errors *e)
@@ -283,7 +291,8 @@ static void cfg_load_smtp(struct config *c, struct cfg_errors *e)
 	c->mail_from = cfg_required(e, "MAIL_FROM");
 	if (c->mail_from != NULL && (strchr(c->mail_from, '@') == NULL || strpbrk(c->mail_from, "\r\n") != NULL))
 		cfg_error(e, "MAIL_FROM", "must be an email address, optionally as 'Name <address>'");
-	c->smtp_require_tls = cfg_bool(e, "SMTP_REQUIRE_TLS", false);
+	/* Mail carries the lead's details and links: never in clear text unless a deployment says so. */
+	c->smtp_require_tls = cfg_bool(e, "SMTP_REQUIRE_TLS", true);
 }
 
 /*
@@ -436,8 +445,9 @@ void cfg_free(struct config *c)
 		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url,
 	};
 
+	/* Secrets among them (client secret, keys, passwords, URLs with passwords): all are wiped. */
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
-		free(*strings[i]);
+		xfree_secret(*strings[i]);
 		*strings[i] = NULL;
 	}
 }

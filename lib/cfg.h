@@ -21,7 +21,8 @@ enum cfg_group {
 	CFG_GOOGLE_OAUTH = 1 << 2,	/* client id/secret, redirect URI, auth/token/revoke/userinfo URLs */
 	CFG_GOOGLE_CALENDAR = 1 << 3,	/* client id/secret, token URL, calendar API URL, per-user QPS */
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
-	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
+	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE,
+					 * JWT_MAX_LIFETIME_SECONDS */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
@@ -59,6 +60,7 @@ struct config {
 	char *jwt_cookie;
 	char *jwt_issuer;	/* NULL: not checked */
 	char *jwt_audience;	/* NULL: not checked */
+	long jwt_max_lifetime_s;	/* longest token lifetime accepted (exp - iat, and exp - now) */
 
 	char *listen_addr;
 	char *frontend_url;	/* required by the gateway; optional (NULL) for the mailer */
@@ -82,7 +84,7 @@ struct config {
 	char *smtp_user;	/* NULL: no AUTH */
 	char *smtp_password;
 	char *mail_from;
-	bool smtp_require_tls;
+	bool smtp_require_tls;	/* on unless SMTP_REQUIRE_TLS=off: no mail in clear text */
 };
 
 /*

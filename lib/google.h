@@ -76,9 +76,17 @@ const char *google_outcome_name(enum google_outcome outcome);
  * either error shape (Calendar's error.errors[0], OAuth's "error"), and the
  * outcome. oauth: the answer came from the token endpoint, where
  * invalid_grant means the grant is dead. The caller deletes out->json with
- * cJSON_Delete(); reason and message point into it.
+ * google_json_free(); reason and message point into it.
  */
 void google_read_response(long status, const char *body, size_t len, bool oauth, struct google_result *out);
+
+/*
+ * cJSON_Delete() of an answer of Google's after zeroing every name and string
+ * in it: a token endpoint's answer holds the access and refresh tokens, and
+ * cJSON would hand their bytes back to the heap as they are. google_json_free(NULL)
+ * is a no-op.
+ */
+void google_json_free(cJSON *json);
 
 /* OAuth. The token JSON arrives in result->json. */
 void google_exchange_code(struct google *g, const char *code, const char *code_verifier, google_cb cb, void *arg);

@@ -118,10 +118,22 @@ void http_req_ref(struct http_req *r)
 	r->refs++;
 }
 
+/* The OAuth callback's query holds the authorization code and the state: zero it before it is freed. */
+static void http_query_wipe(struct evkeyvalq *query)
+{
+	struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, query, next) {
+		xwipe(kv->key, strlen(kv->key));
+		xwipe(kv->value, strlen(kv->value));
+	}
+}
+
 void http_req_unref(struct http_req *r)
 {
 	if (r == NULL || --r->refs > 0)
 		return;
+	http_query_wipe(&r->query);
 	evhttp_clear_headers(&r->query);
 	for (size_t i = 0; i < HTTP_MAX_PARAMS; i++)
 		free(r->params[i]);
@@ -536,7 +548,7 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 
 		if (c != NULL)
 			why = csrf;
-		free(c);
+		xfree_secret(c);
 	}
 	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
 	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");

@@ -86,6 +86,7 @@ static void gateway_init(struct gateway *g)
 		.issuer = g->cfg.jwt_issuer,
 		.audience = g->cfg.jwt_audience,
 		.skew_s = GATEWAY_JWT_SKEW_S,
+		.max_lifetime_s = g->cfg.jwt_max_lifetime_s,
 	};
 	/* cfg_load() has checked the key ring already; this only fails when libsodium cannot start. */
 	g->vault = vault_new(g->cfg.token_encryption_key, &err);

@@ -21,7 +21,6 @@
 #include "ratelimit.h"
 #include "scheduler.h"
 #include "tokens.h"
-#include "vault.h"
 #include "xmalloc.h"
 
 /* Always version 1: Google drops conference data from any write made without it. */
@@ -100,7 +99,7 @@ static void booking_end(struct booking_job *job, const struct booking_result *r)
 	job->cb(r, job->arg);
 	cJSON_Delete(job->event);
 	cJSON_Delete(job->google);
-	vault_wipe_free(job->access_token);
+	xfree_secret(job->access_token);
 	free(job->conflict_detail);
 	busy_clear(&job->busy);
 	free(job);
@@ -272,7 +271,7 @@ static void booking_on_token(enum tokens_status status, const char *token, void 
 
 	switch (status) {
 	case TOKENS_OK:
-		vault_wipe_free(job->access_token);
+		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
 		if (!job->checked)
 			booking_check(job);

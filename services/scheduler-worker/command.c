@@ -128,7 +128,7 @@ static void command_job_free(struct command_job *job)
 	scheduler_job_done(job->s, job->d);
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++)
 		free(*strings[i]);
-	free(job->access_token);
+	xfree_secret(job->access_token);
 	free(job);
 }
 
@@ -369,7 +369,7 @@ static void command_on_token(enum tokens_status status, const char *token, void 
 		return;
 	switch (status) {
 	case TOKENS_OK:
-		free(job->access_token);
+		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
 		booking_rate_limited(job->s, job->user_id, command_call_google, job);
 		return;

@@ -11,7 +11,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "scheduler.h"
-#include "vault.h"
 #include "xmalloc.h"
 
 struct conflict_job {
@@ -36,7 +35,7 @@ static void conflict_end(struct conflict_job *job, const struct conflict_result 
 				   conflict_status_name(r->status), NULL));
 	job->cb(r, job->arg);
 	free(job->user_id);
-	vault_wipe_free(job->access_token);
+	xfree_secret(job->access_token);
 	free(job->calendar_id);
 	free(job);
 }

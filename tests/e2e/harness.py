@@ -40,7 +40,7 @@ from standin import Standin
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build")
 TOKEN_KEY = "1:" + base64.b64encode(b"k" * 32).decode()
-JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
+JWT_SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"  # the gateway takes 32 bytes or more
 
 
 def require(name):
@@ -69,12 +69,13 @@ def free_port():
 
 
 def jwt(user_id, secret=JWT_SECRET, exp_in=3600, claim="sub", alg="HS256", extra=None):
-    """An HS256 JWT as the platform issues them."""
+    """An HS256 JWT as the platform issues them; a claim given as None in extra is left out."""
     def b64(d):
         return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
     header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
     payload = {claim: user_id, "exp": int(time.time()) + exp_in, "iat": int(time.time())}
     payload.update(extra or {})
+    payload = {k: v for k, v in payload.items() if v is not None}
     body = b64(json.dumps(payload).encode())
     sig = b64(hmac.new(secret.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest())
     return f"{header}.{body}.{sig}"
@@ -211,7 +212,7 @@ class Stack:
     # Services
 
     def env(self, **overrides):
-        """The services' environment: every variable, pointing at this test's servers."""
+        """The services' environment: every variable, pointing at this test's servers (None unsets one)."""
         if self.standin is None:
             self.start_standin()
         g = self.standin.url
@@ -231,6 +232,8 @@ class Stack:
             "JWT_SECRET": JWT_SECRET,
             "FRONTEND_URL": "http://127.0.0.1:3000/integrations",
             "SMTP_URL": self.smtp_url,
+            # The run's SMTP sink (tests/harness/smtp_sink.py) is plain SMTP on loopback, without STARTTLS.
+            "SMTP_REQUIRE_TLS": "off",
             "MAIL_FROM": "Calendar Bot <calendar@example.com>",
             "DEFAULT_TIMEZONE": "Asia/Kolkata",
             "LOG_LEVEL": "debug",
@@ -238,7 +241,11 @@ class Stack:
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         }
-        env.update({k: str(v) for k, v in overrides.items()})
+        for k, v in overrides.items():
+            if v is None:
+                env.pop(k, None)  # unset: the service's own default applies
+            else:
+                env[k] = str(v)
         return env
 
     def service(self, name, start=True, **overrides):

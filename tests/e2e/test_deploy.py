@@ -52,7 +52,7 @@ FILLED = {
     "GOOGLE_CLIENT_SECRET": "client-secret-123",
     "GOOGLE_REDIRECT_URI": "https://gcal.example.com/api/integrations/google/callback",
     "TOKEN_ENCRYPTION_KEY": harness.TOKEN_KEY,
-    "JWT_SECRET": "jwt-secret-0123456789",
+    "JWT_SECRET": "jwt-secret-0123456789abcdef0123456789",  # 32 bytes at least
     "FRONTEND_URL": "https://app.example.com/integrations",
     "SMTP_URL": "smtp://mail.example.com:587",
     "MAIL_FROM": "Calendar <calendar@example.com>",
@@ -132,6 +132,13 @@ def test_compose_resolves_without_an_engine(compose):
         services["mailer-worker"]["environment"])
     assert services["migrate"]["build"]["target"] == "migrate"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert_hardened_settings(services["oauth-gateway"]["environment"], services["mailer-worker"]["environment"])
+
+
+def assert_hardened_settings(gateway, mailer):
+    """What a deployment ships: iss and aud checked, mail only over TLS (docs/configuration.md)."""
+    assert gateway.get("JWT_ISSUER") and gateway.get("JWT_AUDIENCE"), "JWT_ISSUER and JWT_AUDIENCE are set"
+    assert str(mailer.get("SMTP_REQUIRE_TLS") or "on").lower() in ("on", "1", "true", "yes")
 
 
 def test_compose_refuses_a_missing_secret(compose, tmp_path):
@@ -141,6 +148,12 @@ def test_compose_refuses_a_missing_secret(compose, tmp_path):
     broken.write_text(text)
     p = compose_config(str(broken))
     assert p.returncode != 0 and "set JWT_SECRET" in p.stderr
+    for name in ("JWT_ISSUER", "JWT_AUDIENCE"):
+        text, n = re.subn(rf"^{name}=.*$", f"{name}=", open(env_file).read(), flags=re.M)
+        assert n == 1
+        broken.write_text(text)
+        p = compose_config(str(broken))
+        assert p.returncode != 0 and f"set {name}" in p.stderr, p.stderr
 
 
 def test_compose_matches_the_compose_specification(compose, check_tools):
@@ -235,6 +248,10 @@ def test_kubernetes_manifests_follow_the_rules():
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
         assert pod["metadata"]["labels"] == by_kind["Deployment"][name]["spec"]["selector"]["matchLabels"]
+
+    gateway_env, _ = pod_env(pods["oauth-gateway"]["spec"]["containers"][0], configmap, secret)
+    mailer_env, _ = pod_env(pods["mailer-worker"]["spec"]["containers"][0], configmap, secret)
+    assert_hardened_settings(gateway_env, mailer_env)
 
     svc = by_kind["Service"]["oauth-gateway"]
     assert svc["spec"]["selector"] == pods["oauth-gateway"]["metadata"]["labels"]

@@ -515,7 +515,7 @@ def test_jwt_is_required_and_checked(stack):
         "alg none": jwt(user, alg="none").rsplit(".", 1)[0] + ".",
         "alg none signed": jwt(user, alg="none"),
         "HS512": jwt(user, alg="HS512"),
-        "wrong key": jwt(user, secret="another-secret-0123456789abcdef"),
+        "wrong key": jwt(user, secret="another-secret-0123456789abcdef-0123456789"),
         "expired": jwt(user, exp_in=-120),
         "not yet valid": jwt(user, extra={"nbf": int(time.time()) + 600}),
         "issued in the future": jwt(user, extra={"iat": int(time.time()) + 600}),
@@ -547,6 +547,48 @@ def test_jwt_is_required_and_checked(stack):
     for token in bad.values():
         assert token is None or len(token) < 20 or token not in logs
     assert JWT_SECRET not in logs
+
+
+def test_jwt_lifetime_is_bounded(stack):
+    """No token lives longer than JWT_MAX_LIFETIME_SECONDS (24 hours by default): exp - iat, and without iat
+    how far exp lies ahead (plus the 60 s skew)."""
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    path = "/api/integrations/google/status"
+    day = 24 * 3600
+    assert gw.call("GET", path, token=jwt(user, exp_in=day)).status_code == 200
+    assert gw.call("GET", path, token=jwt(user, exp_in=day, extra={"iat": None})).status_code == 200
+    too_long = {
+        "exp 1e308": jwt(user, extra={"exp": 1e308}),
+        "exp 1e308 without iat": jwt(user, extra={"exp": 1e308, "iat": None}),
+        "25 hours": jwt(user, exp_in=25 * 3600),
+        "a year ahead without iat": jwt(user, exp_in=365 * day, extra={"iat": None}),
+        "issued 2 days ago, an hour left": jwt(user, extra={"iat": int(time.time()) - 2 * day}),
+    }
+    for what, token in too_long.items():
+        r = gw.call("GET", path, token=token)
+        assert_error(r, 401, "unauthorized")
+        assert "lifetime" in r.json()["error"]["message"], what
+
+    short = Gateway(s, JWT_MAX_LIFETIME_SECONDS="3600")
+    assert short.call("GET", path, token=jwt(user, exp_in=3600)).status_code == 200
+    assert_error(short.call("GET", path, token=jwt(user, exp_in=2 * 3600)), 401)
+    assert_error(short.call("GET", path, token=jwt(user, exp_in=day, extra={"iat": None})), 401)
+
+
+def test_a_short_jwt_secret_stops_the_gateway(stack):
+    s = stack()
+    secret = "a-jwt-secret-of-31-bytes-012345"
+    assert len(secret) == 31
+    svc = s.service("oauth-gateway", start=False, JWT_SECRET=secret)
+    svc.start(wait_ready=False)
+    assert svc.proc.wait(20) == 78
+    [line] = [entry for entry in svc.log_lines() if entry.get("variable") == "JWT_SECRET"]
+    assert line["msg"] == "invalid configuration" and "at least 32 bytes" in line["problem"], line
+    assert secret not in svc.logs()
+    # 32 bytes start.
+    Gateway(s, JWT_SECRET=secret + "x")
 
 
 def test_jwt_issuer_audience_and_user_claim_when_configured(stack):

@@ -505,14 +505,29 @@ def test_smtp_auth_and_required_tls(stack, tmp_path):
         assert "s3cret-passw0rd" not in svc.logs()
         assert svc.stop() == 0
 
-        # SMTP_REQUIRE_TLS against a server without STARTTLS: nothing goes out in clear text.
-        plain = mailer(s, SMTP_REQUIRE_TLS="1")
+        # The default (SMTP_REQUIRE_TLS unset: TLS required) against a server without STARTTLS: nothing goes
+        # out in clear text, neither the mail nor the password; the job fails and is retried through a
+        # tier as any SMTP failure is.
+        plain = mailer(s, SMTP_REQUIRE_TLS=None, SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_USER="mailer",
+                       SMTP_PASSWORD="s3cret-passw0rd")
+        assert "SMTP_REQUIRE_TLS" not in plain.env
         meeting2 = add_meeting(s, user, s.add_lead(user, name="Tia Tls"), title="Tia Tls + Demo")
         job2 = publish_job(s, "created", user, meeting2)
         wait_for(lambda: metric(plain, "created", "retried") == 1, 10, what="the refusal sent to a retry tier")
-        status, _, last_error, _ = delivery(s, job2)
-        assert status == "failed" and ("TLS" in last_error or "SSL" in last_error), last_error
+        status, attempts, last_error, sent = delivery(s, job2)
+        assert (status, attempts, sent) == ("failed", 1, False), (status, attempts, sent)
+        assert "TLS" in last_error or "SSL" in last_error, last_error
+        assert len(box.keys()) == 1, "nothing more arrived in clear text"
         assert [m for _, m in raw_mails(s, addr) if m["X-Meeting-Id"] == meeting2] == []
+        assert not s.one("SELECT invite_email_sent FROM calendar_meetings WHERE id = %s", meeting2)[0]
+        assert "s3cret-passw0rd" not in plain.logs()
+        assert plain.stop() == 0
+
+        # SMTP_REQUIRE_TLS=off, as only a deployment with a trusted plain relay says it: the retry goes out.
+        mailer(s, SMTP_REQUIRE_TLS="off", SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_USER="mailer",
+               SMTP_PASSWORD="s3cret-passw0rd")
+        wait_for(lambda: (delivery(s, job2) or [None])[0] == "sent", 30, what="sent from its retry tier")
+        assert len(box.keys()) == 2
     finally:
         sink.terminate()
         sink.wait(10)

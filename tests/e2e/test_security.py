@@ -1,7 +1,8 @@
 """Security tests of issue 6 that no other suite already makes: the log
 scanner itself, tokens at rest moved between users, redirects that only
 configuration chooses, SQL that is only ever constant text with parameters,
-and hostile values carried through the whole pipeline unchanged.
+hostile values carried through the whole pipeline unchanged, and no Google
+token left in the services' memory once they are done with it.
 
 JWT refusals (alg none, wrong key, expired, missing claim) are in
 test_gateway.py::test_jwt_is_required_and_checked and tests/unit/test_jwt.c;
@@ -15,11 +16,13 @@ import shutil
 import urllib.parse
 import uuid
 
+import pytest
 import requests
 
+import harness
 import logscan
 import sqlscan
-from harness import jwt, unseal, wait_for
+from harness import JWT_SECRET, jwt, unseal, wait_for
 from test_gateway import Gateway, connect, frontend_result, status
 from test_mailer import parts, wait_mails
 
@@ -29,14 +32,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_log_scanner_catches_what_it_must():
     """A secret in any form a careless log line could carry is found; clean JSON logs pass."""
     token = "ya29." + "A" * 40 + "tail-of-the-token-xyz"
-    secrets = [("access_token", token), ("JWT_SECRET", "e2e-jwt-secret-0123456789abcdef")]
+    secrets = [("access_token", token), ("JWT_SECRET", JWT_SECRET)]
     clean = json.dumps({"level": "info", "msg": "meeting created", "user": str(uuid.uuid4())})
     assert logscan.scan("svc", clean + "\n\n" + clean, secrets) == []
     leaks = [
         json.dumps({"msg": "x", "token": token}),
         json.dumps({"msg": "x", "detail": token[5:]}),            # without its prefix
         json.dumps({"msg": "x", "url": "https://a/?t=" + token.replace("/", "%2F")}),
-        json.dumps({"msg": "x", "key": "e2e-jwt-secret-0123456789abcdef"}),
+        json.dumps({"msg": "x", "key": JWT_SECRET}),
         json.dumps({"msg": "x", "auth": "Bearer " + jwt(str(uuid.uuid4()), secret="another")}),
     ]
     for line in leaks:
@@ -110,6 +113,58 @@ def test_sealed_tokens_moved_to_another_user_do_not_open(stack):
     assert s.publish_lead(lead["lead"], alice)
     assert wait_for(lambda: s.one("SELECT status FROM calendar_meetings WHERE lead_analytics_id = %s",
                                   lead["lead"]), 20) == ("scheduled",)
+
+
+def memory_holds(pid, pieces):
+    """Which of pieces (bytes) are in the process's heap or anonymous read-write mappings, live or freed."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5] != "[heap]"):
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            found |= {p for p in pieces if p in data}
+    return found
+
+
+def test_no_google_token_stays_in_the_services_memory(stack):
+    """The gateway (code exchange, userinfo, calendar probe) and the scheduler (refresh, booking, a command)
+    hold Google's tokens in plaintext while they use them, and zero every buffer that held one before freeing it
+    (lib/xmalloc.h), libcurl's included: afterwards no piece of any access or refresh token is left in either
+    process's memory, where a core dump or a read past a buffer would find it."""
+    binary = os.path.join(harness.BUILD, "services", "scheduler-worker", "scheduler-worker")
+    with open(binary, "rb") as f:
+        if b"__asan_init" in f.read():
+            pytest.skip("AddressSanitizer's shadow memory is too large to read (the unit and integration scans "
+                        "run on the normal build)")
+    s = stack()
+    gw = Gateway(s)
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    user = s.add_user()
+    assert connect(gw, user, "mem@example.com")[0] == {"google": "connected"}
+    # Due for a refresh: the scheduler refreshes before it books.
+    s.query("UPDATE users SET google_token_expiry = now() + interval '1 minute' WHERE id = %s", user)
+    lead = s.add_lead(user)
+    assert s.publish_lead(lead["lead"], user)
+    meeting = wait_for(lambda: s.one("SELECT id FROM calendar_meetings WHERE lead_analytics_id = %s AND"
+                                     " status = 'scheduled'", lead["lead"]), 20, what="the booking")[0]
+    r = gw.call("PUT", f"/api/calendar/meetings/{meeting}/reschedule", user,
+                json={"newDateTime": "2099-10-02T11:00:00+05:30"})
+    assert r.status_code == 200, r.text
+    tokens = issued(s, "access_token") + issued(s, "refresh_token")
+    assert len(tokens) >= 3, "the connect's two tokens and the refresh's access token"
+    assert s.standin.admin("stats")["token_refreshes"], "the scheduler refreshed"
+    # The allocator writes over a freed block's first bytes: look for each token's tail.
+    pieces = {t[-24:].encode(): t[:12] for t in tokens}
+    for svc in (gw.svc, sched):
+        left = memory_holds(svc.proc.pid, pieces)
+        assert not left, f"{svc.name} still holds {sorted(pieces[p] + '...' for p in left)}"
 
 
 def test_redirects_come_only_from_configuration(stack):

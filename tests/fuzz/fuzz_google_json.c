@@ -51,6 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_fail("a calendar with errors has busy spans");
 		busy_clear(&busy);
 	}
-	cJSON_Delete(res.json);
+	google_json_free(res.json);
 	return 0;
 }

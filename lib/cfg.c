@@ -349,11 +349,6 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	if (groups & CFG_GATEWAY) {
 		c->listen_addr = cfg_default("LISTEN_ADDR", "127.0.0.1:8080");
 		cfg_check_addr(&e, "LISTEN_ADDR", c->listen_addr);
-		/* /metrics is not for the public listener: it has an address of its own, as the workers' has. */
-		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
-		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
-		if (c->metrics_addr != NULL && c->listen_addr != NULL && strcmp(c->metrics_addr, c->listen_addr) == 0)
-			cfg_error(&e, "METRICS_ADDR", "must differ from LISTEN_ADDR (metrics stay off the public listener)");
 		c->frontend_url = cfg_required(&e, "FRONTEND_URL");
 		cfg_check_url(&e, "FRONTEND_URL", c->frontend_url, "https http");
 		c->max_body_bytes = cfg_long(&e, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024);
@@ -362,11 +357,16 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->web_ui = cfg_bool(&e, "WEB_UI", false);
 		cfg_load_dev_user(c, &e);
 	}
-	if (groups & CFG_WORKER) {
+	/* Every service's /healthz, /readyz and /metrics; the gateway's are kept off its public listener. */
+	if (groups & (CFG_WORKER | CFG_GATEWAY)) {
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
 		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
-		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
 	}
+	if ((groups & CFG_GATEWAY) && c->metrics_addr != NULL && c->listen_addr != NULL &&
+	    strcmp(c->metrics_addr, c->listen_addr) == 0)
+		cfg_error(&e, "METRICS_ADDR", "must differ from LISTEN_ADDR (metrics stay off the public listener)");
+	if (groups & CFG_WORKER)
+		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
 	if (groups & CFG_SCHEDULING) {
 		c->schedule_delay_ms = cfg_long(&e, "SCHEDULE_DELAY_MS", 10000, 0, 24L * 3600 * 1000);
 		c->meeting_duration_minutes = cfg_long(&e, "MEETING_DURATION_MINUTES", 30, 5, 24 * 60);

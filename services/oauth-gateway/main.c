@@ -45,8 +45,12 @@
 #define GATEWAY_DB_CONNECTIONS 2
 /* Google calls in flight at once (token exchanges, userinfo, revokes). */
 #define GATEWAY_GOOGLE_CONNECTIONS 64
-/* /healthz, /readyz and /metrics for operators, away from the public listener, unless METRICS_ADDR says otherwise. */
-#define GATEWAY_METRICS_ADDR "127.0.0.1:9100"
+/*
+ * /healthz, /readyz and /metrics for operators, away from the public listener,
+ * unless METRICS_ADDR says otherwise: next to the workers' 9101 and 9102
+ * (9100 is node_exporter's on many hosts).
+ */
+#define GATEWAY_METRICS_ADDR "127.0.0.1:9103"
 
 static int gateway_ready(struct health_check *checks, int max, void *arg)
 {

@@ -45,7 +45,7 @@ REQUIRED = {
 }
 # Each service's METRICS_ADDR port: /healthz, /readyz, /metrics. The gateway's API (LISTEN_ADDR) is 8080, the one
 # port for clients, and has no /metrics.
-HEALTH_PORT = {"oauth-gateway": 9100, "scheduler-worker": 9101, "mailer-worker": 9102}
+HEALTH_PORT = {"oauth-gateway": 9103, "scheduler-worker": 9101, "mailer-worker": 9102}
 API_PORT = 8080
 # Values for every secret and required setting, as an operator would fill them in.
 FILLED = {

@@ -132,13 +132,13 @@ int main(void)
 	clear_env();
 	set_valid_all();
 	setenv("METRICS_ADDR", "127.0.0.1:8080", 1);
-	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9100", &err), -1, "METRICS_ADDR equal to LISTEN_ADDR fails");
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), -1, "METRICS_ADDR equal to LISTEN_ADDR fails");
 	CHECK(err && strstr(err, "METRICS_ADDR:") != NULL, "and names METRICS_ADDR");
 	free(err);
 	cfg_free(&c);
 	unsetenv("METRICS_ADDR");
-	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9100", &err), 0, "the gateway loads");
-	CHECK_STR(c.metrics_addr, "127.0.0.1:9100", "the gateway's METRICS_ADDR default");
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), 0, "the gateway loads");
+	CHECK_STR(c.metrics_addr, "127.0.0.1:9103", "the gateway's METRICS_ADDR default");
 	cfg_free(&c);
 
 	clear_env();

@@ -3,9 +3,10 @@ scanner itself, tokens at rest moved between users, redirects that only
 configuration chooses, SQL that is only ever constant text with parameters,
 and hostile values carried through the whole pipeline unchanged.
 
-The gateway's HTTP server against anonymous clients (issue 23): request heads with a deadline and a size,
-framing that allows one reading only, bodies refused from their Content-Length and authentication before a
-byte of them is read, a cap on connections, memory that stays bounded under many unfinished requests.
+And the gateway's HTTP server against anonymous clients: request heads with a deadline and a size,
+framing that allows one reading only, bodies refused from their Content-Length and authentication
+before a byte of them is read, a cap on connections, memory that stays bounded under many unfinished
+requests.
 
 JWT refusals (alg none, wrong key, expired, missing claim) are in
 test_gateway.py::test_jwt_is_required_and_checked and tests/unit/test_jwt.c;

@@ -375,12 +375,20 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->frontend_url = cfg_required(&e, "FRONTEND_URL");
 		cfg_check_url(&e, "FRONTEND_URL", c->frontend_url, "https http");
 		c->max_body_bytes = cfg_long(&e, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024);
+		c->http_max_connections = cfg_long(&e, "HTTP_MAX_CONNECTIONS", 1024, 1, 1000000);
+		c->http_header_timeout_s = cfg_long(&e, "HTTP_HEADER_TIMEOUT", 10, 1, 300);
 		c->web_ui = cfg_bool(&e, "WEB_UI", false);
 		cfg_load_dev_user(c, &e);
 	}
-	if (groups & CFG_WORKER) {
+	/* Every service's /healthz, /readyz and /metrics; the gateway's are kept off its public listener. */
+	if (groups & (CFG_WORKER | CFG_GATEWAY)) {
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
 		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
+	}
+	if ((groups & CFG_GATEWAY) && c->metrics_addr != NULL && c->listen_addr != NULL &&
+	    strcmp(c->metrics_addr, c->listen_addr) == 0)
+		cfg_error(&e, "METRICS_ADDR", "must differ from LISTEN_ADDR (metrics stay off the public listener)");
+	if (groups & CFG_WORKER) {
 		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
 		c->drain_timeout_ms = cfg_long(&e, "DRAIN_TIMEOUT_MS", 25000, 100, 3600L * 1000);
 	}

@@ -23,7 +23,8 @@ enum cfg_group {
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE,
 					 * JWT_MAX_LIFETIME_SECONDS */
-	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
+	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, METRICS_ADDR, FRONTEND_URL, MAX_BODY_BYTES, HTTP_MAX_CONNECTIONS,
+					 * HTTP_HEADER_TIMEOUT, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
@@ -65,6 +66,8 @@ struct config {
 	char *listen_addr;
 	char *frontend_url;	/* required by the gateway; optional (NULL) for the mailer */
 	long max_body_bytes;
+	long http_max_connections;	/* connections open at once; more are refused 503 */
+	long http_header_timeout_s;	/* for a request's head (request line and headers) */
 	bool web_ui;
 	char *web_ui_dev_user;	/* a users.id the local stack's sign-in helper signs in as; NULL: no helper */
 
@@ -88,8 +91,8 @@ struct config {
 };
 
 /*
- * Fill *cfg with the groups asked for. default_metrics_addr is the worker's
- * default METRICS_ADDR (ignored without CFG_WORKER). Returns 0, or -1 with
+ * Fill *cfg with the groups asked for. default_metrics_addr is the service's
+ * default METRICS_ADDR (ignored without CFG_WORKER or CFG_GATEWAY). Returns 0, or -1 with
  * *errors set to one line per problem (the caller frees it).
  */
 int cfg_load(struct config *cfg, unsigned groups, const char *default_metrics_addr, char **errors);

@@ -96,11 +96,12 @@ def wait_for(fn, timeout=20.0, interval=0.05, what="condition"):
 class Service:
     """One of our binaries, started with an environment and stopped cleanly."""
 
-    def __init__(self, name, env, log_path, health_url):
+    def __init__(self, name, env, log_path, health_url, metrics_url=None):
         self.name = name
         self.env = env
         self.log_path = log_path
         self.health_url = health_url
+        self.metrics_url = metrics_url or health_url  # the gateway's /metrics is off its public listener
         self.proc = None
 
     def start(self, wait_ready=True):
@@ -120,7 +121,7 @@ class Service:
             return False
 
     def metrics(self):
-        text = requests.get(self.health_url + "/metrics", timeout=5).text
+        text = requests.get(self.metrics_url + "/metrics", timeout=5).text
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -253,9 +254,12 @@ class Stack:
         port = free_port()
         key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
         overrides.setdefault(key, f"127.0.0.1:{port}")
+        if name == "oauth-gateway":
+            overrides.setdefault("METRICS_ADDR", f"127.0.0.1:{free_port()}")
         env = self.env(**overrides)
         health = "http://" + env[key]
-        svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health)
+        svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health,
+                      "http://" + env["METRICS_ADDR"])
         self.services.append(svc)
         if start:
             svc.start()

@@ -43,7 +43,10 @@ REQUIRED = {
                          "TOKEN_ENCRYPTION_KEY"},
     "mailer-worker": {"DATABASE_URL", "AMQP_URL", "SMTP_URL", "MAIL_FROM"},
 }
-HEALTH_PORT = {"oauth-gateway": 8080, "scheduler-worker": 9101, "mailer-worker": 9102}
+# Each service's METRICS_ADDR port: /healthz, /readyz, /metrics. The gateway's API (LISTEN_ADDR) is 8080, the one
+# port for clients, and has no /metrics.
+HEALTH_PORT = {"oauth-gateway": 9103, "scheduler-worker": 9101, "mailer-worker": 9102}
+API_PORT = 8080
 # Values for every secret and required setting, as an operator would fill them in.
 FILLED = {
     "POSTGRES_PASSWORD": "pg-secret-123",
@@ -118,14 +121,15 @@ def test_compose_resolves_without_an_engine(compose):
         # The health check probes the address the service listens on, with the tool the image has.
         port = HEALTH_PORT[name]
         assert svc["healthcheck"]["test"] == ["CMD", "gcalctl", "health", f"http://127.0.0.1:{port}/healthz"]
-        addr = svc["environment"]["LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"]
-        assert addr == f"0.0.0.0:{port}"
+        assert svc["environment"]["METRICS_ADDR"] == f"0.0.0.0:{port}"
         missing = {v for v in REQUIRED[name] if not svc["environment"].get(v)}
         assert not missing, f"{name} lacks {missing}"
     # Workers scale: no fixed name and no host port.
     for name in ("scheduler-worker", "mailer-worker"):
         assert "container_name" not in services[name] and "ports" not in services[name]
-    assert [p["target"] for p in services["oauth-gateway"]["ports"]] == [8080]
+    # Only the gateway's API is published; its metrics port stays inside the network.
+    assert services["oauth-gateway"]["environment"]["LISTEN_ADDR"] == f"0.0.0.0:{API_PORT}"
+    assert [p["target"] for p in services["oauth-gateway"]["ports"]] == [API_PORT]
     # A worker is not handed secrets it does not read.
     assert "JWT_SECRET" not in services["scheduler-worker"]["environment"]
     assert not {"TOKEN_ENCRYPTION_KEY", "GOOGLE_CLIENT_SECRET", "JWT_SECRET"} & set(
@@ -240,9 +244,12 @@ def test_kubernetes_manifests_follow_the_rules():
         assert not missing, f"{name} lacks {missing}"
         assert {"DATABASE_URL", "AMQP_URL"} <= from_secret
         port = HEALTH_PORT[name]
-        assert env["LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"] == f"0.0.0.0:{port}"
-        [p] = c["ports"]
-        assert p["containerPort"] == port
+        assert env["METRICS_ADDR"] == f"0.0.0.0:{port}"
+        ports = {q["name"]: q["containerPort"] for q in c["ports"]}
+        if name == "oauth-gateway":
+            assert env["LISTEN_ADDR"] == f"0.0.0.0:{API_PORT}"
+            assert ports == {"http": API_PORT, "metrics": port}
+        [p] = [q for q in c["ports"] if q["containerPort"] == port]
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": p["name"]}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": p["name"]}
         annotations = pod["metadata"]["annotations"]
@@ -276,8 +283,10 @@ def start_with(name, env, tmp_path):
     answer. Addresses are moved to loopback: nothing here may listen beyond it or reach a real host."""
     env = dict(env, PATH=os.environ.get("PATH", "/usr/bin:/bin"),
                DATABASE_URL="postgresql://gcal:x@127.0.0.1:1/gcal", AMQP_URL="amqp://gcal:x@127.0.0.1:1/%2f")
-    key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
+    key = "METRICS_ADDR"
     env[key] = f"127.0.0.1:{free_port()}"
+    if name == "oauth-gateway":
+        env["LISTEN_ADDR"] = f"127.0.0.1:{free_port()}"
     log = tmp_path / f"{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([os.path.join(harness.BUILD, "services", name, name)], env=env, stdout=out,

@@ -936,6 +936,9 @@ def test_body_limit_unknown_routes_and_methods(stack):
     # Trailing slash and percent-encoding reach the same route.
     assert gw.get("/api/calendar/meetings/", user).status_code == 200
     assert gw.get("/api/calendar/%6Deetings", user).status_code == 200
+    # An encoded NUL does not end a segment early: "meetings%00junk" is no "meetings".
+    assert_error(gw.get("/api/calendar/meetings%00junk", user), 400, "invalid_request", "NUL")
+    assert_error(gw.get(f"/api/calendar/meetings/{uuid.uuid4()}%00", user), 400, "invalid_request")
 
 
 def test_health_and_metrics(stack):
@@ -958,6 +961,10 @@ def test_health_and_metrics(stack):
     assert m['http_requests_total{route="unmatched",method="GET",status="404"}'] == 1
     assert m[f'http_request_duration_seconds_count{{route="{route}"}}'] == 3
     assert not any(mid in k for k in m), "labels carry patterns, never ids"
+    # /metrics is for operators on METRICS_ADDR: the public listener does not have it.
+    assert_error(requests.get(gw.url + "/metrics", timeout=5), 404, "not_found")
+    assert gw.svc.metrics_url != gw.url
+    assert requests.get(gw.svc.metrics_url + "/readyz", timeout=5).status_code == 200
 
 
 # Lifetime: requests that outlive their client or the process

@@ -19,7 +19,8 @@ static void clear_env(void)
 		"MAX_BODY_BYTES", "WEB_UI", "METRICS_ADDR", "SCHEDULE_DELAY_MS", "MEETING_DURATION_MINUTES",
 		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
 		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL", "TRANSCRIPT_URL", "PREFETCH",
-		"DATABASE_POOL_SIZE", "CONFLICT_POLICY", "JWT_MAX_LIFETIME_SECONDS",
+		"DATABASE_POOL_SIZE", "CONFLICT_POLICY", "JWT_MAX_LIFETIME_SECONDS", "HTTP_MAX_CONNECTIONS",
+		"HTTP_HEADER_TIMEOUT",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
@@ -59,6 +60,8 @@ int main(void)
 	CHECK_INT(c.reminder_before_minutes, 60, "REMINDER_BEFORE_MINUTES default");
 	CHECK_INT(c.google_user_qps, 10, "GOOGLE_USER_QPS default");
 	CHECK_INT(c.max_body_bytes, 65536, "MAX_BODY_BYTES default");
+	CHECK_INT(c.http_max_connections, 1024, "HTTP_MAX_CONNECTIONS default");
+	CHECK_INT(c.http_header_timeout_s, 10, "HTTP_HEADER_TIMEOUT default");
 	CHECK_INT(c.database_pool_size, 0, "DATABASE_POOL_SIZE default: the service's own");
 	CHECK(c.meet_links, "MEET_LINKS default on");
 	CHECK(c.conflict_policy == CFG_CONFLICT_SKIP, "CONFLICT_POLICY default skip");
@@ -111,12 +114,15 @@ int main(void)
 	setenv("FRONTEND_URL", "not a url", 1);
 	setenv("DATABASE_POOL_SIZE", "0", 1);
 	setenv("CONFLICT_POLICY", "ask", 1);
+	setenv("HTTP_MAX_CONNECTIONS", "0", 1);
+	setenv("HTTP_HEADER_TIMEOUT", "10s", 1);
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "malformed values fail");
 	{
 		static const char *const named[] = {
 			"AMQP_URL:", "SCHEDULE_DELAY_MS:", "MEETING_DURATION_MINUTES:", "DEFAULT_TIMEZONE:",
 			"MEET_LINKS:", "LISTEN_ADDR:", "TOKEN_ENCRYPTION_KEY:", "JWT_SECRET:", "SMTP_URL:",
 			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:", "CONFLICT_POLICY:",
+			"HTTP_MAX_CONNECTIONS:", "HTTP_HEADER_TIMEOUT:",
 		};
 
 		for (size_t i = 0; i < sizeof(named) / sizeof(*named); i++)
@@ -124,6 +130,19 @@ int main(void)
 	}
 	CHECK(err && strstr(err, "c2hvcnQ=") == NULL, "the key itself is never echoed");
 	free(err);
+	cfg_free(&c);
+
+	/* The gateway's metrics stay off its public listener. */
+	clear_env();
+	set_valid_all();
+	setenv("METRICS_ADDR", "127.0.0.1:8080", 1);
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), -1, "METRICS_ADDR equal to LISTEN_ADDR fails");
+	CHECK(err && strstr(err, "METRICS_ADDR:") != NULL, "and names METRICS_ADDR");
+	free(err);
+	cfg_free(&c);
+	unsetenv("METRICS_ADDR");
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), 0, "the gateway loads");
+	CHECK_STR(c.metrics_addr, "127.0.0.1:9103", "the gateway's METRICS_ADDR default");
 	cfg_free(&c);
 
 	clear_env();

@@ -95,14 +95,14 @@ static unsigned scheduler_in_flight(void *arg)
 {
 	struct scheduler *s = arg;
 
-	return s->in_flight + sweep_in_flight();
+	return s->in_flight + sweep_in_flight(s->sweep);
 }
 
 static void scheduler_on_stop(void *arg)
 {
 	struct scheduler *s = arg;
 
-	sweep_stop(s);
+	sweep_stop(s->sweep);
 }
 
 /* After the HTTP client and the pool have ended: nothing can call into these any more (lib/worker.h). */
@@ -110,7 +110,7 @@ static void scheduler_on_free(void *arg)
 {
 	struct scheduler *s = arg;
 
-	sweep_stop(s);
+	sweep_free(s->sweep);
 	tokens_free(s->tokens);
 	ratelimit_free(s->rate);
 	google_free(s->google);
@@ -154,7 +154,7 @@ int main(void)
 	s->meetings_cancelled = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
 						"cancelled", NULL);
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
-	sweep_start(s);
+	s->sweep = sweep_start(s);
 
 	status = worker_run(s->worker);
 	worker_free(s->worker);

@@ -31,6 +31,7 @@ struct ratelimit;
 struct tokens;
 struct worker;
 struct metric;
+struct sweep;
 
 struct scheduler {
 	struct worker *worker;
@@ -43,7 +44,7 @@ struct scheduler {
 	struct vault *vault;
 	struct ratelimit *rate;
 	struct tokens *tokens;
-	struct event *sweep;
+	struct sweep *sweep;
 	struct retry_policy retry;
 	unsigned in_flight;
 
@@ -72,13 +73,18 @@ void lead_handle(struct scheduler *s, struct mq_delivery *d);
 /* command.c: handle one meeting command delivery (ownership of d passes). */
 void command_handle(struct scheduler *s, struct mq_delivery *d);
 
-/* sweep.c: start the periodic reminder/completion sweep. */
-void sweep_start(struct scheduler *s);
-void sweep_stop(struct scheduler *s);
+/*
+ * sweep.c: the periodic reminder/completion sweep. sweep_start() starts it;
+ * sweep_stop() stops its timer (what runs finishes); sweep_free() frees it
+ * once nothing can call back (NULL is fine).
+ */
+struct sweep *sweep_start(struct scheduler *s);
+void sweep_stop(struct sweep *sw);
+void sweep_free(struct sweep *sw);
 /* Run the sweep soon (a grant was just revoked: its mail should not wait a full period). */
-void sweep_kick(struct scheduler *s);
+void sweep_kick(struct sweep *sw);
 /* Sweep operations still running (the graceful stop waits for them). */
-unsigned sweep_in_flight(void);
+unsigned sweep_in_flight(const struct sweep *sw);
 
 /* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
 struct mailjob {

@@ -129,7 +129,7 @@ static void tokens_on_disconnected(const struct db_result *r, void *arg)
 		f->status = TOKENS_TRANSIENT;
 	} else {
 		f->status = TOKENS_REVOKED;
-		sweep_kick(f->t->s);
+		sweep_kick(f->t->s->sweep);
 	}
 	tokens_flight_finish(f);
 }

@@ -53,6 +53,7 @@
  * statement arrives takes it with it: nothing on this side can know.
  */
 #include "db.h"
+#include "db-int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -88,104 +89,6 @@
 #define DB_IDLE_CHECK_AFTER_MS		100
 /* Reads sent together in one pipeline at most (see db_conn_send_batch()). */
 #define DB_MAX_BATCH			64
-#define DB_NKEYWORDS			4	/* application_name, connect_timeout, dbname, options */
-
-struct db_query {
-	struct db_query *next;
-	char *sql;
-	char **params;		/* nparams entries, NULL for SQL NULL */
-	int nparams;
-	db_done_cb done;
-	void *arg;
-	int64_t deadline_ms;	/* monotonic; while waiting for a connection */
-	bool replanned;		/* sent again after 0A000 ("cached plan must not change result type") */
-	bool read_only;		/* from db_read(): may share a pipeline with other reads */
-	int batched_as;		/* in a batch: the index of the prepared statement it runs as */
-	/* The outcome, filled in when the query finishes. */
-	enum db_status status;
-	bool down;		/* failed without waiting: the database is known down */
-	PGresult *res;
-	char sqlstate[6];
-	char *error;
-};
-
-struct db_list {
-	struct db_query *head;
-	struct db_query *tail;
-	int n;
-};
-
-enum db_conn_state {
-	DB_CONN_DOWN,		/* no PGconn; timer = next attempt */
-	DB_CONN_CONNECTING,	/* PQconnectPoll in progress; timer = connect deadline */
-	DB_CONN_IDLE,		/* established, nothing in flight */
-	DB_CONN_BUSY,		/* q, or the reads in batch, in flight; timer = answer deadline */
-};
-
-struct db_conn {
-	struct db *db;
-	PGconn *pg;
-	enum db_conn_state state;
-	struct event *ev;	/* watch on PQsocket(pg); NULL when not watching */
-	struct event *timer;
-	struct db_query *q;
-	struct db_list batch;	/* in pipeline mode instead of q: reads in flight, in order */
-	struct db_list aborted;	/* reads of the batch that did not run, to go back to the queue */
-	PGresult *res;		/* the result of q (or of batch.head) kept so far */
-	bool flushing;		/* PQflush still has data to send */
-	bool doomed;		/* the server announced (FATAL) that it closes this connection */
-	char doomed_why[256];	/* what it said */
-	bool failing;		/* counted in db->nfailing */
-	unsigned attempts;	/* failures since the last success, for backoff */
-	char **prepared;	/* SQL text of statement "gcal_<i>" on this session; NULL: retired */
-	int nprepared;
-	int preparing;		/* index being prepared for q, or -1 */
-	int executing;		/* index q runs as, or -1 when unprepared */
-	int64_t idle_since_ms;	/* when it last became idle */
-};
-
-struct db {
-	struct event_base *base;
-	int pool_size;
-	int statement_timeout_ms;
-	int queue_timeout_ms;
-	int connect_timeout_ms;
-	bool fail_fast;
-
-	/* PQconnectStartParams arguments; the values point at the strings below. */
-	const char *keywords[DB_NKEYWORDS + 1];
-	const char *values[DB_NKEYWORDS + 1];
-	char *conninfo;
-	char *application_name;
-	char *options;
-	bool invalid;		/* the connection string cannot be parsed */
-
-	/* Where we connect, for logs: never the password. */
-	char *log_host;
-	char *log_port;
-	char *log_dbname;
-
-	struct db_conn *conns;
-	int nup;		/* connections IDLE or BUSY */
-	int nfailing;		/* connections whose last attempt failed */
-	bool degraded;		/* a loss was logged and no recovery yet */
-	bool ever_up;
-	bool attempt_failed;	/* the latest connection attempt failed (a loss is not an attempt) */
-	char *last_error;	/* why the last attempt failed, for DB_UNAVAILABLE texts */
-
-	struct db_list waiting;
-	struct db_list done;
-	/* Statements (and preparations) sent, and the round trips they took: their ratio is the batching. */
-	struct metric *statements;
-	struct metric *round_trips;
-	struct event *queue_timer;	/* deadline of waiting.head */
-	struct event *dispatch_timer;	/* zero timer that runs the callbacks */
-	bool closing;
-	bool dispatching;	/* db_on_dispatch is running callbacks */
-	bool freed;		/* db_free ran meanwhile: the dispatcher frees the struct */
-	uint64_t rng;
-};
-
 static void db_pump(struct db *db);
 static void db_queue_arm(struct db *db);
 

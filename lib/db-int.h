@@ -120,4 +120,32 @@ struct db {
 	uint64_t rng;
 };
 
+/*
+ * dbstmt.c: the statements prepared on a connection, found by their SQL
+ * text. q runs as statement "gcal_<i>" on conn.
+ */
+/* Index of sql among the connection's prepared statements, or -1. */
+int dbstmt_find(const struct db_conn *conn, const char *sql);
+/* Queue q's execution as prepared statement i in libpq; 0 when libpq refused. */
+int dbstmt_send_prepared(struct db_conn *conn, const struct db_query *q, int i);
+/*
+ * Queue conn->q's first step in libpq: its execution when prepared here,
+ * else its preparation (or, past the cap, q itself); 0 when libpq refused.
+ */
+int dbstmt_send(struct db_conn *conn, struct db_query *q);
+/*
+ * res answers q run as prepared statement i (-1: unprepared). True when
+ * the plan went stale (0A000) and the statement was forgotten, so that q,
+ * sent again, prepares it afresh: at most once per query.
+ */
+bool dbstmt_retire_if_stale(struct db_conn *conn, int i, struct db_query *q, const PGresult *res);
+/*
+ * res answers conn->q's preparation or prepared execution (res may be
+ * NULL). True when q has a second step and must be sent again: it was
+ * just prepared, or its plan went stale.
+ */
+bool dbstmt_next_step(struct db_conn *conn, const PGresult *res);
+/* The session is gone, and every statement prepared on it. */
+void dbstmt_forget(struct db_conn *conn);
+
 #endif

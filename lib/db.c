@@ -33,14 +33,9 @@
  * (57014, 55P03), serialisation failures and deadlocks (40001, 40P01).
  * Every other server error is DB_ERROR with its SQLSTATE.
  *
- * Statements are prepared, once per connection, the first time a
- * connection sends them (as "gcal_<n>", remembered by their text; callers
- * pass constant SQL, so the set stays small), and executed by name after
- * that: PostgreSQL then plans each statement once per session instead of at
- * every execution, which tests/bench found to be most of the server's CPU
- * per booking. A prepared statement whose result columns changed under it
- * (a migration added a column a SELECT * returns) fails with 0A000 before
- * it runs; it is prepared afresh and sent again, once.
+ * Each statement is prepared once per connection and executed by name
+ * after that (dbstmt.c): db_conn_send() sends the step dbstmt.c chooses,
+ * and db_conn_done() asks it whether the answer calls for another.
  *
  * A statement in flight on a connection that drops is reported as
  * DB_UNAVAILABLE and never retried here: it may or may not have committed
@@ -72,8 +67,6 @@
 #define DB_DEFAULT_STATEMENT_TIMEOUT_MS	15000
 #define DB_DEFAULT_QUEUE_TIMEOUT_MS	10000
 #define DB_DEFAULT_CONNECT_TIMEOUT	"10"	/* seconds, libpq's unit */
-/* Statements prepared per connection at most; beyond, they run unprepared (callers' SQL is constant). */
-#define DB_MAX_PREPARED			256
 #define DB_BACKOFF_MIN_MS		250
 #define DB_BACKOFF_MAX_MS		30000
 /*
@@ -298,11 +291,7 @@ static void db_conn_close(struct db_conn *conn)
 	PQfinish(conn->pg);
 	conn->pg = NULL;
 	/* A new session knows none of them. */
-	for (int i = 0; i < conn->nprepared; i++)
-		free(conn->prepared[i]);
-	free(conn->prepared);
-	conn->prepared = NULL;
-	conn->nprepared = 0;
+	dbstmt_forget(conn);
 	conn->flushing = false;
 	conn->doomed = false;
 	conn->state = DB_CONN_DOWN;
@@ -522,34 +511,6 @@ static void db_conn_start(struct db_conn *conn)
 
 static void db_conn_send(struct db_conn *conn, struct db_query *q);
 
-/* Index of sql among the connection's prepared statements, or -1. */
-static int db_conn_find_prepared(const struct db_conn *conn, const char *sql)
-{
-	for (int i = 0; i < conn->nprepared; i++)
-		if (conn->prepared[i] != NULL && strcmp(conn->prepared[i], sql) == 0)
-			return i;
-	return -1;
-}
-
-/*
- * The statement prepared as "gcal_<i>" answered 0A000: nothing ran. Forget
- * it, so that q (sent again) prepares its text afresh under a new name.
- */
-static void db_conn_retire_stale(struct db_conn *conn, int i, struct db_query *q)
-{
-	free(conn->prepared[i]);
-	conn->prepared[i] = NULL;
-	q->replanned = true;
-}
-
-/* The SQLSTATE of res is 0A000 and q has not been prepared afresh for it yet. */
-static bool db_is_stale_plan(const struct db_query *q, const PGresult *res)
-{
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-	return !q->replanned && state != NULL && strcmp(state, "0A000") == 0;
-}
-
 /*
  * The answer to a preparation or a prepared execution that needs a second
  * step: true when q went out again (the connection stays busy with it).
@@ -558,14 +519,8 @@ static bool db_conn_next_step(struct db_conn *conn, PGresult *res)
 {
 	struct db_query *q = conn->q;
 
-	if (conn->preparing >= 0 && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
-		conn->prepared = xreallocarray(conn->prepared, (size_t)conn->nprepared + 1, sizeof(*conn->prepared));
-		conn->prepared[conn->nprepared++] = xstrdup(q->sql);
-	} else if (conn->executing >= 0 && res != NULL && db_is_stale_plan(q, res)) {
-		db_conn_retire_stale(conn, conn->executing, q);
-	} else {
+	if (!dbstmt_next_step(conn, res))
 		return false;
-	}
 	PQclear(res);
 	conn->res = NULL;
 	db_conn_send(conn, q);
@@ -609,12 +564,10 @@ static void db_conn_batch_done_one(struct db_conn *conn)
 		return;
 	}
 	aborted = PQresultStatus(res) == PGRES_PIPELINE_ABORTED;
-	if (!aborted && !db_is_stale_plan(q, res)) {
+	if (!aborted && !dbstmt_retire_if_stale(conn, q->batched_as, q, res)) {
 		db_complete(conn->db, q, res);
 		return;
 	}
-	if (!aborted)
-		db_conn_retire_stale(conn, q->batched_as, q);
 	PQclear(res);
 	db_list_push(&conn->aborted, q);
 }
@@ -798,28 +751,6 @@ static void db_conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Put q on the wire: its execution when prepared here, else its preparation (or, past the cap, q itself). */
-static int db_conn_send_step(struct db_conn *conn, struct db_query *q)
-{
-	char name[24];
-	int i = db_conn_find_prepared(conn, q->sql);
-
-	conn->preparing = conn->executing = -1;
-	metric_inc(conn->db->statements);
-	metric_inc(conn->db->round_trips);
-	if (i >= 0) {
-		conn->executing = i;
-		snprintf(name, sizeof(name), "gcal_%d", i);
-		return PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0);
-	}
-	if (conn->nprepared >= DB_MAX_PREPARED)
-		return PQsendQueryParams(conn->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-					 NULL, 0);
-	conn->preparing = conn->nprepared;
-	snprintf(name, sizeof(name), "gcal_%d", conn->preparing);
-	return PQsendPrepare(conn->pg, name, q->sql, q->nparams, NULL);
-}
-
 /* What was just queued in libpq is on its way: start the answer deadline and push it out. */
 static void db_conn_sent(struct db_conn *conn)
 {
@@ -841,7 +772,7 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 {
 	conn->q = q;
 	conn->state = DB_CONN_BUSY;
-	if (!db_conn_send_step(conn, q)) {
+	if (!dbstmt_send(conn, q)) {
 		db_conn_lost(conn, PQerrorMessage(conn->pg));
 		return;
 	}
@@ -851,7 +782,7 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 /* The prepared statement q may run as in a batch on conn, or -1: a read whose statement is prepared there. */
 static int db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
 {
-	return q != NULL && q->read_only ? db_conn_find_prepared(conn, q->sql) : -1;
+	return q != NULL && q->read_only ? dbstmt_find(conn, q->sql) : -1;
 }
 
 /*
@@ -874,12 +805,10 @@ static void db_conn_send_batch(struct db_conn *conn, int max)
 	}
 	for (int n = 0, i; n < max && (i = db_conn_batchable(conn, db->waiting.head)) >= 0; n++) {
 		struct db_query *q = db_list_pop(&db->waiting);
-		char name[24];
 
 		q->batched_as = i;
 		db_list_push(&conn->batch, q);
-		snprintf(name, sizeof(name), "gcal_%d", i);
-		if (!PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0)) {
+		if (!dbstmt_send_prepared(conn, q, i)) {
 			db_conn_lost(conn, PQerrorMessage(conn->pg));
 			return;
 		}

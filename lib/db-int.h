@@ -63,19 +63,23 @@ struct db_conn {
 	struct event *ev;	/* watch on PQsocket(pg); NULL when not watching */
 	struct event *timer;
 	struct db_query *q;
-	struct db_list batch;	/* in pipeline mode instead of q: reads in flight, in order */
-	struct db_list aborted;	/* reads of the batch that did not run, to go back to the queue */
 	PGresult *res;		/* the result of q (or of batch.head) kept so far */
 	bool flushing;		/* PQflush still has data to send */
 	bool doomed;		/* the server announced (FATAL) that it closes this connection */
 	char doomed_why[256];	/* what it said */
 	bool failing;		/* counted in db->nfailing */
 	unsigned attempts;	/* failures since the last success, for backoff */
+	int64_t idle_since_ms;	/* when it last became idle */
+
+	/* The batch (dbbatch.c). */
+	struct db_list batch;	/* in pipeline mode instead of q: reads in flight, in order */
+	struct db_list aborted;	/* reads of the batch that did not run, to go back to the queue */
+
+	/* The statement cache (dbstmt.c); db.c forgets it when the session ends. */
 	char **prepared;	/* SQL text of statement "gcal_<i>" on this session; NULL: retired */
 	int nprepared;
 	int preparing;		/* index being prepared for q, or -1 */
 	int executing;		/* index q runs as, or -1 when unprepared */
-	int64_t idle_since_ms;	/* when it last became idle */
 };
 
 struct db {
@@ -120,6 +124,22 @@ struct db {
 	uint64_t rng;
 };
 
+/* db.c: the queue, the outcomes and the connection's state machine. */
+void db_list_push(struct db_list *list, struct db_query *q);
+struct db_query *db_list_pop(struct db_list *list);
+/* Finish q with a status other than DB_OK; error (allocated) becomes q's. */
+void db_fail(struct db *db, struct db_query *q, enum db_status status, const char *sqlstate, char *error);
+/* Classify the statement's result (NULL: there was none) and queue its callback; takes res. */
+void db_complete(struct db *db, struct db_query *q, PGresult *res);
+/* An established connection broke: its statements in flight, if any, are lost. */
+void db_conn_lost(struct db_conn *conn, const char *why);
+/* What was just queued in libpq is on its way: start the answer deadline and push it out. */
+void db_conn_sent(struct db_conn *conn);
+/* The connection's answer is complete: it waits for db_pump() to give it the next statement. */
+void db_conn_idle(struct db_conn *conn);
+/* Give waiting queries to idle connections. */
+void db_pump(struct db *db);
+
 /*
  * dbstmt.c: the statements prepared on a connection, found by their SQL
  * text. q runs as statement "gcal_<i>" on conn.
@@ -147,5 +167,20 @@ bool dbstmt_retire_if_stale(struct db_conn *conn, int i, struct db_query *q, con
 bool dbstmt_next_step(struct db_conn *conn, const PGresult *res);
 /* The session is gone, and every statement prepared on it. */
 void dbstmt_forget(struct db_conn *conn);
+
+/* dbbatch.c: reads sent together in one pipeline. */
+/*
+ * Offer the idle conn the head of the queue as a batch: true when it took
+ * a pipeline of reads, false when the head should go alone.
+ */
+bool dbbatch_send(struct db_conn *conn);
+/* Read every result of the pipeline that is complete (db_conn_collect() in pipeline mode). */
+void dbbatch_collect(struct db_conn *conn);
+/*
+ * End the batch in flight with DB_UNAVAILABLE and error; the reads the
+ * server had refused to run go back to the queue instead (true when there
+ * were any).
+ */
+bool dbbatch_end(struct db_conn *conn, const char *error);
 
 #endif

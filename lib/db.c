@@ -7,11 +7,8 @@
  * socket libpq reports at that moment, because it changes between hosts and
  * SSL/GSS fallbacks), IDLE, and BUSY (one statement in flight, or a batch
  * of reads in pipeline mode). Queries wait in one FIFO; whenever a
- * connection turns idle the head of the FIFO goes to it, and with it the
- * reads from db_read() queued right behind a read at the head (its share of
- * the queue, at most DB_MAX_BATCH) whose statements are prepared on that
- * connection. Batches form only when queries wait, so an unloaded service
- * sends each statement at once. Finished queries are put on a "done" list
+ * connection turns idle the head of the FIFO goes to it, or a batch of
+ * reads from the head (dbbatch.c). Finished queries are put on a "done" list
  * that a zero timer hands to the callbacks, so a callback never runs inside
  * db_query() or in the middle of a connection's bookkeeping, and a callback
  * may call db_query() or even db_free().
@@ -80,9 +77,6 @@
  * db_pump()); one that finished a statement more recently has just been read.
  */
 #define DB_IDLE_CHECK_AFTER_MS		100
-/* Reads sent together in one pipeline at most (see db_conn_send_batch()). */
-#define DB_MAX_BATCH			64
-static void db_pump(struct db *db);
 static void db_queue_arm(struct db *db);
 
 static int64_t db_now_ms(void)
@@ -138,7 +132,7 @@ static int64_t db_backoff_ms(struct db *db, unsigned attempts)
 	return delay / 2 + (int64_t)(db_random(db) % (uint64_t)(delay / 2 + 1));
 }
 
-static void db_list_push(struct db_list *list, struct db_query *q)
+void db_list_push(struct db_list *list, struct db_query *q)
 {
 	q->next = NULL;
 	if (list->tail != NULL)
@@ -149,7 +143,7 @@ static void db_list_push(struct db_list *list, struct db_query *q)
 	list->n++;
 }
 
-static struct db_query *db_list_pop(struct db_list *list)
+struct db_query *db_list_pop(struct db_list *list)
 {
 	struct db_query *q = list->head;
 
@@ -184,8 +178,7 @@ static void db_finish(struct db *db, struct db_query *q)
 }
 
 /* Finish q with a status other than DB_OK; error (allocated) becomes q's. */
-static void db_fail(struct db *db, struct db_query *q, enum db_status status, const char *sqlstate,
-		    char *error)
+void db_fail(struct db *db, struct db_query *q, enum db_status status, const char *sqlstate, char *error)
 {
 	q->status = status;
 	if (sqlstate != NULL)
@@ -246,13 +239,18 @@ static bool db_sqlstate_transient(const char *s)
 	return false;
 }
 
-/* Classify the statement's result and queue its callback; takes res. */
-static void db_complete(struct db *db, struct db_query *q, PGresult *res)
+/* Classify the statement's result (NULL: there was none) and queue its callback; takes res. */
+void db_complete(struct db *db, struct db_query *q, PGresult *res)
 {
-	ExecStatusType st = PQresultStatus(res);
+	ExecStatusType st;
 	const char *state;
 	const char *msg;
 
+	if (res == NULL) {
+		db_fail(db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
+		return;
+	}
+	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		q->status = DB_OK;
 		q->res = res;
@@ -351,23 +349,6 @@ static void db_conn_fail(struct db_conn *conn, const char *why, bool was_up)
 	db_fail_fast_waiting(db);
 }
 
-/* Put the batch's reads that never ran back at the head of the queue, in their order. */
-static bool db_conn_requeue_aborted(struct db_conn *conn)
-{
-	struct db *db = conn->db;
-
-	if (conn->aborted.head == NULL)
-		return false;
-	conn->aborted.tail->next = db->waiting.head;
-	if (db->waiting.head == NULL)
-		db->waiting.tail = conn->aborted.tail;
-	db->waiting.head = conn->aborted.head;
-	db->waiting.n += conn->aborted.n;
-	conn->aborted.head = conn->aborted.tail = NULL;
-	conn->aborted.n = 0;
-	return true;
-}
-
 /*
  * End what the connection has in flight with DB_UNAVAILABLE and error; the
  * reads of a batch that the server had already refused to run go back to
@@ -380,13 +361,11 @@ static bool db_conn_end_in_flight(struct db_conn *conn, const char *error)
 	conn->q = NULL;
 	if (q != NULL)
 		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
-	while ((q = db_list_pop(&conn->batch)) != NULL)
-		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
-	return db_conn_requeue_aborted(conn);
+	return dbbatch_end(conn, error);
 }
 
 /* An established connection broke: its statements in flight, if any, are lost. */
-static void db_conn_lost(struct db_conn *conn, const char *why)
+void db_conn_lost(struct db_conn *conn, const char *why)
 {
 	char *line = db_first_line(why);
 	char *error = xasprintf("database connection lost: %s", line);
@@ -511,6 +490,14 @@ static void db_conn_start(struct db_conn *conn)
 
 static void db_conn_send(struct db_conn *conn, struct db_query *q);
 
+/* The connection's answer is complete: it waits for db_pump() to give it the next statement. */
+void db_conn_idle(struct db_conn *conn)
+{
+	conn->state = DB_CONN_IDLE;
+	conn->idle_since_ms = db_now_ms();
+	evtimer_del(conn->timer);
+}
+
 /*
  * The answer to a preparation or a prepared execution that needs a second
  * step: true when q went out again (the connection stays busy with it).
@@ -537,95 +524,16 @@ static void db_conn_done(struct db_conn *conn)
 		return;
 	conn->q = NULL;
 	conn->res = NULL;
-	conn->state = DB_CONN_IDLE;
-	conn->idle_since_ms = db_now_ms();
-	evtimer_del(conn->timer);
-	if (res == NULL)
-		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
-	else
-		db_complete(conn->db, q, res);
+	db_conn_idle(conn);
+	db_complete(conn->db, q, res);
 	db_pump(conn->db);
-}
-
-/*
- * One read of the batch has all its results: hand it over, or put it aside
- * for the queue when it did not run (an earlier read failed, which aborts
- * the rest of the pipeline, or its prepared statement went stale).
- */
-static void db_conn_batch_done_one(struct db_conn *conn)
-{
-	struct db_query *q = db_list_pop(&conn->batch);
-	PGresult *res = conn->res;
-	bool aborted;
-
-	conn->res = NULL;
-	if (res == NULL) {
-		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
-		return;
-	}
-	aborted = PQresultStatus(res) == PGRES_PIPELINE_ABORTED;
-	if (!aborted && !dbstmt_retire_if_stale(conn, q->batched_as, q, res)) {
-		db_complete(conn->db, q, res);
-		return;
-	}
-	PQclear(res);
-	db_list_push(&conn->aborted, q);
-}
-
-/*
- * The pipeline's Sync came back: every read of the batch is answered or
- * set aside, and the connection leaves pipeline mode until the next batch.
- */
-static void db_conn_batch_synced(struct db_conn *conn)
-{
-	if (conn->batch.head != NULL || !PQexitPipelineMode(conn->pg)) {
-		db_conn_lost(conn, conn->batch.head != NULL ? "the server answered fewer statements than were sent"
-							    : PQerrorMessage(conn->pg));
-		return;
-	}
-	conn->state = DB_CONN_IDLE;
-	conn->idle_since_ms = db_now_ms();
-	evtimer_del(conn->timer);
-	db_conn_requeue_aborted(conn);
-	db_pump(conn->db);
-}
-
-/* db_conn_collect() for a connection in pipeline mode. */
-static void db_conn_collect_batch(struct db_conn *conn)
-{
-	while (!PQisBusy(conn->pg)) {
-		PGresult *res = PQgetResult(conn->pg);
-
-		if (res == NULL) {
-			/* The end of one statement's results. */
-			if (PQstatus(conn->pg) != CONNECTION_OK || conn->batch.head == NULL) {
-				db_conn_lost(conn, PQstatus(conn->pg) != CONNECTION_OK ? PQerrorMessage(conn->pg)
-						   : "the server answered more statements than were sent");
-				return;
-			}
-			db_conn_batch_done_one(conn);
-			continue;
-		}
-		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			db_conn_batch_synced(conn);
-			return;
-		}
-		/* One statement gives one result; should there be more, the first wins. */
-		if (conn->res == NULL)
-			conn->res = res;
-		else
-			PQclear(res);
-	}
-	if (PQstatus(conn->pg) != CONNECTION_OK)
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
 }
 
 /* Read every result that is complete; returns when libpq needs more input. */
 static void db_conn_collect(struct db_conn *conn)
 {
 	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF) {
-		db_conn_collect_batch(conn);
+		dbbatch_collect(conn);
 		return;
 	}
 	while (!PQisBusy(conn->pg)) {
@@ -752,7 +660,7 @@ static void db_conn_on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* What was just queued in libpq is on its way: start the answer deadline and push it out. */
-static void db_conn_sent(struct db_conn *conn)
+void db_conn_sent(struct db_conn *conn)
 {
 	struct timeval tv = db_tv((int64_t)conn->db->statement_timeout_ms + DB_ANSWER_GRACE_MS);
 	int r;
@@ -779,50 +687,6 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 	db_conn_sent(conn);
 }
 
-/* The prepared statement q may run as in a batch on conn, or -1: a read whose statement is prepared there. */
-static int db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
-{
-	return q != NULL && q->read_only ? dbstmt_find(conn, q->sql) : -1;
-}
-
-/*
- * Send the reads at the head of the queue (two or more, at most max, see
- * db_pump()) as one pipeline: their executions and a single Sync go out in
- * one write, and the server runs them in one implicit transaction and
- * answers them all in one reply. Under load this is one send and one
- * receive here, and one of each in the server, for a whole batch of
- * requests instead of for each: the gateway's status and list reads are
- * such a batch.
- */
-static void db_conn_send_batch(struct db_conn *conn, int max)
-{
-	struct db *db = conn->db;
-
-	conn->state = DB_CONN_BUSY;
-	if (!PQenterPipelineMode(conn->pg)) {
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
-		return;
-	}
-	for (int n = 0, i; n < max && (i = db_conn_batchable(conn, db->waiting.head)) >= 0; n++) {
-		struct db_query *q = db_list_pop(&db->waiting);
-
-		q->batched_as = i;
-		db_list_push(&conn->batch, q);
-		if (!dbstmt_send_prepared(conn, q, i)) {
-			db_conn_lost(conn, PQerrorMessage(conn->pg));
-			return;
-		}
-	}
-	metric_add(db->statements, conn->batch.n);
-	metric_inc(db->round_trips);
-	/* libpq 15's PQpipelineSync flushes: it is the batch's one write. */
-	if (!PQpipelineSync(conn->pg)) {
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
-		return;
-	}
-	db_conn_sent(conn);
-}
-
 static void db_queue_arm(struct db *db)
 {
 	struct timeval tv;
@@ -836,8 +700,8 @@ static void db_queue_arm(struct db *db)
 }
 
 /*
- * Give waiting queries to idle connections: the head alone, or a batch of
- * reads (db_conn_send_batch()). One that sat idle a while is
+ * Give waiting queries to idle connections: a batch of reads
+ * (dbbatch_send()) or else the head alone. One that sat idle a while is
  * checked first: a server that closed it meanwhile (restart, terminated
  * backend) has usually said so already, and finding out costs one read()
  * instead of a statement reported as lost. Under load a connection goes
@@ -845,10 +709,9 @@ static void db_queue_arm(struct db *db)
  * read (an EAGAIN every time) was one of the gateway's ten system calls
  * per request.
  */
-static void db_pump(struct db *db)
+void db_pump(struct db *db)
 {
 	int64_t now;
-	int share;
 
 	if (db->closing)
 		return;
@@ -860,18 +723,7 @@ static void db_pump(struct db *db)
 			continue;
 		if (!db_conn_check_idle(conn, now - conn->idle_since_ms >= DB_IDLE_CHECK_AFTER_MS))
 			continue;
-		/*
-		 * A batch runs serially in one backend: a connection takes only
-		 * its share of the queue, so the others (and the server's other
-		 * cores) get theirs as they come free.
-		 */
-		share = (db->waiting.n + db->nup - 1) / db->nup;
-		if (share > DB_MAX_BATCH)
-			share = DB_MAX_BATCH;
-		if (share >= 2 && db_conn_batchable(conn, db->waiting.head) >= 0 &&
-		    db_conn_batchable(conn, db->waiting.head->next) >= 0)
-			db_conn_send_batch(conn, share);
-		else
+		if (!dbbatch_send(conn))
 			db_conn_send(conn, db_list_pop(&db->waiting));
 	}
 	db_queue_arm(db);

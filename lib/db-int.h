@@ -140,17 +140,14 @@ void db_conn_idle(struct db_conn *conn);
 /* Give waiting queries to idle connections. */
 void db_pump(struct db *db);
 
-/*
- * dbstmt.c: the statements prepared on a connection, found by their SQL
- * text. q runs as statement "gcal_<i>" on conn.
- */
+/* dbstmt.c: the statements prepared on a connection, "gcal_<i>", found by their SQL text. */
 /* Index of sql among the connection's prepared statements, or -1. */
 int dbstmt_find(const struct db_conn *conn, const char *sql);
 /* Queue q's execution as prepared statement i in libpq; 0 when libpq refused. */
 int dbstmt_send_prepared(struct db_conn *conn, const struct db_query *q, int i);
 /*
- * Queue conn->q's first step in libpq: its execution when prepared here,
- * else its preparation (or, past the cap, q itself); 0 when libpq refused.
+ * Queue q's next step in libpq: its execution when prepared here, else its
+ * preparation (or, past the cap, q itself unprepared); 0 when libpq refused.
  */
 int dbstmt_send(struct db_conn *conn, struct db_query *q);
 /*

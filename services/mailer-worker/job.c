@@ -399,6 +399,8 @@ static int64_t job_col_int(const struct db_result *r, int col)
 
 static void job_meeting_facts(const struct db_result *r, struct content_meeting *cm)
 {
+	const char *has_conflict = job_col(r, COL_M_HAS_CONFLICT);	/* "t", "f" or NULL */
+
 	cm->id = job_col(r, COL_M_ID);
 	cm->google_event_id = job_col(r, COL_M_EVENT);
 	cm->title = job_col(r, COL_M_TITLE);
@@ -409,9 +411,8 @@ static void job_meeting_facts(const struct db_result *r, struct content_meeting 
 	cm->meet_link = job_col(r, COL_M_MEET);
 	cm->html_link = job_col(r, COL_M_HTML);
 	cm->cancellation_reason = job_col(r, COL_M_CANCEL_REASON);
-	cm->check = job_col(r, COL_M_HAS_CONFLICT) == NULL		? CONTENT_CHECK_NONE
-		    : strcmp(job_col(r, COL_M_HAS_CONFLICT), "t") == 0 ? CONTENT_CHECK_BUSY
-									  : CONTENT_CHECK_FREE;
+	cm->check = has_conflict == NULL ? CONTENT_CHECK_NONE
+		    : strcmp(has_conflict, "t") == 0 ? CONTENT_CHECK_BUSY : CONTENT_CHECK_FREE;
 	cm->conflict_detail = job_col(r, COL_M_CONFLICT_DETAIL);
 	cm->start_s = job_col_int(r, COL_M_START);
 	cm->end_s = job_col_int(r, COL_M_END);

@@ -395,16 +395,19 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 	if (groups & CFG_SCHEDULING) {
 		c->schedule_delay_ms = cfg_long(&e, "SCHEDULE_DELAY_MS", 10000, 0, 24L * 3600 * 1000);
 		c->meeting_duration_minutes = cfg_long(&e, "MEETING_DURATION_MINUTES", 30, 5, 24 * 60);
-		c->default_timezone = cfg_default("DEFAULT_TIMEZONE", "UTC");
-		if (!tz_valid(c->default_timezone))
-			cfg_error(&e, "DEFAULT_TIMEZONE", "'%s' is not an IANA time zone (e.g. Asia/Kolkata)",
-				  c->default_timezone);
 		c->reminder_before_minutes = cfg_long(&e, "REMINDER_BEFORE_MINUTES", 60, 0, 7 * 24 * 60);
 		c->meet_links = cfg_bool(&e, "MEET_LINKS", true);
 		cfg_load_conflict_policy(c, &e);
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);
+	/* The mailer shows a conflict in the zone the scheduler decided it in. */
+	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
+		c->default_timezone = cfg_default("DEFAULT_TIMEZONE", "UTC");
+		if (!tz_valid(c->default_timezone))
+			cfg_error(&e, "DEFAULT_TIMEZONE", "'%s' is not an IANA time zone (e.g. Asia/Kolkata)",
+				  c->default_timezone);
+	}
 	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
 		c->transcript_url = cfg_get("TRANSCRIPT_URL");
 		cfg_check_url(&e, "TRANSCRIPT_URL", c->transcript_url, "https http");

@@ -28,7 +28,7 @@ enum cfg_group {
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
-					 * FRONTEND_URL (optional here: the reconnect link) */
+					 * DEFAULT_TIMEZONE, FRONTEND_URL (optional here: the reconnect link) */
 };
 
 /* What an automatic booking does when the rep's calendar is busy at the lead's time. */

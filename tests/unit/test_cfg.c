@@ -162,6 +162,9 @@ int main(void)
 	CHECK(!c.meet_links, "boolean override");
 	CHECK_INT(c.database_pool_size, 3, "DATABASE_POOL_SIZE override");
 	cfg_free(&c);
+	CHECK_INT(cfg_load(&c, CFG_SMTP, "127.0.0.1:9102", &err), 0, "the mailer's group loads on its own");
+	CHECK_STR(c.default_timezone, "Asia/Kolkata", "and reads DEFAULT_TIMEZONE: conflict mails show times in it");
+	cfg_free(&c);
 
 	/* JWT_SECRET: 32 bytes at least, the refusal names the variable and never shows the value. */
 	clear_env();

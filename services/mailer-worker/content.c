@@ -10,10 +10,10 @@
 
 #include <cJSON.h>
 
-#include "cfg.h"
 #include "datetime.h"
 #include "header.h"
 #include "ical.h"
+#include "leadfacts.h"
 #include "template.h"
 #include "text.h"
 #include "tz.h"
@@ -179,51 +179,6 @@ static char *content_busy_text(const char *busy_json, const char *zone)
 	return out;
 }
 
-char *content_reasoning_text(const char *json_text)
-{
-	cJSON *j, *item;
-	char *out;
-
-	if (json_text == NULL)
-		return NULL;
-	j = cJSON_Parse(json_text);
-	if (j == NULL)
-		return xstrdup(json_text);
-	if (cJSON_IsString(j)) {
-		out = xstrdup(j->valuestring);
-	} else if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-		out = xstrdup("");
-		cJSON_ArrayForEach(item, j) {
-			char *val = cJSON_IsString(item) ? xstrdup(item->valuestring) : cJSON_PrintUnformatted(item);
-			const char *sep = *out ? "\n" : "";
-			char *next = item->string != NULL ? xasprintf("%s%s%s: %s", out, sep, item->string, val)
-							  : xasprintf("%s%s- %s", out, sep, val);
-
-			cJSON_free(val);
-			free(out);
-			out = next;
-		}
-	} else if (cJSON_IsNull(j)) {
-		out = xstrdup("");
-	} else {
-		out = cJSON_PrintUnformatted(j);
-	}
-	cJSON_Delete(j);
-	return out;
-}
-
-/* The transcript link, only when it is a web URL: a mail never carries another scheme. */
-static char *content_transcript_url(const char *tmpl, const char *call_id)
-{
-	char *url = cfg_transcript_url(tmpl, call_id);
-
-	if (url != NULL && !text_is_web_url(url)) {
-		free(url);
-		return NULL;
-	}
-	return url;
-}
-
 static const char *content_url(const char *s)
 {
 	return text_is_web_url(s) ? s : NULL;
@@ -300,8 +255,7 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	struct content_vars vars = { .n = 0 };
 	struct content_when now = { 0 }, before = { 0 };
 	char disconnected[96] = "";
-	char *reasoning = content_reasoning_text(f->reasoning_json);
-	char *transcript = content_transcript_url(f->transcript_url, f->call_id);
+	char *reasoning = leadfacts_reasoning(f->lead.reasoning_json);
 	char *attendee = header_address(m->attendee_email);
 	char *lead_email = header_address(f->lead_email);
 	char *busy = NULL;
@@ -347,14 +301,15 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	content_set(&vars, "meet_link", content_url(m->meet_link));
 	content_set(&vars, "html_link", content_url(m->html_link));
 	content_set(&vars, "cancellation_reason", m->cancellation_reason);
-	content_set(&vars, "lead_name", f->lead_name);
-	content_set(&vars, "lead_company", f->lead_company);
-	content_set(&vars, "lead_phone", f->lead_phone);
-	content_set(&vars, "lead_status", f->lead_status);
+	content_set(&vars, "lead_name", f->lead.name);
+	content_set(&vars, "lead_company", f->lead.company);
+	content_set(&vars, "lead_phone", f->lead.phone);
+	content_set(&vars, "lead_status", f->lead.status_tag);
 	content_set(&vars, "reasoning", reasoning);
-	content_set(&vars, "summary", f->summary);
-	content_set(&vars, "recording_url", content_url(f->recording_url));
-	content_set(&vars, "transcript_url", transcript);
+	content_set(&vars, "summary", f->lead.summary);
+	content_set(&vars, "recording_url", content_url(f->lead.recording_url));
+	/* A mail never carries a link of another scheme. */
+	content_set(&vars, "transcript_url", content_url(f->lead.transcript_url));
 	content_set(&vars, "grant_revoked",
 		    f->disconnect_reason && strcmp(f->disconnect_reason, "grant_revoked") == 0 ? "yes" : NULL);
 	content_set(&vars, "disconnected_when", disconnected);
@@ -381,7 +336,6 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	if (rc == 0 && checked && m->check == CONTENT_CHECK_BUSY)
 		out->conflict = "yes";
 	free(reasoning);
-	free(transcript);
 	free(attendee);
 	free(lead_email);
 	free(busy);

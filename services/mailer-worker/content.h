@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "leadfacts.h"
+
 enum content_kind {
 	CONTENT_CREATED,
 	CONTENT_RESCHEDULED,
@@ -69,16 +71,8 @@ struct content_facts {
 	struct content_meeting previous;
 
 	const char *lead_id;
-	const char *lead_name;
+	struct lead_facts lead;		/* what the calendar event shows too; links that are not web URLs are left out */
 	const char *lead_email;		/* conflict: whom the owner would book; unchecked text */
-	const char *lead_company;
-	const char *lead_phone;
-	const char *lead_status;
-	const char *reasoning_json;	/* lead_analytics.reasoning as JSON text */
-	const char *summary;		/* smart_notification */
-	const char *recording_url;
-	const char *call_id;
-	const char *transcript_url;	/* TRANSCRIPT_URL, "{call_id}" filled in here; NULL: no link */
 
 	const char *disconnect_reason;	/* grant_revoked, user_disconnected */
 	int64_t disconnected_at;	/* 0 when unknown */
@@ -114,8 +108,5 @@ int content_build(const struct content_facts *facts, struct content *out, char *
 
 /* Free what content_build() put in c (not c itself). */
 void content_release(struct content *c);
-
-/* "key: value" lines for a JSON object (items for an array, the text for a string). The caller frees it. */
-char *content_reasoning_text(const char *json_text);
 
 #endif

@@ -418,8 +418,12 @@ static void job_meeting_facts(const struct db_result *r, struct content_meeting 
 	cm->end_s = job_col_int(r, COL_M_END);
 }
 
-/* Everything the mail says, from the loaded row. Pointers into r: use before the callback returns. */
-static void job_facts(const struct mail_job *job, const struct db_result *r, struct content_facts *f)
+/*
+ * Everything the mail says, from the loaded row and the transcript link made
+ * from it. Pointers into r and transcript_url: use before either goes.
+ */
+static void job_facts(const struct mail_job *job, const struct db_result *r, const char *transcript_url,
+		      struct content_facts *f)
 {
 	const struct config *cfg = job->m->cfg;
 
@@ -438,16 +442,15 @@ static void job_facts(const struct mail_job *job, const struct db_result *r, str
 		f->previous.end_s = job_col_int(r, COL_P_END);
 	}
 	f->lead_id = job_col(r, COL_LEAD_ID);
-	f->lead_name = job_col(r, COL_LEAD_NAME);
 	f->lead_email = job_col(r, COL_LEAD_EMAIL);
-	f->lead_company = job_col(r, COL_LEAD_COMPANY);
-	f->lead_phone = job_col(r, COL_LEAD_PHONE);
-	f->lead_status = job_col(r, COL_LEAD_STATUS);
-	f->reasoning_json = job_col(r, COL_LEAD_REASONING);
-	f->summary = job_col(r, COL_LEAD_SUMMARY);
-	f->call_id = job_col(r, COL_CALL_ID);
-	f->recording_url = job_col(r, COL_RECORDING);
-	f->transcript_url = cfg->transcript_url;
+	f->lead.name = job_col(r, COL_LEAD_NAME);
+	f->lead.company = job_col(r, COL_LEAD_COMPANY);
+	f->lead.phone = job_col(r, COL_LEAD_PHONE);
+	f->lead.status_tag = job_col(r, COL_LEAD_STATUS);
+	f->lead.reasoning_json = job_col(r, COL_LEAD_REASONING);
+	f->lead.summary = job_col(r, COL_LEAD_SUMMARY);
+	f->lead.recording_url = job_col(r, COL_RECORDING);
+	f->lead.transcript_url = transcript_url;
 	f->disconnect_reason = job->reason ? job->reason : job_col(r, COL_DISCONNECT_REASON);
 	f->disconnected_at = job_col_int(r, COL_DISCONNECTED_AT);
 	f->user_zone = job_col(r, COL_USER_ZONE);
@@ -464,11 +467,14 @@ static void job_send(struct mail_job *job, const struct db_result *r)
 	struct content_facts facts;
 	struct content c;
 	char *error = NULL, *to, *message_id;
+	char *transcript = cfg_transcript_url(m->cfg->transcript_url, job_col(r, COL_CALL_ID));
 	struct compose_mail mail;
 	int rc;
 
-	job_facts(job, r, &facts);
-	if (content_build(&facts, &c, &error) < 0) {
+	job_facts(job, r, transcript, &facts);
+	rc = content_build(&facts, &c, &error);
+	free(transcript);
+	if (rc < 0) {
 		log_error("a mail template is broken", LOG_STR("kind", job->kind_name), LOG_STR("error", error));
 		job_fail(job, "template_error", error);
 		free(error);

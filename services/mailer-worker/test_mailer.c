@@ -313,21 +313,6 @@ static void test_template(void)
 	}
 }
 
-static void test_reasoning(void)
-{
-	char *r = content_reasoning_text("{\"intent\": \"High\", \"budget\": 5000, \"tags\": [\"a\"]}");
-
-	CHECK_STR(r, "intent: High\nbudget: 5000\ntags: [\"a\"]", "a JSON object is key: value lines");
-	free(r);
-	r = content_reasoning_text("\"just text\"");
-	CHECK_STR(r, "just text", "a JSON string is its text");
-	free(r);
-	r = content_reasoning_text("[\"one\", \"two\"]");
-	CHECK_STR(r, "- one\n- two", "an array is a list");
-	free(r);
-	CHECK(content_reasoning_text(NULL) == NULL, "no reasoning is none");
-}
-
 /* s with RFC 5545 folds (CRLF and one space) removed. The caller frees it. */
 static char *unfold(const char *s)
 {
@@ -426,15 +411,16 @@ static void test_content(void)
 		.has_previous = true,
 		.previous = { .zone = "Asia/Kolkata", .start_s = 1758108600, .end_s = 1758110400 },
 		.lead_id = "22222222-2222-2222-2222-222222222222",
-		.lead_name = HOSTILE,
-		.lead_company = "Acme & Sons",
-		.lead_phone = "+91 98765 43210",
-		.lead_status = "Hot",
-		.reasoning_json = "{\"intent\": \"<b>High</b>\", \"budget\": \"Approved\"}",
-		.summary = "Wants a demo\nnext week",
-		.recording_url = "https://rec.example.com/1.mp3",
-		.call_id = "33333333-3333-3333-3333-333333333333",
-		.transcript_url = "https://app.example.com/calls/{call_id}/transcript",
+		.lead = {
+			.name = HOSTILE,
+			.company = "Acme & Sons",
+			.phone = "+91 98765 43210",
+			.status_tag = "Hot",
+			.reasoning_json = "{\"intent\": \"<b>High</b>\", \"budget\": \"Approved\"}",
+			.summary = "Wants a demo\nnext week",
+			.recording_url = "https://rec.example.com/1.mp3",
+			.transcript_url = "https://app.example.com/calls/33333333-3333-3333-3333-333333333333/transcript",
+		},
 		.disconnect_reason = "grant_revoked",
 		.disconnected_at = 1758100000,
 		.user_zone = "Asia/Kolkata",
@@ -510,9 +496,8 @@ static void test_conflict(void)
 		.owner_name = "Owner",
 		.owner_email = "owner@example.com",
 		.lead_id = "22222222-2222-2222-2222-222222222222",
-		.lead_name = HOSTILE,
+		.lead = { .name = HOSTILE, .company = "Acme & Sons" },
 		.lead_email = "lead@example.com",
-		.lead_company = "Acme & Sons",
 		.user_zone = "Asia/Kolkata",
 		.requested_start_s = 1758195000,	/* 2025-09-18 17:00 in Asia/Kolkata */
 		.requested_end_s = 1758196800,
@@ -646,7 +631,6 @@ int main(void)
 	test_header();
 	test_text();
 	test_template();
-	test_reasoning();
 	test_ical();
 	test_content();
 	test_conflict();

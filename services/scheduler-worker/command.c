@@ -520,7 +520,7 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	struct command_job *job = arg;
 	const struct config *cfg = job->s->cfg;
 	const char *err, *when;
-	struct event_lead el;
+	struct lead_facts el;
 	char *transcript;
 	struct booking *b = &job->booking;
 	cJSON *meta;

@@ -10,6 +10,7 @@
 
 #include "datetime.h"
 #include "ids.h"
+#include "leadfacts.h"
 #include "xmalloc.h"
 
 #define EVENT_TITLE_MAX 500
@@ -57,57 +58,15 @@ char *event_title(const char *name, const char *company)
 	return title;
 }
 
-/* Append one "key: value" line per member of a JSON object (or the text itself). */
-static char *event_reasoning_text(const char *json_text)
-{
-	cJSON *j;
-	char *out;
-
-	if (json_text == NULL)
-		return xstrdup("Not provided");
-	j = cJSON_Parse(json_text);
-	if (j == NULL)
-		return xstrdup(json_text);
-	if (cJSON_IsString(j)) {
-		out = xstrdup(j->valuestring);
-	} else if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-		const cJSON *item;
-
-		out = xstrdup("");
-		cJSON_ArrayForEach(item, j) {
-			char *val = cJSON_IsString(item) ? xstrdup(item->valuestring) : cJSON_PrintUnformatted(item);
-			char *next;
-
-			if (item->string != NULL)
-				next = xasprintf("%s%s- %s: %s", out, *out ? "\n" : "", item->string, val);
-			else
-				next = xasprintf("%s%s- %s", out, *out ? "\n" : "", val);
-			free(val);
-			free(out);
-			out = next;
-		}
-		if (*out == '\0') {
-			free(out);
-			out = xstrdup("Not provided");
-		}
-	} else if (cJSON_IsNull(j)) {
-		out = xstrdup("Not provided");
-	} else {
-		out = cJSON_PrintUnformatted(j);
-	}
-	cJSON_Delete(j);
-	return out;
-}
-
 static const char *event_or(const char *s, const char *fallback)
 {
 	return s != NULL && *s != '\0' ? s : fallback;
 }
 
-char *event_description(const struct event_lead *lead)
+char *event_description(const struct lead_facts *lead)
 {
 	char *name = event_trimmed(lead->name);
-	char *reasoning = event_reasoning_text(lead->reasoning_json);
+	char *reasoning = leadfacts_reasoning(lead->reasoning_json);
 	char *transcript = lead->transcript_url && *lead->transcript_url
 				   ? xasprintf("View Full Transcript: %s", lead->transcript_url)
 				   : xstrdup("[View Full Transcript]");
@@ -131,7 +90,8 @@ char *event_description(const struct event_lead *lead)
 			      "---\n"
 			      "Scheduled via AI Calling Agent Platform",
 			      name ? name : "Lead", event_or(lead->status_tag, "Not provided"),
-			      event_or(lead->phone, "Not provided"), event_or(lead->company, "Not provided"), reasoning,
+			      event_or(lead->phone, "Not provided"), event_or(lead->company, "Not provided"),
+			      event_or(reasoning, "Not provided"),
 			      event_or(lead->summary, "Not provided"), event_or(lead->recording_url, "Not available"),
 			      transcript);
 

@@ -15,17 +15,7 @@
 
 #include <cJSON.h>
 
-/* The lead fields the title and description show; any may be NULL. */
-struct event_lead {
-	const char *name;
-	const char *company;
-	const char *phone;
-	const char *status_tag;
-	const char *reasoning_json;	/* lead_analytics.reasoning as JSON text */
-	const char *summary;		/* smart_notification */
-	const char *recording_url;
-	const char *transcript_url;
-};
+#include "leadfacts.h"
 
 struct event_spec {
 	const char *event_id;
@@ -45,8 +35,8 @@ struct event_spec {
 /* "John Smith + TechCorp + Demo", "Lead + Demo"; at most 500 bytes. The caller frees it. */
 char *event_title(const char *name, const char *company);
 
-/* The description template (docs/booking.md), filled in. The caller frees it. */
-char *event_description(const struct event_lead *lead);
+/* The description template (docs/booking.md), filled in with lead's facts. The caller frees it. */
+char *event_description(const struct lead_facts *lead);
 
 /*
  * The Google event id for a lead's booking generation: "lead" + the lead's

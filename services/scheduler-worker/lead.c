@@ -375,7 +375,7 @@ static void lead_prepare(struct lead_job *job, const struct db_result *r, const 
 {
 	const struct config *cfg = job->s->cfg;
 	char *transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, COL_CALL));
-	struct event_lead el = {
+	struct lead_facts el = {
 		.name = db_value(r, 0, COL_NAME) ? db_value(r, 0, COL_NAME) : db_value(r, 0, COL_CONTACT_NAME),
 		.company = db_value(r, 0, COL_COMPANY),
 		.phone = db_value(r, 0, COL_PHONE),

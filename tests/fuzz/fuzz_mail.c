@@ -18,6 +18,7 @@
 
 #include <libical/ical.h>
 
+#include "cfg.h"
 #include "content.h"
 #include "header.h"
 
@@ -79,12 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_fields f;
 	struct content_facts facts = { 0 };
 	struct content out;
-	char *error = NULL, *attendee, *mailbox;
+	char *error = NULL, *attendee, *mailbox, *transcript;
 
 	if (size < 1)
 		return 0;
 	fuzz_fields_split(data + 1, size - 1, &f, F_COUNT);
 	attendee = header_address(f.v[F_ATTENDEE_EMAIL]);
+	/* As the mailer makes it: the call's id put into TRANSCRIPT_URL. */
+	transcript = cfg_transcript_url("https://app.example.com/calls/{call_id}", f.v[F_CALL]);
 	facts.kind = kinds[data[0] % nkinds];
 	facts.sequence = data[0] / nkinds;
 	facts.now_s = 1767225600;
@@ -112,16 +115,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	facts.previous.start_s -= 86400;
 	facts.previous.end_s -= 86400;
 	facts.lead_id = "6f1c2a3e-0000-4000-8000-000000000002";
-	facts.lead_name = f.v[F_NAME];
 	facts.lead_email = f.v[F_ATTENDEE_EMAIL];
-	facts.lead_company = f.v[F_COMPANY];
-	facts.lead_phone = f.v[F_PHONE];
-	facts.lead_status = f.v[F_STATUS];
-	facts.reasoning_json = f.v[F_REASONING];
-	facts.summary = f.v[F_SUMMARY];
-	facts.recording_url = f.v[F_RECORDING];
-	facts.call_id = f.v[F_CALL];
-	facts.transcript_url = "https://app.example.com/calls/{call_id}";
+	facts.lead.name = f.v[F_NAME];
+	facts.lead.company = f.v[F_COMPANY];
+	facts.lead.phone = f.v[F_PHONE];
+	facts.lead.status_tag = f.v[F_STATUS];
+	facts.lead.reasoning_json = f.v[F_REASONING];
+	facts.lead.summary = f.v[F_SUMMARY];
+	facts.lead.recording_url = f.v[F_RECORDING];
+	facts.lead.transcript_url = transcript;
 	facts.disconnect_reason = f.v[F_REASON];
 	facts.disconnected_at = 1767225000;
 	facts.user_zone = f.v[F_ZONE];
@@ -145,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_one_line("the mailbox", mailbox);
 	free(mailbox);
 	free(attendee);
+	free(transcript);
 	fuzz_fields_free(&f);
 	return 0;
 }

@@ -58,7 +58,7 @@ static void test_title(void)
 
 static void test_description(void)
 {
-	struct event_lead lead = {
+	struct lead_facts lead = {
 		.name = "John Smith",
 		.company = "TechCorp",
 		.phone = "+919876543210",

@@ -24,7 +24,8 @@ enum cfg_group {
 	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
-	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL,
+					 * COMMAND_AMQP_USERS */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
 					 * FRONTEND_URL (optional here: the reconnect link) */
 };
@@ -69,6 +70,12 @@ struct config {
 	long reminder_before_minutes;
 	bool meet_links;
 	char *transcript_url;	/* "https://app/calls/{call_id}"; NULL: no link */
+	/*
+	 * Broker users whose meeting commands the scheduler takes, comma-separated
+	 * ("gcal-gateway" or "gcal-gateway,gcal-ops"); NULL: none besides the
+	 * scheduler's own AMQP user.
+	 */
+	char *command_amqp_users;
 
 	char *smtp_url;
 	char *smtp_user;	/* NULL: no AUTH */
@@ -89,6 +96,12 @@ void cfg_load_or_exit(struct config *cfg, unsigned groups, const char *default_m
 
 /* Release the strings; the struct itself belongs to the caller. */
 void cfg_free(struct config *cfg);
+
+/*
+ * Whether name is one of the comma-separated names of list (spaces around
+ * each name are ignored; a NULL list names nobody).
+ */
+bool cfg_list_has(const char *list, const char *name);
 
 /*
  * Split "host:port" ("[::1]:8080" for IPv6). host is a fresh string the caller

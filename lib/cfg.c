@@ -16,6 +16,8 @@
 #include "xmalloc.h"
 
 #define CFG_EXIT_CONFIG 78
+/* Bytes of JWT_SECRET at least: an HMAC-SHA256 key as long as the hash. */
+#define CFG_JWT_SECRET_MIN 32
 
 struct cfg_errors {
 	char *text;
@@ -261,13 +263,19 @@ static void cfg_load_vault(struct config *c, struct cfg_errors *e)
 static void cfg_load_jwt(struct config *c, struct cfg_errors *e)
 {
 	c->jwt_secret = cfg_required(e, "JWT_SECRET");
-	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < 16)
-		cfg_error(e, "JWT_SECRET", "must be at least 16 characters (32 random bytes recommended)");
+	/*
+	 * An HS256 key shorter than the hash (RFC 7518 §3.2) can be guessed offline from any one
+	 * token: the secret is used as given, so 32 bytes of it is the floor.
+	 */
+	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < CFG_JWT_SECRET_MIN)
+		cfg_error(e, "JWT_SECRET", "must be at least %d bytes, not %zu (make one with: head -c 32 /dev/urandom "
+			  "| base64)", CFG_JWT_SECRET_MIN, strlen(c->jwt_secret));
 	log_add_secret(c->jwt_secret);
 	c->jwt_user_claim = cfg_default("JWT_USER_CLAIM", "sub");
 	c->jwt_cookie = cfg_default("JWT_COOKIE", "token");
 	c->jwt_issuer = cfg_get("JWT_ISSUER");
 	c->jwt_audience = cfg_get("JWT_AUDIENCE");
+	c->jwt_max_lifetime_s = cfg_long(e, "JWT_MAX_LIFETIME_SECONDS", 24L * 3600, 60, 30L * 24 * 3600);
 }
 
 static void cfg_load_smtp(struct config *c, struct cfg_errors *e)
@@ -283,7 +291,8 @@ static void cfg_load_smtp(struct config *c, struct cfg_errors *e)
 	c->mail_from = cfg_required(e, "MAIL_FROM");
 	if (c->mail_from != NULL && (strchr(c->mail_from, '@') == NULL || strpbrk(c->mail_from, "\r\n") != NULL))
 		cfg_error(e, "MAIL_FROM", "must be an email address, optionally as 'Name <address>'");
-	c->smtp_require_tls = cfg_bool(e, "SMTP_REQUIRE_TLS", false);
+	/* Mail carries the lead's details and links: never in clear text unless a deployment says so. */
+	c->smtp_require_tls = cfg_bool(e, "SMTP_REQUIRE_TLS", true);
 }
 
 /*
@@ -373,6 +382,20 @@ bool cfg_list_has(const char *list, const char *name)
 	}
 }
 
+/* CONFLICT_POLICY: what an automatic booking does when the rep is busy then (docs/booking.md, "Conflicts"). */
+static void cfg_load_conflict_policy(struct config *c, struct cfg_errors *e)
+{
+	char *v = cfg_default("CONFLICT_POLICY", "skip");
+
+	if (strcmp(v, "skip") == 0)
+		c->conflict_policy = CFG_CONFLICT_SKIP;
+	else if (strcmp(v, "book") == 0)
+		c->conflict_policy = CFG_CONFLICT_BOOK;
+	else
+		cfg_error(e, "CONFLICT_POLICY", "must be skip or book, not '%s'", v);
+	free(v);
+}
+
 int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr, char **errors)
 {
 	struct cfg_errors e = { 0 };
@@ -406,27 +429,40 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->frontend_url = cfg_required(&e, "FRONTEND_URL");
 		cfg_check_url(&e, "FRONTEND_URL", c->frontend_url, "https http");
 		c->max_body_bytes = cfg_long(&e, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024);
+		c->http_max_connections = cfg_long(&e, "HTTP_MAX_CONNECTIONS", 1024, 1, 1000000);
+		c->http_header_timeout_s = cfg_long(&e, "HTTP_HEADER_TIMEOUT", 10, 1, 300);
 		c->web_ui = cfg_bool(&e, "WEB_UI", false);
 		cfg_load_dev_user(c, &e);
 	}
-	if (groups & CFG_WORKER) {
+	/* Every service's /healthz, /readyz and /metrics; the gateway's are kept off its public listener. */
+	if (groups & (CFG_WORKER | CFG_GATEWAY)) {
 		c->metrics_addr = cfg_default("METRICS_ADDR", default_metrics_addr);
 		cfg_check_addr(&e, "METRICS_ADDR", c->metrics_addr);
+	}
+	if ((groups & CFG_GATEWAY) && c->metrics_addr != NULL && c->listen_addr != NULL &&
+	    strcmp(c->metrics_addr, c->listen_addr) == 0)
+		cfg_error(&e, "METRICS_ADDR", "must differ from LISTEN_ADDR (metrics stay off the public listener)");
+	if (groups & CFG_WORKER) {
 		c->prefetch = cfg_long(&e, "PREFETCH", 0, 1, 1000);
+		c->drain_timeout_ms = cfg_long(&e, "DRAIN_TIMEOUT_MS", 25000, 100, 3600L * 1000);
 	}
 	if (groups & CFG_SCHEDULING) {
 		c->schedule_delay_ms = cfg_long(&e, "SCHEDULE_DELAY_MS", 10000, 0, 24L * 3600 * 1000);
 		c->meeting_duration_minutes = cfg_long(&e, "MEETING_DURATION_MINUTES", 30, 5, 24 * 60);
-		c->default_timezone = cfg_default("DEFAULT_TIMEZONE", "UTC");
-		if (!tz_valid(c->default_timezone))
-			cfg_error(&e, "DEFAULT_TIMEZONE", "'%s' is not an IANA time zone (e.g. Asia/Kolkata)",
-				  c->default_timezone);
 		c->reminder_before_minutes = cfg_long(&e, "REMINDER_BEFORE_MINUTES", 60, 0, 7 * 24 * 60);
 		c->meet_links = cfg_bool(&e, "MEET_LINKS", true);
+		cfg_load_conflict_policy(c, &e);
 		cfg_load_command_users(c, &e);
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);
+	/* The mailer shows a conflict in the zone the scheduler decided it in. */
+	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
+		c->default_timezone = cfg_default("DEFAULT_TIMEZONE", "UTC");
+		if (!tz_valid(c->default_timezone))
+			cfg_error(&e, "DEFAULT_TIMEZONE", "'%s' is not an IANA time zone (e.g. Asia/Kolkata)",
+				  c->default_timezone);
+	}
 	if (groups & (CFG_SCHEDULING | CFG_SMTP)) {
 		c->transcript_url = cfg_get("TRANSCRIPT_URL");
 		cfg_check_url(&e, "TRANSCRIPT_URL", c->transcript_url, "https http");
@@ -475,8 +511,9 @@ void cfg_free(struct config *c)
 		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url, &c->command_amqp_users,
 	};
 
+	/* Secrets among them (client secret, keys, passwords, URLs with passwords): all are wiped. */
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
-		free(*strings[i]);
+		xfree_secret(*strings[i]);
 		*strings[i] = NULL;
 	}
 }

@@ -6,7 +6,7 @@
  * its variable, so an operator fixes a deployment in one pass. Secrets that
  * are read (client secret, JWT secret, passwords, keys) are registered with
  * the log so they can never be printed. Variable names and defaults are the
- * contract of DESIGN.md and docs/configuration.md.
+ * contract written in docs/configuration.md.
  */
 #ifndef CFG_H
 #define CFG_H
@@ -21,13 +21,21 @@ enum cfg_group {
 	CFG_GOOGLE_OAUTH = 1 << 2,	/* client id/secret, redirect URI, auth/token/revoke/userinfo URLs */
 	CFG_GOOGLE_CALENDAR = 1 << 3,	/* client id/secret, token URL, calendar API URL, per-user QPS */
 	CFG_VAULT = 1 << 4,		/* TOKEN_ENCRYPTION_KEY */
-	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE */
-	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, FRONTEND_URL, MAX_BODY_BYTES, WEB_UI, WEB_UI_DEV_USER */
-	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH */
-	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, TRANSCRIPT_URL,
+	CFG_JWT = 1 << 5,		/* JWT_SECRET, JWT_USER_CLAIM, JWT_COOKIE, JWT_ISSUER, JWT_AUDIENCE,
+					 * JWT_MAX_LIFETIME_SECONDS */
+	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, METRICS_ADDR, FRONTEND_URL, MAX_BODY_BYTES, HTTP_MAX_CONNECTIONS,
+					 * HTTP_HEADER_TIMEOUT, WEB_UI, WEB_UI_DEV_USER */
+	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL,
 					 * COMMAND_AMQP_USERS */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
-					 * FRONTEND_URL (optional here: the reconnect link) */
+					 * DEFAULT_TIMEZONE, FRONTEND_URL (optional here: the reconnect link) */
+};
+
+/* What an automatic booking does when the rep's calendar is busy at the lead's time. */
+enum cfg_conflict_policy {
+	CFG_CONFLICT_SKIP,	/* no event: outcome skipped/conflict, and the owner is mailed */
+	CFG_CONFLICT_BOOK,	/* book anyway; the meeting says has_conflict */
 };
 
 struct config {
@@ -54,15 +62,19 @@ struct config {
 	char *jwt_cookie;
 	char *jwt_issuer;	/* NULL: not checked */
 	char *jwt_audience;	/* NULL: not checked */
+	long jwt_max_lifetime_s;	/* longest token lifetime accepted (exp - iat, and exp - now) */
 
 	char *listen_addr;
 	char *frontend_url;	/* required by the gateway; optional (NULL) for the mailer */
 	long max_body_bytes;
+	long http_max_connections;	/* connections open at once; more are refused 503 */
+	long http_header_timeout_s;	/* for a request's head (request line and headers) */
 	bool web_ui;
 	char *web_ui_dev_user;	/* a users.id the local stack's sign-in helper signs in as; NULL: no helper */
 
 	char *metrics_addr;
 	long prefetch;		/* deliveries in flight per consumer; 0: the service's default */
+	long drain_timeout_ms;	/* how long a stopping worker waits for jobs in flight */
 
 	long schedule_delay_ms;
 	long meeting_duration_minutes;
@@ -76,17 +88,18 @@ struct config {
 	 * scheduler's own AMQP user.
 	 */
 	char *command_amqp_users;
+	enum cfg_conflict_policy conflict_policy;
 
 	char *smtp_url;
 	char *smtp_user;	/* NULL: no AUTH */
 	char *smtp_password;
 	char *mail_from;
-	bool smtp_require_tls;
+	bool smtp_require_tls;	/* on unless SMTP_REQUIRE_TLS=off: no mail in clear text */
 };
 
 /*
- * Fill *cfg with the groups asked for. default_metrics_addr is the worker's
- * default METRICS_ADDR (ignored without CFG_WORKER). Returns 0, or -1 with
+ * Fill *cfg with the groups asked for. default_metrics_addr is the service's
+ * default METRICS_ADDR (ignored without CFG_WORKER or CFG_GATEWAY). Returns 0, or -1 with
  * *errors set to one line per problem (the caller frees it).
  */
 int cfg_load(struct config *cfg, unsigned groups, const char *default_metrics_addr, char **errors);

@@ -7,11 +7,8 @@
  * socket libpq reports at that moment, because it changes between hosts and
  * SSL/GSS fallbacks), IDLE, and BUSY (one statement in flight, or a batch
  * of reads in pipeline mode). Queries wait in one FIFO; whenever a
- * connection turns idle the head of the FIFO goes to it, and with it the
- * reads from db_read() queued right behind a read at the head (its share of
- * the queue, at most DB_MAX_BATCH) whose statements are prepared on that
- * connection. Batches form only when queries wait, so an unloaded service
- * sends each statement at once. Finished queries are put on a "done" list
+ * connection turns idle the head of the FIFO goes to it, or a batch of
+ * reads from the head (dbbatch.c). Finished queries are put on a "done" list
  * that a zero timer hands to the callbacks, so a callback never runs inside
  * db_query() or in the middle of a connection's bookkeeping, and a callback
  * may call db_query() or even db_free().
@@ -25,21 +22,17 @@
  * PQconnectPoll mode, so a timer of ours enforces it (10 s by default).
  *
  * What callers see as DB_UNAVAILABLE: no connection within
- * queue_timeout_ms, a connection lost with the statement in flight, no
+ * queue_timeout_ms (in a fail_fast pool: at once, when the database is
+ * known down), a connection lost with the statement in flight, no
  * answer within statement_timeout + 5 s, shutdown, and server answers that
  * mean "not now": connection and shutdown errors (08xxx, 57P01-57P03),
  * insufficient resources (53xxx), statement_timeout and lock timeouts
  * (57014, 55P03), serialisation failures and deadlocks (40001, 40P01).
  * Every other server error is DB_ERROR with its SQLSTATE.
  *
- * Statements are prepared, once per connection, the first time a
- * connection sends them (as "gcal_<n>", remembered by their text; callers
- * pass constant SQL, so the set stays small), and executed by name after
- * that: PostgreSQL then plans each statement once per session instead of at
- * every execution, which tests/bench found to be most of the server's CPU
- * per booking. A prepared statement whose result columns changed under it
- * (a migration added a column a SELECT * returns) fails with 0A000 before
- * it runs; it is prepared afresh and sent again, once.
+ * Each statement is prepared once per connection and executed by name
+ * after that (dbstmt.c): db_conn_send() sends the step dbstmt.c chooses,
+ * and db_conn_done() asks it whether the answer calls for another.
  *
  * A statement in flight on a connection that drops is reported as
  * DB_UNAVAILABLE and never retried here: it may or may not have committed
@@ -48,8 +41,11 @@
  * such statements idempotent (ON CONFLICT, deterministic keys). A statement
  * is never sent on a connection the server has already closed or announced
  * closing, so an idle connection killed by a restart costs no statement.
+ * A backend that has been told to end but has not yet said so when the
+ * statement arrives takes it with it: nothing on this side can know.
  */
 #include "db.h"
+#include "db-int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -68,8 +64,6 @@
 #define DB_DEFAULT_STATEMENT_TIMEOUT_MS	15000
 #define DB_DEFAULT_QUEUE_TIMEOUT_MS	10000
 #define DB_DEFAULT_CONNECT_TIMEOUT	"10"	/* seconds, libpq's unit */
-/* Statements prepared per connection at most; beyond, they run unprepared (callers' SQL is constant). */
-#define DB_MAX_PREPARED			256
 #define DB_BACKOFF_MIN_MS		250
 #define DB_BACKOFF_MAX_MS		30000
 /*
@@ -83,104 +77,7 @@
  * db_pump()); one that finished a statement more recently has just been read.
  */
 #define DB_IDLE_CHECK_AFTER_MS		100
-/* Reads sent together in one pipeline at most (see db_conn_send_batch()). */
-#define DB_MAX_BATCH			64
-#define DB_NKEYWORDS			4	/* application_name, connect_timeout, dbname, options */
-
-struct db_query {
-	struct db_query *next;
-	char *sql;
-	char **params;		/* nparams entries, NULL for SQL NULL */
-	int nparams;
-	db_done_cb done;
-	void *arg;
-	int64_t deadline_ms;	/* monotonic; while waiting for a connection */
-	bool replanned;		/* sent again after 0A000 ("cached plan must not change result type") */
-	bool read_only;		/* from db_read(): may share a pipeline with other reads */
-	int batched_as;		/* in a batch: the index of the prepared statement it runs as */
-	/* The outcome, filled in when the query finishes. */
-	enum db_status status;
-	PGresult *res;
-	char sqlstate[6];
-	char *error;
-};
-
-struct db_list {
-	struct db_query *head;
-	struct db_query *tail;
-	int n;
-};
-
-enum db_conn_state {
-	DB_CONN_DOWN,		/* no PGconn; timer = next attempt */
-	DB_CONN_CONNECTING,	/* PQconnectPoll in progress; timer = connect deadline */
-	DB_CONN_IDLE,		/* established, nothing in flight */
-	DB_CONN_BUSY,		/* q, or the reads in batch, in flight; timer = answer deadline */
-};
-
-struct db_conn {
-	struct db *db;
-	PGconn *pg;
-	enum db_conn_state state;
-	struct event *ev;	/* watch on PQsocket(pg); NULL when not watching */
-	struct event *timer;
-	struct db_query *q;
-	struct db_list batch;	/* in pipeline mode instead of q: reads in flight, in order */
-	struct db_list aborted;	/* reads of the batch that did not run, to go back to the queue */
-	PGresult *res;		/* the result of q (or of batch.head) kept so far */
-	bool flushing;		/* PQflush still has data to send */
-	bool doomed;		/* the server announced (FATAL) that it closes this connection */
-	char doomed_why[256];	/* what it said */
-	bool failing;		/* counted in db->nfailing */
-	unsigned attempts;	/* failures since the last success, for backoff */
-	char **prepared;	/* SQL text of statement "gcal_<i>" on this session; NULL: retired */
-	int nprepared;
-	int preparing;		/* index being prepared for q, or -1 */
-	int executing;		/* index q runs as, or -1 when unprepared */
-	int64_t idle_since_ms;	/* when it last became idle */
-};
-
-struct db {
-	struct event_base *base;
-	int pool_size;
-	int statement_timeout_ms;
-	int queue_timeout_ms;
-	int connect_timeout_ms;
-
-	/* PQconnectStartParams arguments; the values point at the strings below. */
-	const char *keywords[DB_NKEYWORDS + 1];
-	const char *values[DB_NKEYWORDS + 1];
-	char *conninfo;
-	char *application_name;
-	char *options;
-	bool invalid;		/* the connection string cannot be parsed */
-
-	/* Where we connect, for logs: never the password. */
-	char *log_host;
-	char *log_port;
-	char *log_dbname;
-
-	struct db_conn *conns;
-	int nup;		/* connections IDLE or BUSY */
-	int nfailing;		/* connections whose last attempt failed */
-	bool degraded;		/* a loss was logged and no recovery yet */
-	bool ever_up;
-	char *last_error;	/* why the last attempt failed, for DB_UNAVAILABLE texts */
-
-	struct db_list waiting;
-	struct db_list done;
-	/* Statements (and preparations) sent, and the round trips they took: their ratio is the batching. */
-	struct metric *statements;
-	struct metric *round_trips;
-	struct event *queue_timer;	/* deadline of waiting.head */
-	struct event *dispatch_timer;	/* zero timer that runs the callbacks */
-	bool closing;
-	bool dispatching;	/* db_on_dispatch is running callbacks */
-	bool freed;		/* db_free ran meanwhile: the dispatcher frees the struct */
-	uint64_t rng;
-};
-
-static void db_pump(struct db *db);
+static void db_queue_arm(struct db *db);
 
 static int64_t db_now_ms(void)
 {
@@ -235,7 +132,7 @@ static int64_t db_backoff_ms(struct db *db, unsigned attempts)
 	return delay / 2 + (int64_t)(db_random(db) % (uint64_t)(delay / 2 + 1));
 }
 
-static void db_list_push(struct db_list *list, struct db_query *q)
+void db_list_push(struct db_list *list, struct db_query *q)
 {
 	q->next = NULL;
 	if (list->tail != NULL)
@@ -246,7 +143,7 @@ static void db_list_push(struct db_list *list, struct db_query *q)
 	list->n++;
 }
 
-static struct db_query *db_list_pop(struct db_list *list)
+struct db_query *db_list_pop(struct db_list *list)
 {
 	struct db_query *q = list->head;
 
@@ -281,8 +178,7 @@ static void db_finish(struct db *db, struct db_query *q)
 }
 
 /* Finish q with a status other than DB_OK; error (allocated) becomes q's. */
-static void db_fail(struct db *db, struct db_query *q, enum db_status status, const char *sqlstate,
-		    char *error)
+void db_fail(struct db *db, struct db_query *q, enum db_status status, const char *sqlstate, char *error)
 {
 	q->status = status;
 	if (sqlstate != NULL)
@@ -299,6 +195,7 @@ static void db_deliver(struct db_query *q)
 		.res = q->status == DB_UNAVAILABLE ? NULL : q->res,
 		.sqlstate = q->status == DB_ERROR ? q->sqlstate : NULL,
 		.error = q->status == DB_OK ? NULL : q->error,
+		.down = q->down,
 	};
 
 	q->done(&result, q->arg);
@@ -342,13 +239,18 @@ static bool db_sqlstate_transient(const char *s)
 	return false;
 }
 
-/* Classify the statement's result and queue its callback; takes res. */
-static void db_complete(struct db *db, struct db_query *q, PGresult *res)
+/* Classify the statement's result (NULL: there was none) and queue its callback; takes res. */
+void db_complete(struct db *db, struct db_query *q, PGresult *res)
 {
-	ExecStatusType st = PQresultStatus(res);
+	ExecStatusType st;
 	const char *state;
 	const char *msg;
 
+	if (res == NULL) {
+		db_fail(db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
+		return;
+	}
+	st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		q->status = DB_OK;
 		q->res = res;
@@ -387,14 +289,32 @@ static void db_conn_close(struct db_conn *conn)
 	PQfinish(conn->pg);
 	conn->pg = NULL;
 	/* A new session knows none of them. */
-	for (int i = 0; i < conn->nprepared; i++)
-		free(conn->prepared[i]);
-	free(conn->prepared);
-	conn->prepared = NULL;
-	conn->nprepared = 0;
+	dbstmt_forget(conn);
 	conn->flushing = false;
 	conn->doomed = false;
 	conn->state = DB_CONN_DOWN;
+}
+
+/* Finish q at once because the database is known down (see db_down()). */
+static void db_fail_down(struct db *db, struct db_query *q)
+{
+	q->down = true;
+	db_fail(db, q, DB_UNAVAILABLE, NULL, xasprintf("database unavailable: %s", db->last_error));
+}
+
+/*
+ * A fail_fast pool's statements do not wait for the next attempt once one
+ * has failed with nothing up: the backoff may be 30 s, and the callers
+ * (HTTP clients) would rather hear at once. The queue only holds them
+ * until the first attempt of an outage fails.
+ */
+static void db_fail_fast_waiting(struct db *db)
+{
+	if (!db->fail_fast || db->closing || !db_down(db))
+		return;
+	while (db->waiting.head != NULL)
+		db_fail_down(db, db_list_pop(&db->waiting));
+	db_queue_arm(db);
 }
 
 /*
@@ -419,28 +339,14 @@ static void db_conn_fail(struct db_conn *conn, const char *why, bool was_up)
 		conn->failing = true;
 		db->nfailing++;
 	}
+	if (!was_up)
+		db->attempt_failed = true;
 	db_conn_close(conn);
 	tv = db_tv(db_backoff_ms(db, conn->attempts));
 	if (conn->attempts < 32)
 		conn->attempts++;
 	evtimer_add(conn->timer, &tv);
-}
-
-/* Put the batch's reads that never ran back at the head of the queue, in their order. */
-static bool db_conn_requeue_aborted(struct db_conn *conn)
-{
-	struct db *db = conn->db;
-
-	if (conn->aborted.head == NULL)
-		return false;
-	conn->aborted.tail->next = db->waiting.head;
-	if (db->waiting.head == NULL)
-		db->waiting.tail = conn->aborted.tail;
-	db->waiting.head = conn->aborted.head;
-	db->waiting.n += conn->aborted.n;
-	conn->aborted.head = conn->aborted.tail = NULL;
-	conn->aborted.n = 0;
-	return true;
+	db_fail_fast_waiting(db);
 }
 
 /*
@@ -455,13 +361,11 @@ static bool db_conn_end_in_flight(struct db_conn *conn, const char *error)
 	conn->q = NULL;
 	if (q != NULL)
 		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
-	while ((q = db_list_pop(&conn->batch)) != NULL)
-		db_fail(conn->db, q, DB_UNAVAILABLE, NULL, xstrdup(error));
-	return db_conn_requeue_aborted(conn);
+	return dbbatch_end(conn, error);
 }
 
 /* An established connection broke: its statements in flight, if any, are lost. */
-static void db_conn_lost(struct db_conn *conn, const char *why)
+void db_conn_lost(struct db_conn *conn, const char *why)
 {
 	char *line = db_first_line(why);
 	char *error = xasprintf("database connection lost: %s", line);
@@ -506,6 +410,7 @@ static void db_conn_up(struct db_conn *conn)
 	conn->idle_since_ms = 0;
 	conn->attempts = 0;
 	db->nup++;
+	db->attempt_failed = false;
 	if (conn->failing) {
 		conn->failing = false;
 		db->nfailing--;
@@ -585,32 +490,12 @@ static void db_conn_start(struct db_conn *conn)
 
 static void db_conn_send(struct db_conn *conn, struct db_query *q);
 
-/* Index of sql among the connection's prepared statements, or -1. */
-static int db_conn_find_prepared(const struct db_conn *conn, const char *sql)
+/* The connection's answer is complete: it waits for db_pump() to give it the next statement. */
+void db_conn_idle(struct db_conn *conn)
 {
-	for (int i = 0; i < conn->nprepared; i++)
-		if (conn->prepared[i] != NULL && strcmp(conn->prepared[i], sql) == 0)
-			return i;
-	return -1;
-}
-
-/*
- * The statement prepared as "gcal_<i>" answered 0A000: nothing ran. Forget
- * it, so that q (sent again) prepares its text afresh under a new name.
- */
-static void db_conn_retire_stale(struct db_conn *conn, int i, struct db_query *q)
-{
-	free(conn->prepared[i]);
-	conn->prepared[i] = NULL;
-	q->replanned = true;
-}
-
-/* The SQLSTATE of res is 0A000 and q has not been prepared afresh for it yet. */
-static bool db_is_stale_plan(const struct db_query *q, const PGresult *res)
-{
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-	return !q->replanned && state != NULL && strcmp(state, "0A000") == 0;
+	conn->state = DB_CONN_IDLE;
+	conn->idle_since_ms = db_now_ms();
+	evtimer_del(conn->timer);
 }
 
 /*
@@ -621,14 +506,8 @@ static bool db_conn_next_step(struct db_conn *conn, PGresult *res)
 {
 	struct db_query *q = conn->q;
 
-	if (conn->preparing >= 0 && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
-		conn->prepared = xreallocarray(conn->prepared, (size_t)conn->nprepared + 1, sizeof(*conn->prepared));
-		conn->prepared[conn->nprepared++] = xstrdup(q->sql);
-	} else if (conn->executing >= 0 && res != NULL && db_is_stale_plan(q, res)) {
-		db_conn_retire_stale(conn, conn->executing, q);
-	} else {
+	if (!dbstmt_next_step(conn, res))
 		return false;
-	}
 	PQclear(res);
 	conn->res = NULL;
 	db_conn_send(conn, q);
@@ -645,97 +524,16 @@ static void db_conn_done(struct db_conn *conn)
 		return;
 	conn->q = NULL;
 	conn->res = NULL;
-	conn->state = DB_CONN_IDLE;
-	conn->idle_since_ms = db_now_ms();
-	evtimer_del(conn->timer);
-	if (res == NULL)
-		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
-	else
-		db_complete(conn->db, q, res);
+	db_conn_idle(conn);
+	db_complete(conn->db, q, res);
 	db_pump(conn->db);
-}
-
-/*
- * One read of the batch has all its results: hand it over, or put it aside
- * for the queue when it did not run (an earlier read failed, which aborts
- * the rest of the pipeline, or its prepared statement went stale).
- */
-static void db_conn_batch_done_one(struct db_conn *conn)
-{
-	struct db_query *q = db_list_pop(&conn->batch);
-	PGresult *res = conn->res;
-	bool aborted;
-
-	conn->res = NULL;
-	if (res == NULL) {
-		db_fail(conn->db, q, DB_ERROR, "XX000", xstrdup("the server returned no result"));
-		return;
-	}
-	aborted = PQresultStatus(res) == PGRES_PIPELINE_ABORTED;
-	if (!aborted && !db_is_stale_plan(q, res)) {
-		db_complete(conn->db, q, res);
-		return;
-	}
-	if (!aborted)
-		db_conn_retire_stale(conn, q->batched_as, q);
-	PQclear(res);
-	db_list_push(&conn->aborted, q);
-}
-
-/*
- * The pipeline's Sync came back: every read of the batch is answered or
- * set aside, and the connection leaves pipeline mode until the next batch.
- */
-static void db_conn_batch_synced(struct db_conn *conn)
-{
-	if (conn->batch.head != NULL || !PQexitPipelineMode(conn->pg)) {
-		db_conn_lost(conn, conn->batch.head != NULL ? "the server answered fewer statements than were sent"
-							    : PQerrorMessage(conn->pg));
-		return;
-	}
-	conn->state = DB_CONN_IDLE;
-	conn->idle_since_ms = db_now_ms();
-	evtimer_del(conn->timer);
-	db_conn_requeue_aborted(conn);
-	db_pump(conn->db);
-}
-
-/* db_conn_collect() for a connection in pipeline mode. */
-static void db_conn_collect_batch(struct db_conn *conn)
-{
-	while (!PQisBusy(conn->pg)) {
-		PGresult *res = PQgetResult(conn->pg);
-
-		if (res == NULL) {
-			/* The end of one statement's results. */
-			if (PQstatus(conn->pg) != CONNECTION_OK || conn->batch.head == NULL) {
-				db_conn_lost(conn, PQstatus(conn->pg) != CONNECTION_OK ? PQerrorMessage(conn->pg)
-						   : "the server answered more statements than were sent");
-				return;
-			}
-			db_conn_batch_done_one(conn);
-			continue;
-		}
-		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			db_conn_batch_synced(conn);
-			return;
-		}
-		/* One statement gives one result; should there be more, the first wins. */
-		if (conn->res == NULL)
-			conn->res = res;
-		else
-			PQclear(res);
-	}
-	if (PQstatus(conn->pg) != CONNECTION_OK)
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
 }
 
 /* Read every result that is complete; returns when libpq needs more input. */
 static void db_conn_collect(struct db_conn *conn)
 {
 	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF) {
-		db_conn_collect_batch(conn);
+		dbbatch_collect(conn);
 		return;
 	}
 	while (!PQisBusy(conn->pg)) {
@@ -861,30 +659,8 @@ static void db_conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Put q on the wire: its execution when prepared here, else its preparation (or, past the cap, q itself). */
-static int db_conn_send_step(struct db_conn *conn, struct db_query *q)
-{
-	char name[24];
-	int i = db_conn_find_prepared(conn, q->sql);
-
-	conn->preparing = conn->executing = -1;
-	metric_inc(conn->db->statements);
-	metric_inc(conn->db->round_trips);
-	if (i >= 0) {
-		conn->executing = i;
-		snprintf(name, sizeof(name), "gcal_%d", i);
-		return PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0);
-	}
-	if (conn->nprepared >= DB_MAX_PREPARED)
-		return PQsendQueryParams(conn->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-					 NULL, 0);
-	conn->preparing = conn->nprepared;
-	snprintf(name, sizeof(name), "gcal_%d", conn->preparing);
-	return PQsendPrepare(conn->pg, name, q->sql, q->nparams, NULL);
-}
-
 /* What was just queued in libpq is on its way: start the answer deadline and push it out. */
-static void db_conn_sent(struct db_conn *conn)
+void db_conn_sent(struct db_conn *conn)
 {
 	struct timeval tv = db_tv((int64_t)conn->db->statement_timeout_ms + DB_ANSWER_GRACE_MS);
 	int r;
@@ -904,53 +680,7 @@ static void db_conn_send(struct db_conn *conn, struct db_query *q)
 {
 	conn->q = q;
 	conn->state = DB_CONN_BUSY;
-	if (!db_conn_send_step(conn, q)) {
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
-		return;
-	}
-	db_conn_sent(conn);
-}
-
-/* The prepared statement q may run as in a batch on conn, or -1: a read whose statement is prepared there. */
-static int db_conn_batchable(const struct db_conn *conn, const struct db_query *q)
-{
-	return q != NULL && q->read_only ? db_conn_find_prepared(conn, q->sql) : -1;
-}
-
-/*
- * Send the reads at the head of the queue (two or more, at most max, see
- * db_pump()) as one pipeline: their executions and a single Sync go out in
- * one write, and the server runs them in one implicit transaction and
- * answers them all in one reply. Under load this is one send and one
- * receive here, and one of each in the server, for a whole batch of
- * requests instead of for each: the gateway's status and list reads are
- * such a batch.
- */
-static void db_conn_send_batch(struct db_conn *conn, int max)
-{
-	struct db *db = conn->db;
-
-	conn->state = DB_CONN_BUSY;
-	if (!PQenterPipelineMode(conn->pg)) {
-		db_conn_lost(conn, PQerrorMessage(conn->pg));
-		return;
-	}
-	for (int n = 0, i; n < max && (i = db_conn_batchable(conn, db->waiting.head)) >= 0; n++) {
-		struct db_query *q = db_list_pop(&db->waiting);
-		char name[24];
-
-		q->batched_as = i;
-		db_list_push(&conn->batch, q);
-		snprintf(name, sizeof(name), "gcal_%d", i);
-		if (!PQsendQueryPrepared(conn->pg, name, q->nparams, (const char *const *)q->params, NULL, NULL, 0)) {
-			db_conn_lost(conn, PQerrorMessage(conn->pg));
-			return;
-		}
-	}
-	metric_add(db->statements, conn->batch.n);
-	metric_inc(db->round_trips);
-	/* libpq 15's PQpipelineSync flushes: it is the batch's one write. */
-	if (!PQpipelineSync(conn->pg)) {
+	if (!dbstmt_send(conn, q)) {
 		db_conn_lost(conn, PQerrorMessage(conn->pg));
 		return;
 	}
@@ -970,8 +700,8 @@ static void db_queue_arm(struct db *db)
 }
 
 /*
- * Give waiting queries to idle connections: the head alone, or a batch of
- * reads (db_conn_send_batch()). One that sat idle a while is
+ * Give waiting queries to idle connections: a batch of reads
+ * (dbbatch_send()) or else the head alone. One that sat idle a while is
  * checked first: a server that closed it meanwhile (restart, terminated
  * backend) has usually said so already, and finding out costs one read()
  * instead of a statement reported as lost. Under load a connection goes
@@ -979,10 +709,9 @@ static void db_queue_arm(struct db *db)
  * read (an EAGAIN every time) was one of the gateway's ten system calls
  * per request.
  */
-static void db_pump(struct db *db)
+void db_pump(struct db *db)
 {
 	int64_t now;
-	int share;
 
 	if (db->closing)
 		return;
@@ -994,18 +723,7 @@ static void db_pump(struct db *db)
 			continue;
 		if (!db_conn_check_idle(conn, now - conn->idle_since_ms >= DB_IDLE_CHECK_AFTER_MS))
 			continue;
-		/*
-		 * A batch runs serially in one backend: a connection takes only
-		 * its share of the queue, so the others (and the server's other
-		 * cores) get theirs as they come free.
-		 */
-		share = (db->waiting.n + db->nup - 1) / db->nup;
-		if (share > DB_MAX_BATCH)
-			share = DB_MAX_BATCH;
-		if (share >= 2 && db_conn_batchable(conn, db->waiting.head) >= 0 &&
-		    db_conn_batchable(conn, db->waiting.head->next) >= 0)
-			db_conn_send_batch(conn, share);
-		else
+		if (!dbbatch_send(conn))
 			db_conn_send(conn, db_list_pop(&db->waiting));
 	}
 	db_queue_arm(db);
@@ -1121,6 +839,7 @@ struct db *db_new(struct event_base *base, const struct db_opts *opts)
 	db->statement_timeout_ms = opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms
 								  : DB_DEFAULT_STATEMENT_TIMEOUT_MS;
 	db->queue_timeout_ms = opts->queue_timeout_ms > 0 ? opts->queue_timeout_ms : DB_DEFAULT_QUEUE_TIMEOUT_MS;
+	db->fail_fast = opts->fail_fast;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	db->rng = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16) ^
 		  (uint64_t)(uintptr_t)db;
@@ -1208,6 +927,10 @@ static void db_enqueue(struct db *db, const char *sql, int nparams, const char *
 		db_fail(db, q, DB_UNAVAILABLE, NULL, xasprintf("database unavailable: %s", db->last_error));
 		return;
 	}
+	if (db->fail_fast && db_down(db)) {
+		db_fail_down(db, q);
+		return;
+	}
 	q->deadline_ms = db_now_ms() + db->queue_timeout_ms;
 	db_list_push(&db->waiting, q);
 	db_pump(db);
@@ -1226,6 +949,11 @@ void db_read(struct db *db, const char *sql, int nparams, const char *const *par
 bool db_ready(const struct db *db)
 {
 	return db != NULL && db->nup > 0;
+}
+
+bool db_down(const struct db *db)
+{
+	return db != NULL && db->nup == 0 && db->attempt_failed;
 }
 
 const char *db_value(const struct db_result *result, int row, int col)

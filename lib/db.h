@@ -14,6 +14,15 @@
  * Lost connections are re-established with capped exponential backoff and
  * jitter; db_ready() reports whether at least one connection is up.
  *
+ * A pool opened with fail_fast (the gateway's, whose callers are HTTP
+ * clients with timeouts of their own) does not let statements wait while
+ * the database is known to be down: no connection is up and the latest
+ * connection attempt failed. They finish at once, and those already
+ * waiting finish when an attempt fails, as DB_UNAVAILABLE with down set.
+ * A queue worker keeps the default: its statements wait up to
+ * queue_timeout_ms for the next attempt, so a short outage costs no retry
+ * tier.
+ *
  * libpq resolves host names synchronously inside PQconnectStart(): use an IP
  * address, hostaddr= or a Unix socket where start-up latency matters.
  */
@@ -38,6 +47,7 @@ struct db_result {
 	PGresult *res;		/* NULL unless the statement ran; owned by db */
 	const char *sqlstate;	/* five characters for DB_ERROR, else NULL */
 	const char *error;	/* human text for DB_ERROR and DB_UNAVAILABLE, else NULL */
+	bool down;		/* DB_UNAVAILABLE without waiting: the database is known down (fail_fast) */
 };
 
 /* Everything in *result lives only for the duration of the callback. */
@@ -49,6 +59,7 @@ struct db_opts {
 	int pool_size;			/* connections; 0 means 4 */
 	int statement_timeout_ms;	/* server-side; 0 means 15000 */
 	int queue_timeout_ms;		/* how long a query may wait for a connection; 0 means 10000 */
+	bool fail_fast;			/* no waiting while the database is known down (see above) */
 };
 
 /*
@@ -93,6 +104,12 @@ void db_read(struct db *db, const char *sql, int nparams, const char *const *par
 
 /* True when at least one connection is established. */
 bool db_ready(const struct db *db);
+
+/*
+ * True when no connection is up and the latest connection attempt failed:
+ * the state in which a fail_fast pool answers at once.
+ */
+bool db_down(const struct db *db);
 
 /* Convenience readers for a DB_OK result: NULL for SQL NULL or out of range. */
 const char *db_value(const struct db_result *result, int row, int col);

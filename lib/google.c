@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "cfg.h"
+#include "datetime.h"
 #include "httpc.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,7 +52,7 @@ struct google_call {
 	bool oauth;		/* token/revoke endpoints answer OAuth errors, not Calendar errors */
 	int retries_left;
 	int attempt;
-	char *method, *url, *auth, *ctype, *body;	/* kept for a retry; auth is wiped on free */
+	char *method, *url, *auth, *ctype, *body;	/* kept for a retry; auth and body are wiped on free */
 	struct event *timer;	/* a quick retry is waiting */
 };
 
@@ -98,14 +99,8 @@ static void google_call_free(struct google_call *call)
 	google_call_unlink(call);
 	if (call->timer != NULL)
 		event_free(call->timer);
-	if (call->auth != NULL) {
-		sodium_memzero(call->auth, strlen(call->auth));
-		free(call->auth);
-	}
-	if (call->body != NULL) {
-		sodium_memzero(call->body, strlen(call->body));
-		free(call->body);
-	}
+	xfree_secret(call->auth);
+	xfree_secret(call->body);
 	free(call->method);
 	free(call->url);
 	free(call->ctype);
@@ -190,6 +185,24 @@ static enum google_outcome google_classify(long status, const char *reason, bool
 	}
 }
 
+/* Zero every name and string of item, its siblings and their children (nesting is bounded by cJSON's parser). */
+static void google_json_wipe(cJSON *item)
+{
+	for (; item != NULL; item = item->next) {
+		if (item->string != NULL)
+			xwipe(item->string, strlen(item->string));
+		if (item->valuestring != NULL)
+			xwipe(item->valuestring, strlen(item->valuestring));
+		google_json_wipe(item->child);
+	}
+}
+
+void google_json_free(cJSON *json)
+{
+	google_json_wipe(json);
+	cJSON_Delete(json);
+}
+
 void google_read_response(long status, const char *body, size_t len, bool oauth, struct google_result *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -265,7 +278,8 @@ static void google_on_response(const struct httpc_response *r, void *arg)
 
 	if (!google_retry_quickly(call, r, &res))
 		google_deliver(call, &res);
-	cJSON_Delete(res.json);
+	/* A token endpoint's answer holds the tokens themselves. */
+	google_json_free(res.json);
 }
 
 /*
@@ -328,16 +342,25 @@ static void google_send(struct google *g, const char *op, bool oauth, bool retry
 	google_start(call);
 }
 
+/* s percent-encoded; the caller frees it (with xfree_secret() when s is a secret: the copies here are wiped). */
 static char *google_escape(const char *s)
 {
 	char *e = curl_easy_escape(NULL, s, 0);
-	char *copy = xstrdup(e);
+	char *copy;
 
+	if (e == NULL)
+		abort();
+	copy = xstrdup(e);
+	xwipe(e, strlen(e));
 	curl_free(e);
 	return copy;
 }
 
-/* key=value&... with every value form-encoded; pairs end with a NULL key. */
+/*
+ * key=value&... with every value form-encoded; pairs end with a NULL key. The
+ * values are tokens, codes and the client secret: every copy made on the way
+ * is wiped, and the caller frees the form with xfree_secret().
+ */
 static char *google_form(const char *first_key, ...)
 {
 	va_list ap;
@@ -350,21 +373,13 @@ static char *google_form(const char *first_key, ...)
 		char *ev = google_escape(val ? val : "");
 		char *next = xasprintf("%s%s%s=%s", out, *out ? "&" : "", key, ev);
 
-		free(ev);
-		free(out);
+		xfree_secret(ev);
+		xfree_secret(out);
 		out = next;
 		key = va_arg(ap, const char *);
 	}
 	va_end(ap);
 	return out;
-}
-
-static void google_form_free(char *form)
-{
-	if (form == NULL)
-		return;
-	memset(form, 0, strlen(form));
-	free(form);
 }
 
 void google_exchange_code(struct google *g, const char *code, const char *code_verifier, google_cb cb, void *arg)
@@ -375,7 +390,7 @@ void google_exchange_code(struct google *g, const char *code, const char *code_v
 
 	google_send(g, "oauth.token", true, false, "POST", g->cfg->google_token_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
-	google_form_free(form);
+	xfree_secret(form);
 }
 
 void google_refresh(struct google *g, const char *refresh_token, google_cb cb, void *arg)
@@ -385,7 +400,7 @@ void google_refresh(struct google *g, const char *refresh_token, google_cb cb, v
 
 	google_send(g, "oauth.refresh", true, true, "POST", g->cfg->google_token_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
-	google_form_free(form);
+	xfree_secret(form);
 }
 
 void google_revoke(struct google *g, const char *token, google_cb cb, void *arg)
@@ -394,7 +409,7 @@ void google_revoke(struct google *g, const char *token, google_cb cb, void *arg)
 
 	google_send(g, "oauth.revoke", true, false, "POST", g->cfg->google_revoke_url, NULL,
 		    "application/x-www-form-urlencoded", form, cb, arg);
-	google_form_free(form);
+	xfree_secret(form);
 }
 
 void google_userinfo(struct google *g, const char *access_token, google_cb cb, void *arg)
@@ -462,5 +477,28 @@ void google_calendar_probe(struct google *g, const char *access_token, const cha
 	char *url = google_events_url(g, calendar_id, NULL, "maxResults=1");
 
 	google_send(g, "events.list", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
+	free(url);
+}
+
+void google_freebusy(struct google *g, const char *access_token, const char *calendar_id, int64_t from_s,
+		     int64_t to_s, google_cb cb, void *arg)
+{
+	char *url = xasprintf("%s/freeBusy", g->cfg->google_calendar_api_url);
+	char from[40], to[40];
+	cJSON *req = cJSON_CreateObject();
+	cJSON *item = cJSON_CreateObject();
+	char *body;
+
+	datetime_format(from_s, 0, from, sizeof(from));
+	datetime_format(to_s, 0, to, sizeof(to));
+	cJSON_AddStringToObject(req, "timeMin", from);
+	cJSON_AddStringToObject(req, "timeMax", to);
+	cJSON_AddStringToObject(req, "timeZone", "UTC");
+	cJSON_AddStringToObject(item, "id", calendar_id);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "items"), item);
+	body = cJSON_PrintUnformatted(req);
+	google_send(g, "freebusy.query", false, true, "POST", url, access_token, "application/json", body, cb, arg);
+	cJSON_free(body);
+	cJSON_Delete(req);
 	free(url);
 }

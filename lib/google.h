@@ -6,7 +6,7 @@
  * refresh the token, reconnect the user, give up) rather than on status codes
  * and message text. The classification follows Google's error guide: the
  * HTTP status plus errors[0].reason, never the message (see
- * shared/reference/google-api-facts.md, section 3). Base URLs come from the
+ * docs/google.md, "Calendar errors"). Base URLs come from the
  * configuration so tests point them at the local stand-in.
  *
  * Requests that are safe to repeat (reads, patches, deletes, inserts with our
@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -75,9 +76,17 @@ const char *google_outcome_name(enum google_outcome outcome);
  * either error shape (Calendar's error.errors[0], OAuth's "error"), and the
  * outcome. oauth: the answer came from the token endpoint, where
  * invalid_grant means the grant is dead. The caller deletes out->json with
- * cJSON_Delete(); reason and message point into it.
+ * google_json_free(); reason and message point into it.
  */
 void google_read_response(long status, const char *body, size_t len, bool oauth, struct google_result *out);
+
+/*
+ * cJSON_Delete() of an answer of Google's after zeroing every name and string
+ * in it: a token endpoint's answer holds the access and refresh tokens, and
+ * cJSON would hand their bytes back to the heap as they are. google_json_free(NULL)
+ * is a no-op.
+ */
+void google_json_free(cJSON *json);
 
 /* OAuth. The token JSON arrives in result->json. */
 void google_exchange_code(struct google *g, const char *code, const char *code_verifier, google_cb cb, void *arg);
@@ -98,6 +107,13 @@ void google_event_patch(struct google *g, const char *access_token, const char *
 			const char *event_id, const cJSON *patch, const char *query, google_cb cb, void *arg);
 void google_event_delete(struct google *g, const char *access_token, const char *calendar_id,
 			 const char *event_id, const char *query, google_cb cb, void *arg);
+/*
+ * freebusy.query for one calendar over [from_s, to_s): busy spans in UTC
+ * (busy.h reads them). Needs the calendar.freebusy scope (or calendar or
+ * calendar.readonly); a per-calendar error comes inside a 200.
+ */
+void google_freebusy(struct google *g, const char *access_token, const char *calendar_id, int64_t from_s,
+		     int64_t to_s, google_cb cb, void *arg);
 /* events.list with maxResults=1: the answer's "timeZone" is the calendar's zone. */
 void google_calendar_probe(struct google *g, const char *access_token, const char *calendar_id, google_cb cb,
 			   void *arg);

@@ -95,16 +95,6 @@ static void health_install(struct evhttp *http, struct health_ctx *ctx)
 	evhttp_set_cb(http, "/metrics", health_on_metrics, ctx);
 }
 
-void health_attach(struct evhttp *http, health_ready_cb ready, void *arg)
-{
-	/* Lives as long as the process: the gateway's server is never torn down before exit. */
-	static struct health_ctx ctx;
-
-	ctx.ready = ready;
-	ctx.arg = arg;
-	health_install(http, &ctx);
-}
-
 struct health *health_new(struct event_base *base, const char *addr, health_ready_cb ready, void *arg)
 {
 	struct health *h;

@@ -6,8 +6,9 @@
  * answer, which is what a liveness probe wants to know). /readyz asks the
  * service whether its dependencies are reachable and answers 200 or 503 with
  * a JSON body naming what is missing. /metrics renders the metrics registry.
- * Workers get their own small server on METRICS_ADDR; the gateway attaches
- * the same handlers to its API server.
+ * Every service serves them on its own small server on METRICS_ADDR; the
+ * gateway answers /healthz and /readyz on its API listener too, but never
+ * /metrics (services/oauth-gateway/http.c).
  */
 #ifndef HEALTH_H
 #define HEALTH_H
@@ -35,8 +36,5 @@ typedef int (*health_ready_cb)(struct health_check *checks, int max, void *arg);
 struct health *health_new(struct event_base *base, const char *addr, health_ready_cb ready, void *arg);
 /* health_free(NULL) is a no-op. */
 void health_free(struct health *health);
-
-/* Install the three handlers on an existing server (the gateway's). */
-void health_attach(struct evhttp *http, health_ready_cb ready, void *arg);
 
 #endif

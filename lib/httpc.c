@@ -13,10 +13,18 @@
  *
  * curl_global_init() runs once, from the first httpc_new(): it is not
  * thread-safe, so create clients at start-up, before any thread exists.
+ *
+ * What passes through here carries secrets: Authorization headers, token
+ * endpoint forms with a refresh token, code or client secret, answers with
+ * tokens, the mailer's SMTP password. Every buffer that held one is zeroed
+ * before it is freed (xmalloc.h): ours (the request body, which curl is given
+ * by pointer rather than copied, the header list, the answer as it grows) and
+ * libcurl's own, through the memory functions given to curl_global_init_mem().
  */
 #include "httpc.h"
 
 #include <ctype.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +56,8 @@ struct httpc_xfer {
 	httpc_easy_cb easy_done;	/* httpc_add_easy */
 	void *arg;
 	struct curl_slist *headers;
+	char *request;			/* the request body curl sends from (CURLOPT_POSTFIELDS), or NULL */
+	size_t request_len;
 	char *body;			/* the answer, NUL-terminated */
 	size_t body_len;
 	size_t body_cap;
@@ -112,10 +122,14 @@ static void httpc_collect(struct httpc *client)
 	}
 }
 
+/* Only after curl_easy_cleanup(): the handle points at the request body and the header list. */
 static void httpc_xfer_free(struct httpc_xfer *x)
 {
+	for (struct curl_slist *h = x->headers; h != NULL; h = h->next)
+		xwipe(h->data, strlen(h->data));
 	curl_slist_free_all(x->headers);
-	free(x->body);
+	xfree_wiped(x->request, x->request_len);
+	xfree_wiped(x->body, x->body_cap);
 	free(x);
 }
 
@@ -263,12 +277,50 @@ static int httpc_on_timer(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/*
+ * libcurl's memory functions: the C library's, except that a block is zeroed
+ * before it is released, and a block that must grow moves to a new one and
+ * the old is zeroed (realloc() would leave it behind). curl keeps copies of
+ * request lines and headers (Authorization), bodies and answers in buffers of
+ * its own; this is the only way to reach them. Like curl's own functions they
+ * return NULL on exhaustion rather than abort.
+ */
+static void httpc_mem_free(void *p)
+{
+	if (p != NULL)
+		xfree_wiped(p, malloc_usable_size(p));
+}
+
+static void *httpc_mem_realloc(void *p, size_t size)
+{
+	size_t have;
+	void *q;
+
+	if (p == NULL)
+		return malloc(size);
+	if (size == 0) {
+		httpc_mem_free(p);
+		return NULL;
+	}
+	have = malloc_usable_size(p);
+	if (size <= have)
+		return p;
+	q = malloc(size);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, have);
+	httpc_mem_free(p);
+	return q;
+}
+
 struct httpc *httpc_new(struct event_base *base, long max_connections)
 {
 	struct httpc *client;
 
 	if (!httpc_global_done) {
-		CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+		/* A no-op when something in the process initialised curl first (then without the wiping). */
+		CURLcode rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, httpc_mem_free, httpc_mem_realloc,
+						   strdup, calloc);
 
 		if (rc != CURLE_OK) {
 			log_error("curl_global_init failed", LOG_STR("error", curl_easy_strerror(rc)));
@@ -341,7 +393,7 @@ static size_t httpc_on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 		while (cap < x->body_len + n + 1)
 			cap *= 2;
-		x->body = xrealloc(x->body, cap);
+		x->body = xrealloc_wiped(x->body, x->body_len, cap);
 		x->body_cap = cap;
 	}
 	memcpy(x->body + x->body_len, data, n);
@@ -415,11 +467,17 @@ static bool httpc_setup_request(struct httpc_xfer *x, const struct httpc_request
 		ok = ok && curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
 	} else if (req->body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
 		   strcmp(method, "PATCH") == 0) {
-		/* POSTFIELDS carries a body for any method; COPYPOSTFIELDS copies it now. */
-		ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-					    (curl_off_t)(req->body != NULL ? req->body_len : 0)) == CURLE_OK;
-		ok = ok && curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body != NULL ? req->body : "") ==
-				   CURLE_OK;
+		/*
+		 * POSTFIELDS carries a body for any method. Our own copy rather than curl's
+		 * (COPYPOSTFIELDS), so httpc_xfer_free() can wipe it: it may hold a token.
+		 */
+		x->request_len = req->body != NULL ? req->body_len : 0;
+		x->request = xmalloc(x->request_len + 1);
+		if (x->request_len > 0)
+			memcpy(x->request, req->body, x->request_len);
+		x->request[x->request_len] = '\0';
+		ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->request_len) == CURLE_OK;
+		ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->request) == CURLE_OK;
 		if (strcmp(method, "POST") != 0)
 			ok = ok && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
 	} else {

@@ -1,6 +1,6 @@
 /*
- * tz: IANA time zones ("Asia/Kolkata") through libical, which reads the
- * system's zoneinfo. Google wants a real zone name beside every time, and a
+ * tz: IANA time zones ("Asia/Kolkata") from the system's zone files
+ * (/usr/share/zoneinfo, or $TZDIR). Google wants a real zone name beside every time, and a
  * demo time written without an offset means wall-clock time in the user's
  * zone, so both directions are needed: local wall time -> offset, and
  * instant -> offset.
@@ -25,7 +25,7 @@ int tz_offset_at_local(const char *zone, int year, int month, int day, int hour,
 /* Offset in force in zone at the instant epoch_s. 0, or -1 for an unknown zone. */
 int tz_offset_at_utc(const char *zone, int64_t epoch_s, int *offset_s);
 
-/* Release libical's zone cache (leak checkers at exit). */
+/* Release the zones read so far (leak checkers at exit). */
 void tz_shutdown(void);
 
 #endif

@@ -37,10 +37,7 @@ void vault_free(struct vault *vault)
 
 void vault_wipe_free(char *secret)
 {
-	if (secret == NULL)
-		return;
-	sodium_memzero(secret, strlen(secret));
-	free(secret);
+	xfree_secret(secret);
 }
 
 /* Parse one "<version>:<base64>" or bare "<base64>" entry into vault->keys. */
@@ -214,7 +211,7 @@ int vault_open(const struct vault *vault, const char *sealed, const char *user_i
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)msg, &mlen, NULL, blob + VAULT_NONCE_BYTES,
 						       blen - VAULT_NONCE_BYTES, (const unsigned char *)user_id,
 						       strlen(user_id), blob, key) != 0) {
-		free(msg);
+		xfree_wiped(msg, blen);
 		free(blob);
 		return -1;
 	}

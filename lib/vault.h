@@ -38,7 +38,7 @@ int vault_sealed_version(const char *sealed);
 /* The version new seals use. */
 int vault_current_version(const struct vault *vault);
 
-/* Zero a secret string before freeing it. vault_wipe_free(NULL) is a no-op. */
+/* Zero a secret string before freeing it (xfree_secret()). vault_wipe_free(NULL) is a no-op. */
 void vault_wipe_free(char *secret);
 
 #endif

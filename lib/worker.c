@@ -3,7 +3,9 @@
  */
 #include "worker.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -16,8 +18,6 @@
 #include "tz.h"
 #include "xmalloc.h"
 
-#define WORKER_DRAIN_SECONDS 25
-
 struct worker {
 	struct worker_opts opts;
 	struct config cfg;
@@ -29,9 +29,18 @@ struct worker {
 	struct health *health;
 	struct svc_signals *signals;
 	struct event *drain;
-	int drain_ticks;
+	int64_t drain_deadline_ms;	/* monotonic */
 	bool stopping;
+	bool closing;
 };
+
+static int64_t worker_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int worker_ready(struct health_check *checks, int max, void *arg)
 {
@@ -52,7 +61,7 @@ static void worker_on_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (busy > 0 && ++w->drain_ticks < WORKER_DRAIN_SECONDS * 10)
+	if (busy > 0 && worker_now_ms() < w->drain_deadline_ms)
 		return;
 	if (busy > 0)
 		log_warn("stopping with work in flight; the broker will redeliver it", LOG_INT("in_flight", busy));
@@ -61,6 +70,7 @@ static void worker_on_drain(evutil_socket_t fd, short what, void *arg)
 	event_del(w->drain);
 	if (w->opts.on_stop)
 		w->opts.on_stop(w->opts.arg);
+	w->closing = true;
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -71,6 +81,7 @@ void worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	w->drain_deadline_ms = worker_now_ms() + w->cfg.drain_timeout_ms;
 	mq_stop_consuming(w->consumer);
 	w->drain = xevent_new(w->base, -1, EV_PERSIST, worker_on_drain, w);
 	event_add(w->drain, &tick);
@@ -135,12 +146,21 @@ void worker_free(struct worker *w)
 		return;
 	if (w->drain != NULL)
 		event_free(w->drain);
+	/* However the loop ended, callbacks from here on only release their jobs. */
+	w->closing = true;
 	health_free(w->health);
-	/* Publisher first: its LOST confirms may still settle deliveries on the consumer. */
+	/*
+	 * The sources of callbacks, before the modules they call into (on_free).
+	 * The pool first: a statement's callback may still send an HTTP
+	 * request, which the client then ends as well. Publisher before the
+	 * consumer: its LOST confirms may still settle deliveries on it.
+	 */
+	db_free(w->db);
+	httpc_free(w->http);
 	mq_free(w->publisher);
 	mq_free(w->consumer);
-	httpc_free(w->http);
-	db_free(w->db);
+	if (w->opts.on_free)
+		w->opts.on_free(w->opts.arg);
 	svc_signals_free(w->signals);
 	event_base_free(w->base);
 	cfg_free(&w->cfg);
@@ -153,6 +173,11 @@ void worker_free(struct worker *w)
 bool worker_stopping(const struct worker *w)
 {
 	return w->stopping;
+}
+
+bool worker_closing(const struct worker *w)
+{
+	return w->closing;
 }
 
 const struct config *worker_config(const struct worker *w)

@@ -6,9 +6,21 @@
  * for publishing (RabbitMQ throttles publishers by not reading from them, and
  * a consumer must not stall with them), an HTTP client, /healthz, /readyz and
  * /metrics on METRICS_ADDR, and a graceful stop: on SIGTERM the consumers
- * are cancelled, work in flight finishes (up to a deadline), and the loop
- * exits. This module owns all of that; a worker supplies its topology, its
- * consumers and a count of jobs in flight.
+ * are cancelled, work in flight finishes (up to DRAIN_TIMEOUT_MS), and the
+ * loop exits. This module owns all of that; a worker supplies its topology,
+ * its consumers and a count of jobs in flight.
+ *
+ * Callbacks during shutdown, one rule for every worker: when the drain
+ * times out, jobs are still waiting on the sources of callbacks (the HTTP
+ * client, the database pool, the AMQP connections). worker_free() ends
+ * those sources first (the pool, then the HTTP client, then the
+ * publisher and the consumer), and each calls what it still holds once,
+ * with a failure; only then does it call on_free, where the worker frees
+ * its own modules. So a callback always finds the modules it calls into
+ * (a token cache, a Google client) alive. worker_closing() is true from
+ * the moment the loop is told to exit: a callback that sees it releases
+ * its job and starts nothing (no statement, request, publish or ack); the
+ * broker redelivers every delivery not acked.
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -34,8 +46,10 @@ struct worker_opts {
 	mq_connect_cb on_publisher_connect;
 	/* Jobs still running; the stop waits for this to reach 0. */
 	unsigned (*in_flight)(void *arg);
-	/* Called once before the loop exits, to release the worker's own state. */
+	/* Called once before the loop exits, to stop the worker's own timers (a sweep). */
 	void (*on_stop)(void *arg);
+	/* Called by worker_free() after every source of callbacks has ended: free the worker's modules. */
+	void (*on_free)(void *arg);
 	void *arg;
 };
 
@@ -53,6 +67,8 @@ void worker_free(struct worker *w);
 /* Ask the worker to stop as SIGTERM does (tests, fatal conditions). */
 void worker_stop(struct worker *w);
 bool worker_stopping(const struct worker *w);
+/* The loop is exiting or gone: a callback now only releases its job (see the rule above). */
+bool worker_closing(const struct worker *w);
 
 const struct config *worker_config(const struct worker *w);
 struct event_base *worker_base(struct worker *w);

@@ -2,8 +2,8 @@
  * dead: `gcalctl dead list` and `gcalctl dead replay`.
  *
  * Poison messages and exhausted retries park in scheduler.dead and
- * mailer.dead with x-dead-reason and x-dead-detail (DESIGN.md, "Dead
- * letters"); RabbitMQ's own dead-lettering (the delivery limit) leaves
+ * mailer.dead with x-dead-reason and x-dead-detail (docs/operations.md,
+ * "Dead letters"); RabbitMQ's own dead-lettering (the delivery limit) leaves
  * x-death instead. Listing takes every message without acknowledging it
  * and closes the channel, so the queue is left as it was. Replaying sends a
  * copy back to the work queue it came from (scheduler.commands for meeting

@@ -2,7 +2,7 @@
  * lead: `gcalctl publish-lead` and `gcalctl sample-lead`.
  *
  * publish-lead sends lead.analyzed for a lead that exists, exactly as the
- * platform's webhook does (DESIGN.md, "lead.analyzed message"): to the
+ * platform's webhook does (proto/messages/lead.analyzed.schema.json): to the
  * `leads` exchange, persistent, with a message_id, confirmed by the broker.
  * It is how an operator re-runs a lead by hand and how a newcomer sees the
  * flow. sample-lead first inserts a demo call, transcript and lead for a

@@ -84,7 +84,7 @@ static bool compose_headers(struct compose *c, const struct compose_mail *m)
 	       compose_header(c, "Message-ID", m->message_id) &&
 	       compose_header(c, "Auto-Submitted", "auto-generated") &&
 	       compose_header(c, "X-Meeting-Action", m->action) && compose_header(c, "X-Meeting-Id", m->meeting_id) &&
-	       compose_header(c, "X-Lead-Id", m->lead_id);
+	       compose_header(c, "X-Lead-Id", m->lead_id) && compose_header(c, "X-Meeting-Conflict", m->conflict);
 }
 
 static bool compose_body(struct compose *c, CURL *easy, const struct compose_mail *m)

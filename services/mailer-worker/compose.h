@@ -29,6 +29,7 @@ struct compose_mail {
 	const char *action;		/* X-Meeting-Action */
 	const char *meeting_id;		/* X-Meeting-Id, or NULL */
 	const char *lead_id;		/* X-Lead-Id, or NULL */
+	const char *conflict;		/* X-Meeting-Conflict ("yes": booked over busy time), or NULL */
 	const char *text;		/* plain body, LF line ends */
 	const char *html;		/* HTML body, LF line ends */
 	const char *ics;		/* VCALENDAR text, or NULL for a mail without one */

@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "cfg.h"
+#include "datetime.h"
 #include "header.h"
 #include "ical.h"
 #include "template.h"
@@ -24,7 +25,11 @@ static const char *const content_kinds[] = {
 	[CONTENT_CANCELLED] = "cancelled",
 	[CONTENT_REMINDER] = "reminder",
 	[CONTENT_DISCONNECTED] = "disconnected",
+	[CONTENT_CONFLICT] = "conflict",
 };
+
+/* The busy spans a conflict mail lists; the scheduler clips them to the requested slot, so a few at most. */
+#define CONTENT_BUSY_MAX 20
 
 /* A meeting's time, ready for the templates. */
 struct content_when {
@@ -129,6 +134,51 @@ static void content_when_of(const struct content_meeting *m, struct content_when
 	snprintf(w->duration, sizeof(w->duration), "%lld minute%s", (long long)minutes, minutes == 1 ? "" : "s");
 }
 
+/*
+ * The busy spans of a conflict, one per line, each in zone as a meeting's
+ * time is shown; NULL when busy_json holds none that reads, so the mail
+ * falls back to the scheduler's sentence. The caller frees it.
+ */
+static char *content_busy_text(const char *busy_json, const char *zone)
+{
+	cJSON *j = busy_json != NULL ? cJSON_Parse(busy_json) : NULL;
+	const cJSON *spans = cJSON_IsArray(j) ? j : NULL, *span;
+	char *out = NULL;
+	int shown = 0, more = 0;
+
+	cJSON_ArrayForEach(span, spans) {
+		const char *start = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(span, "start"));
+		const char *end = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(span, "end"));
+		struct datetime a, b;
+		struct content_meeting m = { .zone = zone };
+		struct content_when w = { 0 };
+		char *next;
+
+		if (start == NULL || end == NULL || datetime_parse(start, strlen(start), &a) < 0 ||
+		    datetime_parse(end, strlen(end), &b) < 0 || !a.has_offset || !b.has_offset)
+			continue;
+		if (shown == CONTENT_BUSY_MAX) {
+			more++;
+			continue;
+		}
+		m.start_s = a.epoch_s;
+		m.end_s = b.epoch_s;
+		content_when_of(&m, &w);
+		next = xasprintf("%s%s- %s (%s, %s)", out ? out : "", out ? "\n" : "", w.when, w.zone, w.offset);
+		free(out);
+		out = next;
+		shown++;
+	}
+	if (more > 0) {
+		char *next = xasprintf("%s\n- and %d more", out, more);
+
+		free(out);
+		out = next;
+	}
+	cJSON_Delete(j);
+	return out;
+}
+
 char *content_reasoning_text(const char *json_text)
 {
 	cJSON *j, *item;
@@ -180,7 +230,7 @@ static const char *content_url(const char *s)
 }
 
 struct content_vars {
-	struct template_var v[40];
+	struct template_var v[48];
 	size_t n;
 };
 
@@ -253,13 +303,25 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	char *reasoning = content_reasoning_text(f->reasoning_json);
 	char *transcript = content_transcript_url(f->transcript_url, f->call_id);
 	char *attendee = header_address(m->attendee_email);
+	char *lead_email = header_address(f->lead_email);
+	char *busy = NULL;
 	char *file;
-	bool meeting = f->kind != CONTENT_DISCONNECTED;
+	bool meeting = f->kind != CONTENT_DISCONNECTED && f->kind != CONTENT_CONFLICT;
+	/* A new slot is where the booking checked the calendar; later mails about it need not repeat that. */
+	bool checked = f->kind == CONTENT_CREATED || f->kind == CONTENT_RESCHEDULED;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (meeting)
 		content_when_of(m, &now);
+	if (f->kind == CONTENT_CONFLICT) {
+		struct content_meeting requested = {
+			.zone = f->user_zone, .start_s = f->requested_start_s, .end_s = f->requested_end_s,
+		};
+
+		content_when_of(&requested, &now);
+		busy = content_busy_text(f->busy_json, f->user_zone);
+	}
 	if (f->has_previous)
 		content_when_of(&f->previous, &before);
 	if (f->disconnected_at > 0)
@@ -297,6 +359,12 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 		    f->disconnect_reason && strcmp(f->disconnect_reason, "grant_revoked") == 0 ? "yes" : NULL);
 	content_set(&vars, "disconnected_when", disconnected);
 	content_set(&vars, "reconnect_url", content_url(f->reconnect_url));
+	content_set(&vars, "lead_email", lead_email);
+	content_set(&vars, "busy", busy);
+	content_set(&vars, "busy_detail", f->busy_detail);
+	content_set(&vars, "overlaps", checked && m->check == CONTENT_CHECK_BUSY ? "yes" : NULL);
+	content_set(&vars, "overlap_detail", checked && m->check == CONTENT_CHECK_BUSY ? m->conflict_detail : NULL);
+	content_set(&vars, "unchecked_detail", checked && m->check == CONTENT_CHECK_NONE ? m->conflict_detail : NULL);
 
 	file = xasprintf("%s.txt", content_kind_name(f->kind));
 	rc = content_render(file, TEMPLATE_TEXT, &vars, &out->subject, &out->text, error);
@@ -310,9 +378,13 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 		out->ics = content_ical(f);
 		out->ics_method = f->kind == CONTENT_CANCELLED ? "CANCEL" : "REQUEST";
 	}
+	if (rc == 0 && checked && m->check == CONTENT_CHECK_BUSY)
+		out->conflict = "yes";
 	free(reasoning);
 	free(transcript);
 	free(attendee);
+	free(lead_email);
+	free(busy);
 	if (rc < 0)
 		content_release(out);
 	return rc;

@@ -3,12 +3,18 @@
  *
  * Pure: given the meeting(s), the lead and the owner as loaded, it fills the
  * kind's templates (subject, text, HTML) and builds the iCalendar part. The
- * lead context is the plan's "Meeting Description Template": status tag,
+ * lead context is the event's (docs/booking.md, "Title and description"): status tag,
  * phone, company, the AI's reasoning (a JSON object shown as "key: value"
  * lines), the call summary, recording and transcript links. Times are shown
  * in the meeting's zone with its UTC offset and again in UTC, so nobody has to
  * guess which clock a time is on. Links that are not http(s) URLs are
  * dropped rather than shown.
+ *
+ * The conflict mail has no meeting: it reports a lead the scheduler did not
+ * book because the owner's calendar is busy at the time the lead asked for,
+ * with that time and the busy spans shown in the owner's zone. A created or
+ * rescheduled meeting booked over busy time says so, as does one whose
+ * calendar could not be checked.
  */
 #ifndef MAILER_CONTENT_H
 #define MAILER_CONTENT_H
@@ -22,6 +28,14 @@ enum content_kind {
 	CONTENT_CANCELLED,
 	CONTENT_REMINDER,
 	CONTENT_DISCONNECTED,
+	CONTENT_CONFLICT,
+};
+
+/* calendar_meetings.has_conflict: whether the booking checked the calendar, and what it found. */
+enum content_check {
+	CONTENT_CHECK_NONE,		/* NULL: not checked (conflict_detail may say why) */
+	CONTENT_CHECK_FREE,
+	CONTENT_CHECK_BUSY,
 };
 
 /* One calendar_meetings row; any string may be NULL. */
@@ -36,6 +50,8 @@ struct content_meeting {
 	const char *meet_link;
 	const char *html_link;
 	const char *cancellation_reason;
+	enum content_check check;
+	const char *conflict_detail;	/* the busy spans, or why the calendar could not be checked */
 	int64_t start_s, end_s;
 };
 
@@ -48,12 +64,13 @@ struct content_facts {
 	const char *owner_email;	/* checked (header_address()) */
 	const char *google_email;	/* the Google account; NULL when unknown */
 
-	struct content_meeting meeting;	/* all kinds but disconnected */
+	struct content_meeting meeting;	/* all kinds but disconnected and conflict */
 	bool has_previous;		/* rescheduled: the meeting it replaced was found */
 	struct content_meeting previous;
 
 	const char *lead_id;
 	const char *lead_name;
+	const char *lead_email;		/* conflict: whom the owner would book; unchecked text */
 	const char *lead_company;
 	const char *lead_phone;
 	const char *lead_status;
@@ -67,14 +84,20 @@ struct content_facts {
 	int64_t disconnected_at;	/* 0 when unknown */
 	const char *user_zone;		/* to show disconnected_at in */
 	const char *reconnect_url;	/* FRONTEND_URL, or NULL */
+
+	/* conflict: calendar_booking_outcomes' requested slot and busy spans, shown in user_zone. */
+	int64_t requested_start_s, requested_end_s;
+	const char *busy_json;		/* [{"start", "end"}] in RFC 3339; NULL or unreadable: busy_detail */
+	const char *busy_detail;	/* the outcome's detail sentence */
 };
 
 struct content {
 	char *subject;			/* a header value: one line, RFC 2047 when needed */
 	char *text;
 	char *html;
-	char *ics;			/* NULL for the disconnected mail */
+	char *ics;			/* NULL for the disconnected and conflict mails */
 	const char *ics_method;		/* "REQUEST" or "CANCEL" */
+	const char *conflict;		/* X-Meeting-Conflict: "yes" for a meeting booked over busy time, else NULL */
 };
 
 /* "created", ... as in the job's kind and the X-Meeting-Action header. */

@@ -3,8 +3,8 @@
  *
  *	parse -> claim -> load -> compose and send -> record `sent` -> ack
  *
- * The commit point is mail_deliveries, keyed by the job's message_id (DESIGN
- * "Mail commit point"). The claim records `sending` (attempts + 1) before
+ * The commit point is mail_deliveries, keyed by the job's message_id
+ * (docs/architecture.md, "Guarantees"). The claim records `sending` (attempts + 1) before
  * any SMTP; a job whose record says `sent` is a duplicate and is acked
  * without a mail. A `sending` record is a lease: another copy of the same
  * job (a redelivery racing the first) waits in a retry tier instead of
@@ -17,9 +17,14 @@
  * connection goes through the retry tiers (recorded `failed` with the reason
  * meanwhile; the next attempt claims it again); a 5xx to the message is
  * final: `failed` and a dead letter `smtp_rejected` with the server's reply.
- * A job that can never be mailed (malformed, unknown meeting or user, bad
- * owner address) is dead-lettered at once with its reason. Nothing here ever
- * changes a meeting beyond its *_email_sent columns.
+ * A job that can never be mailed (malformed, unknown meeting, lead or user,
+ * bad owner address) is dead-lettered at once with its reason. Nothing here
+ * ever changes a meeting beyond its *_email_sent columns.
+ *
+ * A reminder of a meeting no longer scheduled, and a conflict mail of a lead
+ * whose outcome is no longer skipped/conflict (someone booked it since), are
+ * not sent: the job is recorded `failed` with why and acked, so a later job
+ * with the same id (the lead skipped for a conflict again) still mails.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,9 +70,16 @@ static const char job_claim_sql[] =
 	"  CEIL(EXTRACT(EPOCH FROM updated_at + make_interval(secs => $5::int) - now()) * 1000)::bigint"
 	" FROM mail_deliveries WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM claim)";
 
-/* The owner always; the meeting, the one it replaced and the lead when the job names them. */
+/*
+ * The owner always; the meeting, the one it replaced and the lead when the
+ * job names them; for a job without a meeting (a conflict) also the lead's
+ * outcome and the contact its phone number finds (name and email, as the
+ * scheduler reads them), joined only then so meeting mails read as before.
+ * $5 is DEFAULT_TIMEZONE, the zone the scheduler used for an owner whose
+ * calendar zone is unknown.
+ */
 static const char job_load_sql[] =
-	"SELECT u.email, u.name, u.google_email, u.google_calendar_timezone,"
+	"SELECT u.email, u.name, u.google_email, COALESCE(u.google_calendar_timezone, $5),"
 	" EXTRACT(EPOCH FROM u.google_disconnected_at)::bigint, u.google_disconnect_reason,"
 	" m.id, m.google_event_id, m.meeting_title, m.meeting_description, m.attendee_email, m.attendee_name,"
 	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint,"
@@ -75,15 +87,22 @@ static const char job_load_sql[] =
 	" m.meet_link, m.html_link,"
 	" p.id, EXTRACT(EPOCH FROM p.meeting_start_time)::bigint, EXTRACT(EPOCH FROM p.meeting_end_time)::bigint,"
 	" COALESCE(p.timezone, m.timezone, u.google_calendar_timezone),"
-	" la.id, COALESCE(NULLIF(la.extracted_name, ''), m.attendee_name), la.company_name,"
+	" la.id, COALESCE(NULLIF(la.extracted_name, ''), m.attendee_name, NULLIF(c.name, '')), la.company_name,"
 	" COALESCE(la.phone_number, ca.phone_number), la.lead_status_tag, la.reasoning::text, la.smart_notification,"
-	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint"
+	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint,"
+	" m.has_conflict, m.conflict_detail, COALESCE(NULLIF(c.email, ''), la.extracted_email),"
+	" o.outcome, o.reason, o.detail, EXTRACT(EPOCH FROM o.requested_start)::bigint,"
+	" EXTRACT(EPOCH FROM o.requested_end)::bigint, o.busy::text"
 	" FROM users u"
 	" LEFT JOIN calendar_meetings m ON m.id = $2::uuid AND m.user_id = u.id"
 	" LEFT JOIN calendar_meetings p ON p.id = COALESCE($3::uuid, m.rescheduled_from_meeting_id)"
 	"  AND p.user_id = u.id"
 	" LEFT JOIN lead_analytics la ON la.id = COALESCE(m.lead_analytics_id, $4::uuid) AND la.user_id = u.id"
 	" LEFT JOIN calls ca ON ca.id = COALESCE(m.call_id, la.call_id)"
+	" LEFT JOIN LATERAL (SELECT name, email FROM contacts"
+	"  WHERE user_id = u.id AND phone_number = la.phone_number AND m.id IS NULL"
+	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE"
+	" LEFT JOIN calendar_booking_outcomes o ON o.lead_analytics_id = la.id AND o.user_id = u.id AND m.id IS NULL"
 	" WHERE u.id = $1::uuid";
 
 enum {
@@ -92,6 +111,8 @@ enum {
 	COL_M_START, COL_M_END, COL_M_ZONE, COL_M_STATUS, COL_M_CANCEL_REASON, COL_M_SEQUENCE, COL_M_MEET,
 	COL_M_HTML, COL_P_ID, COL_P_START, COL_P_END, COL_P_ZONE, COL_LEAD_ID, COL_LEAD_NAME, COL_LEAD_COMPANY,
 	COL_LEAD_PHONE, COL_LEAD_STATUS, COL_LEAD_REASONING, COL_LEAD_SUMMARY, COL_CALL_ID, COL_RECORDING, COL_NOW,
+	COL_M_HAS_CONFLICT, COL_M_CONFLICT_DETAIL, COL_LEAD_EMAIL, COL_O_OUTCOME, COL_O_REASON, COL_O_DETAIL,
+	COL_O_START, COL_O_END, COL_O_BUSY,
 };
 
 /* `sent` and the meeting's flag in one statement, so a mail is never recorded half. */
@@ -115,7 +136,7 @@ struct mail_job {
 	const char *kind_name;		/* "unknown" until parsed: a metrics label */
 	enum content_kind kind;
 	char *user_id;
-	char *meeting_id;		/* NULL for disconnected */
+	char *meeting_id;		/* NULL for disconnected and conflict */
 	char *previous_id;
 	char *lead_id;
 	int sequence;			/* -1: not in the job, use the meeting's */
@@ -378,6 +399,8 @@ static int64_t job_col_int(const struct db_result *r, int col)
 
 static void job_meeting_facts(const struct db_result *r, struct content_meeting *cm)
 {
+	const char *has_conflict = job_col(r, COL_M_HAS_CONFLICT);	/* "t", "f" or NULL */
+
 	cm->id = job_col(r, COL_M_ID);
 	cm->google_event_id = job_col(r, COL_M_EVENT);
 	cm->title = job_col(r, COL_M_TITLE);
@@ -388,6 +411,9 @@ static void job_meeting_facts(const struct db_result *r, struct content_meeting 
 	cm->meet_link = job_col(r, COL_M_MEET);
 	cm->html_link = job_col(r, COL_M_HTML);
 	cm->cancellation_reason = job_col(r, COL_M_CANCEL_REASON);
+	cm->check = has_conflict == NULL ? CONTENT_CHECK_NONE
+		    : strcmp(has_conflict, "t") == 0 ? CONTENT_CHECK_BUSY : CONTENT_CHECK_FREE;
+	cm->conflict_detail = job_col(r, COL_M_CONFLICT_DETAIL);
 	cm->start_s = job_col_int(r, COL_M_START);
 	cm->end_s = job_col_int(r, COL_M_END);
 }
@@ -413,6 +439,7 @@ static void job_facts(const struct mail_job *job, const struct db_result *r, str
 	}
 	f->lead_id = job_col(r, COL_LEAD_ID);
 	f->lead_name = job_col(r, COL_LEAD_NAME);
+	f->lead_email = job_col(r, COL_LEAD_EMAIL);
 	f->lead_company = job_col(r, COL_LEAD_COMPANY);
 	f->lead_phone = job_col(r, COL_LEAD_PHONE);
 	f->lead_status = job_col(r, COL_LEAD_STATUS);
@@ -425,6 +452,10 @@ static void job_facts(const struct mail_job *job, const struct db_result *r, str
 	f->disconnected_at = job_col_int(r, COL_DISCONNECTED_AT);
 	f->user_zone = job_col(r, COL_USER_ZONE);
 	f->reconnect_url = cfg->frontend_url;
+	f->requested_start_s = job_col_int(r, COL_O_START);
+	f->requested_end_s = job_col_int(r, COL_O_END);
+	f->busy_json = job_col(r, COL_O_BUSY);
+	f->busy_detail = job_col(r, COL_O_DETAIL);
 }
 
 static void job_send(struct mail_job *job, const struct db_result *r)
@@ -454,6 +485,7 @@ static void job_send(struct mail_job *job, const struct db_result *r)
 		.action = job->kind_name,
 		.meeting_id = facts.meeting.id,
 		.lead_id = facts.lead_id,
+		.conflict = c.conflict,
 		.text = c.text,
 		.html = c.html,
 		.ics = c.ics,
@@ -481,10 +513,28 @@ static void job_on_skip_recorded(const struct db_result *r, void *arg)
 		return;
 	}
 	if (r->status != DB_OK)
-		log_warn("could not record a skipped reminder", LOG_STR("trace", job->trace),
+		log_warn("could not record a skipped mail", LOG_STR("trace", job->trace),
 			 LOG_STR("job", job->job_id),
 			 LOG_STR("error", r->error));
 	job_ack(job);
+}
+
+/* A mail not to send: recorded `failed` with why (so a later copy may still mail), then acked. */
+static void job_skip(struct mail_job *job, const char *why)
+{
+	const char *params[] = { job->job_id, why };
+
+	job_count(job, "skipped");
+	db_query(job->m->db, job_failed_sql, 2, params, job_on_skip_recorded, job);
+}
+
+/* Is the lead still skipped for a conflict, with the slot it asked for? */
+static bool job_still_conflict(const struct db_result *r)
+{
+	const char *outcome = job_col(r, COL_O_OUTCOME), *reason = job_col(r, COL_O_REASON);
+
+	return outcome != NULL && strcmp(outcome, "skipped") == 0 && reason != NULL &&
+	       strcmp(reason, "conflict") == 0 && job_col(r, COL_O_START) != NULL && job_col(r, COL_O_END) != NULL;
 }
 
 static void job_on_loaded(const struct db_result *r, void *arg)
@@ -504,7 +554,11 @@ static void job_on_loaded(const struct db_result *r, void *arg)
 		job_fail(job, "unknown_user", "no user with this id exists");
 		return;
 	}
-	if (job->kind != CONTENT_DISCONNECTED && job_col(r, COL_M_ID) == NULL) {
+	if (job->kind == CONTENT_CONFLICT && job_col(r, COL_LEAD_ID) == NULL) {
+		job_fail(job, "unknown_lead", "no lead with this id belongs to this user");
+		return;
+	}
+	if (job->kind != CONTENT_DISCONNECTED && job->kind != CONTENT_CONFLICT && job_col(r, COL_M_ID) == NULL) {
 		job_fail(job, "unknown_meeting", "no meeting with this id belongs to this user");
 		return;
 	}
@@ -516,13 +570,24 @@ static void job_on_loaded(const struct db_result *r, void *arg)
 	status = job_col(r, COL_M_STATUS);
 	if (job->kind == CONTENT_REMINDER && status != NULL && strcmp(status, "scheduled") != 0) {
 		char *why = xasprintf("not sent: the meeting is %s", status);
-		const char *params[] = { job->job_id, why };
 
 		/* A reminder of a meeting that no longer takes place would mislead; nothing is wrong. */
 		log_info("reminder skipped", LOG_STR("trace", job->trace),
 			 LOG_STR("job", job->job_id), LOG_STR("status", status));
-		job_count(job, "skipped");
-		db_query(job->m->db, job_failed_sql, 2, params, job_on_skip_recorded, job);
+		job_skip(job, why);
+		free(why);
+		return;
+	}
+	if (job->kind == CONTENT_CONFLICT && !job_still_conflict(r)) {
+		const char *outcome = job_col(r, COL_O_OUTCOME), *reason = job_col(r, COL_O_REASON);
+		char *why = xasprintf("not sent: the lead's outcome is %s%s%s", outcome ? outcome : "not recorded",
+				      reason ? "/" : "", reason ? reason : "");
+
+		/* Someone booked the lead (or it failed for another reason) since: "not booked" would be false. */
+		log_info("conflict mail dropped: the lead is no longer skipped for a conflict",
+			 LOG_STR("trace", job->trace), LOG_STR("job", job->job_id), LOG_STR("lead", job->lead_id),
+			 LOG_STR("outcome", outcome), LOG_STR("reason", reason));
+		job_skip(job, why);
 		free(why);
 		return;
 	}
@@ -563,9 +628,10 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 		return;
 	}
 	{
-		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id };
+		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id,
+					 m->cfg->default_timezone };
 
-		db_query(m->db, job_load_sql, 4, params, job_on_loaded, job);
+		db_query(m->db, job_load_sql, 5, params, job_on_loaded, job);
 	}
 }
 

@@ -47,7 +47,7 @@ int jobspec_parse(const char *message_id, const char *body, size_t len, struct j
 		return -1;
 	}
 	if (content_kind_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind")), &out->kind) < 0) {
-		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected";
+		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected, conflict";
 		cJSON_Delete(j);
 		return -1;
 	}
@@ -71,12 +71,18 @@ int jobspec_parse(const char *message_id, const char *body, size_t len, struct j
 		jobspec_release(out);
 		return -1;
 	}
-	if (out->kind != CONTENT_DISCONNECTED && out->meeting_id == NULL) {
+	if (out->kind == CONTENT_CONFLICT && out->lead_id == NULL) {
+		*why = "a conflict mail needs lead_analytics_id";
+		jobspec_release(out);
+		return -1;
+	}
+	if (out->kind != CONTENT_DISCONNECTED && out->kind != CONTENT_CONFLICT && out->meeting_id == NULL) {
 		*why = "a meeting mail needs meeting_id";
 		jobspec_release(out);
 		return -1;
 	}
-	if (out->kind == CONTENT_DISCONNECTED) {
+	/* Neither is about a meeting: one named anyway is not read, so the mail shows only what the job is about. */
+	if (out->kind == CONTENT_DISCONNECTED || out->kind == CONTENT_CONFLICT) {
 		free(out->meeting_id);
 		out->meeting_id = NULL;
 	}

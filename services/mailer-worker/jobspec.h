@@ -1,5 +1,5 @@
 /*
- * jobspec: the reader of a mailer.jobs body (proto/messages/mail-job).
+ * jobspec: the reader of a mailer.jobs body (proto/messages/mail.job.schema.json).
  *
  * Pure, like the rest of mailer_core: the message id and body in, what to
  * mail or the reason for refusal out, so tests/fuzz drives it directly. A
@@ -20,9 +20,9 @@ struct jobspec {
 	bool has_kind;		/* kind was read, also when the job is refused after: a metrics label */
 	enum content_kind kind;
 	char *user_id;		/* lower-case UUID */
-	char *meeting_id;	/* NULL for disconnected */
+	char *meeting_id;	/* NULL for disconnected and conflict */
 	char *previous_id;	/* rescheduled: the meeting it replaced; may be NULL */
-	char *lead_id;		/* may be NULL */
+	char *lead_id;		/* conflict: the lead not booked; else may be NULL */
 	int sequence;		/* -1: not in the job, use the meeting's */
 	char *reason;		/* cancelled, disconnected; may be NULL */
 };

@@ -1,11 +1,12 @@
 /*
  * mailer: state shared by the mailer-worker's modules.
  *
- * main.c wires the process (worker scaffolding, topology, consumer); job.c
- * takes one mail job from delivery to ack: de-duplication, loading, sending,
- * recording, retry and dead letters; content.c decides what a mail says
- * (template.c fills the templates, ical.c writes the calendar part);
- * compose.c lays out the MIME message and header.c/rfc2047.c its headers;
+ * main.c wires the process (worker scaffolding, topology, consumer);
+ * jobspec.c reads a job's body; job.c takes one mail job from delivery to
+ * ack: de-duplication, loading, sending, recording, retry and dead letters;
+ * content.c decides what a mail says (template.c fills the templates, ical.c
+ * writes the calendar part, text.c makes untrusted text safe); compose.c
+ * lays out the MIME message and header.c/rfc2047.c its headers;
  * smtp.c sends it. Every job is a chain of callbacks on the one event loop.
  */
 #ifndef MAILER_H
@@ -39,9 +40,8 @@ struct mailer {
 };
 
 /*
- * True once the event loop has ended: callbacks that still arrive (curl
- * transfers aborted, queries failed by the shutdown) only release their job,
- * because the AMQP connections may be gone already.
+ * worker_closing(): callbacks that still arrive (curl transfers aborted,
+ * queries failed by the shutdown) only release their job (lib/worker.h).
  */
 bool mailer_closing(const struct mailer *m);
 

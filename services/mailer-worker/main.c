@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include <event2/event.h>
 #include <sodium.h>
 
 #include "cfg.h"
@@ -28,7 +27,7 @@ static struct mailer mailer;
 
 bool mailer_closing(const struct mailer *m)
 {
-	return event_base_got_exit(m->base) || event_base_got_break(m->base);
+	return worker_closing(m->worker);
 }
 
 static void mailer_on_job(struct mq *mq, const struct mq_delivery *d, void *arg)

@@ -1,7 +1,8 @@
 /*
  * Unit tests of the mailer's pure parts: RFC 2047 subjects, header
  * sanitising, HTML escaping, template filling with hostile values, the
- * iCalendar part, and every embedded template rendered for every kind.
+ * iCalendar part, every embedded template rendered for every kind, the
+ * conflict mail and the conflict notes of meeting mails, and job bodies.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "content.h"
 #include "header.h"
 #include "ical.h"
+#include "jobspec.h"
 #include "rfc2047.h"
 #include "tap.h"
 #include "template.h"
@@ -439,7 +441,7 @@ static void test_content(void)
 		.reconnect_url = "https://app.example.com/integrations",
 	};
 
-	for (int k = CONTENT_CREATED; k <= CONTENT_DISCONNECTED; k++) {
+	for (int k = CONTENT_CREATED; k <= CONTENT_CONFLICT; k++) {
 		struct content c;
 		char *err = NULL;
 		const char *name;
@@ -456,7 +458,12 @@ static void test_content(void)
 		CHECK(strstr(c.html, "<b>") == NULL, "%s: no markup from the owner's name or reasoning", name);
 		CHECK(strstr(c.html, "javascript:") == NULL, "%s: no javascript: link", name);
 		CHECK(strstr(c.text, "{{") == NULL && strstr(c.html, "{{") == NULL, "%s: no placeholder left", name);
-		if (k == CONTENT_DISCONNECTED) {
+		CHECK(c.conflict == NULL, "%s: no X-Meeting-Conflict for a meeting not checked", name);
+		if (k == CONTENT_CONFLICT) {
+			CHECK(c.ics == NULL, "conflict: no calendar part");
+			CHECK(strstr(c.html, "&lt;script&gt;alert(1)&lt;/script&gt;") != NULL,
+			      "conflict: the lead name is escaped in the HTML");
+		} else if (k == CONTENT_DISCONNECTED) {
 			CHECK(c.ics == NULL, "disconnected: no calendar part");
 			CHECK(strstr(c.html, "href=\"https://app.example.com/integrations\"") != NULL,
 			      "disconnected: the reconnect link");
@@ -495,6 +502,142 @@ static void test_content(void)
 	}
 }
 
+static void test_conflict(void)
+{
+	struct content_facts f = {
+		.kind = CONTENT_CONFLICT,
+		.now_s = 1758100000,
+		.owner_name = "Owner",
+		.owner_email = "owner@example.com",
+		.lead_id = "22222222-2222-2222-2222-222222222222",
+		.lead_name = HOSTILE,
+		.lead_email = "lead@example.com",
+		.lead_company = "Acme & Sons",
+		.user_zone = "Asia/Kolkata",
+		.requested_start_s = 1758195000,	/* 2025-09-18 17:00 in Asia/Kolkata */
+		.requested_end_s = 1758196800,
+		/* As the scheduler writes it, plus one span at another offset and one that does not read. */
+		.busy_json = "[{\"start\": \"2025-09-18T17:00:00+05:30\", \"end\": \"2025-09-18T17:15:00+05:30\"},"
+			     " {\"start\": \"2025-09-18T11:50:00Z\", \"end\": \"2025-09-18T12:00:00Z\"},"
+			     " {\"start\": \"<script>\", \"end\": 5}]",
+		.busy_detail = "the calendar is busy then: <b>2025-09-18T17:00:00+05:30</b>",
+	};
+	struct content c;
+	char *err = NULL;
+
+	CHECK(content_build(&f, &c, &err) == 0, "the conflict mail renders: %s", err ? err : "");
+	CHECK_STR(c.subject, "Not booked: Eve Bcc: victim@example.com <script>alert(1)</script> asked for "
+			     "Thu 18 Sep 2025 17:00 UTC+05:30, when you are busy", "its subject, on one line");
+	CHECK(strstr(c.text, "Thursday, 18 September 2025, 17:00\xe2\x80\x93" "17:30 (Asia/Kolkata, UTC+05:30)") !=
+		      NULL, "the requested time in the owner's zone");
+	CHECK(strstr(c.text, "Thursday, 18 September 2025, 11:30\xe2\x80\x93" "12:00 UTC") != NULL, "and in UTC");
+	CHECK(strstr(c.text, "- Thursday, 18 September 2025, 17:00\xe2\x80\x93" "17:15 (Asia/Kolkata, UTC+05:30)\n"
+			     "- Thursday, 18 September 2025, 17:20\xe2\x80\x93" "17:30 (Asia/Kolkata, UTC+05:30)\n") !=
+		      NULL,
+	      "the busy spans in the owner's zone, whatever offset they were written at");
+	CHECK(strstr(c.html, "17:20\xe2\x80\x93" "17:30 (Asia/Kolkata, UTC+05:30)") != NULL, "in the HTML too");
+	CHECK(strstr(c.text, "the calendar is busy then") == NULL, "the spans, not the scheduler's sentence");
+	CHECK(strstr(c.text, "<lead@example.com>") != NULL && strstr(c.html, "mailto:lead@example.com") != NULL,
+	      "the lead's address");
+	CHECK(strstr(c.text, "Open the lead in the app") != NULL, "what to do");
+	CHECK(strstr(c.text, "Lead 22222222-2222-2222-2222-222222222222") != NULL, "the lead in the footer");
+	CHECK(strstr(c.text, "Acme & Sons") != NULL && strstr(c.html, "Acme &amp; Sons") != NULL, "the lead context");
+	CHECK(strstr(c.html, "<script") == NULL && strstr(c.html, "<b>") == NULL, "no markup from the values");
+	CHECK(c.ics == NULL && c.conflict == NULL, "no calendar part, no X-Meeting-Conflict");
+	content_release(&c);
+
+	f.busy_json = "not json";
+	f.lead_email = "e@x.com\r\nBcc: v@x.com";
+	f.user_zone = NULL;
+	CHECK(content_build(&f, &c, &err) == 0, "renders without readable spans");
+	CHECK(strstr(c.text, "the calendar is busy then: <b>2025-09-18T17:00:00+05:30</b>") != NULL &&
+		      strstr(c.html, "busy then: &lt;b&gt;") != NULL,
+	      "the scheduler's sentence instead, escaped in the HTML");
+	CHECK(strstr(c.text, "v@x.com") == NULL && strstr(c.text, "e@x.com") == NULL, "a hostile address is dropped");
+	CHECK(strstr(c.text, "(no email)") != NULL, "and the mail says there is none");
+	CHECK(strstr(c.text, "11:30\xe2\x80\x93" "12:00 (UTC, UTC+00:00)") != NULL, "an unknown zone shows UTC");
+	content_release(&c);
+}
+
+/* A meeting booked over busy time says so; one whose calendar could not be checked says that, more softly. */
+static void test_meeting_conflict_notes(void)
+{
+	struct content_facts f = {
+		.kind = CONTENT_CREATED,
+		.now_s = 1758100000,
+		.owner_email = "owner@example.com",
+		.meeting = {
+			.id = "11111111-1111-1111-1111-111111111111",
+			.google_event_id = "lead0123g0",
+			.title = "Demo",
+			.zone = "Asia/Kolkata",
+			.check = CONTENT_CHECK_BUSY,
+			.conflict_detail = "2025-09-18T17:15:00+05:30 to <script>x</script>",
+			.start_s = 1758195000,
+			.end_s = 1758196800,
+		},
+	};
+	const char *overlap = "This meeting overlaps other events in your calendar";
+	struct content c;
+	char *err = NULL;
+
+	for (int k = CONTENT_CREATED; k <= CONTENT_RESCHEDULED; k++) {
+		f.kind = (enum content_kind)k;
+		CHECK(content_build(&f, &c, &err) == 0, "renders");
+		CHECK(strstr(c.text, overlap) != NULL && strstr(c.html, overlap) != NULL, "%s: the overlap warning",
+		      content_kind_name(f.kind));
+		CHECK(strstr(c.text, "2025-09-18T17:15:00+05:30 to <script>x</script>") != NULL &&
+			      strstr(c.html, "to &lt;script&gt;x") != NULL,
+		      "%s: with the busy spans, escaped in the HTML", content_kind_name(f.kind));
+		CHECK(c.conflict != NULL && strcmp(c.conflict, "yes") == 0, "%s: X-Meeting-Conflict: yes",
+		      content_kind_name(f.kind));
+		content_release(&c);
+	}
+	f.kind = CONTENT_REMINDER;
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, overlap) == NULL && c.conflict == NULL, "a reminder does not repeat it");
+	content_release(&c);
+
+	f.kind = CONTENT_CREATED;
+	f.meeting.check = CONTENT_CHECK_NONE;
+	f.meeting.conflict_detail = "Google could not report the calendar's busy time (internalError)";
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, "We could not check your calendar for conflicts: Google could not report") != NULL &&
+		      strstr(c.html, "We could not check your calendar for conflicts: Google could not report") != NULL,
+	      "an unchecked calendar gets the softer note");
+	CHECK(strstr(c.text, overlap) == NULL && c.conflict == NULL, "and no warning or header");
+	content_release(&c);
+
+	f.meeting.check = CONTENT_CHECK_FREE;
+	f.meeting.conflict_detail = NULL;
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, "conflict") == NULL && strstr(c.text, overlap) == NULL && c.conflict == NULL,
+	      "a free slot: no note at all");
+	content_release(&c);
+}
+
+static void test_jobspec(void)
+{
+	static const char lead[] = "22222222-2222-2222-2222-22222222222A";
+	static const char user[] = "11111111-1111-1111-1111-111111111111";
+	char body[400];
+	struct jobspec spec;
+	const char *why;
+
+	snprintf(body, sizeof(body), "{\"kind\": \"conflict\", \"user_id\": \"%s\", \"lead_analytics_id\": \"%s\","
+		 " \"meeting_id\": \"%s\", \"sequence\": 0}", user, lead, user);
+	CHECK(jobspec_parse("lead:x:conflict", body, strlen(body), &spec, &why) == 0, "a conflict job reads");
+	CHECK(spec.kind == CONTENT_CONFLICT, "as a conflict");
+	CHECK_STR(spec.lead_id, "22222222-2222-2222-2222-22222222222a", "its lead, lower-case");
+	CHECK(spec.meeting_id == NULL, "a meeting named anyway is not read");
+	jobspec_release(&spec);
+
+	snprintf(body, sizeof(body), "{\"kind\": \"conflict\", \"user_id\": \"%s\", \"sequence\": 0}", user);
+	CHECK(jobspec_parse("lead:x:conflict", body, strlen(body), &spec, &why) < 0 && spec.has_kind &&
+		      spec.kind == CONTENT_CONFLICT && strstr(why, "lead_analytics_id") != NULL,
+	      "a conflict job without its lead is refused");
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -506,6 +649,9 @@ int main(void)
 	test_reasoning();
 	test_ical();
 	test_content();
+	test_conflict();
+	test_meeting_conflict_notes();
+	test_jobspec();
 	tz_shutdown();
 	return tap_done();
 }

@@ -52,14 +52,15 @@ int auth_user(struct gateway *g, const struct http_req *r, bool allow_cookie, ch
 	}
 	len = strcspn(token, " \t");
 	if (token[len + strspn(token + len, " \t")] != '\0') {
-		free(cookie);
+		xfree_secret(cookie);
 		*why = "the token is malformed";
 		return -1;
 	}
 	trimmed = xstrndup(token, len);
 	rc = jwt_verify(&g->jwt, trimmed, (int64_t)time(NULL), user, why);
-	free(trimmed);
-	free(cookie);
+	/* The platform's session tokens: no copy of one goes back to the heap as it was. */
+	xfree_secret(trimmed);
+	xfree_secret(cookie);
 	if (rc < 0)
 		return -1;
 	if (!ids_is_uuid(*user)) {

@@ -1,12 +1,14 @@
 /*
  * gateway: state shared by the oauth-gateway's modules.
  *
- * main.c wires the process and holds the route table; http.c is the
- * request plumbing (routing, JSON answers, limits, metrics); auth.c finds
+ * main.c wires the process; routes.c holds the route table; http.c is the
+ * request plumbing (routing, JSON answers, limits, metrics), behind
+ * httpconn.c's guard of every connection (request heads checked before
+ * evhttp sees them, their deadline, the connection cap); auth.c finds
  * the user behind a request's JWT (jwt.c checks the token itself); oauth.c
  * is the Google connect flow and the connection's status; meetings.c
  * answers the read endpoints from the database; commands.c turns writes
- * into RPC commands to the scheduler and waits for its reply. ids.c makes
+ * into RPC commands to the scheduler and waits for its reply; lib/ids makes
  * and checks identifiers. web.c serves the reference web UI (WEB_UI) and
  * the local stack's sign-in helper. Every request is a chain of callbacks on the one
  * event loop; the broker lives on mqbridge's thread.

@@ -14,6 +14,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -22,6 +23,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "gateway.h"
+#include "httpconn.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
@@ -32,15 +34,16 @@
 #define HTTP_DEADLINE_S 30
 /* How long a stopping gateway lets requests in flight finish. */
 #define HTTP_DRAIN_S 5
+/* Retry-After of every 503, in seconds (see http_reply_error()). */
+#define HTTP_RETRY_AFTER_S "1"
 /*
- * libevent 2.1 answers a body over its own limit itself, with an HTML page
- * and no hook to change it. So its limit sits well above MAX_BODY_BYTES
- * (this factor, and at least HTTP_HARD_BODY_MIN) and the JSON 413 is ours;
- * only a body beyond that, which no client of this API sends, still gets
- * libevent's 413, refused from its Content-Length before it is read.
+ * How long evhttp keeps a connection with nothing to read or write: a
+ * kept-alive connection between requests. A request head has its own,
+ * shorter deadline (HTTP_HEADER_TIMEOUT, httpconn.c).
  */
-#define HTTP_HARD_BODY_FACTOR 16
-#define HTTP_HARD_BODY_MIN (1024L * 1024)
+#define HTTP_IDLE_S 30
+/* Descriptors beside the HTTP connections: database, broker, Google, metrics, logs. */
+#define HTTP_OTHER_FDS 128
 #define HTTP_ALL_METHODS                                                                                        \
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |              \
 	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
@@ -53,6 +56,8 @@ struct http_req {
 	const struct http_route *route;
 	const char *label;		/* the route's pattern for metrics, also when the method did not fit */
 	enum evhttp_cmd_type method;
+	struct http_conn *conn;		/* the connection's guard, while the request holds it */
+	long long unread;		/* bytes of the body not read (yet) */
 	struct evkeyvalq query;
 	char *params[HTTP_MAX_PARAMS];
 	char *user;
@@ -64,8 +69,11 @@ struct http_server {
 	struct gateway *g;
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
-	const struct http_route *routes;
+	struct http_conns *conns;
+	struct http_route *routes;	/* the caller's and /healthz, /readyz */
 	size_t nroutes;
+	health_ready_cb ready;
+	void *ready_arg;
 	struct http_req *pending;
 	bool draining;
 	struct event *drain_timer;
@@ -116,10 +124,22 @@ void http_req_ref(struct http_req *r)
 	r->refs++;
 }
 
+/* The OAuth callback's query holds the authorization code and the state: zero it before it is freed. */
+static void http_query_wipe(struct evkeyvalq *query)
+{
+	struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, query, next) {
+		xwipe(kv->key, strlen(kv->key));
+		xwipe(kv->value, strlen(kv->value));
+	}
+}
+
 void http_req_unref(struct http_req *r)
 {
 	if (r == NULL || --r->refs > 0)
 		return;
+	http_query_wipe(&r->query);
 	evhttp_clear_headers(&r->query);
 	for (size_t i = 0; i < HTTP_MAX_PARAMS; i++)
 		free(r->params[i]);
@@ -139,12 +159,18 @@ static void http_finish(struct http_req *r, int status, struct evbuffer *body)
 	const char *route = r->label ? r->label : "unmatched";
 	const char *method = http_method_name(r->method);
 	double seconds = http_elapsed(&r->start);
+	struct http_conn *conn = r->conn;
 	char code[8];
 
 	if (r->req == NULL)
 		return;
+	/* A body left unread ends the connection: what follows it is no request. */
+	if (r->unread > 0)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Connection", "close");
+	r->conn = NULL;
 	evhttp_send_reply(r->req, status, NULL, body);
 	r->req = NULL;
+	http_conn_done(conn, r->unread > 0);
 	event_free(r->deadline);
 	r->deadline = NULL;
 	if (r->prev != NULL)
@@ -212,6 +238,14 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 	va_end(ap);
 	cJSON_AddStringToObject(err, "code", code);
 	cJSON_AddStringToObject(err, "message", msg);
+	/*
+	 * Every 503 is "not now" (database down, broker down, shutting down): say
+	 * when to ask again, so a client backs off instead of spinning. A 503
+	 * costs the gateway next to nothing (the pool answers at once while the
+	 * database is down), so a short pause keeps clients close to recovery.
+	 */
+	if (status == 503)
+		http_add_header(r, "Retry-After", HTTP_RETRY_AFTER_S);
 	http_reply_json(r, status, body);
 	free(msg);
 	cJSON_Delete(body);
@@ -357,43 +391,60 @@ static void http_on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (r->unread > 0) {
+		log_info("request refused: its body did not arrive in time", LOG_STR("route", r->label));
+		http_reply_error(r, 408, "timeout", "the request body did not arrive in time");
+		return;
+	}
 	log_warn("request timed out", LOG_STR("route", r->label));
 	http_reply_error(r, 504, "timeout", "the request took too long; try again");
 }
 
 /*
  * Split a path into percent-decoded segments (fresh strings in segs). The
- * number of segments, or -1 when there are too many to match any route.
+ * number of segments; -1 when there are too many to match any route, -2
+ * when a segment decodes to a NUL byte (which would end it early). *slash
+ * tells whether one trailing slash was forgiven.
  */
-static int http_split(const char *path, char **segs)
+static int http_split(const char *path, char **segs, bool *slash)
 {
 	int n = 0;
+	int why = -1;
 	size_t len;
 
+	*slash = false;
 	while (*path == '/')
 		path++;
 	while (*path != '\0') {
 		char *raw;
+		size_t dlen = 0;
 
 		len = strcspn(path, "/");
 		if (n == HTTP_MAX_SEGMENTS)
-			goto too_many;
+			goto fail;
 		raw = xstrndup(path, len);
-		segs[n] = evhttp_uridecode(raw, 0, NULL);
+		segs[n] = evhttp_uridecode(raw, 0, &dlen);
 		free(raw);
 		if (segs[n] == NULL)
 			abort();
+		if (strlen(segs[n]) != dlen) {
+			free(segs[n]);
+			why = -2;
+			goto fail;
+		}
 		n++;
 		path += len;
 		/* One trailing slash is forgiven; an empty segment inside is not a route. */
-		if (*path == '/')
+		if (*path == '/') {
 			path++;
+			*slash = *path == '\0';
+		}
 	}
 	return n;
-too_many:
+fail:
 	for (int i = 0; i < n; i++)
 		free(segs[i]);
-	return -1;
+	return why;
 }
 
 /* Does the pattern match the segments? Parameters' segment indexes go to params, their count to *np. */
@@ -428,8 +479,9 @@ int http_route_find(const struct http_route *routes, size_t nroutes, const char 
 		    char **params, unsigned *allowed, int *first)
 {
 	char *segs[HTTP_MAX_SEGMENTS];
-	int nsegs = http_split(path, segs);
-	int found = -1;
+	bool slash;
+	int nsegs = http_split(path, segs, &slash);
+	int found = nsegs == -2 ? -2 : -1;
 	int idx[HTTP_MAX_PARAMS];
 
 	*allowed = 0;
@@ -437,7 +489,8 @@ int http_route_find(const struct http_route *routes, size_t nroutes, const char 
 	for (size_t i = 0; i < nroutes && nsegs >= 0; i++) {
 		int np = 0;
 
-		if (!http_match(routes[i].pattern, segs, nsegs, idx, &np))
+		if ((slash && (routes[i].flags & HTTP_ROUTE_EXACT)) ||
+		    !http_match(routes[i].pattern, segs, nsegs, idx, &np))
 			continue;
 		*allowed |= routes[i].methods;
 		if (*first < 0)
@@ -454,7 +507,7 @@ int http_route_find(const struct http_route *routes, size_t nroutes, const char 
 	return found;
 }
 
-/* Find the route for r; on failure the 404 or 405 has been sent and -1 comes back. */
+/* Find the route for r; on failure the 400, 404 or 405 has been sent and -1 comes back. */
 static int http_route(struct http_server *s, struct http_req *r, const char *path)
 {
 	unsigned method = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
@@ -468,6 +521,10 @@ static int http_route(struct http_server *s, struct http_req *r, const char *pat
 		r->route = &s->routes[i];
 		r->label = r->route->pattern;
 		return 0;
+	}
+	if (i == -2) {
+		http_reply_error(r, 400, "invalid_request", "the path holds an encoded NUL byte");
+		return -1;
 	}
 	if (allowed == 0) {
 		http_reply_error(r, 404, "not_found", "no such endpoint");
@@ -526,7 +583,7 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 
 		if (c != NULL)
 			why = csrf;
-		free(c);
+		xfree_secret(c);
 	}
 	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
 	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
@@ -554,6 +611,22 @@ static struct http_req *http_req_new(struct http_server *s, struct evhttp_reques
 	return r;
 }
 
+/* The body has arrived (complete), or the client went away first. */
+static void http_on_body(void *arg, bool complete)
+{
+	struct http_req *r = arg;
+
+	if (complete) {
+		r->unread = 0;
+		if (!http_req_done(r))
+			r->route->handler(r->s->g, r);
+	} else {
+		/* Nobody reads this answer; it is counted and frees evhttp's request. */
+		http_reply_error(r, 408, "timeout", "the client left before its request body arrived");
+	}
+	http_req_unref(r);
+}
+
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
@@ -561,7 +634,16 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct http_head head;
 
+	http_conn_take(s->conns, req, &head, &r->conn);
+	if (head.status != 0) {
+		/* The guard refused the request before evhttp saw it; evhttp was shown a made-up one. */
+		r->method = head.method;
+		http_reply_error(r, head.status, head.code, "%s", head.message);
+		return;
+	}
+	r->unread = head.content_length > 0 ? head.content_length : 0;
 	if (s->draining) {
 		http_reply_error(r, 503, "unavailable", "the gateway is shutting down; try again");
 		return;
@@ -576,36 +658,100 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 		http_reply_error(r, 400, "invalid_request", "the query string is malformed");
 		return;
 	}
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > (size_t)s->g->cfg.max_body_bytes) {
+	/* Decided from Content-Length, before any of the body is read. */
+	if (r->unread > s->g->cfg.max_body_bytes) {
 		http_reply_error(r, 413, "payload_too_large", "the request body is larger than %ld bytes",
 				 s->g->cfg.max_body_bytes);
 		return;
 	}
+	/* So is the user: an anonymous client never gets to send a body. */
 	if (http_authenticate(s, r) < 0)
 		return;
+	if (r->unread > 0 && r->conn != NULL) {
+		http_req_ref(r);
+		http_conn_read_body(r->conn, evhttp_request_get_input_buffer(req), (size_t)r->unread,
+				    head.expect_continue, http_on_body, r);
+		return;
+	}
 	r->route->handler(s->g, r);
+}
+
+static void http_on_healthz(struct gateway *g, struct http_req *r)
+{
+	(void)g;
+	http_reply(r, 200, "{\"status\":\"ok\"}");
+}
+
+static void http_on_readyz(struct gateway *g, struct http_req *r)
+{
+	struct health_check checks[8];
+	int n = r->s->ready ? r->s->ready(checks, 8, r->s->ready_arg) : 0;
+	cJSON *body = cJSON_CreateObject();
+	cJSON *c = cJSON_AddObjectToObject(body, "checks");
+	bool ok = true;
+
+	(void)g;
+	for (int i = 0; i < n; i++) {
+		cJSON_AddBoolToObject(c, checks[i].name, checks[i].ok);
+		ok = ok && checks[i].ok;
+	}
+	cJSON_AddStringToObject(body, "status", ok ? "ready" : "not ready");
+	http_reply_json(r, ok ? 200 : 503, body);
+	cJSON_Delete(body);
+}
+
+/* Each server answers these beside its routes; /metrics is on METRICS_ADDR only. */
+static const struct http_route http_probe_routes[] = {
+	{ EVHTTP_REQ_GET, "/healthz", HTTP_AUTH_NONE, http_on_healthz, HTTP_ROUTE_EXACT },
+	{ EVHTTP_REQ_GET, "/readyz", HTTP_AUTH_NONE, http_on_readyz, HTTP_ROUTE_EXACT },
+};
+
+/*
+ * Every HTTP connection is a descriptor: make room for HTTP_MAX_CONNECTIONS
+ * of them beside the rest, as far as the hard limit allows.
+ */
+static void http_raise_fd_limit(long max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + HTTP_OTHER_FDS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want)
+		log_warn("the descriptor limit is lower than HTTP_MAX_CONNECTIONS needs",
+			 LOG_INT("limit", (long)rl.rlim_cur), LOG_INT("needed", (long)want));
 }
 
 struct http_server *http_server_new(struct gateway *g, const struct http_route *routes, size_t nroutes,
 				    health_ready_cb ready, void *ready_arg)
 {
 	struct http_server *s = xcalloc(1, sizeof(*s));
-	long hard = g->cfg.max_body_bytes * HTTP_HARD_BODY_FACTOR;
+	size_t nprobes = sizeof(http_probe_routes) / sizeof(*http_probe_routes);
 	char *host;
 	int port;
 
-	if (hard < HTTP_HARD_BODY_MIN)
-		hard = HTTP_HARD_BODY_MIN;
 	s->g = g;
-	s->routes = routes;
-	s->nroutes = nroutes;
+	s->routes = xcalloc(nroutes + nprobes, sizeof(*s->routes));
+	memcpy(s->routes, routes, nroutes * sizeof(*routes));
+	memcpy(s->routes + nroutes, http_probe_routes, sizeof(http_probe_routes));
+	s->nroutes = nroutes + nprobes;
+	s->ready = ready;
+	s->ready_arg = ready_arg;
 	s->http = evhttp_new(g->base);
+	http_raise_fd_limit(g->cfg.http_max_connections);
+	s->conns = http_conns_new(g->base, g->cfg.http_max_connections, g->cfg.http_header_timeout_s);
+	evhttp_set_bevcb(s->http, http_conns_bevcb, s->conns);
 	/* Every method reaches the router, so a wrong one gets a JSON 405 rather than evhttp's 501 page. */
 	evhttp_set_allowed_methods(s->http, HTTP_ALL_METHODS);
-	evhttp_set_max_body_size(s->http, hard);
-	evhttp_set_max_headers_size(s->http, 32 * 1024);
-	evhttp_set_timeout(s->http, 30);
-	health_attach(s->http, ready, ready_arg);
+	/*
+	 * Backstops only: the guard checks every head before evhttp sees it and
+	 * takes Content-Length away, so evhttp never reads a body itself.
+	 */
+	evhttp_set_max_body_size(s->http, g->cfg.max_body_bytes);
+	evhttp_set_max_headers_size(s->http, 2 * HTTP_HEAD_MAX_BYTES + 1024);
+	evhttp_set_timeout(s->http, HTTP_IDLE_S);
 	evhttp_set_gencb(s->http, http_on_request, s);
 	if (cfg_split_addr(g->cfg.listen_addr, &host, &port) < 0) {
 		log_error("cannot listen", LOG_STR("addr", g->cfg.listen_addr), LOG_STR("why", "not host:port"));
@@ -675,9 +821,11 @@ void http_server_free(struct http_server *s)
 	s->draining = true;
 	s->drained = NULL;
 	http_fail_pending(s);
+	http_conns_free(s->conns);
 	if (s->http != NULL)
 		evhttp_free(s->http);
 	if (s->drain_timer != NULL)
 		event_free(s->drain_timer);
+	free(s->routes);
 	free(s);
 }

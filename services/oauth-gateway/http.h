@@ -3,10 +3,16 @@
  *
  * Routes are patterns ("/api/calendar/meetings/:id/reschedule") with a
  * method and an authentication mode; a path that matches no pattern
- * answers 404, one that matches with another method 405 (with Allow). Every
- * answer, errors included, is JSON ({"error": {"code", "message"}}) except
- * the OAuth redirects and the web UI's files. Bodies over MAX_BODY_BYTES
- * answer 413.
+ * answers 404, one that matches with another method 405 (with Allow), one
+ * with an encoded NUL byte in a segment 400. Every answer, errors included,
+ * is JSON ({"error": {"code", "message"}}) except the OAuth redirects and
+ * the web UI's files.
+ *
+ * Anonymous clients get little: each connection passes through httpconn.c's
+ * guard, which checks every request head before evhttp sees it, gives it a
+ * deadline, and caps the connections. A request is routed and authenticated
+ * from its head alone; a body declared over MAX_BODY_BYTES answers 413, and
+ * only then, authenticated, is the body read.
  *
  * With WEB_UI on, the API also takes the session cookie (JWT_COOKIE), for
  * the UI's pages, which cannot see the HttpOnly cookie to send it as a
@@ -52,19 +58,25 @@ enum http_auth {
 
 typedef void (*http_handler)(struct gateway *g, struct http_req *r);
 
+/* The path must match as written: no trailing slash forgiven (files, probes). */
+#define HTTP_ROUTE_EXACT 1u
+
 struct http_route {
 	unsigned methods;	/* EVHTTP_REQ_* bits */
 	const char *pattern;	/* literal segments and ":name" parameters */
 	enum http_auth auth;
 	http_handler handler;
+	unsigned flags;		/* HTTP_ROUTE_* */
 };
 
 /*
  * The route of routes for a request path (percent-decoded segment by
- * segment) and method: its index, with its ":name" parameters in params
- * (fresh strings the caller frees), or -1. Either way *allowed gathers the
- * methods of every route whose pattern fits the path (0: a 404, else a 405
- * with Allow) and *first is the first such route (-1 when none), whose
+ * segment; one trailing slash is forgiven unless the route is
+ * HTTP_ROUTE_EXACT) and method: its index, with its ":name" parameters in
+ * params (fresh strings the caller frees); -1 when none fits, -2 when a
+ * segment decodes to a NUL byte (the request is malformed). Either way
+ * *allowed gathers the methods of every route whose pattern fits the path
+ * (0: a 404, else a 405 with Allow) and *first is the first such route (-1 when none), whose
  * pattern labels the request's metrics.
  */
 #define HTTP_MAX_PARAMS 2	/* room params needs */
@@ -72,9 +84,9 @@ int http_route_find(const struct http_route *routes, size_t nroutes, const char 
 		    char **params, unsigned *allowed, int *first);
 
 /*
- * A server for g's configuration serving routes (which must outlive it) on
- * g->base, with /healthz, /readyz (asking ready) and /metrics beside them.
- * NULL (logged) when LISTEN_ADDR cannot be bound. The caller frees it with
+ * A server for g's configuration serving routes on g->base, with /healthz
+ * and /readyz (asking ready) beside them (/metrics is on METRICS_ADDR, not
+ * here). NULL (logged) when LISTEN_ADDR cannot be bound. The caller frees it with
  * http_server_free().
  */
 struct http_server *http_server_new(struct gateway *g, const struct http_route *routes, size_t nroutes,

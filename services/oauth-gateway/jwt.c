@@ -115,6 +115,7 @@ static const char *jwt_check_times(const struct jwt_policy *p, const cJSON *payl
 {
 	double exp, nbf, iat;
 	double t = (double)now;
+	double max = (double)(p->max_lifetime_s > 0 ? p->max_lifetime_s : JWT_DEFAULT_MAX_LIFETIME_S);
 	int has;
 
 	has = jwt_time(payload, "exp", &exp);
@@ -134,6 +135,12 @@ static const char *jwt_check_times(const struct jwt_policy *p, const cJSON *payl
 		return "the token's iat claim is not a number";
 	if (has > 0 && iat > t + (double)p->skew_s)
 		return "the token was issued in the future";
+	/*
+	 * The lifetime the issuer gave it (both times on the issuer's clock, so no skew), and
+	 * for every token, with iat or without, no more than that still ahead of our clock.
+	 */
+	if ((has > 0 && exp - iat > max) || exp - t > max + (double)p->skew_s)
+		return "the token's lifetime is longer than allowed";
 	return NULL;
 }
 

@@ -7,9 +7,13 @@
  * classic "alg: none" hole); the signature is checked in constant time
  * before any claim is read; exp is required, nbf and iat are honoured when
  * present, iss and aud are checked when the policy names them, all with the
- * policy's clock skew. The parts are strict base64url without padding, and
- * a header or payload that repeats a member is refused rather than guessed
- * at (two parsers may pick different copies).
+ * policy's clock skew. A token may not live longer than the policy's
+ * maximum: exp - iat must not exceed it, and exp may lie at most that far
+ * (plus the skew) beyond now, which is what bounds a token without iat; so
+ * a stolen token, or one minted with an absurd exp, stops working within
+ * that time whatever it claims. The parts are strict base64url without
+ * padding, and a header or payload that repeats a member is refused rather
+ * than guessed at (two parsers may pick different copies).
  */
 #ifndef JWT_H
 #define JWT_H
@@ -24,7 +28,11 @@ struct jwt_policy {
 	const char *issuer;	/* NULL: iss is not checked */
 	const char *audience;	/* NULL: aud is not checked */
 	long skew_s;		/* clock skew allowed on exp, nbf and iat */
+	long max_lifetime_s;	/* longest lifetime accepted; 0 or less: JWT_DEFAULT_MAX_LIFETIME_S */
 };
+
+/* The lifetime bound of a policy that names none (JWT_MAX_LIFETIME_SECONDS' default): 24 hours. */
+#define JWT_DEFAULT_MAX_LIFETIME_S (24L * 3600)
 
 /*
  * Verify token at unix time now. 0 and *user (the user claim's string, the

@@ -34,7 +34,7 @@
 #include "tz.h"
 #include "vault.h"
 
-/* DESIGN.md "Limits": JWT time checks allow 60 s of clock skew. */
+/* JWT time checks allow 60 s of clock skew (proto/openapi.yaml, info). */
 #define GATEWAY_JWT_SKEW_S 60
 /*
  * Database connections unless DATABASE_POOL_SIZE says otherwise. The
@@ -45,6 +45,12 @@
 #define GATEWAY_DB_CONNECTIONS 2
 /* Google calls in flight at once (token exchanges, userinfo, revokes). */
 #define GATEWAY_GOOGLE_CONNECTIONS 64
+/*
+ * /healthz, /readyz and /metrics for operators, away from the public listener,
+ * unless METRICS_ADDR says otherwise: next to the workers' 9101 and 9102
+ * (9100 is node_exporter's on many hosts).
+ */
+#define GATEWAY_METRICS_ADDR "127.0.0.1:9103"
 
 static int gateway_ready(struct health_check *checks, int max, void *arg)
 {
@@ -86,6 +92,7 @@ static void gateway_init(struct gateway *g)
 		.issuer = g->cfg.jwt_issuer,
 		.audience = g->cfg.jwt_audience,
 		.skew_s = GATEWAY_JWT_SKEW_S,
+		.max_lifetime_s = g->cfg.jwt_max_lifetime_s,
 	};
 	/* cfg_load() has checked the key ring already; this only fails when libsodium cannot start. */
 	g->vault = vault_new(g->cfg.token_encryption_key, &err);
@@ -97,6 +104,8 @@ static void gateway_init(struct gateway *g)
 	dbo.conninfo = g->cfg.database_url;
 	dbo.application_name = "oauth-gateway";
 	dbo.pool_size = (int)(g->cfg.database_pool_size ? g->cfg.database_pool_size : GATEWAY_DB_CONNECTIONS);
+	/* A request must not wait out the reconnect backoff: while the database is down it gets 503 at once. */
+	dbo.fail_fast = true;
 	g->db = db_new(g->base, &dbo);
 	g->httpc = httpc_new(g->base, GATEWAY_GOOGLE_CONNECTIONS);
 	g->google = google_new(g->httpc, &g->cfg);
@@ -110,12 +119,13 @@ int main(void)
 	static struct gateway g;
 	static struct http_route routes[GATEWAY_MAX_ROUTES];
 	struct svc_signals *signals;
+	struct health *health = NULL;
 	size_t nroutes;
 	int status = 0;
 
 	log_init("oauth-gateway", LOG_INFO);
 	cfg_load_or_exit(&g.cfg, CFG_DATABASE | CFG_AMQP | CFG_GOOGLE_OAUTH | CFG_VAULT | CFG_JWT | CFG_GATEWAY,
-			 NULL);
+			 GATEWAY_METRICS_ADDR);
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		return 1;
@@ -124,8 +134,11 @@ int main(void)
 	signals = svc_signals_new(g.base, gateway_on_stop, &g);
 	nroutes = gateway_route_table(&g.cfg, routes);
 	g.http = http_server_new(&g, routes, nroutes, gateway_ready, &g);
-	if (g.http != NULL) {
-		log_info("started", LOG_STR("listen", g.cfg.listen_addr), LOG_BOOL("web_ui", g.cfg.web_ui));
+	if (g.http != NULL)
+		health = health_new(g.base, g.cfg.metrics_addr, gateway_ready, &g);
+	if (g.http != NULL && health != NULL) {
+		log_info("started", LOG_STR("listen", g.cfg.listen_addr), LOG_STR("metrics_addr", g.cfg.metrics_addr),
+			 LOG_BOOL("web_ui", g.cfg.web_ui), LOG_INT("max_connections", g.cfg.http_max_connections));
 		if (g.cfg.web_ui_dev_user != NULL)
 			log_warn("the development sign-in helper is on: anyone who reaches /dev/sign-in is signed in",
 				 LOG_STR("user", g.cfg.web_ui_dev_user));
@@ -140,6 +153,7 @@ int main(void)
 	 * bridge still name commands, so those go after the bridge.
 	 */
 	http_server_free(g.http);
+	health_free(health);
 	mqbridge_free(g.mq);
 	commands_free(g.commands);
 	httpc_free(g.httpc);

@@ -3,9 +3,13 @@
  *
  * /auth makes a single-use state (32 random bytes; only its SHA-256 is
  * stored, so a database reader cannot finish someone's connect) bound to
- * the user, with a PKCE verifier sealed for that user, valid 10 minutes,
- * and sends the browser to Google. /callback consumes the state in one
- * statement (so a replayed or concurrent callback finds nothing), trades
+ * the user and to the browser that asked (a short-lived HttpOnly cookie
+ * whose hash is stored beside the state), with a PKCE verifier sealed for
+ * that user, valid 10 minutes, and sends the browser to Google. /callback
+ * consumes the state in one statement, and only together with that cookie
+ * (so a replayed or concurrent callback finds nothing, and a consent URL
+ * handed to someone else cannot connect that person's Google account to
+ * the user who asked for it: docs/reliability.md, "Attack surface"), trades
  * the code for tokens, insists on the calendar.events scope (a user can
  * untick it on Google's consent page; what was granted is then revoked),
  * reads the account's email and the calendar's time zone in parallel, and
@@ -15,8 +19,10 @@
  * waiting for Google only a few seconds: a user who wants out is out even
  * when Google is unreachable.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -36,21 +42,48 @@
 #define OAUTH_SCOPE_EVENTS "https://www.googleapis.com/auth/calendar.events"
 #define OAUTH_SCOPE_CALENDAR "https://www.googleapis.com/auth/calendar"
 #define OAUTH_SCOPE_EMAIL "https://www.googleapis.com/auth/userinfo.email"
+/* Reading busy time, for conflict checks (docs/google.md); a user who unticks it still connects. */
+#define OAUTH_SCOPE_FREEBUSY "https://www.googleapis.com/auth/calendar.freebusy"
+#define OAUTH_SCOPES OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_FREEBUSY " " OAUTH_SCOPE_EMAIL
 #define OAUTH_RANDOM_BYTES 32
+/*
+ * The cookie that binds a connect to its browser. One value serves every
+ * connect the browser starts while it lives, so two tabs connecting at once
+ * do not undo each other; it lives as long as a state does.
+ */
+#define OAUTH_BROWSER_COOKIE "gcal_oauth_browser"
+#define OAUTH_STATE_TTL_S 600
+/*
+ * Live states a user may hold; /auth drops the oldest beyond it. Each
+ * /auth makes a row, so without a cap one signed-in client could grow the
+ * table without end.
+ */
+#define OAUTH_STATES_PER_USER 5
 /* How long a disconnect or a refused connect waits for Google's revoke. */
 #define OAUTH_REVOKE_WAIT_S 5
 
+/* The new row is not visible to the cap's DELETE, so it keeps the newest OAUTH_STATES_PER_USER - 1 of the others. */
 static const char oauth_state_sql[] =
-	"WITH gc AS (DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day')"
-	" INSERT INTO oauth_states (state_hash, user_id, code_verifier, expires_at)"
-	" SELECT decode($1, 'hex'), u.id, $3, now() + interval '10 minutes' FROM users u WHERE u.id = $2"
+	"WITH gc AS (DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'),"
+	" cap AS (DELETE FROM oauth_states WHERE state_hash IN (SELECT state_hash FROM oauth_states"
+	"  WHERE user_id = $2 ORDER BY created_at DESC OFFSET $5::int - 1))"
+	" INSERT INTO oauth_states (state_hash, user_id, code_verifier, expires_at, browser_hash)"
+	" SELECT decode($1, 'hex'), u.id, $3, now() + make_interval(secs => $6::int), decode($4, 'hex')"
+	" FROM users u WHERE u.id = $2"
 	" RETURNING 1";
 
-/* Single use: of two callbacks racing with one state, exactly one gets the row. */
+/*
+ * Single use: of two callbacks racing with one state, exactly one gets the row. A callback from another
+ * browser spends the state too (the last column says so): that browser now holds a code Google issued
+ * for it, and whoever it hands the URL to must not be able to finish the connect with their own cookie.
+ */
 static const char oauth_consume_sql[] =
 	"UPDATE oauth_states s SET used_at = now() FROM users u"
 	" WHERE s.state_hash = decode($1, 'hex') AND s.used_at IS NULL AND s.expires_at > now() AND u.id = s.user_id"
-	" RETURNING s.user_id, s.code_verifier, COALESCE(NULLIF(u.google_calendar_id, ''), 'primary')";
+	" RETURNING s.user_id, s.code_verifier, COALESCE(NULLIF(u.google_calendar_id, ''), 'primary'),"
+	" COALESCE(s.browser_hash = decode($2, 'hex'), FALSE)";
+
+enum { CONSUME_USER, CONSUME_VERIFIER, CONSUME_CALENDAR, CONSUME_SAME_BROWSER };
 
 static const char oauth_store_sql[] =
 	"UPDATE users SET google_access_token = $2, google_refresh_token = $3,"
@@ -74,7 +107,7 @@ static const char oauth_disconnect_sql[] =
 static const char oauth_status_sql[] =
 	"SELECT google_calendar_connected IS TRUE, google_email FROM users WHERE id = $1";
 
-/* SHA-256 of a state value, in hex for decode($1, 'hex'), into out (65 bytes). */
+/* SHA-256 of a state or browser value, in hex for decode($1, 'hex'), into out (65 bytes). */
 static void oauth_state_hash(const char *state, char *out)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
@@ -228,7 +261,7 @@ static char *oauth_auth_url(const struct gateway *g, const char *state, const ch
 	const char *base = g->cfg.google_auth_url;
 	char *client = oauth_encode(g->cfg.google_client_id);
 	char *redirect = oauth_encode(g->cfg.google_redirect_uri);
-	char *scope = oauth_encode(OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	char *scope = oauth_encode(OAUTH_SCOPES);
 	char *url = xasprintf("%s%sclient_id=%s&redirect_uri=%s&response_type=code&scope=%s&access_type=offline"
 			      "&prompt=consent&include_granted_scopes=true&state=%s&code_challenge=%s"
 			      "&code_challenge_method=S256",
@@ -240,32 +273,98 @@ static char *oauth_auth_url(const struct gateway *g, const char *state, const ch
 	return url;
 }
 
+/* Is value one this module could have set as the browser cookie (32 bytes, base64url)? */
+static bool oauth_browser_valid(const char *value)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	return strlen(value) == sodium_base64_ENCODED_LEN(OAUTH_RANDOM_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1 &&
+	       value[strspn(value, alphabet)] == '\0';
+}
+
+/*
+ * The browser cookie's Path: the directory of GOOGLE_REDIRECT_URI's path, so
+ * the browser sends it to both /auth (which keeps the value) and the callback,
+ * and to nothing else. The caller frees it.
+ */
+static char *oauth_browser_path(const char *redirect_uri)
+{
+	struct evhttp_uri *u = evhttp_uri_parse(redirect_uri);
+	const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+	const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+	char *out;
+
+	if (slash == NULL || slash == path || path[strcspn(path, ";,\" \t\r\n")] != '\0')
+		out = xstrdup("/");
+	else
+		out = xasprintf("%.*s", (int)(slash - path), path);
+	if (u != NULL)
+		evhttp_uri_free(u);
+	return out;
+}
+
+/*
+ * The browser value for a new connect: the one this browser already holds,
+ * or a fresh one. Either way the answer sets it again (HttpOnly, SameSite=Lax
+ * so Google's redirect back, a top-level navigation, carries it; Secure when
+ * the callback is https), to live as long as the state about to be made. The
+ * caller frees it.
+ */
+static char *oauth_browser_bind(struct gateway *g, struct http_req *r)
+{
+	char *value = http_req_cookie(r, OAUTH_BROWSER_COOKIE);
+	char *path = oauth_browser_path(g->cfg.google_redirect_uri);
+	bool secure = strncasecmp(g->cfg.google_redirect_uri, "https://", 8) == 0;
+	char *cookie;
+
+	if (value == NULL || !oauth_browser_valid(value)) {
+		free(value);
+		value = ids_random_b64url(OAUTH_RANDOM_BYTES);
+	}
+	cookie = xasprintf("%s=%s; Path=%s; Max-Age=%d; HttpOnly; SameSite=Lax%s", OAUTH_BROWSER_COOKIE, value,
+			   path, OAUTH_STATE_TTL_S, secure ? "; Secure" : "");
+	http_add_header(r, "Set-Cookie", cookie);
+	free(cookie);
+	free(path);
+	return value;
+}
+
 void oauth_auth(struct gateway *g, struct http_req *r)
 {
 	struct oauth_start *st = xcalloc(1, sizeof(*st));
 	char *state = ids_random_b64url(OAUTH_RANDOM_BYTES);
 	char *verifier = ids_random_b64url(OAUTH_RANDOM_BYTES);
+	char *browser = oauth_browser_bind(g, r);
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	char hash[crypto_hash_sha256_BYTES * 2 + 1];
+	char browser_hash[crypto_hash_sha256_BYTES * 2 + 1];
+	char cap[16], ttl[16];
 	char *challenge, *sealed;
-	const char *params[3];
+	const char *params[6];
 
 	/* PKCE S256 (RFC 7636): the challenge is base64url(SHA-256(verifier)). */
 	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
 	challenge = ids_b64url(digest, sizeof(digest));
 	sealed = vault_seal(g->vault, verifier, http_req_user(r));
 	oauth_state_hash(state, hash);
+	oauth_state_hash(browser, browser_hash);
+	snprintf(cap, sizeof(cap), "%d", OAUTH_STATES_PER_USER);
+	snprintf(ttl, sizeof(ttl), "%d", OAUTH_STATE_TTL_S);
 	st->r = r;
 	http_req_ref(r);
 	st->url = oauth_auth_url(g, state, challenge);
 	params[0] = hash;
 	params[1] = http_req_user(r);
 	params[2] = sealed;
-	db_query(g->db, oauth_state_sql, 3, params, oauth_on_state_stored, st);
+	params[3] = browser_hash;
+	params[4] = cap;
+	params[5] = ttl;
+	db_query(g->db, oauth_state_sql, 6, params, oauth_on_state_stored, st);
 	free(sealed);
 	free(challenge);
 	oauth_wipe(&verifier);
 	oauth_wipe(&state);
+	oauth_wipe(&browser);
 }
 
 /* GET /api/integrations/google/callback */
@@ -384,7 +483,7 @@ static void oauth_on_probe(const struct google_result *res, void *arg)
 	struct oauth_connect *c = arg;
 	const char *zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "timeZone"));
 
-	/* Unknown stays NULL: the scheduler then uses DEFAULT_TIMEZONE, as DESIGN says. */
+	/* Unknown stays NULL: the scheduler then uses DEFAULT_TIMEZONE (docs/google.md, "Time zones"). */
 	if (res->outcome == GOOGLE_OK && zone != NULL && tz_valid(zone))
 		c->zone = xstrdup(zone);
 	else
@@ -432,7 +531,7 @@ static void oauth_on_tokens(const struct google_result *res, void *arg)
 	c->access = xstrdup(access);
 	c->refresh = refresh != NULL && *refresh != '\0' ? xstrdup(refresh) : NULL;
 	/* RFC 6749 §5.1: no scope in the answer means exactly what was asked for. */
-	c->scope = xstrdup(scope != NULL ? scope : OAUTH_SCOPE_EVENTS " " OAUTH_SCOPE_EMAIL);
+	c->scope = xstrdup(scope != NULL ? scope : OAUTH_SCOPES);
 	c->expires_in = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
 	if (!oauth_has_scope(c->scope, OAUTH_SCOPE_EVENTS) && !oauth_has_scope(c->scope, OAUTH_SCOPE_CALENDAR)) {
 		log_info("the user did not grant calendar access", LOG_STR("user", c->user),
@@ -484,8 +583,14 @@ static void oauth_on_state(const struct db_result *res, void *arg)
 		oauth_connect_end(c, "invalid_state");
 		return;
 	}
-	c->user = xstrdup(db_value(res, 0, 0));
-	c->calendar_id = xstrdup(db_value(res, 0, 2));
+	c->user = xstrdup(db_value(res, 0, CONSUME_USER));
+	c->calendar_id = xstrdup(db_value(res, 0, CONSUME_CALENDAR));
+	if (strcmp(db_value(res, 0, CONSUME_SAME_BROWSER), "t") != 0) {
+		log_warn("OAuth callback from a browser that did not start the connect; the state is spent",
+			 LOG_STR("user", c->user));
+		oauth_connect_end(c, "invalid_state");
+		return;
+	}
 	/*
 	 * A state proves which user started the connect, not who finishes it. When the browser is
 	 * signed in as someone else, someone handed it another user's link: the Google account that
@@ -510,7 +615,7 @@ static void oauth_on_state(const struct db_result *res, void *arg)
 		oauth_connect_end(c, "exchange_failed");
 		return;
 	}
-	if (vault_open(c->g->vault, db_value(res, 0, 1), c->user, &c->verifier) < 0) {
+	if (vault_open(c->g->vault, db_value(res, 0, CONSUME_VERIFIER), c->user, &c->verifier) < 0) {
 		log_error("cannot open the stored PKCE verifier", LOG_STR("user", c->user));
 		oauth_connect_end(c, "exchange_failed");
 		return;
@@ -522,9 +627,11 @@ static void oauth_on_state(const struct db_result *res, void *arg)
 void oauth_callback(struct gateway *g, struct http_req *r)
 {
 	const char *state = http_req_query(r, "state");
+	char *browser;
 	struct oauth_connect *c;
 	char hash[crypto_hash_sha256_BYTES * 2 + 1];
-	const char *params[1];
+	char browser_hash[crypto_hash_sha256_BYTES * 2 + 1];
+	const char *params[2];
 
 	if (state == NULL || *state == '\0') {
 		log_info("OAuth callback without a state");
@@ -536,8 +643,15 @@ void oauth_callback(struct gateway *g, struct http_req *r)
 	c->r = r;
 	http_req_ref(r);
 	oauth_state_hash(state, hash);
+	/* Without the cookie the empty hash matches no browser: the state is spent all the same. */
+	browser = http_req_cookie(r, OAUTH_BROWSER_COOKIE);
+	browser_hash[0] = '\0';
+	if (browser != NULL && oauth_browser_valid(browser))
+		oauth_state_hash(browser, browser_hash);
+	oauth_wipe(&browser);
 	params[0] = hash;
-	db_query(g->db, oauth_consume_sql, 1, params, oauth_on_state, c);
+	params[1] = browser_hash;
+	db_query(g->db, oauth_consume_sql, 2, params, oauth_on_state, c);
 }
 
 /* POST /api/integrations/google/disconnect */
@@ -553,14 +667,35 @@ static void oauth_disconnect_free(struct oauth_disconnect *d)
 	free(d);
 }
 
+/*
+ * The disconnect's answer. When the grant could not be revoked the user is
+ * still out of this service, but the Google account still lists it until the
+ * user removes it there: say so rather than let them believe it is gone.
+ */
+static void oauth_disconnect_reply(struct oauth_disconnect *d, bool revoked)
+{
+	cJSON *body = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(body, "connected", false);
+	cJSON_AddNullToObject(body, "email");
+	cJSON_AddBoolToObject(body, "revoked", revoked);
+	if (!revoked)
+		cJSON_AddStringToObject(body, "message",
+					"Disconnected here, but Google could not be told to revoke this service's access."
+					" Remove it in your Google Account under Security, Third-party apps with account"
+					" access.");
+	http_reply_json(d->r, 200, body);
+	cJSON_Delete(body);
+	oauth_disconnect_free(d);
+}
+
 static void oauth_on_disconnect_revoked(bool revoked, void *arg)
 {
 	struct oauth_disconnect *d = arg;
 
 	log_info("Google Calendar disconnected by the user", LOG_STR("user", http_req_user(d->r)),
 		 LOG_BOOL("revoked", revoked));
-	http_reply(d->r, 200, "{\"connected\":false,\"email\":null}");
-	oauth_disconnect_free(d);
+	oauth_disconnect_reply(d, revoked);
 }
 
 static void oauth_on_disconnected(const struct db_result *res, void *arg)
@@ -582,11 +717,16 @@ static void oauth_on_disconnected(const struct db_result *res, void *arg)
 	}
 	/* The refresh token ends the whole grant; an access token alone only itself. */
 	sealed = db_ntuples(res) == 0 ? NULL : db_value(res, 0, 0) ? db_value(res, 0, 0) : db_value(res, 0, 1);
-	if (sealed == NULL || vault_open(d->g->vault, sealed, user, &token) < 0) {
-		if (sealed != NULL)
-			log_error("cannot open the stored token to revoke it", LOG_STR("user", user));
-		http_reply(d->r, 200, "{\"connected\":false,\"email\":null}");
-		oauth_disconnect_free(d);
+	if (sealed == NULL) {
+		oauth_disconnect_reply(d, true);
+		return;
+	}
+	if (vault_open(d->g->vault, sealed, user, &token) < 0) {
+		/* Sealed under a key this gateway no longer has (docs/operations.md, key rotation). */
+		log_error("disconnected, but the stored token cannot be opened, so the grant was not revoked at"
+			  " Google; the user was told to remove it in their Google Account",
+			  LOG_STR("user", user));
+		oauth_disconnect_reply(d, false);
 		return;
 	}
 	oauth_revoke(d->g, token, oauth_on_disconnect_revoked, d);

@@ -9,28 +9,29 @@
 #include "http.h"
 
 static const struct http_route gateway_routes[] = {
-	{ EVHTTP_REQ_GET, "/api/integrations/google/auth", HTTP_AUTH_BROWSER, oauth_auth },
-	{ EVHTTP_REQ_GET, "/api/integrations/google/callback", HTTP_AUTH_NONE, oauth_callback },
-	{ EVHTTP_REQ_POST, "/api/integrations/google/disconnect", HTTP_AUTH_BEARER, oauth_disconnect },
-	{ EVHTTP_REQ_GET, "/api/integrations/google/status", HTTP_AUTH_BEARER, oauth_status },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings", HTTP_AUTH_BEARER, meetings_list },
-	{ EVHTTP_REQ_POST, "/api/calendar/meetings", HTTP_AUTH_BEARER, commands_create },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings/lead/:leadAnalyticsId", HTTP_AUTH_BEARER, meetings_by_lead },
-	{ EVHTTP_REQ_GET, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, meetings_get },
-	{ EVHTTP_REQ_DELETE, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, commands_cancel },
-	{ EVHTTP_REQ_PUT, "/api/calendar/meetings/:meetingId/reschedule", HTTP_AUTH_BEARER, commands_reschedule },
+	{ EVHTTP_REQ_GET, "/api/integrations/google/auth", HTTP_AUTH_BROWSER, oauth_auth, 0 },
+	{ EVHTTP_REQ_GET, "/api/integrations/google/callback", HTTP_AUTH_NONE, oauth_callback, 0 },
+	{ EVHTTP_REQ_POST, "/api/integrations/google/disconnect", HTTP_AUTH_BEARER, oauth_disconnect, 0 },
+	{ EVHTTP_REQ_GET, "/api/integrations/google/status", HTTP_AUTH_BEARER, oauth_status, 0 },
+	{ EVHTTP_REQ_GET, "/api/calendar/meetings", HTTP_AUTH_BEARER, meetings_list, 0 },
+	{ EVHTTP_REQ_POST, "/api/calendar/meetings", HTTP_AUTH_BEARER, commands_create, 0 },
+	{ EVHTTP_REQ_GET, "/api/calendar/meetings/lead/:leadAnalyticsId", HTTP_AUTH_BEARER, meetings_by_lead, 0 },
+	{ EVHTTP_REQ_GET, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, meetings_get, 0 },
+	{ EVHTTP_REQ_DELETE, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, commands_cancel, 0 },
+	{ EVHTTP_REQ_PUT, "/api/calendar/meetings/:meetingId/reschedule", HTTP_AUTH_BEARER, commands_reschedule, 0 },
 };
 
 /* WEB_UI: the pages and their files, public like any login page; their data comes from the API. */
 static const struct http_route gateway_web_routes[] = {
-	{ EVHTTP_REQ_GET, "/", HTTP_AUTH_NONE, web_integrations },
-	{ EVHTTP_REQ_GET, "/leads/:leadAnalyticsId", HTTP_AUTH_NONE, web_lead },
-	{ EVHTTP_REQ_GET, "/static/:file", HTTP_AUTH_NONE, web_static },
+	{ EVHTTP_REQ_GET, "/", HTTP_AUTH_NONE, web_integrations, 0 },
+	{ EVHTTP_REQ_GET, "/leads/:leadAnalyticsId", HTTP_AUTH_NONE, web_lead, 0 },
+	/* A file's name is matched as written: "app.css/" is not app.css. */
+	{ EVHTTP_REQ_GET, "/static/:file", HTTP_AUTH_NONE, web_static, HTTP_ROUTE_EXACT },
 };
 
 /* WEB_UI_DEV_USER (the local stack): a session for that user to whoever asks. */
 static const struct http_route gateway_dev_routes[] = {
-	{ EVHTTP_REQ_GET, "/dev/sign-in", HTTP_AUTH_NONE, web_dev_sign_in },
+	{ EVHTTP_REQ_GET, "/dev/sign-in", HTTP_AUTH_NONE, web_dev_sign_in, 0 },
 };
 
 #define GATEWAY_NROUTES(a) (sizeof(a) / sizeof(*(a)))

@@ -103,17 +103,22 @@ void web_static(struct gateway *g, struct http_req *r)
 /* GET /dev/sign-in */
 void web_dev_sign_in(struct gateway *g, struct http_req *r)
 {
-	char *token = jwt_issue(&g->jwt, g->cfg.web_ui_dev_user, (int64_t)time(NULL), WEB_DEV_SESSION_S);
+	/* No longer than JWT_MAX_LIFETIME_SECONDS lets a token live, or the gateway would refuse its own. */
+	long ttl = g->jwt.max_lifetime_s > 0 ? g->jwt.max_lifetime_s : WEB_DEV_SESSION_S;
+	char *token, *cookie;
+
+	if (ttl > WEB_DEV_SESSION_S)
+		ttl = WEB_DEV_SESSION_S;
+	token = jwt_issue(&g->jwt, g->cfg.web_ui_dev_user, (int64_t)time(NULL), ttl);
 	/*
 	 * As a platform login would set it: out of scripts' reach (HttpOnly), and not sent along with
 	 * other sites' requests (SameSite=Lax), which is half of what keeps cookie-signed API calls safe.
 	 */
-	char *cookie = xasprintf("%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax", g->cfg.jwt_cookie, token,
-				 WEB_DEV_SESSION_S);
+	cookie = xasprintf("%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Lax", g->cfg.jwt_cookie, token, ttl);
 
 	log_warn("signed in through the development sign-in helper", LOG_STR("user", g->cfg.web_ui_dev_user));
 	http_add_header(r, "Set-Cookie", cookie);
 	http_redirect(r, "/");
-	free(cookie);
-	free(token);
+	xfree_secret(cookie);
+	xfree_secret(token);
 }

@@ -10,6 +10,8 @@
 #include <cJSON.h>
 #include <event2/event.h>
 
+#include "busy.h"
+#include "conflict.h"
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
@@ -37,9 +39,9 @@
 	"INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id," \
 	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name," \
 	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response," \
-	"  meeting_metadata, booking_generation, meet_link, html_link, created_by)" \
+	"  meeting_metadata, booking_generation, meet_link, html_link, created_by, has_conflict, conflict_detail)" \
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14," \
-	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1)" \
+	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1, $20::boolean, $21)" \
 	" ON CONFLICT DO NOTHING"
 #define BOOKING_OUTCOME \
 	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
@@ -66,7 +68,7 @@ static const char booking_commit_current_sql[] = BOOKING_CURRENT BOOKING_CURRENT
 static const char booking_commit_command_sql[] =
 	BOOKING_CURRENT
 	", cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
-	"  SELECT $20::uuid, $1, 'create', jsonb_build_object('ok', true, 'command_id', $20::text,"
+	"  SELECT $22::uuid, $1, 'create', jsonb_build_object('ok', true, 'command_id', $22::text,"
 	"  'meeting', calendar_meeting_json(cur::calendar_meetings)) FROM cur LIMIT 1"
 	"  ON CONFLICT DO NOTHING)"
 	BOOKING_CURRENT_RESULT ", calendar_meeting_json(cur::calendar_meetings)::text FROM cur LIMIT 1";
@@ -82,6 +84,10 @@ struct booking_job {
 	cJSON *google;		/* what Google answered */
 	bool refreshed;		/* a 401 was answered with one forced refresh already */
 	bool lookup;		/* the plain insert found a row first: commit with booking_commit_current_sql */
+	bool checked;		/* the slot was checked against the rep's calendar (whatever came of it) */
+	const char *has_conflict;	/* "t", "f", or NULL when not known */
+	char *conflict_detail;
+	struct busy_list busy;	/* what the check found busy */
 };
 
 struct booking_deferred {
@@ -94,7 +100,9 @@ static void booking_end(struct booking_job *job, const struct booking_result *r)
 	job->cb(r, job->arg);
 	cJSON_Delete(job->event);
 	cJSON_Delete(job->google);
-	free(job->access_token);
+	xfree_secret(job->access_token);
+	free(job->conflict_detail);
+	busy_clear(&job->busy);
 	free(job);
 }
 
@@ -219,7 +227,7 @@ static void booking_commit(struct booking_job *job)
 	char *response = cJSON_PrintUnformatted(job->google);
 	const char *meet = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->google, "hangoutLink"));
 	const char *html = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->google, "htmlLink"));
-	const char *params[20];
+	const char *params[22];
 
 	datetime_format(b->start_s, b->offset_s, start, sizeof(start));
 	datetime_format(b->start_s + (int64_t)b->duration_minutes * 60, b->offset_s, end, sizeof(end));
@@ -244,16 +252,19 @@ static void booking_commit(struct booking_job *job)
 	params[16] = generation;
 	params[17] = meet;
 	params[18] = html;
-	params[19] = b->command_id;
+	params[19] = job->has_conflict;
+	params[20] = job->conflict_detail;
+	params[21] = b->command_id;
 	if (b->command_id != NULL)
-		db_query(job->s->db, booking_commit_command_sql, 20, params, booking_on_committed, job);
+		db_query(job->s->db, booking_commit_command_sql, 22, params, booking_on_committed, job);
 	else
-		db_query(job->s->db, job->lookup ? booking_commit_current_sql : booking_commit_sql, 19, params,
+		db_query(job->s->db, job->lookup ? booking_commit_current_sql : booking_commit_sql, 21, params,
 			 booking_on_committed, job);
 	cJSON_free(response);
 }
 
 static void booking_insert(void *arg);
+static void booking_check(struct booking_job *job);
 
 static void booking_on_token(enum tokens_status status, const char *token, void *arg)
 {
@@ -261,9 +272,12 @@ static void booking_on_token(enum tokens_status status, const char *token, void 
 
 	switch (status) {
 	case TOKENS_OK:
-		free(job->access_token);
+		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
-		booking_rate_limited(job->s, job->b->user_id, booking_insert, job);
+		if (!job->checked)
+			booking_check(job);
+		else
+			booking_rate_limited(job->s, job->b->user_id, booking_insert, job);
 		return;
 	case TOKENS_NOT_CONNECTED:
 		booking_finish(job, BOOKING_NOT_CONNECTED, "not_connected", "the user's calendar is not connected");
@@ -343,6 +357,116 @@ static void booking_get_existing(void *arg)
 
 	google_event_get(job->s->google, job->access_token, job->b->calendar_id, job->event_id, booking_on_existing,
 			 job);
+}
+
+/* Book the slot, with what the check found. */
+static void booking_go(struct booking_job *job, const char *has_conflict, const char *detail)
+{
+	job->checked = true;
+	job->has_conflict = has_conflict;
+	job->conflict_detail = detail != NULL ? xstrdup(detail) : NULL;
+	booking_rate_limited(job->s, job->b->user_id, booking_insert, job);
+}
+
+static void booking_busy(struct booking_job *job)
+{
+	char *spans = busy_to_text(&job->busy, job->b->time_zone, 5);
+	struct booking_result r = { .status = BOOKING_BUSY, .reason = "conflict", .detail = spans, .busy = &job->busy };
+
+	log_info("the rep is busy at the lead's time; not booking over it", LOG_STR("lead", job->b->lead_id),
+		 LOG_STR("busy", spans), LOG_STR("trace", job->b->trace));
+	booking_end(job, &r);
+	free(spans);
+}
+
+/*
+ * The slot is busy: unless the busy time is this booking's own event (made
+ * by an attempt that died before its commit), book over it if allowed.
+ */
+static void booking_on_own_event(const struct google_result *r, void *arg)
+{
+	struct booking_job *job = arg;
+	const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, "status"));
+	char *spans;
+
+	if (booking_retry_auth(job, r))
+		return;
+	if (r->outcome == GOOGLE_OK && (status == NULL || strcmp(status, "cancelled") != 0)) {
+		log_info("the busy time includes the lead's own event (an earlier attempt made it); adopting it",
+			 LOG_STR("lead", job->b->lead_id), LOG_STR("event", job->event_id));
+		job->checked = true;
+		job->google = cJSON_Duplicate(r->json, 1);
+		booking_commit(job);
+		return;
+	}
+	if (r->outcome != GOOGLE_OK && r->outcome != GOOGLE_NOT_FOUND) {
+		booking_google_failed(job, r, "events.get");
+		return;
+	}
+	if (!job->b->allow_conflict) {
+		booking_busy(job);
+		return;
+	}
+	spans = busy_to_text(&job->busy, job->b->time_zone, 5);
+	log_info("booking over the rep's busy time, as allowed", LOG_STR("lead", job->b->lead_id),
+		 LOG_STR("busy", spans), LOG_STR("trace", job->b->trace));
+	booking_go(job, "t", spans);
+	free(spans);
+}
+
+static void booking_get_own_event(void *arg)
+{
+	struct booking_job *job = arg;
+
+	google_event_get(job->s->google, job->access_token, job->b->calendar_id, job->event_id, booking_on_own_event,
+			 job);
+}
+
+static void booking_on_checked(const struct conflict_result *r, void *arg)
+{
+	struct booking_job *job = arg;
+
+	switch (r->status) {
+	case CONFLICT_FREE:
+		booking_go(job, "f", NULL);
+		return;
+	case CONFLICT_UNCHECKED:
+		booking_go(job, NULL, r->detail);
+		return;
+	case CONFLICT_BUSY:
+		busy_clear(&job->busy);
+		for (size_t i = 0; i < r->busy->n; i++)
+			busy_add(&job->busy, r->busy->spans[i].start_s, r->busy->spans[i].end_s);
+		booking_rate_limited(job->s, job->b->user_id, booking_get_own_event, job);
+		return;
+	case CONFLICT_UNAUTHORIZED:
+		if (!job->refreshed) {
+			job->refreshed = true;
+			tokens_get(job->s->tokens, job->b->user_id, true, booking_on_token, job);
+			return;
+		}
+		booking_finish(job, BOOKING_REJECTED, "unauthorized", "Google refused a freshly refreshed token");
+		return;
+	case CONFLICT_TRANSIENT:
+		log_info("Google is unavailable for now; the booking will be retried", LOG_STR("op", "freebusy.query"),
+			 LOG_STR("lead", job->b->lead_id), LOG_STR("reason", r->reason));
+		booking_finish(job, BOOKING_TRANSIENT, r->reason, r->detail);
+		return;
+	}
+}
+
+static void booking_check(struct booking_job *job)
+{
+	const struct booking *b = job->b;
+	struct conflict_slot slot = {
+		.user_id = b->user_id,
+		.access_token = job->access_token,
+		.calendar_id = b->calendar_id,
+		.start_s = b->start_s,
+		.end_s = b->start_s + (int64_t)b->duration_minutes * 60,
+	};
+
+	conflict_check(job->s, &slot, booking_on_checked, job);
 }
 
 static void booking_on_inserted(const struct google_result *r, void *arg)

@@ -1,6 +1,11 @@
 /*
  * booking: put one meeting into a user's Google Calendar and commit its row.
  *
+ * Before the event is made, the rep's calendar is asked whether the slot is
+ * free (conflict.h); over busy time the booking stops with BOOKING_BUSY
+ * unless it may go over it, and the row records what the check found. The
+ * lead's own event (a redelivery after Google made it) is never a conflict.
+ *
  * The event id is derived from the lead and its booking generation, so every
  * attempt at the same booking names the same event. Google answers 409 when
  * a previous attempt already created it (a redelivery, or a worker killed
@@ -16,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct busy_list;
 struct scheduler;
 struct tokens_stored;
 
@@ -38,6 +44,7 @@ struct booking {
 	const char *metadata_json;	/* meeting_metadata */
 	const char *command_id;		/* a manual create stores its reply with the row; NULL otherwise */
 	const char *trace;		/* for logs */
+	bool allow_conflict;		/* book over the rep's busy time (marked has_conflict) rather than refuse */
 };
 
 enum booking_status {
@@ -47,6 +54,7 @@ enum booking_status {
 	BOOKING_TRANSIENT,	/* Google or the database is unavailable: retry later */
 	BOOKING_REJECTED,	/* Google refused the event for good: reason and detail say why */
 	BOOKING_CONFLICT,	/* the lead already has another active meeting */
+	BOOKING_BUSY,		/* the rep is busy then and the booking may not go over it: busy says when */
 };
 
 struct booking_result {
@@ -57,6 +65,7 @@ struct booking_result {
 	bool created;			/* false: another delivery committed this same event first */
 	const char *reason;		/* short code: Google's reason, or what failed */
 	const char *detail;		/* one sentence */
+	const struct busy_list *busy;	/* BOOKING_BUSY: the rep's busy time in the slot */
 };
 
 /* *result lives only for the duration of the callback. */

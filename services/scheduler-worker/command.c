@@ -26,6 +26,7 @@
 #include <cJSON.h>
 
 #include "booking.h"
+#include "busy.h"
 #include "cfg.h"
 #include "datetime.h"
 #include "db.h"
@@ -137,8 +138,18 @@ static void command_job_free(struct command_job *job)
 	scheduler_job_done(job->s, job->d);
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++)
 		free(*strings[i]);
-	free(job->access_token);
+	xfree_secret(job->access_token);
 	free(job);
+}
+
+/* Shutting down: the job ends unsettled and the broker redelivers the command (lib/worker.h). */
+static bool command_released(struct command_job *job)
+{
+	if (!scheduler_closing(job->s))
+		return false;
+	log_info("shutting down; the command goes back to the broker", LOG_STR("command_id", job->command_id));
+	command_job_free(job);
+	return true;
 }
 
 static void command_on_settled(bool settled, void *arg)
@@ -165,18 +176,23 @@ static void command_send_reply(struct command_job *job, const char *body)
 	mq_publish(job->s->publisher, &m, NULL, NULL);
 }
 
-/* Answer an error that changed nothing, then ack. */
-static void command_fail(struct command_job *job, const char *code, const char *message)
+/* Answer an error that changed nothing, with the busy spans that caused it (or NULL), then ack. */
+static void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
 {
-	cJSON *r = cJSON_CreateObject();
+	cJSON *r;
 	cJSON *e;
 	char *text;
 
+	if (command_released(job))
+		return;
+	r = cJSON_CreateObject();
 	cJSON_AddBoolToObject(r, "ok", 0);
 	cJSON_AddStringToObject(r, "command_id", job->command_id ? job->command_id : "");
 	e = cJSON_AddObjectToObject(r, "error");
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", message);
+	if (busy != NULL)
+		cJSON_AddItemToObject(r, "busy", busy);
 	text = cJSON_PrintUnformatted(r);
 	cJSON_Delete(r);
 	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("code", code),
@@ -187,10 +203,17 @@ static void command_fail(struct command_job *job, const char *code, const char *
 	command_job_free(job);
 }
 
+static void command_fail(struct command_job *job, const char *code, const char *message)
+{
+	command_fail_busy(job, code, message, NULL);
+}
+
 static void command_retry_or_give_up(struct command_job *job, const char *why)
 {
 	struct scheduler *s = job->s;
 
+	if (command_released(job))
+		return;
 	if (retry_exhausted(&s->retry, job->d)) {
 		command_send_reply(job, "{\"ok\":false,\"error\":{\"code\":\"unavailable\","
 				   "\"message\":\"Google Calendar or the database stayed unavailable; try again later\"}}");
@@ -207,6 +230,8 @@ static void command_on_mail(enum mq_confirm outcome, void *arg)
 {
 	struct command_job *job = arg;
 
+	if (command_released(job))
+		return;
 	if (outcome != MQ_CONFIRM_ACK) {
 		/* The change and its reply are stored: back through a retry tier, it only repeats the mail. */
 		log_warn("mail job not confirmed; the command will be retried", LOG_STR("command_id", job->command_id));
@@ -231,6 +256,8 @@ static void command_succeeded(struct command_job *job)
 		.trace = job->command_id,
 	};
 
+	if (command_released(job))
+		return;
 	command_send_reply(job, job->reply);
 	mailjob_publish(job->s, &mail, command_on_mail, job);
 }
@@ -238,12 +265,17 @@ static void command_succeeded(struct command_job *job)
 /* A stored reply: the command ran before. Repeat its answer and its mail. */
 static void command_replay(struct command_job *job, const char *reply_text)
 {
-	cJSON *r = cJSON_Parse(reply_text);
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "meeting");
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "previous");
-	const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "id"));
-	const char *prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"));
+	cJSON *r;
+	const cJSON *m, *p;
+	const char *id, *prev;
 
+	if (command_released(job))
+		return;
+	r = cJSON_Parse(reply_text);
+	m = cJSON_GetObjectItemCaseSensitive(r, "meeting");
+	p = cJSON_GetObjectItemCaseSensitive(r, "previous");
+	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "id"));
+	prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"));
 	log_info("command already applied; repeating its reply", LOG_STR("command_id", job->command_id));
 	job->reply = xstrdup(reply_text);
 	job->result_meeting_id = id ? xstrdup(id) : NULL;
@@ -343,9 +375,11 @@ static void command_on_token(enum tokens_status status, const char *token, void 
 {
 	struct command_job *job = arg;
 
+	if (command_released(job))
+		return;
 	switch (status) {
 	case TOKENS_OK:
-		free(job->access_token);
+		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
 		booking_rate_limited(job->s, job->user_id, command_call_google, job);
 		return;
@@ -364,6 +398,8 @@ static void command_on_google(const struct google_result *r, void *arg)
 	struct command_job *job = arg;
 	bool deleted_already = job->kind == MESSAGE_CANCEL && (r->outcome == GOOGLE_GONE || r->outcome == GOOGLE_NOT_FOUND);
 
+	if (command_released(job))
+		return;
 	if (r->outcome == GOOGLE_UNAUTHORIZED && !job->refreshed) {
 		job->refreshed = true;
 		tokens_get(job->s->tokens, job->user_id, true, command_on_token, job);
@@ -446,6 +482,8 @@ static void command_on_booked(const struct booking_result *r, void *arg)
 	struct command_job *job = arg;
 	char *msg;
 
+	if (command_released(job))
+		return;
 	switch (r->status) {
 	case BOOKING_DONE:
 		if (r->created)
@@ -464,6 +502,10 @@ static void command_on_booked(const struct booking_result *r, void *arg)
 		return;
 	case BOOKING_CONFLICT:
 		command_fail(job, "conflict", "the lead already has a scheduled meeting");
+		return;
+	case BOOKING_BUSY:
+		command_fail_busy(job, "conflict", "the calendar is busy at that time; choose another or book anyway",
+				  busy_to_json(r->busy, job->booking.time_zone));
 		return;
 	case BOOKING_REJECTED:
 		msg = xasprintf("Google Calendar refused the event (%s): %s", r->reason, r->detail);

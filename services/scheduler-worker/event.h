@@ -3,8 +3,8 @@
  *
  * Pure functions from a lead to the meeting title, the description and the
  * Calendar event body, kept apart from I/O so they are tested exactly. The
- * title follows the plan's "Meeting Title Format", the description its
- * "Meeting Description Template"; every value from the call is untrusted text
+ * title and description are the product's templates (docs/booking.md,
+ * "Title and description"); every value from the call is untrusted text
  * and is only ever placed, never interpreted.
  */
 #ifndef EVENT_H
@@ -45,7 +45,7 @@ struct event_spec {
 /* "John Smith + TechCorp + Demo", "Lead + Demo"; at most 500 bytes. The caller frees it. */
 char *event_title(const char *name, const char *company);
 
-/* The plan's description template, filled in. The caller frees it. */
+/* The description template (docs/booking.md), filled in. The caller frees it. */
 char *event_description(const struct event_lead *lead);
 
 /*

@@ -2,9 +2,9 @@
  * lead: an analysed lead becomes a meeting, or a recorded reason why not.
  *
  * The message only names the lead; the database is the source of truth
- * (the plan's "Query Pattern"). The checks run in the order of DESIGN.md
+ * (docs/booking.md, "What the scheduler reads"). The checks run in this order
  * (unknown_lead, not_individual, no_datetime, bad_datetime, past_datetime,
- * no_email, not_connected) and the first that applies is recorded in
+ * no_email, not_connected; docs/booking.md says why) and the first that applies is recorded in
  * calendar_booking_outcomes, where the API shows it to the user. A lead is
  * booked automatically at most once: once it has any meeting, later copies
  * of its message only make sure the owner's mail went out.
@@ -24,6 +24,7 @@
 #include <cJSON.h>
 
 #include "booking.h"
+#include "busy.h"
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
@@ -42,7 +43,7 @@
  * The lead's meetings are read through the lead's own index only (one
  * LATERAL, no status condition), which answers both the count and the
  * active meeting in one probe. With `status = 'scheduled'` in the join,
- * PostgreSQL could equally pick the plan's idx_calendar_meetings_status on
+ * PostgreSQL could equally pick migration 032's idx_calendar_meetings_status on
  * a table never analyzed, and a connection that cached that plan read
  * every scheduled meeting for each lead (tests/bench: 1,200 buffers a
  * load); migration 036 dropped that index.
@@ -82,6 +83,17 @@ static const char lead_outcome_sql[] =
 	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'"
 	" AND calendar_booking_outcomes.user_id = EXCLUDED.user_id";
 
+/* A conflict keeps the requested slot and the busy spans for the owner's mail (mailer-worker/job.c). */
+static const char lead_conflict_sql[] =
+	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail, attempts,"
+	" requested_start, requested_end, busy)"
+	" VALUES ($1, $2, 'skipped', 'conflict', $3, 1, $4::timestamptz, $5::timestamptz, $6::jsonb)"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'skipped', reason = 'conflict',"
+	" detail = EXCLUDED.detail, requested_start = EXCLUDED.requested_start, requested_end = EXCLUDED.requested_end,"
+	" busy = EXCLUDED.busy, attempts = calendar_booking_outcomes.attempts + 1"
+	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'"
+	" AND calendar_booking_outcomes.user_id = EXCLUDED.user_id";
+
 struct lead_job {
 	struct scheduler *s;
 	struct mq_delivery *d;
@@ -114,6 +126,17 @@ static void lead_job_free(struct lead_job *job)
 	free(job);
 }
 
+/* Shutting down: the job ends unsettled and the broker redelivers the lead (lib/worker.h). */
+static bool lead_released(struct lead_job *job)
+{
+	if (!scheduler_closing(job->s))
+		return false;
+	log_info("shutting down; the lead goes back to the broker", LOG_STR("lead", job->lead_id),
+		 LOG_STR("trace", job->trace));
+	lead_job_free(job);
+	return true;
+}
+
 static void lead_on_settled(bool settled, void *arg)
 {
 	(void)settled;
@@ -122,6 +145,8 @@ static void lead_on_settled(bool settled, void *arg)
 
 static void lead_ack(struct lead_job *job)
 {
+	if (lead_released(job))
+		return;
 	mq_ack(job->s->consumer, job->d->token);
 	lead_job_free(job);
 }
@@ -130,6 +155,8 @@ static void lead_retry(struct lead_job *job, const char *why)
 {
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
 		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
 	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, lead_on_settled, job);
@@ -153,6 +180,8 @@ static void lead_record(struct lead_job *job, const char *outcome, const char *r
 {
 	const char *params[] = { job->lead_id, job->user_id, outcome, reason, detail };
 
+	if (lead_released(job))
+		return;
 	log_info(strcmp(outcome, "skipped") == 0 ? "lead not scheduled" : "lead booking failed",
 		 LOG_STR("lead", job->lead_id), LOG_STR("reason", reason), LOG_STR("detail", detail),
 		 LOG_STR("trace", job->trace));
@@ -185,6 +214,8 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 {
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
 }
 
@@ -215,7 +246,60 @@ static void lead_publish_created(struct lead_job *job, const char *meeting_id, i
 		.trace = job->trace,
 	};
 
+	if (lead_released(job))
+		return;
 	mailjob_publish(job->s, &mail, lead_on_mail, job);
+}
+
+static void lead_on_conflict_recorded(const struct db_result *r, void *arg)
+{
+	struct lead_job *job = arg;
+	struct mailjob mail = {
+		.kind = "conflict",
+		.user_id = job->user_id,
+		.lead_analytics_id = job->lead_id,
+		.trace = job->trace,
+	};
+
+	if (r->status != DB_OK) {
+		lead_retry(job, r->status == DB_UNAVAILABLE ? "database unavailable while recording the conflict"
+							     : r->error);
+		return;
+	}
+	if (lead_released(job))
+		return;
+	mailjob_publish(job->s, &mail, lead_on_mail, job);
+}
+
+/* The rep is busy at the lead's time: no event; the outcome says when, and the owner is told to pick a time. */
+static void lead_conflict(struct lead_job *job, const struct booking_result *r)
+{
+	const struct booking *b = &job->booking;
+	char start[40], end[40], *busy_text;
+	cJSON *busy = busy_to_json(r->busy, b->time_zone);
+	const char *params[6];
+
+	datetime_format(b->start_s, b->offset_s, start, sizeof(start));
+	datetime_format(b->start_s + (int64_t)b->duration_minutes * 60, b->offset_s, end, sizeof(end));
+	busy_text = cJSON_PrintUnformatted(busy);
+	{
+		char *detail = xasprintf("the calendar is busy then: %s", r->detail);
+
+		params[0] = job->lead_id;
+		params[1] = job->user_id;
+		params[2] = detail;
+		params[3] = start;
+		params[4] = end;
+		params[5] = busy_text;
+		log_info("lead not scheduled", LOG_STR("lead", job->lead_id), LOG_STR("reason", "conflict"),
+			 LOG_STR("detail", detail), LOG_STR("trace", job->trace));
+		metric_inc(metrics_counter("scheduler_leads_not_scheduled_total", "Leads not scheduled, by reason.",
+					   "reason", "conflict", NULL));
+		db_query(job->s->db, lead_conflict_sql, 6, params, lead_on_conflict_recorded, job);
+		free(detail);
+	}
+	cJSON_free(busy_text);
+	cJSON_Delete(busy);
 }
 
 static void lead_on_booked(const struct booking_result *r, void *arg)
@@ -223,6 +307,8 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	struct lead_job *job = arg;
 	struct scheduler *s = job->s;
 
+	if (lead_released(job))
+		return;
 	switch (r->status) {
 	case BOOKING_DONE:
 		if (r->created) {
@@ -253,6 +339,9 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	}
 	case BOOKING_CONFLICT:
 		lead_ack(job);
+		return;
+	case BOOKING_BUSY:
+		lead_conflict(job, r);
 		return;
 	case BOOKING_TRANSIENT:
 		if (retry_exhausted(&s->retry, job->d)) {
@@ -339,6 +428,7 @@ static void lead_prepare(struct lead_job *job, const struct db_result *r, const 
 	b->generation = 0;
 	b->metadata_json = job->metadata;
 	b->trace = job->trace;
+	b->allow_conflict = cfg->conflict_policy == CFG_CONFLICT_BOOK;
 }
 
 static void lead_on_loaded(const struct db_result *r, void *arg)

@@ -42,6 +42,10 @@ void mailjob_publish(struct scheduler *s, const struct mailjob *job, mq_confirm_
 	if (job->meeting_id != NULL) {
 		message_id = xasprintf("meeting:%s:%s:%d", job->meeting_id, job->kind, job->sequence);
 		routing_key = xasprintf("mail.meeting.%s", job->kind);
+	} else if (job->lead_analytics_id != NULL) {
+		/* A lead is booked automatically at most once, so it has at most one such mail. */
+		message_id = xasprintf("lead:%s:%s", job->lead_analytics_id, job->kind);
+		routing_key = xasprintf("mail.lead.%s", job->kind);
 	} else {
 		message_id = xasprintf("disconnected:%s:%lld", job->user_id, (long long)job->disconnected_at);
 		routing_key = xstrdup("mail.calendar.disconnected");

@@ -44,6 +44,11 @@ void scheduler_job_done(struct scheduler *s, struct mq_delivery *d)
 	s->in_flight--;
 }
 
+bool scheduler_closing(const struct scheduler *s)
+{
+	return worker_closing(s->worker);
+}
+
 static void scheduler_on_lead(struct mq *mq, const struct mq_delivery *d, void *arg)
 {
 	struct scheduler *s = arg;
@@ -90,14 +95,26 @@ static unsigned scheduler_in_flight(void *arg)
 {
 	struct scheduler *s = arg;
 
-	return s->in_flight + sweep_in_flight();
+	return s->in_flight + sweep_in_flight(s->sweep);
 }
 
 static void scheduler_on_stop(void *arg)
 {
 	struct scheduler *s = arg;
 
-	sweep_stop(s);
+	sweep_stop(s->sweep);
+}
+
+/* After the HTTP client and the pool have ended: nothing can call into these any more (lib/worker.h). */
+static void scheduler_on_free(void *arg)
+{
+	struct scheduler *s = arg;
+
+	sweep_free(s->sweep);
+	tokens_free(s->tokens);
+	ratelimit_free(s->rate);
+	google_free(s->google);
+	vault_free(s->vault);
 }
 
 int main(void)
@@ -112,6 +129,7 @@ int main(void)
 		.on_publisher_connect = scheduler_on_publisher_connect,
 		.in_flight = scheduler_in_flight,
 		.on_stop = scheduler_on_stop,
+		.on_free = scheduler_on_free,
 		.arg = s,
 	};
 	char *err = NULL;
@@ -136,15 +154,9 @@ int main(void)
 	s->meetings_cancelled = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
 						"cancelled", NULL);
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
-	sweep_start(s);
+	s->sweep = sweep_start(s);
 
 	status = worker_run(s->worker);
-
-	sweep_stop(s);
-	tokens_free(s->tokens);
-	ratelimit_free(s->rate);
-	google_free(s->google);
-	vault_free(s->vault);
 	worker_free(s->worker);
 	return status;
 }

@@ -1,6 +1,6 @@
 /*
  * message: the scheduler's readers of the two bodies it consumes,
- * lead.analyzed and calendar.commands (proto/messages/).
+ * lead.analyzed and meeting.command (proto/messages/).
  *
  * Pure: bytes in, the fields or the reason for refusal out, so the fuzzer
  * (tests/fuzz) and the unit tests drive them directly. Whatever they refuse

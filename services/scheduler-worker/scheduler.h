@@ -2,12 +2,14 @@
  * scheduler: state shared by the scheduler-worker's modules.
  *
  * main.c wires the process (worker scaffolding, topology, consumers);
- * lead.c decides whether an analysed lead is booked and records why not;
- * booking.c creates the Google event and commits the meeting row; command.c
- * applies the gateway's create/reschedule/cancel commands; tokens.c hands out
- * valid access tokens; mailjob.c publishes mail jobs; sweep.c sends reminders
- * and completes past meetings. Every job is a chain of callbacks on the one
- * event loop; nothing waits.
+ * message.c reads the bodies it consumes; lead.c decides whether an
+ * analysed lead is booked and records why not; event.c makes the event's
+ * title, description and body; booking.c creates the Google event and
+ * commits the meeting row; command.c applies the gateway's
+ * create/reschedule/cancel commands; tokens.c hands out valid access tokens;
+ * mailjob.c publishes mail jobs; sweep.c sends reminders and "calendar
+ * disconnected" mails and completes past meetings. Every job is a chain of
+ * callbacks on the one event loop; nothing waits.
  */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
@@ -29,6 +31,7 @@ struct ratelimit;
 struct tokens;
 struct worker;
 struct metric;
+struct sweep;
 
 struct scheduler {
 	struct worker *worker;
@@ -41,7 +44,7 @@ struct scheduler {
 	struct vault *vault;
 	struct ratelimit *rate;
 	struct tokens *tokens;
-	struct event *sweep;
+	struct sweep *sweep;
 	struct retry_policy retry;
 	unsigned in_flight;
 
@@ -58,25 +61,36 @@ int64_t scheduler_now_ms(void);
 /* Settle a finished job: count it out and release the delivery. */
 void scheduler_job_done(struct scheduler *s, struct mq_delivery *d);
 
+/*
+ * worker_closing(): a job's callback that sees it releases the job unsettled
+ * and starts nothing (lib/worker.h); the broker redelivers the message.
+ */
+bool scheduler_closing(const struct scheduler *s);
+
 /* lead.c: handle one lead.analyzed delivery (ownership of d passes). */
 void lead_handle(struct scheduler *s, struct mq_delivery *d);
 
 /* command.c: handle one meeting command delivery (ownership of d passes). */
 void command_handle(struct scheduler *s, struct mq_delivery *d);
 
-/* sweep.c: start the periodic reminder/completion sweep. */
-void sweep_start(struct scheduler *s);
-void sweep_stop(struct scheduler *s);
+/*
+ * sweep.c: the periodic reminder/completion sweep. sweep_start() starts it;
+ * sweep_stop() stops its timer (what runs finishes); sweep_free() frees it
+ * once nothing can call back (NULL is fine).
+ */
+struct sweep *sweep_start(struct scheduler *s);
+void sweep_stop(struct sweep *sw);
+void sweep_free(struct sweep *sw);
 /* Run the sweep soon (a grant was just revoked: its mail should not wait a full period). */
-void sweep_kick(struct scheduler *s);
+void sweep_kick(struct sweep *sw);
 /* Sweep operations still running (the graceful stop waits for them). */
-unsigned sweep_in_flight(void);
+unsigned sweep_in_flight(const struct sweep *sw);
 
 /* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
 struct mailjob {
-	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected */
+	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected, conflict */
 	const char *user_id;
-	const char *meeting_id;		/* NULL for disconnected */
+	const char *meeting_id;		/* NULL for disconnected and conflict */
 	const char *previous_meeting_id;
 	const char *lead_analytics_id;
 	int sequence;

@@ -54,34 +54,39 @@ static const char sweep_notified_sql[] =
 	"UPDATE users SET google_disconnect_notified_at = now()"
 	" WHERE id = $1 AND EXTRACT(EPOCH FROM google_disconnected_at)::bigint = $2::bigint";
 
-struct sweep_item {
+struct sweep {
 	struct scheduler *s;
+	struct event *timer;	/* the first sweep soon after start, then every SWEEP_PERIOD_S */
+	unsigned pending;	/* queries and mail jobs of the current sweep still running */
+	bool again;		/* kicked while running: run once more when done */
+};
+
+struct sweep_item {
+	struct sweep *sw;
 	char *id;
 	char *stamp;		/* disconnects: the disconnect time that names the mail */
 	bool reminder;
 };
 
-static unsigned sweep_pending;	/* operations of the current sweep still running */
-static bool sweep_again;	/* kicked while running: run once more when done */
+static void sweep_run(struct sweep *sw);
 
-static void sweep_run(struct scheduler *s);
-
-static void sweep_settle(struct scheduler *s)
+/* One query or mail job of the current sweep is done. */
+static void sweep_settle(struct sweep *sw)
 {
-	if (--sweep_pending == 0 && sweep_again) {
-		sweep_again = false;
-		sweep_run(s);
+	if (--sw->pending == 0 && sw->again) {
+		sw->again = false;
+		sweep_run(sw);
 	}
 }
 
 static void sweep_item_free(struct sweep_item *it)
 {
-	struct scheduler *s = it->s;
+	struct sweep *sw = it->sw;
 
 	free(it->id);
 	free(it->stamp);
 	free(it);
-	sweep_settle(s);
+	sweep_settle(sw);
 }
 
 static void sweep_on_marked(const struct db_result *r, void *arg)
@@ -106,57 +111,59 @@ static void sweep_on_published(enum mq_confirm outcome, void *arg)
 	if (it->reminder) {
 		const char *params[] = { it->id };
 
-		db_query(it->s->db, sweep_reminded_sql, 1, params, sweep_on_marked, it);
+		db_query(it->sw->s->db, sweep_reminded_sql, 1, params, sweep_on_marked, it);
 	} else {
 		const char *params[] = { it->id, it->stamp };
 
-		db_query(it->s->db, sweep_notified_sql, 2, params, sweep_on_marked, it);
+		db_query(it->sw->s->db, sweep_notified_sql, 2, params, sweep_on_marked, it);
 	}
 }
 
+/*
+ * A claimed batch: each row becomes a mail job counted in pending, and the
+ * query's own count (taken in sweep_run) is settled only after the loop, so
+ * a publish that fails at once cannot end the sweep halfway through it.
+ */
 static void sweep_on_reminders(const struct db_result *r, void *arg)
 {
-	struct scheduler *s = arg;
+	struct sweep *sw = arg;
 
-	sweep_pending++;	/* held while this batch is handed out */
 	for (int i = 0; r->status == DB_OK && i < db_ntuples(r); i++) {
 		struct sweep_item *it = xcalloc(1, sizeof(*it));
 		struct mailjob mail = { .kind = "reminder" };
 
-		it->s = s;
+		it->sw = sw;
 		it->id = xstrdup(db_value(r, i, 0));
 		it->reminder = true;
-		sweep_pending++;
+		sw->pending++;
 		mail.user_id = db_value(r, i, 1);
 		mail.meeting_id = it->id;
 		mail.lead_analytics_id = db_value(r, i, 2);
 		mail.sequence = atoi(db_value(r, i, 3));
 		metric_inc(metrics_counter("scheduler_reminders_total", "Reminder mail jobs published.", NULL));
-		mailjob_publish(s, &mail, sweep_on_published, it);
+		mailjob_publish(sw->s, &mail, sweep_on_published, it);
 	}
-	sweep_settle(s);
-	sweep_settle(s);
+	sweep_settle(sw);
 }
 
+/* As sweep_on_reminders(), for the "calendar disconnected" mails. */
 static void sweep_on_disconnects(const struct db_result *r, void *arg)
 {
-	struct scheduler *s = arg;
+	struct sweep *sw = arg;
 
-	sweep_pending++;
 	for (int i = 0; r->status == DB_OK && i < db_ntuples(r); i++) {
 		struct sweep_item *it = xcalloc(1, sizeof(*it));
 		struct mailjob mail = { .kind = "disconnected", .reason = "grant_revoked" };
 
-		it->s = s;
+		it->sw = sw;
 		it->id = xstrdup(db_value(r, i, 0));
 		it->stamp = xstrdup(db_value(r, i, 1));
-		sweep_pending++;
+		sw->pending++;
 		mail.user_id = it->id;
 		mail.disconnected_at = atoll(it->stamp);
-		mailjob_publish(s, &mail, sweep_on_published, it);
+		mailjob_publish(sw->s, &mail, sweep_on_published, it);
 	}
-	sweep_settle(s);
-	sweep_settle(s);
+	sweep_settle(sw);
 }
 
 static void sweep_on_completed(const struct db_result *r, void *arg)
@@ -167,71 +174,73 @@ static void sweep_on_completed(const struct db_result *r, void *arg)
 	sweep_settle(arg);
 }
 
-static void sweep_run(struct scheduler *s)
+static void sweep_run(struct sweep *sw)
 {
+	struct scheduler *s = sw->s;
 	char minutes[24];
 	const char *params[1] = { minutes };
 
 	/* One sweep at a time per process; a slow database makes sweeps rarer, not piled up. */
-	if (sweep_pending > 0) {
-		sweep_again = true;
+	if (sw->pending > 0) {
+		sw->again = true;
 		return;
 	}
 	if (!mq_ready(s->publisher))
 		return;
-	sweep_pending = 2;
-	db_query(s->db, sweep_complete_sql, 0, NULL, sweep_on_completed, s);
-	db_query(s->db, sweep_disconnects_sql, 0, NULL, sweep_on_disconnects, s);
+	sw->pending = 2;
+	db_query(s->db, sweep_complete_sql, 0, NULL, sweep_on_completed, sw);
+	db_query(s->db, sweep_disconnects_sql, 0, NULL, sweep_on_disconnects, sw);
 	if (s->cfg->reminder_before_minutes > 0) {
 		snprintf(minutes, sizeof(minutes), "%ld", s->cfg->reminder_before_minutes);
-		sweep_pending++;
-		db_query(s->db, sweep_reminders_sql, 1, params, sweep_on_reminders, s);
+		sw->pending++;
+		db_query(s->db, sweep_reminders_sql, 1, params, sweep_on_reminders, sw);
 	}
 }
 
 static void sweep_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
-	sweep_run(arg);
-}
-
-static void sweep_on_first(evutil_socket_t fd, short what, void *arg)
-{
-	struct scheduler *s = arg;
+	struct sweep *sw = arg;
 	struct timeval period = { SWEEP_PERIOD_S, 0 };
 
 	(void)fd;
 	(void)what;
-	event_free(s->sweep);
-	s->sweep = xevent_new(s->base, -1, EV_PERSIST, sweep_on_timer, s);
-	event_add(s->sweep, &period);
-	sweep_run(s);
+	event_add(sw->timer, &period);
+	sweep_run(sw);
 }
 
-void sweep_start(struct scheduler *s)
+struct sweep *sweep_start(struct scheduler *s)
 {
-	struct timeval soon = { 1, 0 };
+	struct sweep *sw = xcalloc(1, sizeof(*sw));
 
-	/* A first sweep right after start: a restarted worker catches up at once. */
-	s->sweep = xevent_new(s->base, -1, 0, sweep_on_first, s);
-	evtimer_add(s->sweep, &soon);
+	sw->s = s;
+	/* A first sweep right after start, so a restarted worker catches up at once; then every period. */
+	sw->timer = xevent_new(s->base, -1, 0, sweep_on_timer, sw);
+	event_add(sw->timer, &(struct timeval){ 1, 0 });
+	return sw;
 }
 
-void sweep_kick(struct scheduler *s)
+void sweep_kick(struct sweep *sw)
 {
-	sweep_run(s);
+	sweep_run(sw);
 }
 
-void sweep_stop(struct scheduler *s)
+void sweep_stop(struct sweep *sw)
 {
-	if (s->sweep != NULL) {
-		event_free(s->sweep);
-		s->sweep = NULL;
+	if (sw != NULL && sw->timer != NULL) {
+		event_free(sw->timer);
+		sw->timer = NULL;
 	}
 }
 
-unsigned sweep_in_flight(void)
+unsigned sweep_in_flight(const struct sweep *sw)
 {
-	return sweep_pending;
+	return sw != NULL ? sw->pending : 0;
+}
+
+void sweep_free(struct sweep *sw)
+{
+	if (sw == NULL)
+		return;
+	sweep_stop(sw);
+	free(sw);
 }

@@ -14,7 +14,7 @@
 #include "vault.h"
 #include "xmalloc.h"
 
-/* Refresh when the token has less than this left, as the plan asks. */
+/* Refresh when the token has less than this left (docs/google.md, "Access tokens"). */
 #define TOKENS_MARGIN_S 300
 
 static const char tokens_load_sql[] = "SELECT " TOKENS_COLUMNS " FROM users u WHERE u.id = $1";
@@ -129,7 +129,7 @@ static void tokens_on_disconnected(const struct db_result *r, void *arg)
 		f->status = TOKENS_TRANSIENT;
 	} else {
 		f->status = TOKENS_REVOKED;
-		sweep_kick(f->t->s);
+		sweep_kick(f->t->s->sweep);
 	}
 	tokens_flight_finish(f);
 }

@@ -7,6 +7,7 @@ is shared and absolute numbers drift. Nothing here is a test: it reports.
 """
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -83,8 +84,13 @@ def pct(values, p):
     return values[k]
 
 
-def make_world(s, users, leads, demo="2099-09-18T17:00:00+05:30"):
-    """users connected users and leads leads spread over them, inserted in bulk. Returns [(lead, user)]."""
+# The first lead's demo time; each next lead is half an hour later.
+START = datetime.datetime(2099, 1, 1, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+
+
+def make_world(s, users, leads):
+    """users connected users and leads leads spread over them, inserted in bulk, each lead at a half-hour slot of
+    its own so the conflict check passes them all. Returns [(lead, user)]."""
     from psycopg2.extras import execute_values
     ids = [s.add_user() for _ in range(users)]
     for u in ids:
@@ -95,6 +101,7 @@ def make_world(s, users, leads, demo="2099-09-18T17:00:00+05:30"):
         call, lead = str(uuid.uuid4()), str(uuid.uuid4())
         phone = "+91" + str(uuid.uuid4().int)[:10]
         rows_calls.append((call, u, phone, f"https://rec.example.com/{call}.mp3", "completed"))
+        demo = (START + datetime.timedelta(minutes=30 * i)).isoformat()
         rows_leads.append((lead, call, u, phone, "John Smith", f"lead{i}@example.com", "TechCorp", demo,
                            json.dumps({"intent": "High"}), "Hot", "Wants a demo", "individual"))
         out.append((lead, u))

@@ -10,7 +10,9 @@
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //
 // First the user presses Deny on Google's page and comes back with an error;
-// then Allow, and comes back connected.
+// then the user's consent URL is opened in someone else's browser, who
+// allows access there and is refused (the connect is bound to the browser
+// that asked for it); then the user presses Allow, and comes back connected.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -32,18 +34,23 @@ const output = env("OUTPUT_DIR");
 const flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 
-let profile;
+const profiles = [];
 let context;
 
-before(async () => {
-  mkdirSync(output, { recursive: true });
-  profile = mkdtempSync(path.join(tmpdir(), "gcal-chromium-"));
-  context = await chromium.launchPersistentContext(profile, {
+async function launch() {
+  const profile = mkdtempSync(path.join(tmpdir(), "gcal-chromium-"));
+  profiles.push(profile);
+  return chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: flags,
     viewport: { width: 900, height: 640 },
   });
+}
+
+before(async () => {
+  mkdirSync(output, { recursive: true });
+  context = await launch();
   // The platform's login put the JWT into the frontend's storage; no other origin gets it.
   await context.addInitScript(({ origin, token }) => {
     if (window.location.origin === origin) window.localStorage.setItem("token", token);
@@ -52,7 +59,7 @@ before(async () => {
 
 after(async () => {
   await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
 });
 
 async function startConnect(page) {
@@ -72,6 +79,35 @@ test("Deny on Google's consent page comes back as an error", async () => {
   await page.locator("#result", { hasText: "not connected: access_denied" }).waitFor();
   await page.locator("#status", { hasText: "Not connected" }).waitFor();
   await page.screenshot({ path: path.join(output, "denied.png") });
+  await page.close();
+});
+
+test("A consent URL opened in another browser does not connect that person's account", async () => {
+  // The user's page asks for the URL as the frontend does, but hands it on instead of following it.
+  const page = await context.newPage();
+  await page.goto(frontend.href);
+  await page.locator("#status", { hasText: "Not connected" }).waitFor();
+  const authUrl = await page.evaluate(async (token) => {
+    const r = await fetch("/api/integrations/google/auth",
+      { headers: { Authorization: `Bearer ${token}`, Accept: "application/json" } });
+    return (await r.json()).authUrl;
+  }, jwt);
+  assert.ok(authUrl.startsWith(standin.origin), authUrl);
+
+  const elsewhere = await launch();
+  try {
+    const other = await elsewhere.newPage();
+    await other.goto(authUrl);
+    await other.getByRole("button", { name: "Allow" }).click();
+    await other.waitForURL((u) => u.origin === frontend.origin && u.searchParams.get("google") === "error");
+    assert.equal(new URL(other.url()).searchParams.get("reason"), "invalid_state");
+    await other.locator("#result", { hasText: "not connected: invalid_state" }).waitFor();
+    await other.screenshot({ path: path.join(output, "other-browser.png") });
+  } finally {
+    await elsewhere.close();
+  }
+  await page.reload();
+  await page.locator("#status", { hasText: "Not connected" }).waitFor();
   await page.close();
 });
 

@@ -5,8 +5,10 @@
 
 Serves the small page in frontend/ and passes /api/* through to the gateway,
 as a frontend behind one origin (an ingress, a dev server's proxy) does, so
-the page's fetch() carries its Authorization header without CORS. Redirects
-are handed to the browser as they are. Prints {"listening": URL} once bound.
+the page's fetch() carries its Authorization header without CORS, and the
+cookie the gateway's /auth sets lands on the origin Google sends the browser
+back to (the callback goes through here too). Redirects are handed to the
+browser as they are. Prints {"listening": URL} once bound.
 Only the Python standard library is used.
 """
 
@@ -46,9 +48,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             resp = e
         data = resp.read()
         self.send_response(resp.status if hasattr(resp, "status") else resp.code)
-        for name in ("Content-Type", "Location", "Cache-Control"):
-            if resp.headers.get(name):
-                self.send_header(name, resp.headers[name])
+        for name in ("Content-Type", "Location", "Cache-Control", "Set-Cookie"):
+            for value in resp.headers.get_all(name) or ():
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -55,15 +55,16 @@ def frontend(tmp_path):
 def test_connect_google_calendar_in_a_browser(stack, frontend, node_modules):
     s = stack()
     gateway_addr = f"127.0.0.1:{free_port()}"
-    redirect = f"http://{gateway_addr}/api/integrations/google/callback"
     google_email = "browser.user@example.com"
-    s.start_standin(redirect_uri=redirect, email=google_email)
     page = frontend("http://" + gateway_addr)
+    # Google sends the browser back to the frontend's origin, which passes the callback on to the gateway.
+    redirect = page + "api/integrations/google/callback"
+    s.start_standin(redirect_uri=redirect, email=google_email)
     user = s.add_user(email="owner@example.com")
     s.service("oauth-gateway", LISTEN_ADDR=gateway_addr, GOOGLE_REDIRECT_URI=redirect, FRONTEND_URL=page)
 
     output = os.environ.get("BROWSER_OUTPUT_DIR") or os.path.join(HERE, "output")
-    for name in ("consent.png", "denied.png", "connected.png"):
+    for name in ("consent.png", "denied.png", "other-browser.png", "connected.png"):
         if os.path.exists(os.path.join(output, name)):
             os.remove(os.path.join(output, name))
     env = dict(os.environ, FRONTEND_URL=page, STANDIN_URL=s.standin.url, JWT=harness.jwt(user),
@@ -78,6 +79,6 @@ def test_connect_google_calendar_in_a_browser(stack, frontend, node_modules):
     assert row[2].startswith("v1:") and row[3].startswith("v1:")
     assert harness.unseal(row[3], user)
     assert row[4] == "Asia/Kolkata", "the calendar's zone was read at connect"
-    for name in ("consent.png", "denied.png", "connected.png"):
+    for name in ("consent.png", "denied.png", "other-browser.png", "connected.png"):
         with open(os.path.join(output, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", name

@@ -21,8 +21,10 @@ Only Debian's python3-psycopg2 and python3-requests are needed.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
+import itertools
 import json
 import mailbox
 import os
@@ -43,6 +45,7 @@ from standin import Standin
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build")
 TOKEN_KEY = "1:" + base64.b64encode(b"k" * 32).decode()
+JWT_SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"  # the gateway takes 32 bytes or more
 # The broker user of each service, and of the other publishers (gcalctl "ops", the platform's "webhook").
 SERVICE_ROLES = {"oauth-gateway": "gateway", "scheduler-worker": "scheduler", "mailer-worker": "mailer"}
 _GRANTS = None
@@ -61,7 +64,6 @@ def broker_grants():
 def broker_user(role):
     """The broker user name of a role ("gateway" -> "gcal-gateway")."""
     return next(g["user"] for g in broker_grants() if g["role"] == role)
-JWT_SECRET = "e2e-jwt-secret-0123456789abcdef"
 
 
 def require(name):
@@ -69,6 +71,17 @@ def require(name):
     if not v:
         raise RuntimeError(f"{name} is not set: run the suite through tests/run, which starts the servers")
     return v
+
+
+_DEMO_SLOTS = itertools.count()
+
+
+def next_demo_time():
+    """A demo time no other lead of this test process has (half-hour slots from 2099-01-01 09:00 +05:30), so two
+    leads of one user never clash in the rep's calendar and the scheduler's conflict check passes them both."""
+    n = next(_DEMO_SLOTS)
+    t = datetime.datetime(2099, 1, 1, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+    return (t + datetime.timedelta(minutes=30 * n)).isoformat()
 
 
 def free_port():
@@ -79,12 +92,13 @@ def free_port():
 
 
 def jwt(user_id, secret=JWT_SECRET, exp_in=3600, claim="sub", alg="HS256", extra=None):
-    """An HS256 JWT as the platform issues them."""
+    """An HS256 JWT as the platform issues them; a claim given as None in extra is left out."""
     def b64(d):
         return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
     header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
     payload = {claim: user_id, "exp": int(time.time()) + exp_in, "iat": int(time.time())}
     payload.update(extra or {})
+    payload = {k: v for k, v in payload.items() if v is not None}
     body = b64(json.dumps(payload).encode())
     sig = b64(hmac.new(secret.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest())
     return f"{header}.{body}.{sig}"
@@ -105,11 +119,12 @@ def wait_for(fn, timeout=20.0, interval=0.05, what="condition"):
 class Service:
     """One of our binaries, started with an environment and stopped cleanly."""
 
-    def __init__(self, name, env, log_path, health_url):
+    def __init__(self, name, env, log_path, health_url, metrics_url=None):
         self.name = name
         self.env = env
         self.log_path = log_path
         self.health_url = health_url
+        self.metrics_url = metrics_url or health_url  # the gateway's /metrics is off its public listener
         self.proc = None
 
     def start(self, wait_ready=True):
@@ -129,7 +144,7 @@ class Service:
             return False
 
     def metrics(self):
-        text = requests.get(self.health_url + "/metrics", timeout=5).text
+        text = requests.get(self.metrics_url + "/metrics", timeout=5).text
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -232,7 +247,7 @@ class Stack:
     # Services
 
     def env(self, **overrides):
-        """The services' environment: every variable, pointing at this test's servers."""
+        """The services' environment: every variable, pointing at this test's servers (None unsets one)."""
         if self.standin is None:
             self.start_standin()
         g = self.standin.url
@@ -252,6 +267,8 @@ class Stack:
             "JWT_SECRET": JWT_SECRET,
             "FRONTEND_URL": "http://127.0.0.1:3000/integrations",
             "SMTP_URL": self.smtp_url,
+            # The run's SMTP sink (tests/harness/smtp_sink.py) is plain SMTP on loopback, without STARTTLS.
+            "SMTP_REQUIRE_TLS": "off",
             "MAIL_FROM": "Calendar Bot <calendar@example.com>",
             "DEFAULT_TIMEZONE": "Asia/Kolkata",
             "LOG_LEVEL": "debug",
@@ -259,7 +276,11 @@ class Stack:
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         }
-        env.update({k: str(v) for k, v in overrides.items()})
+        for k, v in overrides.items():
+            if v is None:
+                env.pop(k, None)  # unset: the service's own default applies
+            else:
+                env[k] = str(v)
         return env
 
     def service(self, name, start=True, **overrides):
@@ -268,12 +289,15 @@ class Stack:
         port = free_port()
         key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
         overrides.setdefault(key, f"127.0.0.1:{port}")
+        if name == "oauth-gateway":
+            overrides.setdefault("METRICS_ADDR", f"127.0.0.1:{free_port()}")
         overrides.setdefault("AMQP_URL", self.amqp_url_for(SERVICE_ROLES[name]))
         if name == "scheduler-worker":
             overrides.setdefault("COMMAND_AMQP_USERS", broker_user("gateway"))
         env = self.env(**overrides)
         health = "http://" + env[key]
-        svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health)
+        svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health,
+                      "http://" + env["METRICS_ADDR"])
         self.services.append(svc)
         if start:
             svc.start()
@@ -320,8 +344,10 @@ class Stack:
                    email or f"g-{user_id[:8]}@example.com", timezone, user_id)
         return tokens
 
-    def add_lead(self, user_id, demo="2099-09-18T17:00:00+05:30", email="lead@example.com", name="John Smith",
+    def add_lead(self, user_id, demo="next", email="lead@example.com", name="John Smith",
                  company="TechCorp", phone=None, contact_email=None, analysis_type="individual", **extra):
+        """A call and its lead; demo "next" is a time of its own (next_demo_time()), None no time at all."""
+        demo = next_demo_time() if demo == "next" else demo
         phone = phone or "+91" + str(uuid.uuid4().int)[:10]
         call = str(uuid.uuid4())
         transcript = str(uuid.uuid4())

@@ -26,6 +26,7 @@ DEFAULT_BIN = os.path.join(os.environ.get("BUILD_DIR") or os.path.join(ROOT, "bu
                            "google-standin")
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 EMAIL_SCOPE = "https://www.googleapis.com/auth/userinfo.email"
+FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
 
 
 def pkce_pair():
@@ -181,7 +182,8 @@ class Standin:
             raise StandinError(f"consent: {status} {body[:300]!r}")
         return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(headers["Location"]).query))
 
-    def connect(self, email, scope=CALENDAR_SCOPE + " " + EMAIL_SCOPE, redirect_uri="http://127.0.0.1:9/cb"):
+    def connect(self, email, scope=CALENDAR_SCOPE + " " + FREEBUSY_SCOPE + " " + EMAIL_SCOPE,
+                redirect_uri="http://127.0.0.1:9/cb"):
         """A full code flow with PKCE for email; returns the token response (with refresh_token)."""
         verifier, challenge = pkce_pair()
         code = self.authorize(email, scope, redirect_uri, prompt="consent", challenge=challenge)["code"]

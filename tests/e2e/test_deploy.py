@@ -46,7 +46,10 @@ REQUIRED = {
                          "TOKEN_ENCRYPTION_KEY"},
     "mailer-worker": {"DATABASE_URL", "AMQP_URL", "SMTP_URL", "MAIL_FROM"},
 }
-HEALTH_PORT = {"oauth-gateway": 8080, "scheduler-worker": 9101, "mailer-worker": 9102}
+# Each service's METRICS_ADDR port: /healthz, /readyz, /metrics. The gateway's API (LISTEN_ADDR) is 8080, the one
+# port for clients, and has no /metrics.
+HEALTH_PORT = {"oauth-gateway": 9103, "scheduler-worker": 9101, "mailer-worker": 9102}
+API_PORT = 8080
 # Values for every secret and required setting, as an operator would fill them in.
 FILLED = {
     "POSTGRES_PASSWORD": "pg-secret-123",
@@ -60,7 +63,7 @@ FILLED = {
     "GOOGLE_CLIENT_SECRET": "client-secret-123",
     "GOOGLE_REDIRECT_URI": "https://gcal.example.com/api/integrations/google/callback",
     "TOKEN_ENCRYPTION_KEY": harness.TOKEN_KEY,
-    "JWT_SECRET": "jwt-secret-0123456789",
+    "JWT_SECRET": "jwt-secret-0123456789abcdef0123456789",  # 32 bytes at least
     "FRONTEND_URL": "https://app.example.com/integrations",
     "SMTP_URL": "smtp://mail.example.com:587",
     "MAIL_FROM": "Calendar <calendar@example.com>",
@@ -135,14 +138,15 @@ def test_compose_resolves_without_an_engine(compose):
         # The health check probes the address the service listens on, with the tool the image has.
         port = HEALTH_PORT[name]
         assert svc["healthcheck"]["test"] == ["CMD", "gcalctl", "health", f"http://127.0.0.1:{port}/healthz"]
-        addr = svc["environment"]["LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"]
-        assert addr == f"0.0.0.0:{port}"
+        assert svc["environment"]["METRICS_ADDR"] == f"0.0.0.0:{port}"
         missing = {v for v in REQUIRED[name] if not svc["environment"].get(v)}
         assert not missing, f"{name} lacks {missing}"
     # Workers scale: no fixed name and no host port.
     for name in ("scheduler-worker", "mailer-worker"):
         assert "container_name" not in services[name] and "ports" not in services[name]
-    assert [p["target"] for p in services["oauth-gateway"]["ports"]] == [8080]
+    # Only the gateway's API is published; its metrics port stays inside the network.
+    assert services["oauth-gateway"]["environment"]["LISTEN_ADDR"] == f"0.0.0.0:{API_PORT}"
+    assert [p["target"] for p in services["oauth-gateway"]["ports"]] == [API_PORT]
     # A worker is not handed secrets it does not read.
     assert "JWT_SECRET" not in services["scheduler-worker"]["environment"]
     assert not {"TOKEN_ENCRYPTION_KEY", "GOOGLE_CLIENT_SECRET", "JWT_SECRET"} & set(
@@ -164,6 +168,13 @@ def test_compose_resolves_without_an_engine(compose):
     assert ctl["environment"]["AMQP_URL"] == f"amqp://gcal-ops:{FILLED['OPS_AMQP_PASSWORD']}@rabbitmq:5672/%2f"
     assert services["migrate"]["build"]["target"] == "migrate"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert_hardened_settings(services["oauth-gateway"]["environment"], services["mailer-worker"]["environment"])
+
+
+def assert_hardened_settings(gateway, mailer):
+    """What a deployment ships: iss and aud checked, mail only over TLS (docs/configuration.md)."""
+    assert gateway.get("JWT_ISSUER") and gateway.get("JWT_AUDIENCE"), "JWT_ISSUER and JWT_AUDIENCE are set"
+    assert str(mailer.get("SMTP_REQUIRE_TLS") or "on").lower() in ("on", "1", "true", "yes")
 
 
 def test_compose_refuses_a_missing_secret(compose, tmp_path):
@@ -173,6 +184,12 @@ def test_compose_refuses_a_missing_secret(compose, tmp_path):
     broken.write_text(text)
     p = compose_config(str(broken))
     assert p.returncode != 0 and "set JWT_SECRET" in p.stderr
+    for name in ("JWT_ISSUER", "JWT_AUDIENCE"):
+        text, n = re.subn(rf"^{name}=.*$", f"{name}=", open(env_file).read(), flags=re.M)
+        assert n == 1
+        broken.write_text(text)
+        p = compose_config(str(broken))
+        assert p.returncode != 0 and f"set {name}" in p.stderr, p.stderr
 
 
 def test_compose_matches_the_compose_specification(compose, check_tools):
@@ -264,14 +281,21 @@ def test_kubernetes_manifests_follow_the_rules():
         key = BROKER_USER[name].removeprefix("gcal-").upper() + "_AMQP_URL"
         assert amqp["valueFrom"]["secretKeyRef"]["key"] == key, f"{name} connects as its own broker user"
         port = HEALTH_PORT[name]
-        assert env["LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"] == f"0.0.0.0:{port}"
-        [p] = c["ports"]
-        assert p["containerPort"] == port
+        assert env["METRICS_ADDR"] == f"0.0.0.0:{port}"
+        ports = {q["name"]: q["containerPort"] for q in c["ports"]}
+        if name == "oauth-gateway":
+            assert env["LISTEN_ADDR"] == f"0.0.0.0:{API_PORT}"
+            assert ports == {"http": API_PORT, "metrics": port}
+        [p] = [q for q in c["ports"] if q["containerPort"] == port]
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": p["name"]}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": p["name"]}
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
         assert pod["metadata"]["labels"] == by_kind["Deployment"][name]["spec"]["selector"]["matchLabels"]
+
+    gateway_env, _ = pod_env(pods["oauth-gateway"]["spec"]["containers"][0], configmap, secret)
+    mailer_env, _ = pod_env(pods["mailer-worker"]["spec"]["containers"][0], configmap, secret)
+    assert_hardened_settings(gateway_env, mailer_env)
 
     svc = by_kind["Service"]["oauth-gateway"]
     assert svc["spec"]["selector"] == pods["oauth-gateway"]["metadata"]["labels"]
@@ -296,8 +320,10 @@ def start_with(name, env, tmp_path):
     answer. Addresses are moved to loopback: nothing here may listen beyond it or reach a real host."""
     env = dict(env, PATH=os.environ.get("PATH", "/usr/bin:/bin"),
                DATABASE_URL="postgresql://gcal:x@127.0.0.1:1/gcal", AMQP_URL="amqp://gcal:x@127.0.0.1:1/%2f")
-    key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
+    key = "METRICS_ADDR"
     env[key] = f"127.0.0.1:{free_port()}"
+    if name == "oauth-gateway":
+        env["LISTEN_ADDR"] = f"127.0.0.1:{free_port()}"
     log = tmp_path / f"{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([os.path.join(harness.BUILD, "services", name, name)], env=env, stdout=out,

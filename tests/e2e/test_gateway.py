@@ -9,6 +9,7 @@ gateway, so the stand-in sends the browser back to it.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from harness import JWT_SECRET, broker_user, free_port, jwt, unseal, wait_for
 
 CALENDAR = "https://www.googleapis.com/auth/calendar.events"
 EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -47,22 +49,30 @@ class Gateway:
         if not wait_ready:
             wait_for(lambda: get_ok(self.url + "/healthz"), 20, what="gateway listening")
         self.frontend = self.svc.env["FRONTEND_URL"]
+        # The browser that starts connects: it keeps the cookie /auth sets, which the callback needs.
+        self.browser = requests.Session()
 
-    def call(self, method, path, user=None, token=None, headers=None, **kw):
+    def call(self, method, path, user=None, token=None, headers=None, session=None, **kw):
         h = dict(headers or {})
         if user is not None:
             h["Authorization"] = "Bearer " + jwt(user)
         if token is not None:
             h["Authorization"] = "Bearer " + token
-        return requests.request(method, self.url + path, headers=h, allow_redirects=False, timeout=30, **kw)
+        return (session or requests).request(method, self.url + path, headers=h, allow_redirects=False, timeout=30,
+                                             **kw)
 
     def get(self, path, user=None, **kw):
         return self.call("GET", path, user, **kw)
 
     def auth_url(self, user):
-        r = self.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"})
+        r = self.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"},
+                     session=self.browser)
         assert r.status_code == 200, r.text
         return r.json()["authUrl"]
+
+    def finish(self, callback, **kw):
+        """Google's redirect back, followed by the browser that started the connect."""
+        return self.browser.get(callback, allow_redirects=False, timeout=30, **kw)
 
 
 def get_ok(url):
@@ -119,7 +129,7 @@ def connect(gw, user, email, **kw):
     """The whole flow for user as the Google account email; returns (frontend query, callback URL)."""
     callback = consent(gw.stack, gw.auth_url(user), email, **kw)
     assert callback.startswith(gw.url + "/api/integrations/google/callback?"), callback
-    return frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30)), callback
+    return frontend_result(gw, gw.finish(callback)), callback
 
 
 def status(gw, user):
@@ -195,7 +205,7 @@ def test_connect_through_the_consent_form(stack):
     assert q["client_id"] == "standin-client-id"
     assert q["redirect_uri"] == gw.url + "/api/integrations/google/callback"
     assert q["response_type"] == "code"
-    assert q["scope"] == CALENDAR + " " + EMAIL
+    assert q["scope"] == CALENDAR + " " + FREEBUSY + " " + EMAIL
     assert (q["access_type"], q["prompt"], q["include_granted_scopes"]) == ("offline", "consent", "true")
     assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
     assert len(q["state"]) == 43 and set(q["state"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -210,7 +220,7 @@ def test_connect_through_the_consent_form(stack):
     assert s256(verifier) == q["code_challenge"]
 
     callback = consent(s, auth_url, "Alice.Google@example.com")
-    result = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    result = frontend_result(gw, gw.finish(callback))
     assert result == {"google": "connected"}
     assert status(gw, user) == {"connected": True, "email": "alice.google@example.com"}
 
@@ -250,12 +260,13 @@ def test_connect_by_browser_navigation_with_auto_approve(stack):
     gw = Gateway(s)
     user = s.add_user()
     # A plain navigation: no Accept: application/json and no header, only the session cookie.
-    r = gw.get("/api/integrations/google/auth", headers={"Cookie": "theme=dark; token=" + jwt(user)})
+    r = gw.get("/api/integrations/google/auth", headers={"Cookie": "theme=dark; token=" + jwt(user)},
+               session=gw.browser)
     assert r.status_code == 302
     assert r.headers["Location"].startswith(s.standin.url + "/o/oauth2/v2/auth?")
     assert r.headers["Cache-Control"] == "no-store"
     callback = consent(s, r.headers["Location"], "ignored@example.com")
-    assert frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30)) == {"google": "connected"}
+    assert frontend_result(gw, gw.finish(callback)) == {"google": "connected"}
     assert status(gw, user) == {"connected": True, "email": "auto@example.com"}
 
     # The cookie only serves /auth, under the configured name, and a token in the URL never counts.
@@ -289,7 +300,7 @@ def test_reused_forged_and_expired_states_are_refused(stack):
     result, callback = connect(gw, user, "first@example.com")
     assert result == {"google": "connected"}
     # The same callback again (a replay, or a double click): the state is spent.
-    again = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    again = frontend_result(gw, gw.finish(callback))
     assert again == {"google": "error", "reason": "invalid_state"}
 
     forged = [
@@ -305,7 +316,7 @@ def test_reused_forged_and_expired_states_are_refused(stack):
     other = s.add_user()
     callback = consent(s, gw.auth_url(other), "late@example.com")
     s.query("UPDATE oauth_states SET expires_at = now() - interval '1 second' WHERE user_id = %s", other)
-    late = frontend_result(gw, requests.get(callback, allow_redirects=False, timeout=30))
+    late = frontend_result(gw, gw.finish(callback))
     assert late == {"google": "error", "reason": "invalid_state"}
     assert status(gw, other) == {"connected": False, "email": None}
     assert user_row(s, other)[0] is None
@@ -315,11 +326,90 @@ def test_callback_finished_by_another_signed_in_user_is_refused(stack):
     s = stack()
     gw = Gateway(s)
     victim, attacker = s.add_user(), s.add_user()
-    # The attacker starts a connect and gets the victim's browser to finish it with the victim's Google account.
+    # The attacker starts a connect in a browser the victim then signs in to and finishes it with the victim's
+    # Google account: the browser is the one that started it, the signed-in user is not.
     callback = consent(s, gw.auth_url(attacker), "victim@example.com")
-    r = requests.get(callback, headers={"Cookie": "token=" + jwt(victim)}, allow_redirects=False, timeout=30)
+    r = gw.finish(callback, cookies={"token": jwt(victim)})
     assert frontend_result(gw, r) == {"google": "error", "reason": "invalid_state"}
     assert status(gw, attacker) == {"connected": False, "email": None}
+
+
+def test_consent_url_opened_in_another_browser_is_refused(stack):
+    s = stack()
+    gw = Gateway(s)
+    alice = s.add_user()
+    # Alice asks for her consent URL (the JSON form a frontend uses) and hands it to someone else, who allows
+    # access to their own Google account in their own browser.
+    auth_url = gw.auth_url(alice)
+    callback = consent(s, auth_url, "someone.else@example.com")
+    elsewhere = requests.Session()
+    assert frontend_result(gw, elsewhere.get(callback, allow_redirects=False, timeout=30)) == \
+        {"google": "error", "reason": "invalid_state"}
+    assert status(gw, alice) == {"connected": False, "email": None}
+    assert user_row(s, alice)[:4] == (None, None, False, None)
+    assert not [q for q in s.standin.admin("requests")["requests"] if q["path"].startswith("/token")], \
+        "the code is never exchanged"
+    # The state is spent: the callback URL, handed back to Alice, does not connect that account either.
+    assert frontend_result(gw, gw.finish(callback)) == {"google": "error", "reason": "invalid_state"}
+    assert status(gw, alice) == {"connected": False, "email": None}
+    assert "from a browser that did not start the connect" in gw.svc.logs()
+    # Her own connect, finished in her own browser, works.
+    assert connect(gw, alice, "alice@example.com")[0] == {"google": "connected"}
+    assert status(gw, alice) == {"connected": True, "email": "alice@example.com"}
+
+
+def test_browser_cookie_binds_each_state(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    first = gw.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"},
+                   session=gw.browser)
+    cookie = first.headers["Set-Cookie"]
+    name, _, rest = cookie.partition("=")
+    value = rest.split(";")[0]
+    attrs = {a.strip().split("=")[0].lower(): a.strip() for a in cookie.split(";")[1:]}
+    assert name == "gcal_oauth_browser" and len(value) == 43
+    assert attrs["path"] == "Path=/api/integrations/google" and attrs["max-age"] == "Max-Age=600"
+    assert "httponly" in attrs and attrs["samesite"] == "SameSite=Lax"
+    assert "secure" not in attrs, "the callback here is plain http on loopback"
+    # Only the cookie's hash is stored, beside the state's.
+    stored = s.one("SELECT browser_hash FROM oauth_states WHERE user_id = %s", user)[0]
+    assert bytes(stored) == hashlib.sha256(value.encode()).digest()
+    # A second connect in the same browser (another tab) keeps the value, so both tabs can finish.
+    second = gw.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"},
+                    session=gw.browser)
+    assert second.headers["Set-Cookie"].split(";")[0] == cookie.split(";")[0]
+    callbacks = [consent(s, r.json()["authUrl"], f"tab{i}@example.com") for i, r in enumerate((first, second))]
+    assert [frontend_result(gw, gw.finish(c)) for c in callbacks] == [{"google": "connected"}] * 2
+    # A forged cookie does not count, and is replaced.
+    r = gw.get("/api/integrations/google/auth", user, headers={"Accept": "application/json",
+                                                                 "Cookie": "gcal_oauth_browser=" + "A" * 43})
+    assert r.headers["Set-Cookie"].startswith("gcal_oauth_browser=" + "A" * 43)
+    callback = consent(s, r.json()["authUrl"], "forged@example.com")
+    assert frontend_result(gw, gw.finish(callback)) == {"google": "error", "reason": "invalid_state"}
+
+
+def test_secure_browser_cookie_behind_https(stack):
+    s = stack()
+    gw = Gateway(s, GOOGLE_REDIRECT_URI="https://gcal.example.com/connect/google/callback")
+    user = s.add_user()
+    r = gw.get("/api/integrations/google/auth", user, headers={"Accept": "application/json"})
+    attrs = [a.strip() for a in r.headers["Set-Cookie"].split(";")]
+    assert "Secure" in attrs and "Path=/connect/google" in attrs, attrs
+
+
+def test_live_states_per_user_are_capped(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, other = s.add_user(), s.add_user()
+    gw.auth_url(other)
+    urls = [gw.auth_url(user) for _ in range(8)]
+    assert s.one("SELECT count(*) FROM oauth_states WHERE user_id = %s", user) == (5,)
+    assert s.one("SELECT count(*) FROM oauth_states WHERE user_id = %s", other) == (1,), "per user"
+    # The newest still work; the oldest are gone.
+    assert frontend_result(gw, gw.finish(consent(s, urls[0], "old@example.com"))) == \
+        {"google": "error", "reason": "invalid_state"}
+    assert frontend_result(gw, gw.finish(consent(s, urls[-1], "new@example.com"))) == {"google": "connected"}
 
 
 def test_denied_consent(stack):
@@ -352,7 +442,7 @@ def test_failed_code_exchange(stack):
     callback = consent(s, gw.auth_url(user), "x@example.com")
     # Google's token endpoint fails the exchange.
     s.standin.admin("faults", {"rules": [{"path_prefix": "/token", "status": 500, "count": 1}]})
-    r = requests.get(callback, allow_redirects=False, timeout=30)
+    r = gw.finish(callback)
     assert frontend_result(gw, r) == {"google": "error", "reason": "exchange_failed"}
     assert status(gw, user) == {"connected": False, "email": None}
 
@@ -365,7 +455,7 @@ def test_disconnect_revokes_the_grant(stack):
     access, refresh = (unseal(v, user) for v in user_row(s, user)[:2])
 
     r = gw.call("POST", "/api/integrations/google/disconnect", user)
-    assert r.status_code == 200 and r.json() == {"connected": False, "email": None}
+    assert r.status_code == 200 and r.json() == {"connected": False, "email": None, "revoked": True}
     assert status(gw, user) == {"connected": False, "email": None}
     row = user_row(s, user)
     assert row[:3] == (None, None, False)
@@ -378,7 +468,7 @@ def test_disconnect_revokes_the_grant(stack):
                         timeout=10).status_code == 401
     # Again: nothing to revoke, same answer.
     r = gw.call("POST", "/api/integrations/google/disconnect", user)
-    assert r.status_code == 200 and r.json() == {"connected": False, "email": None}
+    assert r.status_code == 200 and r.json() == {"connected": False, "email": None, "revoked": True}
     # Connecting again clears the disconnect.
     assert connect(gw, user, "back@example.com")[0] == {"google": "connected"}
     assert status(gw, user) == {"connected": True, "email": "back@example.com"}
@@ -396,6 +486,25 @@ def test_disconnect_does_not_wait_long_for_google(stack):
     r = gw.call("POST", "/api/integrations/google/disconnect", user)
     assert r.status_code == 200 and time.time() - start < 8
     assert user_row(s, user)[:3] == (None, None, False), "tokens are gone even though Google did not answer"
+    body = r.json()
+    assert body["revoked"] is False and "Google Account" in body["message"], "the user is told to remove it there"
+
+
+def test_disconnect_with_a_token_that_cannot_be_opened_says_so(stack):
+    s = stack()
+    gw = Gateway(s)
+    user, _ = connected_user(s)
+    # Sealed under a key this gateway does not have (a rotation that dropped it too early).
+    s.query("UPDATE users SET google_refresh_token = 'v9:' || repeat('QUJD', 20)"
+            " WHERE id = %s", user)
+    r = gw.call("POST", "/api/integrations/google/disconnect", user)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["connected"], body["email"], body["revoked"]) == (False, None, False)
+    assert "Google Account" in body["message"]
+    assert user_row(s, user)[:3] == (None, None, False), "the user is out all the same"
+    assert not [q for q in s.standin.admin("requests")["requests"] if q["path"].startswith("/revoke")]
+    assert "the grant was not revoked at Google" in gw.svc.logs()
 
 
 # JWT
@@ -412,7 +521,7 @@ def test_jwt_is_required_and_checked(stack):
         "alg none": jwt(user, alg="none").rsplit(".", 1)[0] + ".",
         "alg none signed": jwt(user, alg="none"),
         "HS512": jwt(user, alg="HS512"),
-        "wrong key": jwt(user, secret="another-secret-0123456789abcdef"),
+        "wrong key": jwt(user, secret="another-secret-0123456789abcdef-0123456789"),
         "expired": jwt(user, exp_in=-120),
         "not yet valid": jwt(user, extra={"nbf": int(time.time()) + 600}),
         "issued in the future": jwt(user, extra={"iat": int(time.time()) + 600}),
@@ -444,6 +553,48 @@ def test_jwt_is_required_and_checked(stack):
     for token in bad.values():
         assert token is None or len(token) < 20 or token not in logs
     assert JWT_SECRET not in logs
+
+
+def test_jwt_lifetime_is_bounded(stack):
+    """No token lives longer than JWT_MAX_LIFETIME_SECONDS (24 hours by default): exp - iat, and without iat
+    how far exp lies ahead (plus the 60 s skew)."""
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    path = "/api/integrations/google/status"
+    day = 24 * 3600
+    assert gw.call("GET", path, token=jwt(user, exp_in=day)).status_code == 200
+    assert gw.call("GET", path, token=jwt(user, exp_in=day, extra={"iat": None})).status_code == 200
+    too_long = {
+        "exp 1e308": jwt(user, extra={"exp": 1e308}),
+        "exp 1e308 without iat": jwt(user, extra={"exp": 1e308, "iat": None}),
+        "25 hours": jwt(user, exp_in=25 * 3600),
+        "a year ahead without iat": jwt(user, exp_in=365 * day, extra={"iat": None}),
+        "issued 2 days ago, an hour left": jwt(user, extra={"iat": int(time.time()) - 2 * day}),
+    }
+    for what, token in too_long.items():
+        r = gw.call("GET", path, token=token)
+        assert_error(r, 401, "unauthorized")
+        assert "lifetime" in r.json()["error"]["message"], what
+
+    short = Gateway(s, JWT_MAX_LIFETIME_SECONDS="3600")
+    assert short.call("GET", path, token=jwt(user, exp_in=3600)).status_code == 200
+    assert_error(short.call("GET", path, token=jwt(user, exp_in=2 * 3600)), 401)
+    assert_error(short.call("GET", path, token=jwt(user, exp_in=day, extra={"iat": None})), 401)
+
+
+def test_a_short_jwt_secret_stops_the_gateway(stack):
+    s = stack()
+    secret = "a-jwt-secret-of-31-bytes-012345"
+    assert len(secret) == 31
+    svc = s.service("oauth-gateway", start=False, JWT_SECRET=secret)
+    svc.start(wait_ready=False)
+    assert svc.proc.wait(20) == 78
+    [line] = [entry for entry in svc.log_lines() if entry.get("variable") == "JWT_SECRET"]
+    assert line["msg"] == "invalid configuration" and "at least 32 bytes" in line["problem"], line
+    assert secret not in svc.logs()
+    # 32 bytes start.
+    Gateway(s, JWT_SECRET=secret + "x")
 
 
 def test_jwt_issuer_audience_and_user_claim_when_configured(stack):
@@ -659,7 +810,7 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     # refusing the event.
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
                  "invalid_request", "past")
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 400,
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 400,
                                           "reason": "invalid", "count": 1}]})
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead}), 502, "google_rejected")
     assert gw.get(f"/api/calendar/meetings/lead/{lead}", user).json()["meetings"] == []
@@ -725,6 +876,50 @@ def test_broker_down_refuses_writes_and_keeps_reads(stack):
     assert requests.get(url + "/api/calendar/meetings", headers=h, timeout=10).json()["meetings"][0]["id"] == mine
 
 
+@contextlib.contextmanager
+def database_refused(s):
+    """The test's database refuses connections and its sessions are ended (the gateway's too) until the block
+    ends: an outage as the gateway's pool sees one, with the run's other databases untouched."""
+    admin = s._admin_conn()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{s.dbname}" ALLOW_CONNECTIONS false')
+            # With a timeout it waits until each backend is gone, not only signalled.
+            cur.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s",
+                        (s.dbname,))
+        yield
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{s.dbname}" ALLOW_CONNECTIONS true')
+        admin.close()
+
+
+def test_database_outage_answers_503_at_once_and_recovers(stack):
+    s = stack()
+    gw = Gateway(s)
+    user = s.add_user()
+    mine = add_meeting(s, user)
+    assert [m["id"] for m in gw.get("/api/calendar/meetings", user).json()["meetings"]] == [mine]
+
+    with database_refused(s):
+        wait_for(lambda: requests.get(gw.url + "/readyz", timeout=1).status_code == 503, 5,
+                 what="/readyz not ready")
+        ready = requests.get(gw.url + "/readyz", timeout=1)
+        assert ready.json()["checks"] == {"database": False, "amqp": True}
+        # Each read is answered at once, not when the pool's next connection attempt fails.
+        for path in ("/api/calendar/meetings", f"/api/calendar/meetings/{mine}",
+                     "/api/integrations/google/status"):
+            start = time.time()
+            r = requests.get(gw.url + path, headers={"Authorization": "Bearer " + jwt(user)}, timeout=5)
+            took = time.time() - start
+            assert_error(r, 503, "unavailable")
+            assert r.headers.get("Retry-After") == "1", r.headers
+            assert took < 0.5, f"{path} answered after {took:.2f} s"
+
+    wait_for(lambda: requests.get(gw.url + "/readyz", timeout=1).status_code == 200, 40,
+             what="/readyz ready again")
+    assert [m["id"] for m in gw.get("/api/calendar/meetings", user).json()["meetings"]] == [mine]
+
 
 # Protocol: limits, routes, methods, metrics, health
 
@@ -754,6 +949,9 @@ def test_body_limit_unknown_routes_and_methods(stack):
     # Trailing slash and percent-encoding reach the same route.
     assert gw.get("/api/calendar/meetings/", user).status_code == 200
     assert gw.get("/api/calendar/%6Deetings", user).status_code == 200
+    # An encoded NUL does not end a segment early: "meetings%00junk" is no "meetings".
+    assert_error(gw.get("/api/calendar/meetings%00junk", user), 400, "invalid_request", "NUL")
+    assert_error(gw.get(f"/api/calendar/meetings/{uuid.uuid4()}%00", user), 400, "invalid_request")
 
 
 def test_health_and_metrics(stack):
@@ -776,6 +974,10 @@ def test_health_and_metrics(stack):
     assert m['http_requests_total{route="unmatched",method="GET",status="404"}'] == 1
     assert m[f'http_request_duration_seconds_count{{route="{route}"}}'] == 3
     assert not any(mid in k for k in m), "labels carry patterns, never ids"
+    # /metrics is for operators on METRICS_ADDR: the public listener does not have it.
+    assert_error(requests.get(gw.url + "/metrics", timeout=5), 404, "not_found")
+    assert gw.svc.metrics_url != gw.url
+    assert requests.get(gw.svc.metrics_url + "/readyz", timeout=5).status_code == 200
 
 
 # Lifetime: requests that outlive their client or the process

@@ -5,13 +5,17 @@ Run: /usr/bin/python3 -m pytest -q tests/e2e/test_google_standin.py
 """
 
 import base64
+import http.server
 import json
 import os
 import re
+import socket
+import socketserver
 import sys
 import threading
 import time
 import urllib.parse
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -863,3 +867,839 @@ def test_many_events_stay_fast(sd):
     assert r.status_code == 200
     r = s.get(events_url(sd), params={"maxResults": 2500}, headers=h, timeout=10)
     assert len(r.json()["items"]) == 2000
+
+
+# --- freeBusy ----------------------------------------------------------------
+
+FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
+
+
+def freebusy(sd, body, token=None, raw=None):
+    headers = bearer(token) if token is not None else {}
+    if raw is not None:
+        return requests.post(f"{sd.url}/calendar/v3/freeBusy", data=raw,
+                             headers=dict(headers, **{"Content-Type": "application/json"}), timeout=10)
+    return requests.post(f"{sd.url}/calendar/v3/freeBusy", json=body, headers=headers, timeout=10)
+
+
+def fb_token(sd, email=USER, scope=FREEBUSY_SCOPE):
+    return tokens_for(sd, email=email, scope=scope)["access_token"]
+
+
+def ui_event(sd, start, end, email=USER, **extra):
+    """The user adds an event in Google's UI; start/end are RFC 3339 strings or dates."""
+    key = "date" if len(start) == 10 else "dateTime"
+    ev = dict({"summary": "Busy", "start": {key: start}, "end": {key: end}}, **extra)
+    return sd.admin("events", {"email": email, "event": ev})
+
+
+def fb_query(tmin="2030-05-01T00:00:00Z", tmax="2030-05-02T00:00:00Z", ids=("primary",), **extra):
+    return dict({"timeMin": tmin, "timeMax": tmax, "items": [{"id": i} for i in ids]}, **extra)
+
+
+def spans(*pairs):
+    return [{"start": s, "end": e} for s, e in pairs]
+
+
+def test_freebusy_merges_clips_and_sorts(sd):
+    t = fb_token(sd)
+    # Out of order, overlapping, touching, and one reaching past each end of the window.
+    ui_event(sd, "2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z")
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    ui_event(sd, "2030-05-01T09:30:00Z", "2030-05-01T11:00:00Z")
+    ui_event(sd, "2030-05-01T11:00:00Z", "2030-05-01T11:30:00Z")
+    ui_event(sd, "2030-04-30T22:00:00Z", "2030-05-01T01:00:00Z")
+    ui_event(sd, "2030-05-01T23:00:00Z", "2030-05-02T02:00:00+00:00")
+    ui_event(sd, "2030-05-01T16:00:00+02:00", "2030-05-01T16:45:00+02:00")  # 14:00-14:45Z, inside the first
+    ui_event(sd, "2030-04-29T09:00:00Z", "2030-04-29T10:00:00Z")  # before the window
+    ui_event(sd, "2030-05-02T00:00:00Z", "2030-05-02T01:00:00Z")  # starts at timeMax: outside
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert r.json() == {
+        "kind": "calendar#freeBusy", "timeMin": "2030-05-01T00:00:00.000Z", "timeMax": "2030-05-02T00:00:00.000Z",
+        "calendars": {"primary": {"busy": spans(
+            ("2030-05-01T00:00:00Z", "2030-05-01T01:00:00Z"),
+            ("2030-05-01T09:00:00Z", "2030-05-01T11:30:00Z"),
+            ("2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z"),
+            ("2030-05-01T23:00:00Z", "2030-05-02T00:00:00Z"))}}}
+    # The account's own email is the same calendar, under the key asked; an empty window is no span.
+    r = freebusy(sd, fb_query("2030-05-01T12:00:00+02:00", "2030-05-01T13:00:00+02:00", ids=[USER.upper()]), t)
+    assert r.json() == {"kind": "calendar#freeBusy", "timeMin": "2030-05-01T10:00:00.000Z",
+                        "timeMax": "2030-05-01T11:00:00.000Z",
+                        "calendars": {USER.upper(): {"busy": spans(("2030-05-01T10:00:00Z",
+                                                                     "2030-05-01T11:00:00Z"))}}}
+    r = freebusy(sd, fb_query("2030-05-01T16:00:00Z", "2030-05-01T20:00:00Z"), t)
+    assert r.json()["calendars"] == {"primary": {"busy": []}}
+    stats = sd.admin("stats")
+    assert stats["endpoints"]["freebusy.query"] == {"200": 3}
+
+
+def test_freebusy_time_zone_of_answer(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-01-07T15:00:00Z", "2030-01-07T16:00:00Z")
+    r = freebusy(sd, fb_query("2030-01-07T00:00:00-05:00", "2030-01-08T00:00:00-05:00",
+                              timeZone="America/New_York"), t)
+    # timeMin/timeMax come back in UTC with milliseconds; busy spans in the zone asked.
+    assert r.json() == {"kind": "calendar#freeBusy", "timeMin": "2030-01-07T05:00:00.000Z",
+                        "timeMax": "2030-01-08T05:00:00.000Z",
+                        "calendars": {"primary": {"busy": spans(("2030-01-07T10:00:00-05:00",
+                                                                  "2030-01-07T11:00:00-05:00"))}}}
+    # A zone Google does not know answers in UTC rather than failing.
+    r = freebusy(sd, fb_query("2030-01-07T00:00:00Z", "2030-01-08T00:00:00Z", timeZone="-05:00"), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-01-07T15:00:00Z", "2030-01-07T16:00:00Z"))
+
+
+def test_freebusy_transparent_cancelled_and_other_free_time(sd):
+    t = fb_token(sd)
+    h = bearer(tokens_for(sd)["access_token"])  # calendar.events: the client's own writes
+    ui_event(sd, "2030-05-01T08:00:00Z", "2030-05-01T09:00:00Z", transparency="transparent")
+    ui_event(sd, "2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z", transparency="opaque")
+    ui_event(sd, "2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z", status="tentative")
+    ui_event(sd, "2030-05-01T14:00:00Z", "2030-05-01T15:00:00Z", status="cancelled")
+    ui_event(sd, "2030-05-01T07:00:00Z", "2030-05-01T17:00:00Z", eventType="workingLocation")
+    ui_event(sd, "2030-05-01T18:00:00Z", "2030-05-01T18:00:00Z")  # zero length: no span
+    r = requests.post(events_url(sd), headers=h, timeout=10, json=new_event(
+        id="deletedlater1", start={"dateTime": "2030-05-01T20:00:00Z"}, end={"dateTime": "2030-05-01T21:00:00Z"}))
+    assert r.status_code == 200
+    assert requests.delete(events_url(sd, "/deletedlater1"), headers=h, timeout=10).status_code == 204
+    r = requests.post(events_url(sd), headers=h, timeout=10, json=new_event(
+        start={"dateTime": "2030-05-01T21:00:00Z"}, end={"dateTime": "2030-05-01T21:30:00Z"}))
+    assert r.status_code == 200
+    r = freebusy(sd, fb_query(), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(
+        ("2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z"),
+        ("2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z"),
+        ("2030-05-01T21:00:00Z", "2030-05-01T21:30:00Z"))
+
+
+def test_freebusy_all_day_events_in_calendar_zone(sd):
+    t = fb_token(sd)
+    # The calendar's zone is Europe/Zurich (UTC+2 in May): the day is 22:00Z to 22:00Z.
+    ui_event(sd, "2030-05-02", "2030-05-03")
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-04T00:00:00Z"), t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-01T22:00:00Z", "2030-05-02T22:00:00Z"))
+    r = freebusy(sd, fb_query("2030-05-02T12:00:00+02:00", "2030-05-02T13:00:00+02:00", timeZone="Europe/Zurich"),
+                 t)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-02T12:00:00+02:00",
+                                                              "2030-05-02T13:00:00+02:00"))
+    # An account with its own zone: its all-day event follows that zone.
+    sd.admin("accounts", {"email": "tokyo@example.com", "timezone": "Asia/Tokyo"})
+    ui_event(sd, "2030-05-02", "2030-05-04", email="tokyo@example.com")
+    t2 = fb_token(sd, email="tokyo@example.com")
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-05T00:00:00Z"), t2)
+    assert r.json()["calendars"]["primary"]["busy"] == spans(("2030-05-01T15:00:00Z", "2030-05-03T15:00:00Z"))
+
+
+def test_freebusy_calendars_the_token_cannot_see(sd):
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z", email="bob@example.com")
+    ui_event(sd, "2030-05-01T11:00:00Z", "2030-05-01T12:00:00Z")
+    t = fb_token(sd)
+    r = freebusy(sd, fb_query(ids=["bob@example.com", "primary", "nobody@group.calendar.google.com",
+                                   "primary"]), t)
+    assert r.status_code == 200
+    not_found = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+    assert r.json()["calendars"] == {
+        "bob@example.com": not_found,
+        "primary": {"busy": spans(("2030-05-01T11:00:00Z", "2030-05-01T12:00:00Z"))},
+        "nobody@group.calendar.google.com": not_found}
+    assert list(r.json()["calendars"]) == ["bob@example.com", "primary", "nobody@group.calendar.google.com"]
+    # No items: no calendars, still a 200.
+    r = freebusy(sd, {"timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-05-02T00:00:00Z"}, t)
+    assert r.status_code == 200 and r.json()["calendars"] == {}
+
+
+def test_freebusy_too_many_calendars(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    ids = ["primary"] + [f"c{i}@example.com" for i in range(50)]
+    r = freebusy(sd, fb_query(ids=ids), t)
+    assert r.status_code == 200
+    cals = r.json()["calendars"]
+    assert len(cals) == 51
+    assert all(c == {"errors": [{"domain": "global", "reason": "tooManyCalendarsRequested"}], "busy": []}
+               for c in cals.values())
+    # calendarExpansionMax lowers the limit; exactly at it, every calendar is answered.
+    r = freebusy(sd, fb_query(ids=ids[:3], calendarExpansionMax=2), t)
+    assert r.json()["calendars"]["primary"]["errors"][0]["reason"] == "tooManyCalendarsRequested"
+    r = freebusy(sd, fb_query(ids=ids[:2], calendarExpansionMax=2), t)
+    assert r.json()["calendars"]["primary"] == {"busy": spans(("2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z"))}
+    r = freebusy(sd, fb_query(ids=ids[:50]), t)
+    assert r.json()["calendars"]["primary"]["busy"] != []
+
+
+def test_freebusy_bad_requests(sd):
+    t = fb_token(sd)
+
+    def error_of(r):
+        assert r.status_code == 400, r.text
+        e = r.json()["error"]
+        assert e["code"] == 400 and e["status"] == "INVALID_ARGUMENT" and len(e["errors"]) == 1
+        assert e["message"] == e["errors"][0]["message"]
+        return e["errors"][0]
+
+    e = error_of(freebusy(sd, fb_query("2030-05-02T00:00:00Z", "2030-05-01T00:00:00Z"), t))
+    assert e == {"domain": "calendar", "reason": "timeRangeEmpty", "message": "The specified time range is empty.",
+                 "locationType": "parameter", "location": "timeMax"}
+    e = error_of(freebusy(sd, fb_query("2030-05-01T02:00:00+02:00", "2030-05-01T00:00:00Z"), t))
+    assert e["reason"] == "timeRangeEmpty"
+    # 62 days is the longest window; a second more is too long.
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-07-02T00:00:00Z"), t)
+    assert r.status_code == 200
+    e = error_of(freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-07-02T00:00:01Z"), t))
+    assert e == {"domain": "calendar", "reason": "timeRangeTooLong",
+                 "message": "The requested time range is too long.", "locationType": "parameter",
+                 "location": "timeMax"}
+    for field in ("timeMin", "timeMax"):
+        body = fb_query()
+        del body[field]
+        e = error_of(freebusy(sd, body, t))
+        assert e["domain"] == "global" and e["reason"] == "required" and e["location"] == field
+        for bad in ("2030-05-01T00:00:00", "2030-05-01", "tomorrow", 1893456000):
+            e = error_of(freebusy(sd, dict(fb_query(), **{field: bad}), t))
+            assert e["reason"] == "invalid" and e["location"] == field, bad
+    e = error_of(freebusy(sd, {"timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-05-02T00:00:00Z",
+                               "items": [{}]}, t))
+    assert e["reason"] == "required"
+    assert error_of(freebusy(sd, fb_query(items="primary"), t))["reason"] == "invalid"
+    assert error_of(freebusy(sd, fb_query(calendarExpansionMax=-1), t))["reason"] == "invalid"
+    assert error_of(freebusy(sd, fb_query(timeZone=5), t))["reason"] == "invalid"
+    for raw in (b"{not json", b"[]", b'"x"'):
+        e = error_of(freebusy(sd, None, t, raw=raw))
+        assert e == {"domain": "global", "reason": "parseError", "message": "Parse Error"}
+    # An empty body lacks timeMin.
+    assert error_of(freebusy(sd, None, t, raw=b""))["reason"] == "required"
+
+
+def test_freebusy_auth_and_scopes(sd):
+    r = freebusy(sd, fb_query())
+    assert r.status_code == 401 and r.json()["error"]["errors"][0]["reason"] == "required"
+    r = freebusy(sd, fb_query(), "ya29.not-a-token")
+    assert r.status_code == 401 and r.json() == INVALID_CREDENTIALS
+    # Google's freebusy.query takes calendar, calendar.readonly, calendar.freebusy or
+    # calendar.events.freebusy; the events scopes are not enough.
+    for i, scope in enumerate(["calendar", "calendar.readonly", "calendar.freebusy", "calendar.events.freebusy"]):
+        t = fb_token(sd, email=f"ok{i}@example.com", scope="https://www.googleapis.com/auth/" + scope)
+        assert freebusy(sd, fb_query(), t).status_code == 200, scope
+    for i, scope in enumerate(["calendar.events", "calendar.events.readonly", "calendar.events.owned",
+                               "userinfo.email"]):
+        t = fb_token(sd, email=f"no{i}@example.com", scope="https://www.googleapis.com/auth/" + scope)
+        r = freebusy(sd, fb_query(), t)
+        assert r.status_code == 403, scope
+        assert r.json()["error"]["errors"][0]["reason"] == "insufficientPermissions"
+        assert r.json()["error"]["message"] == "Request had insufficient authentication scopes."
+    # An expired token is a 401 like everywhere else.
+    t = fb_token(sd, email="late@example.com")
+    sd.admin("expire-tokens", {"email": "late@example.com"})
+    assert freebusy(sd, fb_query(), t).json() == INVALID_CREDENTIALS
+    # Scopes are checked before the body.
+    t = fb_token(sd, email="no9@example.com", scope=CALENDAR_SCOPE)
+    assert freebusy(sd, None, t, raw=b"{").status_code == 403
+
+
+def test_freebusy_faults(sd):
+    t = fb_token(sd)
+    sd.admin("faults", {"rules": [
+        {"method": "POST", "path_prefix": "/calendar/v3/freeBusy", "status": 429},
+        {"path_prefix": "/calendar/v3/freeBusy", "status": 403, "reason": "rateLimitExceeded"},
+        {"path_prefix": "/calendar/v3/freeBusy", "status": 500},
+        {"path_prefix": "/calendar/v3/freeBusy", "latency_ms": 300},
+    ]})
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 429 and r.json() == google_error(429, "usageLimits", "rateLimitExceeded",
+                                                             "Rate Limit Exceeded", "RESOURCE_EXHAUSTED")
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 403 and r.json() == google_error(403, "usageLimits", "rateLimitExceeded",
+                                                             "Rate Limit Exceeded", "PERMISSION_DENIED")
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 500 and r.json() == google_error(500, "global", "backendError", "Backend Error",
+                                                             "INTERNAL")
+    t0 = time.monotonic()
+    r = freebusy(sd, fb_query(), t)
+    assert r.status_code == 200 and time.monotonic() - t0 >= 0.3
+    assert sd.admin("faults")["rules"] == []
+    assert sd.admin("stats")["endpoints"]["freebusy.query"] == {"429": 1, "403": 1, "500": 1, "200": 1}
+    # Random failures limited to the path apply to it too.
+    sd.admin("faults", {"fail_fraction": 1.0, "fail_statuses": [503], "fail_path_prefix": "/calendar/v3/freeBusy"})
+    assert freebusy(sd, fb_query(), t).status_code == 503
+    assert requests.get(events_url(sd), headers=bearer(tokens_for(sd)["access_token"]), timeout=10).status_code == 200
+
+
+def test_freebusy_per_calendar_error_knob(sd):
+    t = fb_token(sd)
+    ui_event(sd, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    assert sd.admin("freebusy") == {"calendar_errors": {}, "max_range_days": 62}
+    answer = sd.admin("freebusy", {"calendar_errors": {USER.upper(): "internalError"}})
+    assert answer == {"calendar_errors": {USER: {"domain": "global", "reason": "internalError"}},
+                      "max_range_days": 62}
+    r = freebusy(sd, fb_query(ids=["primary", USER, "bob@example.com"]), t)
+    assert r.status_code == 200
+    internal = {"errors": [{"domain": "global", "reason": "internalError"}], "busy": []}
+    assert r.json()["calendars"] == {"primary": internal, USER: internal, "bob@example.com": {
+        "errors": [{"domain": "global", "reason": "notFound"}], "busy": []}}
+    # Any reason and domain; null clears one calendar's error.
+    sd.admin("freebusy", {"calendar_errors": {USER: {"reason": "backendError", "domain": "calendar"}}})
+    assert freebusy(sd, fb_query(), t).json()["calendars"]["primary"]["errors"] == [
+        {"domain": "calendar", "reason": "backendError"}]
+    sd.admin("freebusy", {"calendar_errors": {USER: None}})
+    assert freebusy(sd, fb_query(), t).json()["calendars"]["primary"] == {
+        "busy": spans(("2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z"))}
+    # The largest window is a knob too; DELETE and reset restore the defaults.
+    sd.admin("freebusy", {"max_range_days": 1, "calendar_errors": {USER: "internalError"}})
+    r = freebusy(sd, fb_query("2030-05-01T00:00:00Z", "2030-05-02T00:00:01Z"), t)
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "timeRangeTooLong"
+    assert sd.admin("freebusy", method="DELETE") == {"calendar_errors": {}, "max_range_days": 62}
+    sd.admin("freebusy", {"calendar_errors": {USER: "internalError"}})
+    sd.admin("reset", {})
+    assert sd.admin("freebusy") == {"calendar_errors": {}, "max_range_days": 62}
+    for bad in ({"calendar_errors": {"not-an-email": "x"}}, {"calendar_errors": {USER: 5}},
+                {"calendar_errors": {USER: {"domain": "global"}}}, {"max_range_days": 0}, {"bogus": 1},
+                {"calendar_errors": []}):
+        with pytest.raises(StandinError):
+            sd.admin("freebusy", bad)
+
+
+def test_admin_adds_event_as_user_in_ui(sd):
+    ev = ui_event(sd, "2030-05-01T09:00:00+02:00", "2030-05-01T10:00:00+02:00", email="Carol@example.com",
+                  id="uievent001", location="Room 1")
+    assert ev["id"] == "uievent001" and ev["status"] == "confirmed" and ev["kind"] == "calendar#event"
+    assert ev["organizer"]["email"] == "carol@example.com"
+    assert ev["_standin"]["calendar"] == "carol@example.com" and ev["_standin"]["ops"] == ["ui.insert"]
+    assert ev["_standin"]["send_updates"] == [None]
+    # The client sees it like any other event of the calendar.
+    h = bearer(tokens_for(sd, email="carol@example.com")["access_token"])
+    r = requests.get(events_url(sd, "/uievent001"), headers=h, timeout=10)
+    assert r.status_code == 200 and r.json() == {k: v for k, v in ev.items() if k != "_standin"}
+    # Not a client request: nothing in the journal.
+    assert "events.insert" not in sd.admin("stats")["endpoints"]
+    # Google's checks still hold.
+    status, _, body = sd.request("POST", "/_standin/events", {"email": "carol@example.com", "event": {
+        "id": "uievent001", "start": {"date": "2030-05-01"}, "end": {"date": "2030-05-02"}}})
+    assert status == 400 and json.loads(body)["reason"] == "duplicate"
+    status, _, body = sd.request("POST", "/_standin/events", {"email": "carol@example.com", "event": {
+        "start": {"date": "2030-05-02"}, "end": {"date": "2030-05-01"}}})
+    assert status == 400 and json.loads(body)["reason"] == "timeRangeEmpty"
+    for bad in ({"event": {}}, {"email": "carol@example.com"}, {"email": "x", "event": {}}):
+        with pytest.raises(StandinError):
+            sd.admin("events", bad)
+
+
+# Push notifications (events.watch, channels.stop) and incremental sync
+
+WATCH_SCOPE = "https://www.googleapis.com/auth/calendar.events"
+SYNC_FULL_REQUIRED = google_error(410, "calendar", "fullSyncRequired",
+                                  "Sync token is no longer valid, a full sync is required.", "NOT_FOUND")
+
+
+class PushReceiver:
+    """A loopback HTTP server that records every push: (path, headers as a dict, body)."""
+
+    def __init__(self, status=200):
+        self.pushes = []
+        self.status = status
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with receiver.cond:
+                    receiver.pushes.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    receiver.cond.notify_all()
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?x=1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout=5):
+        """The first n pushes, waiting for them."""
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.pushes) >= n, timeout)
+            assert len(self.pushes) >= n, f"{len(self.pushes)} pushes, wanted {n}: {self.pushes}"
+            return list(self.pushes)
+
+    def settle(self, n, delay=0.3):
+        """Exactly n pushes once things are quiet."""
+        time.sleep(delay)
+        with self.cond:
+            assert len(self.pushes) == n, self.pushes
+            return list(self.pushes)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook():
+    r = PushReceiver()
+    yield r
+    r.close()
+
+
+def watch(sd, token, body, cal="primary"):
+    return requests.post(events_url(sd, "/watch", cal), json=body, headers=bearer(token), timeout=10)
+
+
+def channel(address, cid="chan-1", **extra):
+    return dict({"id": cid, "type": "web_hook", "address": address}, **extra)
+
+
+def push_log(sd):
+    return sd.admin("pushes")["pushes"]
+
+
+def wait_log(sd, n, timeout=5):
+    """The push log once n pushes have an outcome."""
+    deadline = time.time() + timeout
+    while True:
+        log = push_log(sd)
+        if len([p for p in log if p["result"] != "pending"]) >= n or time.time() > deadline:
+            return log
+        time.sleep(0.05)
+
+
+def insert(sd, token, **extra):
+    r = requests.post(events_url(sd), json=new_event(**extra), headers=bearer(token), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_watch_answers_a_channel_and_pushes_sync_then_exists(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    before = int(time.time() * 1000)
+    r = watch(sd, t, channel(hook.url, token="tok-123-secret", params={"ttl": "3600"}))
+    assert r.status_code == 200, r.text
+    ch = r.json()
+    assert ch["kind"] == "api#channel" and ch["id"] == "chan-1" and ch["token"] == "tok-123-secret"
+    assert isinstance(ch["expiration"], str) and ch["expiration"].isdigit()
+    assert before + 3600_000 <= int(ch["expiration"]) <= before + 3600_000 + 5000
+    assert ch["resourceUri"].startswith("https://www.googleapis.com/calendar/v3/calendars/primary/events")
+    assert re.match(r"^[A-Za-z0-9_-]{10,}$", ch["resourceId"])
+    path, h, body = hook.wait(1)[0]
+    assert path == "/hook?x=1" and body == b""
+    assert h["x-goog-channel-id"] == "chan-1" and h["x-goog-channel-token"] == "tok-123-secret"
+    assert h["x-goog-resource-state"] == "sync" and h["x-goog-message-number"] == "1"
+    assert h["x-goog-resource-id"] == ch["resourceId"] and h["x-goog-resource-uri"] == ch["resourceUri"]
+    exp = h["x-goog-channel-expiration"]
+    assert re.match(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                    r"\d{4} \d\d:\d\d:\d\d GMT$", exp), exp
+    assert int(parsedate_to_datetime(exp).timestamp()) == int(ch["expiration"]) // 1000
+    e = insert(sd, t)
+    requests.patch(events_url(sd, "/" + e["id"]), json={"summary": "moved"}, headers=bearer(t), timeout=10)
+    requests.put(events_url(sd, "/" + e["id"]), json=new_event(summary="put"), headers=bearer(t), timeout=10)
+    requests.delete(events_url(sd, "/" + e["id"]), headers=bearer(t), timeout=10)
+    pushes = hook.wait(5)
+    assert [p[1]["x-goog-resource-state"] for p in pushes] == ["sync"] + ["exists"] * 4
+    assert [int(p[1]["x-goog-message-number"]) for p in pushes] == [1, 2, 3, 4, 5]
+    assert all(p[1]["x-goog-channel-token"] == "tok-123-secret" and p[2] == b"" for p in pushes)
+    # A read changes nothing; another account's change does not reach this channel.
+    requests.get(events_url(sd), headers=bearer(t), timeout=10)
+    ui_event(sd, "2030-05-01T08:00:00Z", "2030-05-01T09:00:00Z", email="bob@example.com")
+    hook.settle(5)
+    log = wait_log(sd, 5)
+    assert [(p["state"], p["message_number"], p["result"], p["status"]) for p in log] == \
+        [("sync", 1, "delivered", 200)] + [("exists", n, "delivered", 200) for n in (2, 3, 4, 5)]
+    assert all(p["channel_id"] == "chan-1" and p["calendar"] == USER and p["address"] == hook.url for p in log)
+    chans = sd.admin("pushes")["channels"]
+    assert chans[0]["state"] == "live" and chans[0]["messages"] == 5 and chans[0]["token"] == "tok-123-secret"
+    # Channel tokens are secrets the platform must not log: the stand-in lists them.
+    assert {"kind": "channel_token", "value": "tok-123-secret"} in sd.admin("secrets")
+
+
+def test_watch_without_token_sends_no_token_header_and_resource_id_is_stable(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    a = watch(sd, t, channel(hook.url, "c-a")).json()
+    b = watch(sd, t, channel(hook.url.replace("127.0.0.1", "localhost"), "c-b", type="webhook"), USER).json()
+    assert "token" not in a and a["resourceId"] == b["resourceId"]
+    other = watch(sd, tokens_for(sd, "bob@example.com")["access_token"], channel(hook.url, "c-c")).json()
+    assert other["resourceId"] != a["resourceId"]
+    pushes = hook.wait(3)
+    assert all("x-goog-channel-token" not in p[1] for p in pushes)
+    # Default lifetime: 7 days.
+    assert abs(int(a["expiration"]) - (time.time() + 604800) * 1000) < 10_000
+
+
+def test_watch_errors(sd, hook):
+    t = tokens_for(sd)["access_token"]
+
+    def reason(r, status=400):
+        assert r.status_code == status, r.text
+        return r.json()["error"]["errors"][0]["reason"]
+
+    r = watch(sd, t, channel("http://example.com/hook"))
+    assert reason(r) == "push.webhookUrlNotHttps"
+    assert r.json()["error"]["message"] == "WebHook callback must be HTTPS: http://example.com/hook"
+    assert r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert reason(watch(sd, t, channel("http://10.0.0.1/hook"))) == "push.webhookUrlNotHttps"
+    assert reason(watch(sd, t, channel("ftp://127.0.0.1/hook"))) == "push.webhookUrlNotHttps"
+    assert reason(watch(sd, t, {"type": "web_hook", "address": hook.url})) == "required"
+    assert reason(watch(sd, t, channel(hook.url, ""))) == "required"
+    assert reason(watch(sd, t, channel(hook.url, "x" * 65))) == "invalid"
+    assert reason(watch(sd, t, channel(hook.url, type="carrier_pigeon"))) == "push.channelTypeNotSupported"
+    assert reason(watch(sd, t, {"id": "c", "type": "web_hook"})) == "push.webhookUrlNoHostOrAddress"
+    assert reason(watch(sd, t, channel("not a url"))) == "push.webhookUrlNoHostOrAddress"
+    assert reason(watch(sd, t, channel(hook.url, params={"ttl": "soon"}))) == "invalid"
+    assert reason(watch(sd, t, channel(hook.url, expiration="1000"))) == "invalid"
+    r = requests.post(events_url(sd, "/watch"), data="{", headers=bearer(t), timeout=10)
+    assert reason(r) == "parseError"
+    assert watch(sd, "bogus", channel(hook.url)).json() == INVALID_CREDENTIALS
+    assert reason(watch(sd, t, channel(hook.url), cal="someone@example.com"), 404) == "notFound"
+    r = requests.post(events_url(sd, "/watch"), json=channel(hook.url), timeout=10)
+    assert reason(r, 401) == "required"
+    assert reason(watch(sd, tokens_for(sd, scope=EMAIL_SCOPE)["access_token"], channel(hook.url)),
+                  403) == "insufficientPermissions"
+    ro = tokens_for(sd, scope="https://www.googleapis.com/auth/calendar.readonly")["access_token"]
+    assert watch(sd, ro, channel(hook.url, "ro-1")).status_code == 200
+    # https is Google's rule: accepted, but the stand-in cannot deliver it.
+    assert watch(sd, t, channel("https://hooks.example.com/g", "tls-1")).status_code == 200
+    assert reason(watch(sd, t, channel(hook.url, "ro-1"))) == "channelIdNotUnique"
+    log = wait_log(sd, 2)
+    assert {p["channel_id"]: p["result"] for p in log} == {"ro-1": "delivered", "tls-1": "undeliverable"}
+
+
+def test_watch_lifetime_cap_and_expiration(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    sd.admin("pushes", {"max_ttl_s": 60})
+    now = time.time() * 1000
+    a = watch(sd, t, channel(hook.url, "long", params={"ttl": "86400"})).json()
+    assert now + 55_000 < int(a["expiration"]) <= now + 65_000
+    b = watch(sd, t, channel(hook.url, "short", expiration=str(int(now) + 2000))).json()
+    assert int(b["expiration"]) == int(now) + 2000
+    c = watch(sd, t, channel(hook.url, "both", expiration=int(now) + 30_000, params={"ttl": "10"})).json()
+    assert now + 9_000 < int(c["expiration"]) <= now + 11_000
+    hook.wait(3)
+    time.sleep(2.2)
+    insert(sd, t)
+    pushes = hook.wait(5)
+    assert sorted(p[1]["x-goog-channel-id"] for p in pushes[3:]) == ["both", "long"]
+    hook.settle(5)
+    states = {c["id"]: c["state"] for c in sd.admin("pushes")["channels"]}
+    assert states == {"long": "live", "short": "expired", "both": "live"}
+    with pytest.raises(StandinError):
+        sd.admin("pushes", {"max_ttl_s": 0})
+    with pytest.raises(StandinError):
+        sd.admin("pushes", {"bogus": 1})
+
+
+def test_stop_channel(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    ch = watch(sd, t, channel(hook.url, "stop-me")).json()
+    hook.wait(1)
+    stop = sd.url + "/calendar/v3/channels/stop"
+    r = requests.post(stop, json={"id": "stop-me", "resourceId": "wrong"}, headers=bearer(t), timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["errors"][0]["reason"] == "notFound"
+    assert r.json()["error"]["message"] == "Channel 'stop-me' not found for project '0'"
+    bob = tokens_for(sd, "bob@example.com")["access_token"]
+    r = requests.post(stop, json={"id": "stop-me", "resourceId": ch["resourceId"]}, headers=bearer(bob), timeout=10)
+    assert r.status_code == 404
+    r = requests.post(stop, json={"id": "stop-me"}, headers=bearer(t), timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["errors"][0]["reason"] == "required"
+    assert requests.post(stop, json={"id": "stop-me", "resourceId": ch["resourceId"]}, timeout=10).status_code == 401
+    r = requests.post(stop, json={"id": "stop-me", "resourceId": ch["resourceId"]}, headers=bearer(t), timeout=10)
+    assert r.status_code == 204 and r.content == b""
+    r = requests.post(stop, json={"id": "stop-me", "resourceId": ch["resourceId"]}, headers=bearer(t), timeout=10)
+    assert r.status_code == 404
+    insert(sd, t)
+    sd.admin("events", {"email": USER, "event": {"start": {"date": "2030-01-01"}, "end": {"date": "2030-01-02"}}})
+    hook.settle(1)
+    assert sd.admin("pushes")["channels"][0]["state"] == "stopped"
+    assert sd.admin("stats")["endpoints"]["channels.stop"] == {"404": 3, "400": 1, "401": 1, "204": 1}
+
+
+def test_pushes_can_be_dropped_and_failures_are_logged(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    sd.admin("pushes", {"drop_next": 2})
+    watch(sd, t, channel(hook.url))
+    insert(sd, t)
+    insert(sd, t)
+    hook.wait(1)
+    assert [p[1]["x-goog-message-number"] for p in hook.settle(1)] == ["3"]
+    sd.admin("pushes", {"drop_all": True})
+    insert(sd, t)
+    hook.settle(1)
+    assert sd.admin("pushes")["settings"] == {"drop_all": True, "drop_next": 0, "max_ttl_s": 2592000}
+    sd.admin("pushes", {"drop_all": False})
+    hook.status = 500
+    insert(sd, t)
+    hook.wait(2)
+    log = wait_log(sd, 5)
+    assert [(p["message_number"], p["result"], p["status"]) for p in log] == [
+        (1, "dropped", None), (2, "dropped", None), (3, "delivered", 200), (4, "dropped", None),
+        (5, "failed", 500)]
+    # A receiver that is gone: the push fails, nothing blocks.
+    dead = PushReceiver()
+    url = dead.url
+    dead.close()
+    watch(sd, t, channel(url, "dead"))
+    assert requests.get(events_url(sd), headers=bearer(t), timeout=10).status_code == 200
+    log = wait_log(sd, 6)
+    assert log[-1]["channel_id"] == "dead" and log[-1]["result"] == "failed" and log[-1]["status"] is None
+    # A receiver that never answers: the push stays pending while the API goes on; a reset forgets it.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        watch(sd, t, channel(f"http://127.0.0.1:{silent.getsockname()[1]}/h", "silent"))
+        insert(sd, t)
+        time.sleep(0.2)
+        assert [p["result"] for p in push_log(sd) if p["channel_id"] == "silent"] == ["pending", "pending"]
+        sd.admin("pushes", method="DELETE")
+    finally:
+        silent.close()
+    assert sd.admin("pushes") == {"settings": {"drop_all": False, "drop_next": 0, "max_ttl_s": 2592000},
+                                  "channels": [], "pushes": []}
+
+
+def list_all(sd, token, **params):
+    """Every page of events.list; returns (items, pages)."""
+    items, pages = [], []
+    params = dict(params)
+    while True:
+        r = requests.get(events_url(sd), params=params, headers=bearer(token), timeout=10)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        pages.append(page)
+        items += page["items"]
+        if "nextPageToken" not in page:
+            return items, pages
+        params["pageToken"] = page["nextPageToken"]
+
+
+def test_full_list_pages_and_gives_a_sync_token_on_the_last_page_only(sd):
+    t = tokens_for(sd)["access_token"]
+    ids = [insert(sd, t, summary=f"e{i}")["id"] for i in range(7)]
+    requests.delete(events_url(sd, "/" + ids[2]), headers=bearer(t), timeout=10)
+    items, pages = list_all(sd, t, maxResults=3)
+    assert [i["id"] for i in items] == [x for x in ids if x != ids[2]]
+    assert len(pages) == 2
+    assert "nextSyncToken" not in pages[0] and "nextSyncToken" in pages[-1]
+    assert "nextPageToken" not in pages[-1]
+    # Lists with filters Google forbids next to a sync token get none.
+    for params in ({"timeMin": "2030-01-01T00:00:00Z"}, {"privateExtendedProperty": "a=b"},
+                   {"orderBy": "updated"}, {"q": "e1"}, {"iCalUID": "x"}, {"updatedMin": "2020-01-01T00:00:00Z"}):
+        _, pages = list_all(sd, t, **params)
+        assert all("nextSyncToken" not in p for p in pages), params
+    # A change between two pages is not lost: the token stands for the first page's moment.
+    r = requests.get(events_url(sd), params={"maxResults": 3}, headers=bearer(t), timeout=10).json()
+    requests.patch(events_url(sd, "/" + ids[0]), json={"summary": "late"}, headers=bearer(t), timeout=10)
+    r2 = requests.get(events_url(sd), params={"maxResults": 3, "pageToken": r["nextPageToken"]},
+                      headers=bearer(t), timeout=10).json()
+    r3 = requests.get(events_url(sd), params={"syncToken": r2["nextSyncToken"]}, headers=bearer(t), timeout=10)
+    assert [i["summary"] for i in r3.json()["items"]] == ["late"]
+
+
+def test_incremental_sync_returns_changed_and_deleted_events_only(sd):
+    t = tokens_for(sd)["access_token"]
+    h = bearer(t)
+    keep, change, gone = (insert(sd, t, summary=s) for s in ("keep", "change", "gone"))
+    _, pages = list_all(sd, t)
+    token = pages[-1]["nextSyncToken"]
+    r = requests.get(events_url(sd), params={"syncToken": token}, headers=h, timeout=10)
+    assert r.status_code == 200 and r.json()["items"] == [] and r.json()["nextSyncToken"]
+    assert "nextPageToken" not in r.json()
+    requests.patch(events_url(sd, "/" + change["id"]), json={"summary": "changed"}, headers=h, timeout=10)
+    requests.delete(events_url(sd, "/" + gone["id"]), headers=h, timeout=10)
+    new = insert(sd, t, summary="new")
+    r = requests.get(events_url(sd), params={"syncToken": token}, headers=h, timeout=10).json()
+    assert [i["id"] for i in r["items"]] == [change["id"], gone["id"], new["id"]]
+    assert r["items"][0]["summary"] == "changed" and r["items"][2]["summary"] == "new"
+    deleted = r["items"][1]
+    assert deleted["status"] == "cancelled" and set(deleted) == {"kind", "etag", "id", "status"}
+    assert keep["id"] not in json.dumps(r["items"])
+    # The new token sees nothing more; an old token still works until invalidated.
+    r2 = requests.get(events_url(sd), params={"syncToken": r["nextSyncToken"]}, headers=h, timeout=10).json()
+    assert r2["items"] == []
+    # Incremental paging: every change once, the sync token on the last page.
+    for i in range(5):
+        insert(sd, t, summary=f"p{i}")
+    items, pages = list_all(sd, t, syncToken=r["nextSyncToken"], maxResults=2)
+    assert [i["summary"] for i in items] == [f"p{i}" for i in range(5)]
+    assert len(pages) == 3 and all("nextSyncToken" not in p for p in pages[:-1])
+    assert "nextSyncToken" in pages[-1]
+
+
+def test_sync_token_filters_and_invalid_tokens(sd):
+    t = tokens_for(sd)["access_token"]
+    h = bearer(t)
+    insert(sd, t)
+    token = list_all(sd, t)[1][-1]["nextSyncToken"]
+    for name, value in (("timeMin", "2030-01-01T00:00:00Z"), ("timeMax", "2030-01-01T00:00:00Z"),
+                        ("updatedMin", "2030-01-01T00:00:00Z"), ("orderBy", "updated"), ("iCalUID", "x"),
+                        ("privateExtendedProperty", "a=b"), ("sharedExtendedProperty", "a=b"), ("q", "x")):
+        r = requests.get(events_url(sd), params={"syncToken": token, name: value}, headers=h, timeout=10)
+        assert r.status_code == 400, (name, r.text)
+        err = r.json()["error"]["errors"][0]
+        assert err["reason"] == "invalid" and err["location"] == name
+    for bad in ("garbage", "CP" + "0" * 24, token + "x"):
+        r = requests.get(events_url(sd), params={"syncToken": bad}, headers=h, timeout=10)
+        assert r.status_code == 410 and r.json() == SYNC_FULL_REQUIRED
+    assert requests.get(events_url(sd), params={"syncToken": token}, headers=h, timeout=10).status_code == 200
+    # Another account's token is not this calendar's.
+    bob = tokens_for(sd, "bob@example.com")["access_token"]
+    r = requests.get(events_url(sd), params={"syncToken": token}, headers=bearer(bob), timeout=10)
+    assert r.status_code == 410
+    assert sd.admin("invalidate-sync-tokens", {"email": USER}) == {"invalidated": 1}
+    r = requests.get(events_url(sd), params={"syncToken": token}, headers=h, timeout=10)
+    assert r.status_code == 410 and r.json() == SYNC_FULL_REQUIRED
+    fresh = list_all(sd, t)[1][-1]["nextSyncToken"]
+    assert requests.get(events_url(sd), params={"syncToken": fresh}, headers=h, timeout=10).status_code == 200
+    assert sd.admin("invalidate-sync-tokens", {}) == {"invalidated": 2}
+    assert requests.get(events_url(sd), params={"syncToken": fresh}, headers=h, timeout=10).status_code == 410
+    # Page tokens of one kind of list do not fit the other.
+    r = requests.get(events_url(sd), params={"pageToken": "c1"}, headers=h, timeout=10)
+    assert r.status_code == 400
+
+
+def test_admin_ui_move_delete_and_answer(sd, hook):
+    t = tokens_for(sd)["access_token"]
+    h = bearer(t)
+    e = insert(sd, t, attendees=[{"email": "lead@example.org"}])
+    token = list_all(sd, t)[1][-1]["nextSyncToken"]
+    watch(sd, t, channel(hook.url, token="tk"))
+    hook.wait(1)
+    moved = sd.admin("events/move", {"email": USER, "id": e["id"], "shift_s": 3600})
+    assert moved["start"]["dateTime"] == "2030-05-01T11:00:00+02:00"
+    assert moved["end"]["dateTime"] == "2030-05-01T11:30:00+02:00"
+    assert moved["sequence"] == e["sequence"] + 1 and moved["etag"] != e["etag"]
+    assert moved["_standin"]["ops"] == ["insert", "ui.move"]
+    moved2 = sd.admin("events/move", {"email": USER, "id": e["id"], "start": {"dateTime": "2030-05-02T09:00:00Z"},
+                                      "end": {"dateTime": "2030-05-02T10:00:00Z"}})
+    assert moved2["start"] == {"dateTime": "2030-05-02T09:00:00Z"}
+    answered = sd.admin("events/respond", {"email": USER, "id": e["id"], "attendee": "LEAD@example.org",
+                                           "response": "declined"})
+    assert answered["attendees"][0]["responseStatus"] == "declined"
+    assert answered["sequence"] == moved2["sequence"] and answered["etag"] != moved2["etag"]
+    assert answered["updated"] >= moved2["updated"]
+    r = requests.get(events_url(sd), params={"syncToken": token}, headers=h, timeout=10).json()
+    assert len(r["items"]) == 1 and r["items"][0]["attendees"][0]["responseStatus"] == "declined"
+    assert r["items"][0]["start"] == {"dateTime": "2030-05-02T09:00:00Z"}
+    gone = sd.admin("events/delete", {"email": USER, "id": e["id"]})
+    assert gone["status"] == "cancelled" and gone["_standin"]["ops"][-1] == "ui.delete"
+    r = requests.get(events_url(sd), params={"syncToken": r["nextSyncToken"]}, headers=h, timeout=10).json()
+    assert r["items"] == [{"kind": "calendar#event", "etag": gone["etag"], "id": e["id"], "status": "cancelled"}]
+    assert requests.delete(events_url(sd, "/" + e["id"]), headers=h, timeout=10).status_code == 410
+    added = ui_event(sd, "2030-05-03T09:00:00Z", "2030-05-03T10:00:00Z")
+    pushes = hook.wait(6)
+    assert [p[1]["x-goog-resource-state"] for p in pushes] == ["sync"] + ["exists"] * 5
+    assert [p[1]["x-goog-message-number"] for p in pushes] == [str(n) for n in range(1, 7)]
+    r = requests.get(events_url(sd), params={"syncToken": r["nextSyncToken"]}, headers=h, timeout=10).json()
+    assert [i["id"] for i in r["items"]] == [added["id"]]
+    # Mistakes are 400/404 and change nothing.
+    for path, body, status in (
+            ("events/move", {"email": USER, "id": e["id"], "shift_s": 60}, 400),
+            ("events/delete", {"email": USER, "id": e["id"]}, 400),
+            ("events/move", {"email": USER, "id": "nothere", "shift_s": 60}, 404),
+            ("events/respond", {"email": USER, "id": added["id"], "attendee": "x@example.org",
+                                "response": "accepted"}, 400),
+            ("events/respond", {"email": USER, "id": added["id"], "attendee": "x@example.org",
+                                "response": "maybe"}, 400),
+            ("events/move", {"email": USER, "id": added["id"], "shift_s": "soon"}, 400),
+            ("events/move", {"email": USER, "id": added["id"], "start": {"dateTime": "2030-05-03T09:00:00Z"}}, 400)):
+        status_got, _, body_got = sd.request("POST", "/_standin/" + path, body)
+        assert status_got == status, (path, body, body_got)
+    all_day = ui_event(sd, "2030-05-04", "2030-05-05")
+    moved = sd.admin("events/move", {"email": USER, "id": all_day["id"], "shift_s": -86400})
+    assert moved["start"] == {"date": "2030-05-03"} and moved["end"] == {"date": "2030-05-04"}
+    hook.wait(8)
+
+
+class CalendarPage(HTMLParser):
+    """The forms (action and hidden fields) and the text of the admin calendar view."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms, self.text, self.scripts = [], [], 0
+        self._form = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        elif tag == "form":
+            self._form = {"action": a.get("action"), "method": a.get("method"), "fields": {}, "label": ""}
+        elif tag == "input" and self._form is not None:
+            self._form["fields"][a["name"]] = a.get("value")
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self._form is not None:
+            self.forms.append(self._form)
+            self._form = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._form is not None:
+            self._form["label"] += data
+
+
+def calendar_page(sd):
+    r = requests.get(sd.url + "/_standin/events", headers={"Accept": "text/html,application/xhtml+xml"},
+                     timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    p = CalendarPage()
+    p.feed(r.text)
+    return r.text, p
+
+
+def submit(sd, form):
+    return requests.post(sd.url + form["action"], data=form["fields"], allow_redirects=False, timeout=10)
+
+
+def test_admin_html_calendar_view_and_its_buttons(sd, hook):
+    hostile = "<script>alert('x')</script> & \"quotes\""
+    e = ui_event(sd, "2030-05-01T08:00:00Z", "2030-05-01T09:00:00Z", summary=hostile,
+                 attendees=[{"email": "lead@example.org"}, {"email": USER}])
+    ui_event(sd, "2030-05-02T08:00:00Z", "2030-05-02T09:00:00Z", email="bob@example.com", summary="Bob's")
+    t = tokens_for(sd)["access_token"]
+    watch(sd, t, channel(hook.url))
+    hook.wait(1)
+    # JSON stays the default.
+    assert e["id"] in [x["id"] for x in requests.get(sd.url + "/_standin/events", timeout=10).json()["events"]]
+    assert requests.get(sd.url + "/_standin/events", headers={"Accept": "application/json"},
+                        timeout=10).headers["Content-Type"].startswith("application/json")
+    html, page = calendar_page(sd)
+    assert "<script>" not in html and page.scripts == 0
+    text = "".join(page.text)
+    assert hostile in text and "Bob's" in text
+    assert USER in text and "bob@example.com" in text and "Europe/Zurich" in text
+    assert "2030-05-01" in text and "10:00–11:00" in text  # in the calendar's zone
+    assert "lead@example.org" in text and "needsAction" in text and "confirmed" in text
+    mine = [f for f in page.forms if f["fields"].get("id") == e["id"]]
+    assert all(f["method"] == "post" for f in mine)
+    by_label = {f["label"].strip(): f for f in mine}
+    assert set(by_label) == {"+1 hour", "+1 day", "Delete", "Accept as attendee", "Decline as attendee"}
+    assert by_label["Decline as attendee"]["fields"] == {"email": USER, "id": e["id"], "attendee": "lead@example.org",
+                                                         "response": "declined"}
+    r = submit(sd, by_label["+1 hour"])
+    assert r.status_code == 303 and r.headers["Location"] == "/_standin/events"
+    r = submit(sd, by_label["+1 day"])
+    assert r.status_code == 303
+    r = submit(sd, by_label["Decline as attendee"])
+    assert r.status_code == 303
+    _, page = calendar_page(sd)
+    text = "".join(page.text)
+    assert "2030-05-02" in text and "11:00–12:00" in text and "declined" in text
+    ev = sd.admin("events?email=" + USER)["events"][0]
+    assert ev["start"]["dateTime"] == "2030-05-02T09:00:00+00:00"
+    assert ev["_standin"]["ops"] == ["ui.insert", "ui.move", "ui.move", "attendee.respond"]
+    r = submit(sd, by_label["Delete"])
+    assert r.status_code == 303
+    _, page = calendar_page(sd)
+    assert "cancelled" in "".join(page.text)
+    assert not [f for f in page.forms if f["fields"].get("id") == e["id"]]
+    pushes = hook.wait(5)
+    assert [p[1]["x-goog-message-number"] for p in pushes] == ["1", "2", "3", "4", "5"]
+    # A form for an event that is gone answers 404 JSON, not a redirect.
+    r = requests.post(sd.url + "/_standin/events/delete", data={"email": USER, "id": "nothere"},
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 404

@@ -2,7 +2,9 @@
 and a real SMTP server on loopback: every kind of mail arrives with its lead
 context, parts and calendar invite; hostile lead text changes neither headers
 nor markup; a job is mailed at most once; 4xx answers retry through a tier,
-5xx and unreadable jobs are dead-lettered with a reason.
+5xx and unreadable jobs are dead-lettered with a reason. A lead not booked for
+a conflict is mailed with the busy times in the owner's zone (and not mailed
+once it is no longer a conflict); a meeting booked over busy time says so.
 
 The scheduler is not under test here: meetings are inserted with SQL and mail
 jobs are published as the scheduler publishes them (mailjob.c).
@@ -11,6 +13,7 @@ jobs are published as the scheduler publishes them (mailjob.c).
 import email
 import email.policy
 import hashlib
+import json
 import mailbox
 import os
 import socket
@@ -72,6 +75,23 @@ def publish_job(s, kind, user, meeting=None, sequence=0, message_id=None, **extr
     message_id = message_id or f"meeting:{meeting}:{kind}:{sequence}"
     key = "mail.calendar.disconnected" if kind == "disconnected" else f"mail.meeting.{kind}"
     assert s.publish("mail", key, body, message_id=message_id, type="mail.job")
+    return message_id
+
+
+def add_conflict(s, user, lead, busy, start=START, minutes=30, outcome="skipped", reason="conflict"):
+    """The outcome the scheduler records for a lead it did not book because the owner is busy (lead.c)."""
+    detail = "the calendar is busy then: " + ", ".join(f"{b['start']} to {b['end']}" for b in busy)
+    s.query("INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail, attempts,"
+            " requested_start, requested_end, busy) VALUES (%s, %s, %s, %s, %s, 1, %s,"
+            " %s + make_interval(mins => %s), %s::jsonb)",
+            lead["lead"], user, outcome, reason, detail, start, start, minutes, json.dumps(busy))
+
+
+def publish_conflict(s, user, lead_id):
+    """A conflict job as the scheduler publishes it (mailjob.c): no meeting, the lead's own message_id."""
+    message_id = f"lead:{lead_id}:conflict"
+    body = {"kind": "conflict", "user_id": user, "lead_analytics_id": lead_id, "sequence": 0}
+    assert s.publish("mail", "mail.lead.conflict", body, message_id=message_id, type="mail.job")
     return message_id
 
 
@@ -185,6 +205,7 @@ def test_created_mail_carries_the_lead_context_and_an_invite(stack):
     assert msg["X-Meeting-Action"] == "created"
     assert msg["X-Meeting-Id"] == meeting
     assert msg["X-Lead-Id"] == lead["lead"]
+    assert msg["X-Meeting-Conflict"] is None, "a meeting whose calendar was not checked claims no conflict"
     assert msg["Auto-Submitted"] == "auto-generated"
 
     text, html, cal = parts(msg)
@@ -347,6 +368,143 @@ def test_hostile_and_non_ascii_lead_text(stack):
     assert "Zoë Ångström" in text and "Société Générale 日本" in html
 
 
+def test_conflict_mail_shows_the_requested_time_and_the_busy_times_in_the_owners_zone(stack):
+    s = stack()
+    user, addr = owner(s)
+    s.query("UPDATE users SET google_calendar_timezone = 'America/New_York' WHERE id = %s", user)
+    lead = s.add_lead(user, name="John Smith", company="TechCorp", phone="+919876543210", status_tag="Hot",
+                      contact_email="john@techcorp.example", summary="Wants a demo next week")
+    # Written at the owner's offsets as the scheduler does, but read as instants: one span given in UTC.
+    add_conflict(s, user, lead, [{"start": "2099-09-18T07:30:00-04:00", "end": "2099-09-18T07:45:00-04:00"},
+                                 {"start": "2099-09-18T11:50:00Z", "end": "2099-09-18T12:00:00Z"}])
+    # An owner whose calendar zone is unknown: DEFAULT_TIMEZONE (Asia/Kolkata in the tests), as the scheduler used.
+    other, other_addr = owner(s, local="zoneless")
+    hostile = s.add_lead(other, name=HOSTILE, company="<i>Evil</i> & Co", email="e@x.com\r\nBcc: v@example.com")
+    add_conflict(s, other, hostile, [{"start": "2099-09-18T17:00:00+05:30", "end": "2099-09-18T17:30:00+05:30"}])
+    svc = mailer(s)
+    job = publish_conflict(s, user, lead["lead"])
+    publish_conflict(s, other, hostile["lead"])
+
+    [(raw, msg)] = wait_mails(s, addr)
+    assert_lines_short(raw)
+    assert msg.get_all("X-Sink-Rcpt-To") == [addr]
+    assert msg["Subject"] == "Not booked: John Smith asked for Fri 18 Sep 2099 07:30 UTC-04:00, when you are busy"
+    assert msg["X-Meeting-Action"] == "conflict"
+    assert msg["X-Lead-Id"] == lead["lead"]
+    assert msg["X-Meeting-Id"] is None and msg["X-Meeting-Conflict"] is None
+    assert msg["Message-ID"] == message_id_for(job)
+    text, html, cal = parts(msg)
+    assert cal is None, "no calendar part: there is no meeting"
+    for body in (text, html):
+        assert "Olivia Owner" in body
+        assert "did not book it" in body
+        assert "18 September 2099, 07:30\u201308:00 (America/New_York, UTC-04:00)" in body, "the requested time"
+        assert "18 September 2099, 11:30\u201312:00 UTC" in body
+        assert "18 September 2099, 07:30\u201307:45 (America/New_York, UTC-04:00)" in body, "the first busy span"
+        assert "18 September 2099, 07:50\u201308:00 (America/New_York, UTC-04:00)" in body, "the span given in UTC"
+        assert "john@techcorp.example" in body, "the contact's address before the extracted one"
+        assert "Open the lead in the app" in body and "book this time anyway" in body
+        # The lead's context, as in the other mails.
+        assert "TechCorp" in body and "+919876543210" in body and "Hot" in body
+        assert "intent: High" in body and "Wants a demo next week" in body
+        assert f"https://rec.example.com/{lead['call']}.mp3" in body
+        assert TRANSCRIPT_URL.replace("{call_id}", lead["call"]) in body
+        assert "Lead " + lead["lead"] in body
+    assert "the calendar is busy then" not in text, "the spans, not the scheduler's sentence"
+    assert 'href="mailto:john@techcorp.example"' in html
+
+    [(raw, m)] = wait_mails(s, other_addr)
+    head = raw.partition(b"\r\n\r\n")[0]
+    assert m["Bcc"] is None and b"\r\nBcc:" not in head, "no Bcc header"
+    assert m.get_all("X-Sink-Rcpt-To") == [other_addr], "no extra recipient"
+    assert m["Subject"] == "Not booked: Eve Bcc: victim@example.com <script>alert(1)</script> asked for" \
+        " Fri 18 Sep 2099 17:00 UTC+05:30, when you are busy"
+    text, html, cal = parts(m)
+    assert cal is None
+    assert "18 September 2099, 17:00\u201317:30 (Asia/Kolkata, UTC+05:30)" in text, "DEFAULT_TIMEZONE"
+    assert "<script>" not in html and "<i>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;i&gt;Evil&lt;/i&gt; &amp; Co" in html
+    assert "v@example.com" not in text, "an address with a line break is not shown"
+
+    wait_for(lambda: delivery(s, job) == ("sent", 1, None, True), 10, what="delivery recorded as sent")
+    publish_conflict(s, user, lead["lead"])
+    wait_for(lambda: metric(svc, "conflict", "duplicate") == 1, 10, what="the second copy dropped")
+    assert len(raw_mails(s, addr)) == 1, "one mail for two copies of the job"
+    assert metric(svc, "conflict", "sent") == 2
+
+
+def test_conflict_mail_is_not_sent_once_the_lead_is_no_longer_a_conflict(stack):
+    s = stack()
+    user, addr = owner(s)
+    lead = s.add_lead(user)
+    # Someone booked the lead between the scheduler's skip and this job.
+    add_conflict(s, user, lead, [{"start": "2099-09-18T17:00:00+05:30", "end": "2099-09-18T17:30:00+05:30"}],
+                 outcome="scheduled", reason=None)
+    svc = mailer(s)
+    job = publish_conflict(s, user, lead["lead"])
+    missing = str(uuid.uuid4())
+    unknown = publish_conflict(s, user, missing)
+
+    wait_for(lambda: metric(svc, "conflict", "skipped") == 1, 10, what="the job dropped")
+    wait_for(lambda: (delivery(s, job) or [None])[0] == "failed", 10, what="the drop recorded")
+    status, attempts, last_error, sent = delivery(s, job)
+    assert (status, sent) == ("failed", False) and "the lead's outcome is scheduled" in last_error
+    assert any(line.get("msg", "").startswith("conflict mail dropped") and line.get("trace") == job
+               for line in svc.log_lines())
+    dead = wait_for(lambda: s.take("mailer.dead"), 15, what="the unknown lead's dead letter")
+    assert [(d["properties"]["message_id"], d["properties"]["headers"]["x-dead-reason"]) for d in dead] \
+        == [(unknown, "unknown_lead")]
+    assert raw_mails(s, addr) == []
+
+    # Skipped for a conflict again (its booking cancelled, the lead redelivered): the same job id mails.
+    s.query("UPDATE calendar_booking_outcomes SET outcome = 'skipped', reason = 'conflict'"
+            " WHERE lead_analytics_id = %s", lead["lead"])
+    publish_conflict(s, user, lead["lead"])
+    [(_, m)] = wait_mails(s, addr)
+    assert m["X-Meeting-Action"] == "conflict"
+    wait_for(lambda: (delivery(s, job) or [None])[0] == "sent", 10, what="sent")
+
+
+def test_a_meeting_booked_over_busy_time_says_so(stack):
+    s = stack()
+    user, addr = owner(s)
+    busy_lead = s.add_lead(user, name="Bo Busy")
+    busy = add_meeting(s, user, busy_lead, title="Bo Busy + Demo", attendee_name="Bo Busy")
+    s.query("UPDATE calendar_meetings SET has_conflict = TRUE, conflict_detail = %s WHERE id = %s",
+            "2099-09-18T17:15:00+05:30 to 2099-09-18T17:30:00+05:30", busy)
+    unchecked_lead = s.add_lead(user, name="Una Unchecked")
+    unchecked = add_meeting(s, user, unchecked_lead, title="Una Unchecked + Demo", attendee_name="Una Unchecked")
+    s.query("UPDATE calendar_meetings SET has_conflict = NULL, conflict_detail = %s WHERE id = %s",
+            "Google could not report the calendar's busy time (internalError)", unchecked)
+    free_lead = s.add_lead(user, name="Fay Free")
+    free = add_meeting(s, user, free_lead, title="Fay Free + Demo", attendee_name="Fay Free")
+    s.query("UPDATE calendar_meetings SET has_conflict = FALSE WHERE id = %s", free)
+    mailer(s)
+    for meeting in (busy, unchecked, free):
+        publish_job(s, "created", user, meeting)
+
+    mails = {m["X-Meeting-Id"]: m for _, m in wait_mails(s, addr, 3)}
+    spans = "2099-09-18T17:15:00+05:30 to 2099-09-18T17:30:00+05:30"
+    m = mails[busy]
+    assert m["X-Meeting-Conflict"] == "yes"
+    text, html, cal = parts(m)
+    assert "This meeting overlaps other events in your calendar: " + spans in text
+    assert "This meeting overlaps other events in your calendar</strong>: " + spans in html
+    assert cal is not None, "still the invite"
+
+    m = mails[unchecked]
+    assert m["X-Meeting-Conflict"] is None
+    text, html, _ = parts(m)
+    note = "We could not check your calendar for conflicts: Google could not report the calendar"
+    assert note in text and note in html
+    assert "overlaps" not in text
+
+    m = mails[free]
+    assert m["X-Meeting-Conflict"] is None
+    text, html, _ = parts(m)
+    assert "overlaps" not in text and "could not check" not in text
+
+
 def test_a_redelivered_job_is_mailed_once(stack):
     s = stack()
     user, addr = owner(s)
@@ -505,14 +663,29 @@ def test_smtp_auth_and_required_tls(stack, tmp_path):
         assert "s3cret-passw0rd" not in svc.logs()
         assert svc.stop() == 0
 
-        # SMTP_REQUIRE_TLS against a server without STARTTLS: nothing goes out in clear text.
-        plain = mailer(s, SMTP_REQUIRE_TLS="1")
+        # The default (SMTP_REQUIRE_TLS unset: TLS required) against a server without STARTTLS: nothing goes
+        # out in clear text, neither the mail nor the password; the job fails and is retried through a
+        # tier as any SMTP failure is.
+        plain = mailer(s, SMTP_REQUIRE_TLS=None, SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_USER="mailer",
+                       SMTP_PASSWORD="s3cret-passw0rd")
+        assert "SMTP_REQUIRE_TLS" not in plain.env
         meeting2 = add_meeting(s, user, s.add_lead(user, name="Tia Tls"), title="Tia Tls + Demo")
         job2 = publish_job(s, "created", user, meeting2)
         wait_for(lambda: metric(plain, "created", "retried") == 1, 10, what="the refusal sent to a retry tier")
-        status, _, last_error, _ = delivery(s, job2)
-        assert status == "failed" and ("TLS" in last_error or "SSL" in last_error), last_error
+        status, attempts, last_error, sent = delivery(s, job2)
+        assert (status, attempts, sent) == ("failed", 1, False), (status, attempts, sent)
+        assert "TLS" in last_error or "SSL" in last_error, last_error
+        assert len(box.keys()) == 1, "nothing more arrived in clear text"
         assert [m for _, m in raw_mails(s, addr) if m["X-Meeting-Id"] == meeting2] == []
+        assert not s.one("SELECT invite_email_sent FROM calendar_meetings WHERE id = %s", meeting2)[0]
+        assert "s3cret-passw0rd" not in plain.logs()
+        assert plain.stop() == 0
+
+        # SMTP_REQUIRE_TLS=off, as only a deployment with a trusted plain relay says it: the retry goes out.
+        mailer(s, SMTP_REQUIRE_TLS="off", SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_USER="mailer",
+               SMTP_PASSWORD="s3cret-passw0rd")
+        wait_for(lambda: (delivery(s, job2) or [None])[0] == "sent", 30, what="sent from its retry tier")
+        assert len(box.keys()) == 2
     finally:
         sink.terminate()
         sink.wait(10)

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 
-from harness import broker_user, wait_for
+from harness import broker_user, seal, wait_for
 
 LEADS = "scheduler.leads"
 MAIL = "mailer.jobs"
@@ -164,7 +164,7 @@ def test_google_blip_is_retried_in_process(stack):
     s.start_standin()
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 429,
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 429,
                                           "count": 1}]})
     w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     t0 = time.time()
@@ -173,7 +173,7 @@ def test_google_blip_is_retried_in_process(stack):
     assert time.time() - t0 >= 1, "the retry waited Google's first backoff step"
     assert len(google_events(s, gmail)) == 1
     inserts = [r["status"] for r in s.standin.admin("requests")["requests"]
-               if r["method"] == "POST" and r["path"].startswith("/calendar/v3/")]
+               if r["method"] == "POST" and r["path"].startswith("/calendar/v3/calendars/")]
     assert inserts == [429, 200]
     m = w.metrics()
     assert m.get('google_quick_retries_total{op="events.insert"}') == 1
@@ -186,7 +186,7 @@ def test_google_down_for_seconds_goes_through_a_tier(stack):
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
     # The first attempt and both of its quick retries fail; the lead waits on the first tier.
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 500,
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 500,
                                           "count": 3}]})
     w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     t0 = time.time()
@@ -204,7 +204,7 @@ def test_permanent_google_refusal_is_recorded(stack):
     s.start_standin()
     user, gmail = booked_user(s)
     lead = s.add_lead(user)
-    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/", "status": 403,
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 403,
                                           "reason": "forbidden", "count": 1}]})
     s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     s.publish_lead(lead["lead"], user)
@@ -253,6 +253,34 @@ def test_expiring_token_is_refreshed_once(stack):
     stats = s.standin.admin("stats")
     assert stats["token_refreshes"].get(gmail) == 1, stats
     assert s.one("SELECT google_token_expiry > now() + interval '50 minutes' FROM users WHERE id = %s", user)[0]
+
+
+def test_stop_while_a_token_refresh_hangs_exits_cleanly_and_keeps_the_lead(stack):
+    """The drain times out with a refresh in flight: ending the HTTP client hands the aborted refresh to the
+    token cache, which must still be there (under build-asan a use after free fails the exit status)."""
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    s.query("UPDATE users SET google_token_expiry = now() + interval '1 minute' WHERE id = %s", user)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/token", "latency_ms": 60000}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0", DRAIN_TIMEOUT_MS="300")
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: w.metrics().get("scheduler_leads_consumed_total", 0) >= 1, 20, what="lead consumed")
+    time.sleep(1)   # loaded, and waiting on the token endpoint
+    assert s.standin.admin("stats")["token_refreshes"].get(gmail) is None, "the refresh is still in flight"
+    start = time.time()
+    assert w.stop() == 0, w.logs()[-3000:]
+    assert time.time() - start < 10, "the drain gave up after DRAIN_TIMEOUT_MS"
+    assert "AddressSanitizer" not in w.logs()
+    assert any(line.get("msg") == "stopping with work in flight; the broker will redeliver it"
+               for line in w.log_lines())
+
+    # Not acked, so not lost: the next worker books it (the delay rule was used up by the first refresh).
+    wait_for(lambda: s.depth(LEADS) == 1, 20, what="the lead back in its queue")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    wait_for(lambda: meetings(s, lead["lead"]), 30, what="meeting booked by the next worker")
+    assert len(google_events(s, gmail)) == 1
 
 
 def test_every_skip_reason_is_recorded(stack):
@@ -432,3 +460,113 @@ def test_reminders_once_with_two_workers_and_completion(stack):
     assert s.one("SELECT reminder_queued_at FROM calendar_meetings WHERE google_event_id = 'evlatebooked'")[0] is None, \
         "a meeting booked inside the window gets no reminder"
     assert s.one("SELECT status FROM calendar_meetings WHERE google_event_id = 'evpast0001'")[0] == "completed"
+
+
+# Conflicts: the rep's busy time (docs/booking.md, "Conflicts")
+
+
+def busy_event(s, email, start, end, **extra):
+    """The rep adds an event of their own in Google's UI."""
+    ev = dict({"summary": "Dentist", "start": {"dateTime": start}, "end": {"dateTime": end}}, **extra)
+    return s.standin.admin("events", {"email": email, "event": ev})
+
+
+def test_conflict_skips_the_lead_and_mails_the_owner(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s, timezone="Asia/Kolkata")
+    busy_event(s, gmail, "2099-03-03T16:45:00+05:30", "2099-03-03T17:15:00+05:30")
+    busy_event(s, gmail, "2099-03-03T17:20:00+05:30", "2099-03-03T18:00:00+05:30")
+    # Neither of these is busy time: a transparent event and a cancelled one.
+    busy_event(s, gmail, "2099-03-03T17:00:00+05:30", "2099-03-03T17:30:00+05:30", transparency="transparent")
+    gone = busy_event(s, gmail, "2099-03-03T17:00:00+05:30", "2099-03-03T17:30:00+05:30")
+    s.standin.admin("events/delete", {"email": gmail, "id": gone["id"]})
+    lead = s.add_lead(user, demo="2099-03-03T17:00:00+05:30")
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish_lead(lead["lead"], user)
+    o = wait_for(lambda: outcome(s, lead["lead"]), 20, what="outcome")
+    assert o[:2] == ("skipped", "conflict"), o
+    assert "2099-03-03T17:00:00+05:30 to 2099-03-03T17:15:00+05:30" in o[2], o
+    assert "2099-03-03T17:20:00+05:30 to 2099-03-03T17:30:00+05:30" in o[2], o
+    row = s.one("SELECT requested_start, requested_end, busy FROM calendar_booking_outcomes"
+                " WHERE lead_analytics_id = %s", lead["lead"])
+    assert row[0].isoformat() == "2099-03-03T11:30:00+00:00" and row[1].isoformat() == "2099-03-03T12:00:00+00:00"
+    assert row[2] == [{"start": "2099-03-03T17:00:00+05:30", "end": "2099-03-03T17:15:00+05:30"},
+                      {"start": "2099-03-03T17:20:00+05:30", "end": "2099-03-03T17:30:00+05:30"}]
+    assert meetings(s, lead["lead"]) == []
+    assert len(google_events(s, gmail)) == 4, "nothing was added to the rep's calendar"
+    jobs = wait_for(lambda: [j for j in mail_jobs(s) if j["kind"] == "conflict"], 20, what="conflict mail job")
+    assert len(jobs) == 1 and jobs[0]["lead_analytics_id"] == lead["lead"] and jobs[0]["user_id"] == user
+    assert jobs[0]["_key"] == "mail.lead.conflict" and jobs[0]["_id"] == f"lead:{lead['lead']}:conflict"
+    m = w.metrics()
+    assert m.get('scheduler_conflict_checks_total{result="busy"}') == 1
+    assert m.get('scheduler_leads_not_scheduled_total{reason="conflict"}') == 1
+    # Its redelivery records the same and the mailer drops the second job (same message_id).
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: w.metrics().get('scheduler_conflict_checks_total{result="busy"}') == 2, 20, what="second check")
+    assert meetings(s, lead["lead"]) == [] and outcome(s, lead["lead"])[:2] == ("skipped", "conflict")
+
+
+def test_conflict_policy_book_books_over_busy_time_and_says_so(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s, timezone="Asia/Kolkata")
+    busy_event(s, gmail, "2099-03-04T17:15:00+05:30", "2099-03-04T18:00:00+05:30")
+    lead = s.add_lead(user, demo="2099-03-04T17:00:00+05:30")
+    free = s.add_lead(user, demo="2099-03-04T19:00:00+05:30")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0", CONFLICT_POLICY="book")
+    s.publish_lead(lead["lead"], user)
+    s.publish_lead(free["lead"], user)
+    for one in (lead, free):
+        wait_for(lambda: meetings(s, one["lead"]), 20, what="meeting")
+    rows = {m: s.one("SELECT has_conflict, conflict_detail FROM calendar_meetings WHERE lead_analytics_id = %s", m)
+            for m in (lead["lead"], free["lead"])}
+    assert rows[lead["lead"]][0] is True
+    assert rows[lead["lead"]][1] == "2099-03-04T17:15:00+05:30 to 2099-03-04T17:30:00+05:30"
+    assert rows[free["lead"]] == (False, None), "a free slot says so"
+    assert outcome(s, lead["lead"])[:2] == ("scheduled", None)
+
+
+def test_a_calendar_google_cannot_report_on_is_booked_and_says_why(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    s.standin.admin("freebusy", {"calendar_errors": {gmail: "internalError"}})
+    old_grant = s.add_user()
+    old_mail = f"old-{old_grant[:8]}@example.com"
+    # Connected before the calendar.freebusy scope was asked for.
+    tokens = s.standin.connect(old_mail, scope="https://www.googleapis.com/auth/calendar.events"
+                                               " https://www.googleapis.com/auth/userinfo.email")
+    s.connect_calendar(old_grant, old_mail)
+    s.query("UPDATE users SET google_access_token = %s, google_refresh_token = %s WHERE id = %s",
+            seal(tokens["access_token"], old_grant), seal(tokens["refresh_token"], old_grant), old_grant)
+    leads = {user: s.add_lead(user), old_grant: s.add_lead(old_grant)}
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    for owner, lead in leads.items():
+        s.publish_lead(lead["lead"], owner)
+    for lead in leads.values():
+        wait_for(lambda: meetings(s, lead["lead"]), 20, what="meeting")
+    row = s.one("SELECT has_conflict, conflict_detail FROM calendar_meetings WHERE lead_analytics_id = %s",
+                leads[user]["lead"])
+    assert row == (None, "Google could not report the calendar's busy time (internalError)")
+    row = s.one("SELECT has_conflict, conflict_detail FROM calendar_meetings WHERE lead_analytics_id = %s",
+                leads[old_grant]["lead"])
+    assert row[0] is None and "reconnect Google Calendar" in row[1]
+    assert w.metrics().get('scheduler_conflict_checks_total{result="unchecked"}') == 2
+    assert "could not check the rep's calendar for conflicts" in w.logs()
+
+
+def test_free_busy_outage_is_retried_like_any_google_call(stack):
+    s = stack()
+    s.start_standin()
+    user, gmail = booked_user(s)
+    lead = s.add_lead(user)
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/freeBusy", "status": 503,
+                                          "count": 3}]})
+    w = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.publish_lead(lead["lead"], user)
+    wait_for(lambda: meetings(s, lead["lead"]), 40, what="meeting after the retry tier")
+    m = w.metrics()
+    assert m.get('google_quick_retries_total{op="freebusy.query"}') == 2
+    assert m.get('retries_total{queue="scheduler.retry.1"}') == 1
+    assert s.one("SELECT has_conflict FROM calendar_meetings WHERE lead_analytics_id = %s", lead["lead"]) == (False,)

@@ -68,6 +68,9 @@ def test_pages_and_files(stack):
     assert_error(gw.get("/static/index.html"), 404)
     assert_error(gw.get("/static/nope.js"), 404)
     assert_error(gw.get("/static/..%2fweb.c"), 404)
+    # A file's name matches as written: no encoded NUL ends it early, no trailing slash is forgiven.
+    assert_error(gw.get("/static/app.css%00.js"), 400, "invalid_request")
+    assert_error(gw.get("/static/app.css/"), 404, "not_found")
     assert_error(gw.call("POST", "/"), 405)
     head = gw.call("HEAD", "/static/app.css")
     assert head.status_code == 200 and not head.content

@@ -7,6 +7,11 @@ event at Google and one active row, every meeting has its owner's mail
 exactly once (or a dead letter with the reason), and the dead-letter queues
 hold only what the test put there. The counts are printed.
 
+A client reads the meetings API all along, as the frontend would (a 5 s
+timeout); the gateway's answers, and the longest stretch without one, are
+reported, and during the database outage that stretch must stay short: the
+gateway answers 503 with Retry-After at once while the database is down.
+
 Run with `tests/run fault` (or pytest -s to see the counts). FAULT_LEADS and
 FAULT_SECONDS scale it.
 """
@@ -24,14 +29,19 @@ import uuid
 
 import pytest
 
+import requests
+
 import harness
-from harness import Stack, wait_for
+from harness import Stack, jwt, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(harness.ROOT, "tests", "harness", "stack.py")
 LEADS = int(os.environ.get("FAULT_LEADS", "1000"))
 CHAOS_SECONDS = int(os.environ.get("FAULT_SECONDS", "75"))
 USERS = 5
+# The frontend's patience, and the longest a reader may go unanswered while only the database is down.
+CLIENT_TIMEOUT_S = 5
+OUTAGE_MAX_GAP_S = 2.0
 
 
 def stack_cmd(d, *args):
@@ -69,6 +79,7 @@ class Chaos(threading.Thread):
         self.rng = random.Random(seed)
         self.kills = collections.Counter()
         self.events = []
+        self.db_outage = None   # (stopped, started again), time.time()
         self.error = None
 
     def run(self):
@@ -96,11 +107,53 @@ class Chaos(threading.Thread):
                 db_done = True
                 self.events.append(f"{t:.0f}s: PostgreSQL stopped for 20 s")
                 stack_cmd(self.dir, "pg-stop")
+                stopped = time.time()
                 time.sleep(20)
                 stack_cmd(self.dir, "pg-start")
+                self.db_outage = (stopped, time.time())
             else:
                 self._restart(self.rng.choice(self.services))
             time.sleep(self.rng.uniform(1.5, 4.0))
+
+
+class Reader(threading.Thread):
+    """GET /api/calendar/meetings in a loop, as the frontend polls it, noting when each answer came and what it
+    was; a timeout or a refused connection is no answer."""
+
+    def __init__(self, url, user):
+        super().__init__(daemon=True)
+        self.url, self.user = url, user
+        self.answers = []   # (time.time() when answered, status)
+        self.no_answer = collections.Counter()
+        self.stop = threading.Event()
+
+    def run(self):
+        headers = {"Authorization": "Bearer " + jwt(self.user, exp_in=24 * 3600)}
+        while not self.stop.is_set():
+            try:
+                r = requests.get(self.url + "/api/calendar/meetings", headers=headers, timeout=CLIENT_TIMEOUT_S)
+                self.answers.append((time.time(), r.status_code))
+            except requests.RequestException as e:
+                self.no_answer[type(e).__name__] += 1
+                self.stop.wait(0.1)   # a gateway being restarted refuses at once: do not spin
+                continue
+            self.stop.wait(0.1)
+
+    def longest_gap(self, start, end):
+        """The longest time in [start, end] without an answer."""
+        times = [start] + [t for t, _ in self.answers if start < t < end] + [end]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def report(self, t0, outage):
+        statuses = collections.Counter(str(st) for _, st in self.answers)
+        out = {"answers": len(self.answers), "by_status": dict(statuses), "no_answer": dict(self.no_answer),
+               "longest_without_answer_s": round(self.longest_gap(t0, self.answers[-1][0]), 1)
+               if self.answers else None}
+        if outage is not None:
+            inside = [st for t, st in self.answers if outage[0] <= t <= outage[1]]
+            out["db_outage"] = {"answers": len(inside), "by_status": dict(collections.Counter(map(str, inside))),
+                                "longest_without_answer_s": round(self.longest_gap(*outage), 1)}
+        return out
 
 
 def test_nothing_lost_nothing_duplicated(fault_stack, tmp_path):
@@ -130,8 +183,9 @@ def _run(s, stack_dir, rng, seed):
     for n in range(LEADS):
         r = rng.random()
         uid, _ = users[n % USERS]
-        day = rng.randrange(2, 300)
-        demo = f"2099-{1 + day // 28:02d}-{1 + day % 28:02d}T{rng.randrange(8, 19):02d}:{rng.choice(['00', '30'])}:00+05:30"
+        # A slot of its own (22 half hours a day from 08:00), so no two leads of a user clash in the calendar.
+        day, slot = divmod(n, 22)
+        demo = f"2099-{1 + day // 28:02d}-{1 + day % 28:02d}T{8 + slot // 2:02d}:{slot % 2 * 30:02d}:00+05:30"
         if r < 0.03:
             lead = s.add_lead(uid, email=None)
             leads.append((lead["lead"], uid, False))
@@ -157,6 +211,8 @@ def _run(s, stack_dir, rng, seed):
     ]
     poison = [f"poison-{i}" for i in range(3)]
 
+    reader = Reader(services[3].health_url, users[0][0])
+    reader.start()
     chaos = Chaos(s, stack_dir, services, CHAOS_SECONDS, seed)
     chaos.start()
     t0 = time.time()
@@ -179,6 +235,8 @@ def _run(s, stack_dir, rng, seed):
                  what="poison published")
     published = time.time() - t0
     chaos.join()
+    reader.stop.set()
+    reader.join()
     assert chaos.error is None, chaos.error
     for svc in services:
         if svc.proc.poll() is not None:
@@ -265,6 +323,7 @@ def _run(s, stack_dir, rng, seed):
         "kills": dict(chaos.kills),
         "faults_injected": s.standin.admin("stats").get("faults_injected"),
         "chaos": chaos.events,
+        "gateway": reader.report(t0, chaos.db_outage),
         "published_in_s": round(published, 1),
         "settled_in_s": round(settled, 1),
     }
@@ -281,6 +340,10 @@ def _run(s, stack_dir, rng, seed):
     assert dead_mail_meetings == rejected_owner, "only the refused owner's mails are dead letters"
     assert set(dead_mail_reasons) <= {"smtp_rejected"}
     assert dead_sched_reasons == {"malformed": len(poison)}, dead_sched_reasons
+    assert chaos.db_outage is not None, "the chaos stopped the database"
+    gateway = report["gateway"]["db_outage"]
+    assert gateway["longest_without_answer_s"] <= OUTAGE_MAX_GAP_S, \
+        f"the gateway left readers unanswered during the database outage: {gateway}"
 
 
 def _settle(fn, seconds):

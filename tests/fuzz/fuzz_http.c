@@ -4,20 +4,29 @@
  * Cookie header and the JSON body of the meetings writes.
  *
  * Input: method selector byte, then NUL-separated path, query, cookie
- * header, body. Invariants: a matched route yields only non-empty
- * parameters; a body the checks accept has a UUID lead, an email without
- * line breaks or angle brackets and a name without control characters
- * (what reaches the scheduler's message and the mail).
+ * header, body; the same bytes after the selector are also a request head
+ * for the connection guard (httpconn.c). Invariants: a matched route yields
+ * only non-empty parameters; a body the checks accept has a UUID lead, an
+ * email without line breaks or angle brackets and a name without control
+ * characters (what reaches the scheduler's message and the mail); a head
+ * the guard accepts reaches evhttp with CRLF line ends and without
+ * Content-Length, Transfer-Encoding or Expect, and is accepted again as it
+ * is; a refused one says why.
  */
 #include "fuzz.h"
 
+#include <strings.h>
+
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "cfg.h"
 #include "gateway.h"
 #include "http.h"
+#include "httpconn.h"
 #include "ids.h"
+#include "xmalloc.h"
 
 static const unsigned fuzz_methods[] = {
 	EVHTTP_REQ_GET, EVHTTP_REQ_POST, EVHTTP_REQ_PUT, EVHTTP_REQ_DELETE, EVHTTP_REQ_PATCH, EVHTTP_REQ_OPTIONS,
@@ -89,6 +98,41 @@ static void fuzz_body(const char *text)
 	cJSON_Delete(body);
 }
 
+static void fuzz_head(const char *head, size_t len)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct http_head h, again;
+	size_t n;
+	char *text;
+
+	if (http_head_check(head, len, &h, out) < 0) {
+		if (h.status < 400 || h.status > 505 || h.code == NULL || h.message == NULL)
+			fuzz_fail("a refused head without a status, code and message");
+		if (evbuffer_get_length(out) != 0)
+			fuzz_fail("a refused head reached evhttp");
+		evbuffer_free(out);
+		return;
+	}
+	if (h.status != 0 || h.method == 0 || h.content_length < -1)
+		fuzz_fail("an accepted head with status %d, method %u, length %lld", h.status, h.method,
+			  h.content_length);
+	n = evbuffer_get_length(out);
+	text = xstrndup((const char *)evbuffer_pullup(out, -1), n);
+	if (n < 4 || strlen(text) != n || strcmp(text + n - 4, "\r\n\r\n") != 0)
+		fuzz_fail("an accepted head does not end in an empty line");
+	for (char *p = strchr(text, '\n'); p != NULL && p[1] != '\0'; p = strchr(p + 1, '\n')) {
+		if (p[-1] != '\r')
+			fuzz_fail("a line of the head evhttp gets ends without CR");
+		if (strncasecmp(p + 1, "content-length:", 15) == 0 || strncasecmp(p + 1, "transfer-encoding:", 18) == 0 ||
+		    strncasecmp(p + 1, "expect:", 7) == 0)
+			fuzz_fail("evhttp would see a framing header");
+	}
+	if (http_head_check(text, n, &again, NULL) < 0 || again.method != h.method || again.content_length != -1)
+		fuzz_fail("the head evhttp gets is not accepted again as it is");
+	free(text);
+	evbuffer_free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_fields f;
@@ -105,5 +149,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(value);
 	fuzz_body(f.v[3]);
 	fuzz_fields_free(&f);
+	fuzz_head((const char *)data + 1, size - 1);
 	return 0;
 }

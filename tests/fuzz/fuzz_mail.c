@@ -5,7 +5,8 @@
  * language model wrote down. Input: a kind selector byte, then
  * NUL-separated name, company, phone, status tag, reasoning (JSON or not),
  * summary, recording URL, call id, meeting title, description, attendee
- * name, attendee address, cancellation reason, zone. Invariants: the
+ * name, attendee address, cancellation reason, zone, busy spans (the
+ * conflict mail's JSON, and a meeting's conflict detail). Invariants: the
  * subject and the mailbox header are one line (or RFC 2047 folding); the
  * HTML carries only the templates' own tags; the iCalendar part parses with
  * libical as one event with at most one organizer and one attendee.
@@ -21,7 +22,7 @@
 #include "header.h"
 
 enum { F_NAME, F_COMPANY, F_PHONE, F_STATUS, F_REASONING, F_SUMMARY, F_RECORDING, F_CALL, F_TITLE, F_DESC,
-       F_ATTENDEE_NAME, F_ATTENDEE_EMAIL, F_REASON, F_ZONE, F_COUNT };
+       F_ATTENDEE_NAME, F_ATTENDEE_EMAIL, F_REASON, F_ZONE, F_BUSY, F_COUNT };
 
 static const char *const fuzz_tags[] = {
 	"a", "body", "br", "div", "h2", "h3", "head", "hr", "html", "li", "meta", "p", "s", "span", "strong",
@@ -73,7 +74,8 @@ static void fuzz_ics(const char *ics)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum content_kind kinds[] = { CONTENT_CREATED, CONTENT_RESCHEDULED, CONTENT_CANCELLED,
-						   CONTENT_REMINDER, CONTENT_DISCONNECTED };
+						   CONTENT_REMINDER, CONTENT_DISCONNECTED, CONTENT_CONFLICT };
+	static const size_t nkinds = sizeof(kinds) / sizeof(*kinds);
 	struct fuzz_fields f;
 	struct content_facts facts = { 0 };
 	struct content out;
@@ -83,8 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fuzz_fields_split(data + 1, size - 1, &f, F_COUNT);
 	attendee = header_address(f.v[F_ATTENDEE_EMAIL]);
-	facts.kind = kinds[data[0] % (sizeof(kinds) / sizeof(*kinds))];
-	facts.sequence = data[0] / 5;
+	facts.kind = kinds[data[0] % nkinds];
+	facts.sequence = data[0] / nkinds;
 	facts.now_s = 1767225600;
 	facts.owner_name = f.v[F_NAME];
 	facts.owner_email = "owner@example.com";
@@ -100,6 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.meet_link = "https://meet.google.com/abc-defg-hij",
 		.html_link = "https://www.google.com/calendar/event?eid=abc",
 		.cancellation_reason = f.v[F_REASON],
+		.check = (enum content_check)(data[0] / nkinds % 3),
+		.conflict_detail = f.v[F_BUSY],
 		.start_s = 1767258000,
 		.end_s = 1767259800,
 	};
@@ -109,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	facts.previous.end_s -= 86400;
 	facts.lead_id = "6f1c2a3e-0000-4000-8000-000000000002";
 	facts.lead_name = f.v[F_NAME];
+	facts.lead_email = f.v[F_ATTENDEE_EMAIL];
 	facts.lead_company = f.v[F_COMPANY];
 	facts.lead_phone = f.v[F_PHONE];
 	facts.lead_status = f.v[F_STATUS];
@@ -121,6 +126,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	facts.disconnected_at = 1767225000;
 	facts.user_zone = f.v[F_ZONE];
 	facts.reconnect_url = "https://app.example.com/integrations";
+	facts.requested_start_s = facts.meeting.start_s;
+	facts.requested_end_s = facts.meeting.end_s;
+	facts.busy_json = f.v[F_BUSY];
+	facts.busy_detail = f.v[F_BUSY];
 
 	if (content_build(&facts, &out, &error) < 0)
 		fuzz_fail("the templates failed: %s", error);
@@ -128,6 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_html_tags(out.html);
 	if (out.ics != NULL)
 		fuzz_ics(out.ics);
+	if ((out.ics == NULL) != (facts.kind == CONTENT_DISCONNECTED || facts.kind == CONTENT_CONFLICT))
+		fuzz_fail("a calendar part where there is no meeting, or none where there is");
 	content_release(&out);
 
 	mailbox = header_mailbox(f.v[F_ATTENDEE_NAME], attendee ? attendee : "lead@example.com");

@@ -69,10 +69,12 @@ static void fuzz_mail_job(const uint8_t *data, size_t size)
 	if (jobspec_parse(id, (const char *)data + strlen(id) + (strlen(id) < size), size - strlen(id) -
 			  (strlen(id) < size), &spec, &why) == 0) {
 		fuzz_lower_uuid("user_id", spec.user_id);
-		if (spec.kind != CONTENT_DISCONNECTED)
+		if (spec.kind == CONTENT_CONFLICT)
+			fuzz_lower_uuid("lead_analytics_id", spec.lead_id);
+		if (spec.kind != CONTENT_DISCONNECTED && spec.kind != CONTENT_CONFLICT)
 			fuzz_lower_uuid("meeting_id", spec.meeting_id);
 		else if (spec.meeting_id != NULL)
-			fuzz_fail("a disconnected mail kept a meeting");
+			fuzz_fail("a mail without a meeting kept one");
 		jobspec_release(&spec);
 	}
 	fuzz_fields_free(&f);

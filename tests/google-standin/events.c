@@ -4,8 +4,8 @@
  * conferences, and the read-only fields Google fills in on every write.
  * No HTTP here; calendar.c calls these and answers.
  *
- * Error messages are Google's where they are known (google-api-facts.md
- * §2-3); clients must branch on status and reason, never on the text.
+ * Error messages are Google's where they are known (docs/google.md,
+ * "Event ids" and "Calendar errors"); clients must branch on status and reason, never on the text.
  */
 #include "standin.h"
 

@@ -171,6 +171,8 @@ int main(int argc, char **argv)
 	store_init();
 	grants_init();
 	journal_init();
+	freebusy_init();
+	watch_init();
 	faults_clear();
 	admin_init(&config);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -187,6 +189,8 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	admin_free();
 	faults_free();
+	freebusy_free();
+	watch_free();
 	journal_free();
 	grants_free();
 	store_free();

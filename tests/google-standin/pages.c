@@ -1,6 +1,7 @@
 /*
  * pages: the HTML the authorization endpoint shows a browser: the consent
- * page and Google's "Access blocked" error page.
+ * page and Google's "Access blocked" error page; and the admin calendar
+ * view (GET /_standin/events with Accept: text/html).
  *
  * The consent form is what tests and the local stack's users drive: one
  * labelled email input, one checkbox per requested scope (checked; Google's
@@ -14,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "datetime.h"
+#include "tz.h"
 
 #include "xmalloc.h"
 
@@ -155,5 +160,162 @@ char *pages_error(const char *title, int code, const char *error, const char *de
 	pages_add(&b, line);
 	pages_add_escaped(&b, error);
 	pages_add(&b, "</strong></p>\n</main>\n</body>\n</html>\n");
+	return b.p;
+}
+
+/* One button: a form POSTing hidden fields to an admin knob, which redirects back here. */
+static void pages_button(struct pages_buf *b, const char *action, const char *label, const char *email, const char *id,
+                         const char *name1, const char *value1, const char *name2, const char *value2)
+{
+	pages_add(b, "<form method=\"post\" action=\"");
+	pages_add(b, action);
+	pages_add(b, "\">");
+	pages_hidden(b, "email", email);
+	pages_hidden(b, "id", id);
+	if (name1 != NULL)
+		pages_hidden(b, name1, value1);
+	if (name2 != NULL)
+		pages_hidden(b, name2, value2);
+	pages_add(b, "<button type=\"submit\">");
+	pages_add_escaped(b, label);
+	pages_add(b, "</button></form>\n");
+}
+
+static const char *pages_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int pages_by_start(const void *a, const void *b)
+{
+	const struct cal_event *x = *(struct cal_event *const *)a, *y = *(struct cal_event *const *)b;
+
+	if (x->start_s != y->start_s)
+		return x->start_s < y->start_s ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* "2030-06-01" and "09:00" of an instant in zone. */
+static void pages_local(const char *zone, int64_t epoch_s, char *day, char *hm)
+{
+	char buf[40];
+	int off = 0;
+
+	if (tz_offset_at_utc(zone, epoch_s, &off) < 0)
+		off = 0;
+	datetime_format(epoch_s, off, buf, sizeof(buf));
+	memcpy(day, buf, 10);
+	day[10] = '\0';
+	memcpy(hm, buf + 11, 5);
+	hm[5] = '\0';
+}
+
+static void pages_event(struct pages_buf *b, const struct cal_event *ev, const char *zone)
+{
+	const char *summary = pages_str(ev->res, "summary");
+	const char *status = pages_str(ev->res, "status");
+	bool cancelled = status != NULL && strcmp(status, "cancelled") == 0;
+	bool all_day =
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->res, "start"), "date") != NULL;
+	const char *email = ev->account->email;
+	const cJSON *att;
+	char day[16], from[8], to[8];
+
+	pages_add(b, cancelled ? "<li class=\"event cancelled\">" : "<li class=\"event\">");
+	pages_local(zone, ev->start_s, day, from);
+	pages_local(zone, ev->end_s, day, to);
+	pages_add(b, "<span class=\"time\">");
+	if (all_day) {
+		pages_add(b, "all day");
+	} else {
+		pages_add(b, from);
+		pages_add(b, "–");
+		pages_add(b, to);
+	}
+	pages_add(b, "</span> <b class=\"title\">");
+	pages_add_escaped(b, summary != NULL ? summary : "(No title)");
+	pages_add(b, "</b> <span class=\"status\">");
+	pages_add_escaped(b, status != NULL ? status : "confirmed");
+	pages_add(b, "</span> <code class=\"id\">");
+	pages_add_escaped(b, ev->id);
+	pages_add(b, "</code>\n<ul class=\"attendees\">\n");
+	cJSON_ArrayForEach(att, cJSON_GetObjectItemCaseSensitive(ev->res, "attendees")) {
+		const char *who = pages_str(att, "email");
+		const char *rs = pages_str(att, "responseStatus");
+
+		if (who == NULL)
+			continue;
+		pages_add(b, "<li class=\"attendee\"><span class=\"who\">");
+		pages_add_escaped(b, who);
+		pages_add(b, "</span>: <span class=\"answer\">");
+		pages_add_escaped(b, rs != NULL ? rs : "needsAction");
+		pages_add(b, "</span>\n");
+		if (!cancelled && strcasecmp(who, email) != 0) {
+			pages_button(b, "/_standin/events/respond", "Accept as attendee", email, ev->id, "attendee",
+			             who, "response", "accepted");
+			pages_button(b, "/_standin/events/respond", "Decline as attendee", email, ev->id, "attendee",
+			             who, "response", "declined");
+		}
+		pages_add(b, "</li>\n");
+	}
+	pages_add(b, "</ul>\n");
+	if (!cancelled) {
+		pages_button(b, "/_standin/events/move", all_day ? "+1 day" : "+1 hour", email, ev->id, "shift_s",
+		             all_day ? "86400" : "3600", NULL, NULL);
+		if (!all_day)
+			pages_button(b, "/_standin/events/move", "+1 day", email, ev->id, "shift_s", "86400", NULL,
+			             NULL);
+		pages_button(b, "/_standin/events/delete", "Delete", email, ev->id, NULL, NULL, NULL, NULL);
+	}
+	pages_add(b, "</li>\n");
+}
+
+char *pages_calendar(const struct account *const *accounts, size_t n)
+{
+	struct pages_buf b = {0};
+
+	pages_add(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	              "<title>google-standin: calendars</title>\n<style>body{font-family:sans-serif}"
+	              ".cancelled{color:#888;text-decoration:line-through}form{display:inline}"
+	              "li{margin:.2em 0}</style></head>\n<body>\n<h1>Calendars</h1>\n");
+	if (n == 0)
+		pages_add(&b, "<p>No accounts yet.</p>\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct account *a = accounts[i];
+		const char *zone = store_timezone(a);
+		struct cal_event **evs = xreallocarray(NULL, a->nevents + 1, sizeof(*evs));
+		char last[16] = "";
+
+		memcpy(evs, a->events, a->nevents * sizeof(*evs));
+		qsort(evs, a->nevents, sizeof(*evs), pages_by_start);
+		pages_add(&b, "<section class=\"account\"><h2>");
+		pages_add_escaped(&b, a->email);
+		pages_add(&b, " <small>(");
+		pages_add_escaped(&b, zone);
+		pages_add(&b, ")</small></h2>\n");
+		if (a->nevents == 0)
+			pages_add(&b, "<p>No events.</p>\n");
+		for (size_t k = 0; k < a->nevents; k++) {
+			char day[16], hm[8];
+
+			pages_local(zone, evs[k]->start_s, day, hm);
+			if (strcmp(day, last) != 0) {
+				if (last[0] != '\0')
+					pages_add(&b, "</ul>\n");
+				pages_add(&b, "<h3 class=\"day\">");
+				pages_add(&b, day);
+				pages_add(&b, "</h3>\n<ul class=\"events\">\n");
+				memcpy(last, day, sizeof(last));
+			}
+			pages_event(&b, evs[k], zone);
+		}
+		if (last[0] != '\0')
+			pages_add(&b, "</ul>\n");
+		pages_add(&b, "</section>\n");
+		free(evs);
+	}
+	pages_add(&b, "</body></html>\n");
 	return b.p;
 }

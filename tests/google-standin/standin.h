@@ -243,6 +243,8 @@ struct account {
 	struct cal_event **events; /* insertion order; owned by the store's map */
 	size_t nevents, capevents;
 	int64_t updated_ms;
+	uint64_t change_seq; /* rises on every change to one of its events (sync tokens) */
+	uint32_t sync_epoch; /* a new value invalidates every sync token issued before */
 };
 
 struct cal_event {
@@ -252,6 +254,7 @@ struct cal_event {
 	int64_t start_s, end_s; /* instants, for list filters and ordering */
 	int64_t updated_ms;
 	int sequence;
+	uint64_t change_seq; /* the account's change_seq at this event's last change */
 	cJSON *writes; /* admin view: one {op, send_updates, conference_data_version} per write */
 };
 
@@ -370,10 +373,45 @@ const struct access *oauth_authenticate(struct exchange *ex, const char *const *
 char *pages_consent(const struct authz *a, const char *scope, const char *email);
 /* Google's "Access blocked" page; the caller frees. */
 char *pages_error(const char *title, int code, const char *error, const char *detail);
+/* The admin calendar view of GET /_standin/events (Accept: text/html); the caller frees. */
+char *pages_calendar(const struct account *const *accounts, size_t n);
 
 /* calendar.c */
 
 bool calendar_route(struct exchange *ex);
+/*
+ * File a new event in acct's calendar as its owner would in Google's UI
+ * (the admin API's POST /_standin/events): body is an Event as for
+ * events.insert (id optional). NULL with *err when Google would refuse it.
+ */
+struct cal_event *calendar_ui_insert(struct account *acct, const cJSON *body, struct api_error *err);
+/*
+ * What the owner does in Google's UI and what an attendee answers (the admin
+ * API's knobs): each stamps the event (updated, etag), records op in its
+ * history, counts as a change for sync tokens and pushes to the calendar's
+ * channels. 0, or -1 with *err (a message for the admin answer).
+ */
+int calendar_ui_move(struct cal_event *ev, const cJSON *start, const cJSON *end, long shift_s, const char **err);
+int calendar_ui_delete(struct cal_event *ev, const char **err);
+int calendar_ui_respond(struct cal_event *ev, const char *attendee, const char *response, const char **err);
+/* Every sync token of acct answers 410 fullSyncRequired from now on. */
+void calendar_invalidate_sync_tokens(struct account *acct);
+
+/* watch.c */
+
+void watch_init(void);
+void watch_free(void);
+/* Stop and forget every channel, the push log and the knobs. */
+void watch_reset(void);
+/* POST calendars/{cal}/events/watch and POST channels/stop (calendar.c routes them). */
+void watch_events(struct exchange *ex, struct account *acct);
+void watch_stop(struct exchange *ex);
+/* Something in acct's calendar changed: an "exists" push to each live channel on it. */
+void watch_notify(struct account *acct);
+/* Admin: merge {drop_all, drop_next, max_ttl_s}; -1 with *err (static). */
+int watch_set_json(const cJSON *obj, const char **err);
+/* {settings, channels, pushes}; the caller deletes it. */
+cJSON *watch_to_json(void);
 
 /* events.c */
 
@@ -395,6 +433,19 @@ char *events_new_id(void);
  * and put the fields in Google's order; ev->res is replaced.
  */
 void events_stamp(struct cal_event *ev, int64_t now_ms);
+
+/* freebusy.c */
+
+void freebusy_init(void);
+void freebusy_free(void);
+/* Back to no per-calendar errors and the default largest window. */
+void freebusy_reset(void);
+/* POST /calendar/v3/freeBusy (calendar.c routes it). */
+void freebusy_query(struct exchange *ex);
+/* Admin: merge {calendar_errors, max_range_days}; on error *err (static) says why, -1 (nothing changes). */
+int freebusy_set_json(const cJSON *obj, const char **err);
+/* The settings; the caller deletes it. */
+cJSON *freebusy_to_json(void);
 
 /* admin.c */
 

@@ -99,6 +99,7 @@ struct account *store_account(const char *email)
 	a->id = store_user_id(a->email);
 	a->name = xstrndup(a->email, strcspn(a->email, "@"));
 	a->updated_ms = util_now_ms();
+	a->sync_epoch = randombytes_random();
 	map_set(store_accounts, a->email, a);
 	return a;
 }

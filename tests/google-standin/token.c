@@ -6,7 +6,7 @@
  *   POST /revoke      ends an account's grant to the client (also GET)
  *   GET  /tokeninfo   what an access token is (also POST)
  *
- * Errors are RFC 6749 bodies in Google's wording (google-api-facts.md §1):
+ * Errors are RFC 6749 bodies in Google's wording (docs/google.md, "Token endpoint errors"):
  * 400 invalid_grant for a bad, used or expired code, a PKCE mismatch or a
  * revoked refresh token; 401 invalid_client for a wrong secret. A reused
  * code is refused but the tokens it already gave stay valid (RFC 6749

@@ -9,7 +9,10 @@ headers. Recipients steer failures, so parallel tests never share state:
     reject+anything@host      answered 550 at RCPT, always
 
 --tls-cert/--tls-key offer STARTTLS (--require-tls makes it mandatory) and
---auth user:password requires AUTH PLAIN/LOGIN.
+--auth user:password requires AUTH PLAIN/LOGIN. Without --tls-cert (as
+stack.py starts it) there is no STARTTLS, so a mailer sending here needs
+SMTP_REQUIRE_TLS=off, which tests/e2e/harness.py and deploy/local/up set:
+the mailer's default refuses to send in clear text.
 """
 
 import argparse

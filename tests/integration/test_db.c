@@ -4,8 +4,8 @@
  * queries through four connections, server errors, statement timeouts,
  * reads batched into one pipeline (and what happens when one of them fails,
  * goes stale or loses its connection), backends killed under the pool, an
- * unreachable server that must not stall the loop, and shutdown with work
- * still queued.
+ * unreachable server that must not stall the loop, a fail_fast pool through
+ * an outage, and shutdown with work still queued.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +32,7 @@ struct outcome {
 	char sqlstate[6];
 	char error[256];
 	bool unique;
+	bool down;
 	int ntuples;
 	char *v[4];		/* row 0, columns 0-3; NULL for SQL NULL */
 };
@@ -57,6 +58,7 @@ static void on_result(const struct db_result *r, void *arg)
 	snprintf(o->sqlstate, sizeof(o->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
 	snprintf(o->error, sizeof(o->error), "%s", r->error ? r->error : "");
 	o->unique = db_is_unique_violation(r);
+	o->down = r->down;
 	o->ntuples = db_ntuples(r);
 	for (int i = 0; i < 4; i++) {
 		const char *v = db_value(r, 0, i);
@@ -335,9 +337,22 @@ static void test_statement_timeout(const char *url)
 	db_free(db);
 }
 
+/*
+ * Every backend of the pool terminated, one of them in the middle of a
+ * statement. What the pool promises: the statement in flight is
+ * DB_UNAVAILABLE at once, and no later statement is sent on a connection
+ * whose end the server has already announced. pg_terminate_backend() only
+ * signals, though: a backend that has not yet acted on it when the next
+ * statement arrives takes that statement with it, as any connection lost
+ * with a statement in flight does, and nothing on our side of the socket
+ * can know. So the test waits (its timeout argument) until the server has
+ * really closed them, which is the case the guarantee covers.
+ */
 static void test_terminated(struct db *db, const char *url)
 {
-	struct outcome sleeper = { 0 }, o = { 0 };
+	struct outcome sleeper = { 0 }, o = { 0 }, after[4] = { 0 };
+	const char *failed = "";
+	int ok = 0, done;
 	char *n;
 	long start;
 
@@ -346,9 +361,9 @@ static void test_terminated(struct db *db, const char *url)
 			      "AND state = 'active' AND query = 'SELECT pg_sleep(30)'", "1", 10000),
 	      "the long statement is running on the server");
 
-	n = admin(url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+	n = admin(url, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
 		       "WHERE datname = current_database() AND pid <> pg_backend_pid()");
-	CHECK(n != NULL && atoi(n) >= 1, "backends terminated (%s)", n ? n : "none");
+	CHECK(n != NULL && atoi(n) >= 4, "the pool's 4 backends (at least) terminated and gone (%s)", n ? n : "none");
 	free(n);
 	start = now_ms();
 	testenv_run_until(base, &sleeper.done, 10000);
@@ -357,8 +372,25 @@ static void test_terminated(struct db *db, const char *url)
 	CHECK(now_ms() - start < 5000, "at once, not at its end (%ld ms)", now_ms() - start);
 	CHECK_INT(sleeper.calls, 1, "its callback ran once");
 
-	run(db, &o, "SELECT count(*) FROM items", 0, NULL, 10000);
-	CHECK(o.status == DB_OK, "a later statement succeeds after reconnecting (%s)", o.error);
+	/* One statement per connection, so every closed connection would be offered one. */
+	for (int i = 0; i < 4; i++)
+		query(db, "SELECT count(*) FROM items", 0, NULL, on_result, &after[i]);
+	start = now_ms();
+	do {
+		event_base_loop(base, EVLOOP_ONCE);
+		done = 0;
+		for (int i = 0; i < 4; i++)
+			done += after[i].done;
+	} while (done < 4 && now_ms() - start < 15000);
+	for (int i = 0; i < 4; i++) {
+		ok += after[i].calls == 1 && after[i].status == DB_OK;
+		if (after[i].status != DB_OK)
+			failed = after[i].error;
+	}
+	CHECK_INT(ok, 4, "later statements all succeed after reconnecting, none lost to a closed connection (%s)",
+		  failed);
+	for (int i = 0; i < 4; i++)
+		outcome_reset(&after[i]);
 	CHECK(db_ready(db), "db_ready again");
 	start = now_ms();
 	for (;;) {
@@ -605,6 +637,78 @@ static void test_unreachable(void)
 	free(url);
 }
 
+/* Run the loop until db_down(db) is want, for ms at most; true if it did. */
+static bool wait_down(struct db *db, bool want, int ms)
+{
+	long start = now_ms();
+
+	while (db_down(db) != want && now_ms() - start < ms)
+		run_for(20);
+	return db_down(db) == want;
+}
+
+/*
+ * A fail_fast pool (the gateway's) does not make statements wait out the
+ * reconnect backoff while the database is known down: an unreachable server,
+ * then a real outage (the database refuses connections, its backends are
+ * terminated) and the recovery after it.
+ */
+static void test_fail_fast(void)
+{
+	char *dead = xasprintf("postgresql://postgres@127.0.0.1:%d/none", closed_port());
+	char *url = testenv_database("db_outage");
+	const char *admin_url = testenv_require("TEST_PG_URL");
+	struct db_opts opts = { .conninfo = dead, .pool_size = 2, .fail_fast = true };
+	struct outcome o = { 0 };
+	struct db *db = db_new(base, &opts);
+	long start, took;
+
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	took = now_ms() - start;
+	CHECK(o.done && o.status == DB_UNAVAILABLE && o.down,
+	      "a statement queued before the first attempt fails is DB_UNAVAILABLE, down (%s)", o.error);
+	CHECK(took < 1000, "when that attempt fails, not after queue_timeout_ms (%ld ms)", took);
+	CHECK(strstr(o.error, "refused") != NULL, "naming the connect error: %s", o.error);
+	CHECK(db_down(db) && !db_ready(db), "db_down, not db_ready");
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	CHECK(o.done && o.down && now_ms() - start < 100, "the next statement fails at once (%ld ms)",
+	      now_ms() - start);
+	CHECK(!o.inside_query, "still never from inside db_query()");
+	db_free(db);
+
+	opts.conninfo = url;
+	opts.application_name = "test_db_outage";
+	db = db_new(base, &opts);
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	CHECK(o.status == DB_OK && !o.down && !db_down(db), "the pool connects (%s)", o.error);
+	/* Both connections up first, so the outage ends each of them rather than one still starting. */
+	CHECK(admin_wait(admin_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_db_outage'",
+			 "2", 10000),
+	      "both connections are up");
+	free(admin(admin_url, "ALTER DATABASE t_db_outage ALLOW_CONNECTIONS false"));
+	free(admin(admin_url, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+			      " WHERE datname = 't_db_outage'"));
+	CHECK(wait_down(db, true, 5000), "the pool finds the database down");
+	start = now_ms();
+	run(db, &o, "SELECT 1", 0, NULL, 15000);
+	took = now_ms() - start;
+	CHECK(o.done && o.status == DB_UNAVAILABLE && o.down, "a statement in the outage is DB_UNAVAILABLE, down");
+	CHECK(took < 100, "at once (%ld ms)", took);
+	CHECK(strstr(o.error, "not currently accepting connections") != NULL, "saying why: %s", o.error);
+	CHECK(!db_ready(db), "db_ready is false");
+
+	free(admin(admin_url, "ALTER DATABASE t_db_outage ALLOW_CONNECTIONS true"));
+	CHECK(wait_down(db, false, 35000) && db_ready(db), "the pool reconnects when the database is back");
+	run(db, &o, "SELECT 1", 0, NULL, 5000);
+	CHECK(o.status == DB_OK && !o.down, "and statements run again (%s)", o.error);
+	outcome_reset(&o);
+	db_free(db);
+	free(url);
+	free(dead);
+}
+
 static void test_invalid_conninfo(void)
 {
 	struct db_opts opts = { .conninfo = "host=127.0.0.1 no_such_option=1" };
@@ -718,6 +822,7 @@ int main(void)
 	test_batched_reads(url);
 	test_terminated(db, url);
 	test_unreachable();
+	test_fail_fast();
 	test_invalid_conninfo();
 	test_free_with_queue(url);
 	test_reentry(url);

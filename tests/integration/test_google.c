@@ -4,6 +4,12 @@
  * calendar probe, event insert/get/patch/delete, and every outcome the
  * services branch on: duplicate ids, deleted events, expired and revoked
  * tokens, invalid_grant, and injected 500/503/429/403 rate limits.
+ *
+ * At the end, with everything freed, no copy of any secret that went through
+ * lib/google, lib/httpc or libcurl is left in the heap (tests/unit/heapscan.h):
+ * not the client secret, a code, the PKCE verifier, an access or a refresh
+ * token, whether it was in a form body, an Authorization header, an answer or
+ * its parsed JSON. The test wipes its own copies too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,7 @@
 
 #include "cfg.h"
 #include "google.h"
+#include "heapscan.h"
 #include "httpc.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +47,13 @@ static void on_result(const struct google_result *r, void *arg)
 {
 	struct call *c = arg;
 
+	const char *access = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, "access_token"));
+	const char *refresh = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, "refresh_token"));
+
+	if (access != NULL)
+		heapscan_note("an access token", access);
+	if (refresh != NULL)
+		heapscan_note("a refresh token", refresh);
 	c->outcome = r->outcome;
 	c->status = r->status;
 	c->reason = r->reason ? xstrdup(r->reason) : NULL;
@@ -50,7 +64,7 @@ static void on_result(const struct google_result *r, void *arg)
 static void call_reset(struct call *c)
 {
 	free(c->reason);
-	cJSON_Delete(c->json);
+	google_json_free(c->json);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -71,7 +85,8 @@ static size_t collect(char *d, size_t s, size_t n, void *arg)
 	char **buf = arg;
 	size_t old = *buf ? strlen(*buf) : 0;
 
-	*buf = xrealloc(*buf, old + s * n + 1);
+	/* The consent form's answer names the code. */
+	*buf = xrealloc_wiped(*buf, old, old + s * n + 1);
 	memcpy(*buf + old, d, s * n);
 	(*buf)[old + s * n] = '\0';
 	return s * n;
@@ -102,7 +117,7 @@ static long blocking_post(const char *url, const char *type, const char *body, c
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	free(hdr);
-	free(out);
+	xfree_secret(out);
 	return status;
 }
 
@@ -201,10 +216,14 @@ static char *consent(const char *email, const char *challenge)
 	CHECK_INT(st, 302, "the consent form redirects");
 	if (location != NULL && (p = strstr(location, "code=")) != NULL) {
 		size_t n = strcspn(p + 5, "&");
+		char *c = curl_easy_unescape(NULL, p + 5, (int)n, NULL);
 
-		code = curl_easy_unescape(NULL, p + 5, (int)n, NULL);
+		code = xstrdup(c);
+		xwipe(c, strlen(c));
+		curl_free(c);
+		heapscan_note("an authorization code", code);
 	}
-	free(location);
+	xfree_secret(location);
 	free(url);
 	free(body);
 	return code;
@@ -219,6 +238,7 @@ static void test_oauth_and_calendar(void)
 	char challenge[64], *code, *access, *refresh;
 	cJSON *ev;
 
+	heapscan_note("the PKCE verifier", verifier);
 	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
 	sodium_bin2base64(challenge, sizeof(challenge), digest, sizeof(digest), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	code = consent(email, challenge);
@@ -229,7 +249,7 @@ static void test_oauth_and_calendar(void)
 	CHECK_INT(c.outcome, GOOGLE_INVALID_GRANT, "a PKCE mismatch is invalid_grant");
 	call_reset(&c);
 
-	code = (free(code), consent(email, challenge));
+	code = (xfree_secret(code), consent(email, challenge));
 	google_exchange_code(g, code, verifier, on_result, &c);
 	wait_call(&c);
 	CHECK_INT(c.outcome, GOOGLE_OK, "the code exchange succeeds");
@@ -241,7 +261,7 @@ static void test_oauth_and_calendar(void)
 	wait_call(&c);
 	CHECK_INT(c.outcome, GOOGLE_INVALID_GRANT, "a reused code is invalid_grant");
 	call_reset(&c);
-	curl_free(code);
+	xfree_secret(code);
 
 	google_userinfo(g, access, on_result, &c);
 	wait_call(&c);
@@ -350,19 +370,39 @@ static void test_oauth_and_calendar(void)
 		call_reset(&c);
 		free(body);
 	}
-	free(access);
-	free(refresh);
+	xfree_secret(access);
+	xfree_secret(refresh);
+}
+
+/* A client secret of this run's own, long and random, so the heap scan can look for it. */
+static char *client_secret(void)
+{
+	unsigned char bin[24];
+	char hex[2 * sizeof(bin) + 1];
+	char *secret, *body;
+
+	randombytes_buf(bin, sizeof(bin));
+	sodium_bin2hex(hex, sizeof(hex), bin, sizeof(bin));
+	secret = xasprintf("standin-client-secret-%s", hex);
+	sodium_memzero(hex, sizeof(hex));
+	heapscan_note("the client secret", secret);
+	body = xasprintf("{\"client_secret\":\"%s\"}", secret);
+	admin("config", body);
+	xfree_secret(body);
+	return secret;
 }
 
 int main(void)
 {
 	const char *url = testenv_require("TEST_GOOGLE_URL");
+	const char *left;
 
 	log_init("test_google", LOG_WARN);
 	base = event_base_new();
 	http = httpc_new(base, 0);
+	admin("reset", "{}");
 	cfg.google_client_id = xstrdup("standin-client-id");
-	cfg.google_client_secret = xstrdup("standin-client-secret");
+	cfg.google_client_secret = client_secret();
 	cfg.google_redirect_uri = xstrdup("http://127.0.0.1:9/cb");
 	cfg.google_token_url = xasprintf("%s/token", url);
 	cfg.google_revoke_url = xasprintf("%s/revoke", url);
@@ -370,7 +410,6 @@ int main(void)
 	cfg.google_calendar_api_url = xasprintf("%s/calendar/v3", url);
 	g = google_new(http, &cfg);
 
-	admin("reset", "{}");
 	test_oauth_and_calendar();
 	admin("reset", "{}");
 
@@ -379,5 +418,11 @@ int main(void)
 	event_base_free(base);
 	cfg_free(&cfg);
 	metrics_shutdown();
+	if (heapscan_available()) {
+		left = heapscan_find();
+		CHECK(left == NULL, "no copy of a secret is left in the heap (left: %s)", left ? left : "none");
+	} else {
+		printf("# heap scan skipped under AddressSanitizer\n");
+	}
 	return tap_done();
 }

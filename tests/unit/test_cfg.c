@@ -19,7 +19,8 @@ static void clear_env(void)
 		"MAX_BODY_BYTES", "WEB_UI", "METRICS_ADDR", "SCHEDULE_DELAY_MS", "MEETING_DURATION_MINUTES",
 		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
 		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL", "TRANSCRIPT_URL", "PREFETCH",
-		"DATABASE_POOL_SIZE", "COMMAND_AMQP_USERS",
+		"DATABASE_POOL_SIZE", "CONFLICT_POLICY", "JWT_MAX_LIFETIME_SECONDS", "HTTP_MAX_CONNECTIONS",
+		"HTTP_HEADER_TIMEOUT", "COMMAND_AMQP_USERS",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
@@ -59,10 +60,14 @@ int main(void)
 	CHECK_INT(c.reminder_before_minutes, 60, "REMINDER_BEFORE_MINUTES default");
 	CHECK_INT(c.google_user_qps, 10, "GOOGLE_USER_QPS default");
 	CHECK_INT(c.max_body_bytes, 65536, "MAX_BODY_BYTES default");
+	CHECK_INT(c.http_max_connections, 1024, "HTTP_MAX_CONNECTIONS default");
+	CHECK_INT(c.http_header_timeout_s, 10, "HTTP_HEADER_TIMEOUT default");
 	CHECK_INT(c.database_pool_size, 0, "DATABASE_POOL_SIZE default: the service's own");
 	CHECK(c.meet_links, "MEET_LINKS default on");
+	CHECK(c.conflict_policy == CFG_CONFLICT_SKIP, "CONFLICT_POLICY default skip");
 	CHECK(!c.web_ui, "WEB_UI default off");
-	CHECK(!c.smtp_require_tls, "SMTP_REQUIRE_TLS default off");
+	CHECK(c.smtp_require_tls, "SMTP_REQUIRE_TLS default on: no mail in clear text unless a deployment says so");
+	CHECK_INT(c.jwt_max_lifetime_s, 86400, "JWT_MAX_LIFETIME_SECONDS default: 24 hours");
 	CHECK_STR(c.jwt_user_claim, "sub", "JWT_USER_CLAIM default");
 	CHECK_STR(c.jwt_cookie, "token", "JWT_COOKIE default");
 	CHECK(c.jwt_issuer == NULL && c.jwt_audience == NULL, "issuer and audience unchecked by default");
@@ -134,12 +139,16 @@ int main(void)
 	setenv("LOG_LEVEL", "loud", 1);
 	setenv("FRONTEND_URL", "not a url", 1);
 	setenv("DATABASE_POOL_SIZE", "0", 1);
+	setenv("CONFLICT_POLICY", "ask", 1);
+	setenv("HTTP_MAX_CONNECTIONS", "0", 1);
+	setenv("HTTP_HEADER_TIMEOUT", "10s", 1);
 	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "malformed values fail");
 	{
 		static const char *const named[] = {
 			"AMQP_URL:", "SCHEDULE_DELAY_MS:", "MEETING_DURATION_MINUTES:", "DEFAULT_TIMEZONE:",
 			"MEET_LINKS:", "LISTEN_ADDR:", "TOKEN_ENCRYPTION_KEY:", "JWT_SECRET:", "SMTP_URL:",
-			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:",
+			"MAIL_FROM:", "LOG_LEVEL:", "FRONTEND_URL:", "DATABASE_POOL_SIZE:", "CONFLICT_POLICY:",
+			"HTTP_MAX_CONNECTIONS:", "HTTP_HEADER_TIMEOUT:",
 		};
 
 		for (size_t i = 0; i < sizeof(named) / sizeof(*named); i++)
@@ -147,6 +156,19 @@ int main(void)
 	}
 	CHECK(err && strstr(err, "c2hvcnQ=") == NULL, "the key itself is never echoed");
 	free(err);
+	cfg_free(&c);
+
+	/* The gateway's metrics stay off its public listener. */
+	clear_env();
+	set_valid_all();
+	setenv("METRICS_ADDR", "127.0.0.1:8080", 1);
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), -1, "METRICS_ADDR equal to LISTEN_ADDR fails");
+	CHECK(err && strstr(err, "METRICS_ADDR:") != NULL, "and names METRICS_ADDR");
+	free(err);
+	cfg_free(&c);
+	unsetenv("METRICS_ADDR");
+	CHECK_INT(cfg_load(&c, CFG_GATEWAY, "127.0.0.1:9103", &err), 0, "the gateway loads");
+	CHECK_STR(c.metrics_addr, "127.0.0.1:9103", "the gateway's METRICS_ADDR default");
 	cfg_free(&c);
 
 	clear_env();
@@ -165,6 +187,53 @@ int main(void)
 	CHECK_STR(c.default_timezone, "Asia/Kolkata", "zone override");
 	CHECK(!c.meet_links, "boolean override");
 	CHECK_INT(c.database_pool_size, 3, "DATABASE_POOL_SIZE override");
+	cfg_free(&c);
+	CHECK_INT(cfg_load(&c, CFG_SMTP, "127.0.0.1:9102", &err), 0, "the mailer's group loads on its own");
+	CHECK_STR(c.default_timezone, "Asia/Kolkata", "and reads DEFAULT_TIMEZONE: conflict mails show times in it");
+	cfg_free(&c);
+
+	/* JWT_SECRET: 32 bytes at least, the refusal names the variable and never shows the value. */
+	clear_env();
+	set_valid_all();
+	setenv("JWT_SECRET", "0123456789abcdef0123456789abcde", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "a JWT_SECRET of 31 bytes is refused");
+	CHECK(err && strstr(err, "JWT_SECRET: must be at least 32 bytes, not 31") != NULL, "names JWT_SECRET: %s",
+	      err ? err : "");
+	CHECK(err && strstr(err, "0123456789abcdef0123456789abcde") == NULL, "and does not echo it");
+	free(err);
+	cfg_free(&c);
+	setenv("JWT_SECRET", "sixteen-chars-ok", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "16 characters, enough before, are refused");
+	free(err);
+	cfg_free(&c);
+	setenv("JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "32 bytes are accepted");
+	cfg_free(&c);
+
+	/* JWT_MAX_LIFETIME_SECONDS: a whole number from a minute to 30 days. */
+	setenv("JWT_MAX_LIFETIME_SECONDS", "3600", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "JWT_MAX_LIFETIME_SECONDS loads");
+	CHECK_INT(c.jwt_max_lifetime_s, 3600, "JWT_MAX_LIFETIME_SECONDS override");
+	cfg_free(&c);
+	{
+		static const char *const bad[] = { "0", "59", "2592001", "1e308", "24h", "-1" };
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+			setenv("JWT_MAX_LIFETIME_SECONDS", bad[i], 1);
+			CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "JWT_MAX_LIFETIME_SECONDS=%s refused",
+				  bad[i]);
+			CHECK(err && strstr(err, "JWT_MAX_LIFETIME_SECONDS:") != NULL, "and named");
+			free(err);
+			cfg_free(&c);
+		}
+	}
+
+	/* SMTP_REQUIRE_TLS is on unless turned off. */
+	clear_env();
+	set_valid_all();
+	setenv("SMTP_REQUIRE_TLS", "off", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "SMTP_REQUIRE_TLS=off loads");
+	CHECK(!c.smtp_require_tls, "and turns the requirement off");
 	cfg_free(&c);
 
 	{

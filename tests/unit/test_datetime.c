@@ -20,7 +20,7 @@ struct valid_case {
 };
 
 static const struct valid_case valid[] = {
-	/* The plan's own example and its siblings. */
+	/* The example of docs/booking.md, "The demo time", and its siblings. */
 	{ "2025-09-18T17:00:00+05:30", 1758195000, 19800, 0 },
 	{ "2025-09-18T11:30:00Z", 1758195000, 0, 0 },
 	{ "2025-09-18T11:30:00z", 1758195000, 0, 0 },

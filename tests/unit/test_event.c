@@ -1,6 +1,6 @@
 /*
- * Unit tests of the scheduler's event module: the plan's title format and
- * description template, event ids Google accepts, and the event body.
+ * Unit tests of the scheduler's event module: the title format and
+ * description template of docs/booking.md, event ids Google accepts, and the event body.
  */
 #include <stdlib.h>
 #include <string.h>

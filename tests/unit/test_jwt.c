@@ -196,7 +196,7 @@ static void test_times(void)
 	char p[200];
 
 	expect_payload("{\"sub\":\"u\"}", "the token has no exp claim", "exp is required");
-	expect_payload("{\"sub\":\"u\",\"exp\":\"1800000000\"}", "the token's exp claim is not a number",
+	expect_payload("{\"sub\":\"u\",\"exp\":\"1700003600\"}", "the token's exp claim is not a number",
 		       "exp as a string");
 	expect_payload("{\"sub\":\"u\",\"exp\":null}", "the token's exp claim is not a number", "exp null");
 	snprintf(p, sizeof(p), "{\"sub\":\"u\",\"exp\":%d}", NOW - 61);
@@ -219,6 +219,66 @@ static void test_times(void)
 	expect_payload(p, "the token's iat claim is not a number", "iat malformed");
 }
 
+/* The lifetime bound: exp - iat, and for any token how far exp lies beyond now (JWT_MAX_LIFETIME_SECONDS). */
+static void test_lifetime(void)
+{
+	struct jwt_policy p = policy;
+	char pl[300], *tok, *got;
+	static const struct {
+		const char *payload;
+		const char *want;
+		const char *what;
+	} cases[] = {
+		{ "{\"sub\":\"u\",\"exp\":1e308}", "the token's lifetime is longer than allowed",
+		  "an exp of 1e308 without iat" },
+		{ "{\"sub\":\"u\",\"exp\":1e308,\"iat\":1700000000}", "the token's lifetime is longer than allowed",
+		  "an exp of 1e308 with iat" },
+		{ "{\"sub\":\"u\",\"exp\":1e308,\"iat\":-1e308}", "the token's lifetime is longer than allowed",
+		  "a lifetime too large for a double" },
+		{ "{\"sub\":\"u\",\"exp\":4102444800}", "the token's lifetime is longer than allowed",
+		  "exp in 2100 without iat" },
+		{ "{\"sub\":\"u\",\"exp\":1700086400,\"iat\":1700000000}", "ok:u", "exactly 24 hours" },
+		{ "{\"sub\":\"u\",\"exp\":1700086401,\"iat\":1700000000}", "the token's lifetime is longer than allowed",
+		  "a second over 24 hours" },
+		{ "{\"sub\":\"u\",\"exp\":1700043200,\"iat\":1699913600}", "the token's lifetime is longer than allowed",
+		  "36 hours, though only 12 of them are left" },
+		{ "{\"sub\":\"u\",\"exp\":1700086460}", "ok:u", "no iat: exp 24 hours and the skew from now" },
+		{ "{\"sub\":\"u\",\"exp\":1700086461}", "the token's lifetime is longer than allowed",
+		  "no iat: a second beyond that" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		expect_payload(cases[i].payload, cases[i].want, cases[i].what);
+
+	/* A policy's own bound (JWT_MAX_LIFETIME_SECONDS) replaces the default. */
+	p.max_lifetime_s = 3600;
+	snprintf(pl, sizeof(pl), "{\"sub\":\"u\",\"exp\":%d,\"iat\":%d}", NOW + 3600, NOW);
+	tok = token(pl);
+	got = verdict_with(&p, tok);
+	CHECK_STR(got, "ok:u", "a configured bound: an hour's token passes an hour's bound");
+	free(got);
+	free(tok);
+	snprintf(pl, sizeof(pl), "{\"sub\":\"u\",\"exp\":%d,\"iat\":%d}", NOW + 3601, NOW);
+	tok = token(pl);
+	got = verdict_with(&p, tok);
+	CHECK_STR(got, "the token's lifetime is longer than allowed", "and a second more does not");
+	free(got);
+	free(tok);
+	snprintf(pl, sizeof(pl), "{\"sub\":\"u\",\"exp\":%d}", NOW + 7200);
+	tok = token(pl);
+	got = verdict_with(&p, tok);
+	CHECK_STR(got, "the token's lifetime is longer than allowed", "nor two hours ahead without iat");
+	free(got);
+	free(tok);
+	p.max_lifetime_s = 7 * 86400;
+	snprintf(pl, sizeof(pl), "{\"sub\":\"u\",\"exp\":%d,\"iat\":%d}", NOW + 6 * 86400, NOW);
+	tok = token(pl);
+	got = verdict_with(&p, tok);
+	CHECK_STR(got, "ok:u", "a longer configured bound lets a six-day token through");
+	free(got);
+	free(tok);
+}
+
 static void test_issuer_audience(void)
 {
 	struct jwt_policy p = policy;
@@ -228,19 +288,19 @@ static void test_issuer_audience(void)
 		const char *want;
 		const char *what;
 	} cases[] = {
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"platform\",\"aud\":\"calendar\"}", "ok:u",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"platform\",\"aud\":\"calendar\"}", "ok:u",
 		  "both match" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"platform\",\"aud\":[\"x\",\"calendar\"]}", "ok:u",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"platform\",\"aud\":[\"x\",\"calendar\"]}", "ok:u",
 		  "aud in a list" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"aud\":\"calendar\"}", "the token's issuer is not accepted",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"aud\":\"calendar\"}", "the token's issuer is not accepted",
 		  "iss missing" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"other\",\"aud\":\"calendar\"}",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"other\",\"aud\":\"calendar\"}",
 		  "the token's issuer is not accepted", "iss wrong" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"platform\"}", "the token is not meant for this service",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"platform\"}", "the token is not meant for this service",
 		  "aud missing" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"platform\",\"aud\":[\"x\"]}",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"platform\",\"aud\":[\"x\"]}",
 		  "the token is not meant for this service", "aud list without us" },
-		{ "{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"platform\",\"aud\":7}",
+		{ "{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"platform\",\"aud\":7}",
 		  "the token is not meant for this service", "aud not a string" },
 	};
 
@@ -253,7 +313,7 @@ static void test_issuer_audience(void)
 		free(got);
 		free(tok);
 	}
-	expect_payload("{\"sub\":\"u\",\"exp\":1800000000,\"iss\":\"anyone\",\"aud\":\"any\"}", "ok:u",
+	expect_payload("{\"sub\":\"u\",\"exp\":1700003600,\"iss\":\"anyone\",\"aud\":\"any\"}", "ok:u",
 		       "iss and aud are not checked unless configured");
 }
 
@@ -262,18 +322,18 @@ static void test_user_claim(void)
 	struct jwt_policy p = policy;
 	char *tok, *got;
 
-	expect_payload("{\"exp\":1800000000}", "the token names no user", "no sub");
-	expect_payload("{\"sub\":42,\"exp\":1800000000}", "the token names no user", "numeric sub");
-	expect_payload("{\"sub\":\"\",\"exp\":1800000000}", "the token names no user", "empty sub");
-	expect_payload("{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1800000000}", "the token is malformed",
+	expect_payload("{\"exp\":1700003600}", "the token names no user", "no sub");
+	expect_payload("{\"sub\":42,\"exp\":1700003600}", "the token names no user", "numeric sub");
+	expect_payload("{\"sub\":\"\",\"exp\":1700003600}", "the token names no user", "empty sub");
+	expect_payload("{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1700003600}", "the token is malformed",
 		       "a repeated claim is refused");
 	p.user_claim = "user_id";
-	tok = token("{\"sub\":\"x\",\"user_id\":\"" USER "\",\"exp\":1800000000}");
+	tok = token("{\"sub\":\"x\",\"user_id\":\"" USER "\",\"exp\":1700003600}");
 	got = verdict_with(&p, tok);
 	CHECK_STR(got, "ok:" USER, "a configured user claim is used instead of sub");
 	free(got);
 	free(tok);
-	tok = token("{\"sub\":\"x\",\"exp\":1800000000}");
+	tok = token("{\"sub\":\"x\",\"exp\":1700003600}");
 	got = verdict_with(&p, tok);
 	CHECK_STR(got, "the token names no user", "and required");
 	free(got);
@@ -282,7 +342,7 @@ static void test_user_claim(void)
 
 static void test_malformed(void)
 {
-	char *good = token("{\"sub\":\"u\",\"exp\":1800000000}");
+	char *good = token("{\"sub\":\"u\",\"exp\":1700003600}");
 	char *tok;
 	char *user = (char *)"sentinel";
 	const char *why = NULL;
@@ -299,16 +359,16 @@ static void test_malformed(void)
 	tok = token_with("{\"alg\":\"HS256\"}", "[\"sub\",\"u\"]", SECRET);
 	expect(tok, "the token is malformed", "a payload that is not an object");
 	free(tok);
-	tok = token_with("{\"alg\":\"HS256\"}", "{\"sub\":\"u\",\"exp\":1800000000} x", SECRET);
+	tok = token_with("{\"alg\":\"HS256\"}", "{\"sub\":\"u\",\"exp\":1700003600} x", SECRET);
 	expect(tok, "the token is malformed", "garbage after the payload");
 	free(tok);
-	tok = token_with("{\"alg\":\"HS256\"}", "{\"sub\":\"u\",\"exp\":1800000000", SECRET);
+	tok = token_with("{\"alg\":\"HS256\"}", "{\"sub\":\"u\",\"exp\":1700003600", SECRET);
 	expect(tok, "the token is malformed", "truncated JSON");
 	free(tok);
-	tok = token_with("{\"alg\":\"HS256\",\"alg\":\"none\"}", "{\"sub\":\"u\",\"exp\":1800000000}", SECRET);
+	tok = token_with("{\"alg\":\"HS256\",\"alg\":\"none\"}", "{\"sub\":\"u\",\"exp\":1700003600}", SECRET);
 	expect(tok, "the token is malformed", "a repeated header member");
 	free(tok);
-	tok = token_with("not json", "{\"sub\":\"u\",\"exp\":1800000000}", SECRET);
+	tok = token_with("not json", "{\"sub\":\"u\",\"exp\":1700003600}", SECRET);
 	expect(tok, "the token is malformed", "a header that is not JSON");
 	free(tok);
 
@@ -376,6 +436,7 @@ int main(void)
 	test_algorithms();
 	test_signature();
 	test_times();
+	test_lifetime();
 	test_issuer_audience();
 	test_user_claim();
 	test_malformed();

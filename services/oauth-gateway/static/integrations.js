@@ -1,5 +1,6 @@
 // The integrations page (index.html): the Google Calendar connection and the
-// upcoming meetings, as the plan's Integrations.tsx describes them.
+// upcoming meetings, as Integrations.tsx of the original plan has them
+// (docs/architecture.md, "The original plan").
 //
 // "Connect Google Calendar" is a plain navigation to the gateway's /auth,
 // which answers with a redirect to Google's consent page (the browser sends
@@ -125,8 +126,12 @@ async function disconnect() {
   $("disconnect").disabled = true;
   $("status").textContent = "Disconnecting…";
   try {
-    await api("POST", "/api/integrations/google/disconnect");
-    say($("banner"), "ok", "Google Calendar is disconnected. Connect it again at any time.");
+    const { data } = await api("POST", "/api/integrations/google/disconnect");
+    if (data && data.revoked === false) {
+      say($("banner"), "error", data.message);
+    } else {
+      say($("banner"), "ok", "Google Calendar is disconnected. Connect it again at any time.");
+    }
   } catch (err) {
     say($("calendar-error"), "error", explain(err, "disconnect Google Calendar"));
   }

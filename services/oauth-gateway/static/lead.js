@@ -1,4 +1,5 @@
-// A lead's page (lead.html), the plan's LeadDetailModal.tsx: the demo's time
+// A lead's page (lead.html), LeadDetailModal.tsx of the original plan
+// (docs/architecture.md, "The original plan"): the demo's time
 // and status, or why none was booked, with Reschedule and Cancel.
 //
 // The page is /leads/<leadAnalyticsId>; everything on it comes from

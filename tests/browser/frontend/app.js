@@ -1,5 +1,5 @@
-// The frontend's part of the Google Calendar connect flow (DESIGN.md, "HTTP
-// API of the oauth-gateway"), as small as it can be: the platform's JWT is
+// The frontend's part of the Google Calendar connect flow (docs/architecture.md,
+// "HTTP API"), as small as it can be: the platform's JWT is
 // in localStorage; the page asks the gateway for the authorization URL with
 // it (Accept: application/json), sends the browser there, and after
 // Google's consent the gateway's callback brings it back here with

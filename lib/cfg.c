@@ -328,6 +328,60 @@ static void cfg_load_dev_user(struct config *c, struct cfg_errors *e)
 	c->web_ui_dev_user = v;
 }
 
+/* COMMAND_AMQP_USERS: a list of broker user names, none empty, none with a control character. */
+static void cfg_load_command_users(struct config *c, struct cfg_errors *e)
+{
+	char *v = cfg_get("COMMAND_AMQP_USERS");
+
+	if (v == NULL)
+		return;
+	for (const char *p = v;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		size_t start = strspn(p, " ");
+		bool bad = false;
+
+		while (len > start && p[len - 1] == ' ')
+			len--;
+		for (size_t i = start; i < len; i++)
+			bad |= (unsigned char)p[i] < 0x20 || p[i] == 0x7f;
+		if (len <= start || bad) {
+			cfg_error(e, "COMMAND_AMQP_USERS",
+				  "must be broker user names separated by commas (e.g. gcal-gateway), not '%s'", v);
+			free(v);
+			return;
+		}
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	c->command_amqp_users = v;
+}
+
+bool cfg_list_has(const char *list, const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	if (list == NULL || n == 0)
+		return false;
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == n && memcmp(p, name, n) == 0)
+			return true;
+		if (comma == NULL)
+			return false;
+		p = comma + 1;
+	}
+}
+
 /* CONFLICT_POLICY: what an automatic booking does when the rep is busy then (docs/booking.md, "Conflicts"). */
 static void cfg_load_conflict_policy(struct config *c, struct cfg_errors *e)
 {
@@ -398,6 +452,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->reminder_before_minutes = cfg_long(&e, "REMINDER_BEFORE_MINUTES", 60, 0, 7 * 24 * 60);
 		c->meet_links = cfg_bool(&e, "MEET_LINKS", true);
 		cfg_load_conflict_policy(c, &e);
+		cfg_load_command_users(c, &e);
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);
@@ -453,7 +508,7 @@ void cfg_free(struct config *c)
 		&c->google_userinfo_url, &c->google_calendar_api_url, &c->token_encryption_key, &c->jwt_secret,
 		&c->jwt_user_claim, &c->jwt_cookie, &c->jwt_issuer, &c->jwt_audience, &c->listen_addr,
 		&c->frontend_url, &c->web_ui_dev_user, &c->metrics_addr, &c->default_timezone, &c->smtp_url,
-		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url,
+		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url, &c->command_amqp_users,
 	};
 
 	/* Secrets among them (client secret, keys, passwords, URLs with passwords): all are wiped. */

@@ -26,7 +26,8 @@ enum cfg_group {
 	CFG_GATEWAY = 1 << 6,		/* LISTEN_ADDR, METRICS_ADDR, FRONTEND_URL, MAX_BODY_BYTES, HTTP_MAX_CONNECTIONS,
 					 * HTTP_HEADER_TIMEOUT, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
-	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL */
+	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL,
+					 * COMMAND_AMQP_USERS */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
 					 * DEFAULT_TIMEZONE, FRONTEND_URL (optional here: the reconnect link) */
 };
@@ -81,6 +82,12 @@ struct config {
 	long reminder_before_minutes;
 	bool meet_links;
 	char *transcript_url;	/* "https://app/calls/{call_id}"; NULL: no link */
+	/*
+	 * Broker users whose meeting commands the scheduler takes, comma-separated
+	 * ("gcal-gateway" or "gcal-gateway,gcal-ops"); NULL: none besides the
+	 * scheduler's own AMQP user.
+	 */
+	char *command_amqp_users;
 	enum cfg_conflict_policy conflict_policy;
 
 	char *smtp_url;
@@ -102,6 +109,12 @@ void cfg_load_or_exit(struct config *cfg, unsigned groups, const char *default_m
 
 /* Release the strings; the struct itself belongs to the caller. */
 void cfg_free(struct config *cfg);
+
+/*
+ * Whether name is one of the comma-separated names of list (spaces around
+ * each name are ignored; a NULL list names nobody).
+ */
+bool cfg_list_has(const char *list, const char *name);
 
 /*
  * Split "host:port" ("[::1]:8080" for IPv6). host is a fresh string the caller

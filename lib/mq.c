@@ -371,6 +371,7 @@ static struct mq_delivery *mq_delivery_from_amqp(struct mq *mq, const amqp_basic
 	d->msg.correlation_id = amqptext_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
 	d->msg.reply_to = amqptext_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
 	d->msg.type = amqptext_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
+	d->msg.user_id = amqptext_prop(p, AMQP_BASIC_USER_ID_FLAG, p->user_id);
 	d->msg.timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : 0;
 	d->msg.transient = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == AMQP_DELIVERY_NONPERSISTENT;
 	if ((p->_flags & AMQP_BASIC_HEADERS_FLAG) && p->headers.num_entries > 0) {
@@ -790,6 +791,11 @@ bool mq_ready(const struct mq *mq)
 	return mq != NULL && mq->state == MQ_READY;
 }
 
+const char *mq_user(const struct mq *mq)
+{
+	return mq->info.user;
+}
+
 /* Synchronous calls belong in on_connect; outside it they would block the loop on a round trip. */
 static bool mq_in_on_connect(struct mq *mq, const char *what)
 {
@@ -981,6 +987,12 @@ int mq_publish(struct mq *mq, const struct mq_message *msg, mq_confirm_cb confir
 	MQ_SET_PROP(reply_to, AMQP_BASIC_REPLY_TO_FLAG)
 	MQ_SET_PROP(type, AMQP_BASIC_TYPE_FLAG)
 #undef MQ_SET_PROP
+	/*
+	 * Whatever msg says: RabbitMQ accepts no other user-id from this login. So a retry or dead-letter
+	 * copy of a delivery names us, not its original's publisher (retry.c keeps that in x-dead-publisher).
+	 */
+	props._flags |= AMQP_BASIC_USER_ID_FLAG;
+	props.user_id = amqp_cstring_bytes(mq->info.user);
 	if (msg->timestamp != 0) {
 		props._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
 		props.timestamp = (uint64_t)msg->timestamp;
@@ -1093,6 +1105,7 @@ struct mq_delivery *mq_delivery_dup(const struct mq_delivery *delivery)
 	d->msg.correlation_id = mq_strdup_or_null(m->correlation_id);
 	d->msg.reply_to = mq_strdup_or_null(m->reply_to);
 	d->msg.type = mq_strdup_or_null(m->type);
+	d->msg.user_id = mq_strdup_or_null(m->user_id);
 	d->msg.headers = NULL;
 	if (m->nheaders > 0) {
 		struct mq_header *h = xcalloc(m->nheaders, sizeof(*h));
@@ -1126,6 +1139,7 @@ void mq_delivery_free(struct mq_delivery *delivery)
 	free((void *)m->correlation_id);
 	free((void *)m->reply_to);
 	free((void *)m->type);
+	free((void *)m->user_id);
 	free(delivery);
 }
 

@@ -57,6 +57,14 @@ struct mq_message {
 	const char *correlation_id;
 	const char *reply_to;
 	const char *type;
+	/*
+	 * The user-id property. On a delivery: the broker user that published
+	 * it (RabbitMQ refuses a publish whose user-id is not the publishing
+	 * connection's login, so it cannot be forged by another broker user),
+	 * or NULL when the publisher left it out. Ignored by mq_publish(), which
+	 * always sets it to this connection's own user.
+	 */
+	const char *user_id;
 	int64_t timestamp;		/* seconds since the epoch; 0 when absent */
 	const struct mq_header *headers;
 	size_t nheaders;
@@ -123,6 +131,9 @@ void mq_free(struct mq *mq);
 /* Connected and on_connect succeeded. */
 bool mq_ready(const struct mq *mq);
 
+/* The broker user this connection logs in as (from the URL; "guest" when it names none). Owned by mq. */
+const char *mq_user(const struct mq *mq);
+
 /* Topology (only inside on_connect). All durable; 0 or -1. */
 enum mq_arg_type {
 	MQ_ARG_STRING,
@@ -162,9 +173,13 @@ int mq_consume(struct mq *mq, const char *queue, uint16_t prefetch, bool no_ack,
 void mq_stop_consuming(struct mq *mq);
 
 /*
- * Publish on this connection's channel. Copies the message. Returns 0 and
- * later calls confirm (may be NULL) exactly once, or -1 when not connected
- * or the write failed (confirm is then not called).
+ * Publish on this connection's channel. Copies the message. The user-id
+ * property is always this connection's user (mq_user()): a consumer can
+ * tell which service sent a message, and the broker vouches for it.
+ * Returns 0 and later calls confirm (may be NULL) exactly once, or -1 when
+ * not connected or the write failed (confirm is then not called). A
+ * publish the broker refuses (no write permission on the exchange) closes
+ * the channel: it is reported MQ_CONFIRM_LOST and the connection restarts.
  */
 int mq_publish(struct mq *mq, const struct mq_message *msg, mq_confirm_cb confirm, void *arg);
 

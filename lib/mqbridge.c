@@ -27,7 +27,7 @@ enum mqbridge_item_kind {
 struct mqbridge_msg {
 	struct mq_message msg;
 	struct mq_header *headers;
-	char *strings[7];
+	char *strings[8];
 };
 
 struct mqbridge_item {
@@ -127,6 +127,7 @@ static struct mqbridge_msg *mqbridge_msg_copy(const struct mq_message *src)
 	m->msg.correlation_id = mqbridge_dup(m, 4, src->correlation_id);
 	m->msg.reply_to = mqbridge_dup(m, 5, src->reply_to);
 	m->msg.type = mqbridge_dup(m, 6, src->type);
+	m->msg.user_id = mqbridge_dup(m, 7, src->user_id);
 	m->msg.body = src->body_len ? xmemdup(src->body, src->body_len) : NULL;
 	if (src->nheaders > 0) {
 		m->headers = xcalloc(src->nheaders, sizeof(*m->headers));

@@ -174,8 +174,8 @@ void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq 
 		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
 		       const char *detail, retry_done_cb done, void *arg)
 {
-	static const char *const ours[] = { "x-dead-reason", "x-dead-detail", "x-dead-from" };
-	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 3);
+	static const char *const ours[] = { "x-dead-reason", "x-dead-detail", "x-dead-from", "x-dead-publisher" };
+	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 4);
 
 	job->strings[0] = xstrdup(reason);
 	job->strings[1] = xstrndup(detail ? detail : "", RETRY_DETAIL_MAX);
@@ -187,6 +187,11 @@ void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq 
 	job->headers[job->nheaders++] = (struct mq_header){ "x-dead-reason", job->strings[0] };
 	job->headers[job->nheaders++] = (struct mq_header){ "x-dead-detail", job->strings[1] };
 	job->headers[job->nheaders++] = (struct mq_header){ "x-dead-from", job->strings[2] };
+	/* The copy names us as its user-id (lib/mq): keep who sent the original, RabbitMQ's word for it. */
+	if (d->msg.user_id != NULL) {
+		job->strings[3] = xstrdup(d->msg.user_id);
+		job->headers[job->nheaders++] = (struct mq_header){ "x-dead-publisher", job->strings[3] };
+	}
 	job->queue = policy->dead_queue;
 	job->done = done;
 	job->arg = arg;

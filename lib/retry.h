@@ -61,7 +61,12 @@ void retry_later_within(struct event_base *base, struct mq *publisher, struct mq
 			const struct mq_delivery *d, const struct retry_policy *policy, long lease_left_ms,
 			retry_done_cb done, void *arg);
 
-/* Send a copy to the dead-letter queue with the reason (a short code) and a sentence, then settle. */
+/*
+ * Send a copy to the dead-letter queue with the reason (a short code) and a
+ * sentence (x-dead-reason, x-dead-detail; x-dead-from: its routing key;
+ * x-dead-publisher: the original's user-id, since the copy carries the
+ * consumer's own), then settle.
+ */
 void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,
 		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
 		       const char *detail, retry_done_cb done, void *arg);

@@ -5,6 +5,11 @@
  */
 #include "topology.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
 #define TOPO_COUNT(a) (sizeof(a) / sizeof(*(a)))
 
 /* 5 s .. 10 min, 1130 s in all: a Google or database outage of minutes loses nothing. */
@@ -122,12 +127,12 @@ int topology_declare_mailer(struct mq *mq)
 
 int topology_declare_gateway(struct mq *mq)
 {
-	return topo_commands(mq);
+	return mq_declare_exchange(mq, TOPO_EX_CALENDAR_COMMANDS, "direct");
 }
 
-int topology_declare_webhook_side(struct mq *mq, long delay_ms)
+int topology_declare_webhook_side(struct mq *mq)
 {
-	return topo_delay_path(mq, delay_ms);
+	return mq_declare_exchange(mq, TOPO_EX_LEADS, "topic");
 }
 
 size_t topology_scheduler_retry_tiers(const long **ttl_ms)
@@ -168,4 +173,187 @@ void topology_mailer_retry_policy(struct retry_policy *policy)
 	policy->ttl_ms = mailer_retry_ttl_ms;
 	policy->ntiers = TOPO_COUNT(mailer_retry_queues);
 	policy->dead_queue = TOPO_Q_MAILER_DEAD;
+}
+
+/* Grants. */
+
+enum { TOPO_CONFIGURE, TOPO_WRITE, TOPO_READ };
+
+#define TOPO_RE_MAX 32
+
+/* Growing text for building a regex, and the names in it (each goes in once). */
+struct topo_re {
+	char *text;
+	size_t len;
+	int names;
+	const char *added[TOPO_RE_MAX];
+};
+
+static void topo_re_put(struct topo_re *re, const char *s, size_t n)
+{
+	re->text = xrealloc(re->text, re->len + n + 1);
+	memcpy(re->text + re->len, s, n);
+	re->len += n;
+	re->text[re->len] = '\0';
+}
+
+/* One more alternative; pattern is a regex as it is, anything else a name whose dots are escaped. */
+static void topo_re_add(struct topo_re *re, const char *name, bool pattern)
+{
+	for (int i = 0; i < re->names; i++)
+		if (strcmp(re->added[i], name) == 0)
+			return;
+	if (re->names == TOPO_RE_MAX)
+		abort();
+	topo_re_put(re, re->names == 0 ? "^(" : "|", re->names == 0 ? 2 : 1);
+	re->added[re->names++] = name;
+	for (const char *p = name; *p; p++) {
+		if (!pattern && strchr(".^$|()[]{}*+?\\", *p) != NULL)
+			topo_re_put(re, "\\", 1);
+		topo_re_put(re, p, 1);
+	}
+}
+
+static char *topo_re_done(struct topo_re *re)
+{
+	if (re->names == 0)
+		return xstrdup("^$");
+	topo_re_put(re, ")$", 2);
+	return re->text;
+}
+
+/*
+ * What the declares above ask of RabbitMQ's permissions: configure on each
+ * exchange and queue declared; for a queue declared with a dead-letter
+ * exchange, also read on the queue and write on that exchange ("" is
+ * amq.default); for a bind, write on the queue and read on the exchange.
+ */
+static void topo_grant_work_queue(struct topo_re *re, const char *queue, const char *dlx)
+{
+	topo_re_add(&re[TOPO_CONFIGURE], queue, false);
+	topo_re_add(&re[TOPO_READ], queue, false);
+	topo_re_add(&re[TOPO_WRITE], *dlx ? dlx : TOPO_EX_DEFAULT_PERMISSION, false);
+}
+
+static void topo_grant_bind(struct topo_re *re, const char *queue, const char *exchange)
+{
+	topo_re_add(&re[TOPO_WRITE], queue, false);
+	topo_re_add(&re[TOPO_READ], exchange, false);
+}
+
+/* topo_delay_path() */
+static void topo_grant_delay_path(struct topo_re *re)
+{
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_LEADS, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_SCHEDULER, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_SCHEDULER_DEAD, false);
+	topo_grant_work_queue(re, TOPO_Q_SCHEDULER_LEADS, "");
+	topo_grant_bind(re, TOPO_Q_SCHEDULER_LEADS, TOPO_EX_SCHEDULER);
+	topo_grant_work_queue(re, TOPO_Q_SCHEDULER_DELAY, TOPO_EX_SCHEDULER);
+	topo_grant_bind(re, TOPO_Q_SCHEDULER_DELAY, TOPO_EX_LEADS);
+}
+
+/* topo_tiers() */
+static void topo_grant_tiers(struct topo_re *re, const char *const *queues, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		topo_grant_work_queue(re, queues[i], "");
+}
+
+/* topo_commands() */
+static void topo_grant_commands(struct topo_re *re)
+{
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_CALENDAR_COMMANDS, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_SCHEDULER_DEAD, false);
+	topo_grant_work_queue(re, TOPO_Q_SCHEDULER_COMMANDS, "");
+	topo_grant_bind(re, TOPO_Q_SCHEDULER_COMMANDS, TOPO_EX_CALENDAR_COMMANDS);
+}
+
+/* topo_mail() */
+static void topo_grant_mail(struct topo_re *re)
+{
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_MAIL, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_MAILER_DEAD, false);
+	topo_grant_work_queue(re, TOPO_Q_MAILER_JOBS, "");
+	topo_grant_bind(re, TOPO_Q_MAILER_JOBS, TOPO_EX_MAIL);
+}
+
+static void topo_grant(struct topology_grant *g, const char *role, const char *user, const char *who,
+		       struct topo_re *re)
+{
+	g->role = role;
+	g->user = user;
+	g->who = who;
+	g->configure = topo_re_done(&re[TOPO_CONFIGURE]);
+	g->write = topo_re_done(&re[TOPO_WRITE]);
+	g->read = topo_re_done(&re[TOPO_READ]);
+}
+
+size_t topology_grants(struct topology_grant **out)
+{
+	struct topology_grant *g = xcalloc(5, sizeof(*g));
+	struct topo_re re[3];
+
+	/* oauth-gateway: topology_declare_gateway(), publishes commands; its reply queue, declared and consumed. */
+	memset(re, 0, sizeof(re));
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_CALENDAR_COMMANDS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_CALENDAR_COMMANDS, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_SERVER_NAMED_PATTERN, true);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_SERVER_NAMED_PATTERN, true);
+	topo_grant(&g[0], "gateway", "gcal-gateway", "oauth-gateway", re);
+
+	/*
+	 * scheduler-worker: topology_declare_scheduler() on both connections; consumes scheduler.leads and
+	 * scheduler.commands; publishes mail jobs, and retries, dead letters and replies by the default exchange.
+	 */
+	memset(re, 0, sizeof(re));
+	topo_grant_delay_path(re);
+	topo_grant_tiers(re, scheduler_retry_queues, TOPO_COUNT(scheduler_retry_queues));
+	topo_grant_commands(re);
+	topo_grant_mail(re);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_LEADS, false);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_COMMANDS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_MAIL, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_DEFAULT_PERMISSION, false);
+	topo_grant(&g[1], "scheduler", "gcal-scheduler", "scheduler-worker", re);
+
+	/* mailer-worker: topology_declare_mailer() on both connections; consumes mailer.jobs; retries and dead letters. */
+	memset(re, 0, sizeof(re));
+	topo_grant_mail(re);
+	topo_grant_tiers(re, mailer_retry_queues, TOPO_COUNT(mailer_retry_queues));
+	topo_re_add(&re[TOPO_READ], TOPO_Q_MAILER_JOBS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_DEFAULT_PERMISSION, false);
+	topo_grant(&g[2], "mailer", "gcal-mailer", "mailer-worker", re);
+
+	/* The platform's webhook: topology_declare_webhook_side(), publishes lead.analyzed. */
+	memset(re, 0, sizeof(re));
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_LEADS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_LEADS, false);
+	topo_grant(&g[3], "webhook", "gcal-webhook", "the platform's webhook", re);
+
+	/*
+	 * gcalctl: publishes leads; lists dead letters (basic.get; its passive declares need no permission)
+	 * and replays them by the default exchange.
+	 */
+	memset(re, 0, sizeof(re));
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_LEADS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_DEFAULT_PERMISSION, false);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_DEAD, false);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_MAILER_DEAD, false);
+	topo_grant(&g[4], "ops", "gcal-ops", "gcalctl", re);
+
+	*out = g;
+	return 5;
+}
+
+void topology_grants_free(struct topology_grant *grants, size_t n)
+{
+	if (grants == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(grants[i].configure);
+		free(grants[i].write);
+		free(grants[i].read);
+	}
+	free(grants);
 }

@@ -2,15 +2,22 @@
  * topology: the project's AMQP names and the one place their arguments live.
  *
  * RabbitMQ refuses (406) to redeclare a queue with other arguments, so every
- * service declares what it consumes and what it publishes to through these
- * functions, from its on_connect, and they all agree by construction. The
- * names are a contract with the platform's webhook and with operators
- * (docs/architecture.md, "AMQP topology"): lead.analyzed goes to `leads`,
- * waits in `scheduler.delay` for SCHEDULE_DELAY_MS, and dead-letters through
- * the `scheduler` exchange into `scheduler.leads`. Every queue that holds work
- * is a quorum queue with at-least-once dead-lettering, reject-publish
- * overflow and a delivery limit of 20; poison messages and exhausted retries
- * end in `scheduler.dead` or `mailer.dead`.
+ * service declares what it needs through these functions, from its
+ * on_connect, and they all agree by construction. The workers declare the
+ * queues they consume (the scheduler also the mail path, so mail published
+ * before the mailer first starts is kept); a service that only publishes
+ * (the gateway, the webhook) declares only the exchange it publishes to, as
+ * its broker user may do no more (see topology_grants()). Until a scheduler
+ * has started once on a broker, commands and leads have no queue yet: the
+ * gateway's mandatory commands come back (503) and the webhook's leads are
+ * unroutable. The names are a contract with the platform's webhook and with
+ * operators (docs/architecture.md, "AMQP topology"): lead.analyzed goes to
+ * the `leads` exchange, waits in `scheduler.delay` for SCHEDULE_DELAY_MS,
+ * and dead-letters through the `scheduler` exchange into `scheduler.leads`.
+ * Every queue that holds work is a quorum queue with at-least-once
+ * dead-lettering, reject-publish overflow and a delivery limit of 20;
+ * poison messages and exhausted retries end in `scheduler.dead` or
+ * `mailer.dead`.
  *
  * Retries wait in tier queues, one fixed TTL each (never per-message
  * expirations, which RabbitMQ honours only at the head of a queue), that
@@ -48,6 +55,11 @@
 #define TOPO_RK_MEETING_CANCEL		"meeting.cancel"
 #define TOPO_RK_MAIL_ALL		"mail.#"
 
+/* The default exchange as RabbitMQ names it in permissions (retries, dead letters and replies go through it). */
+#define TOPO_EX_DEFAULT_PERMISSION	"amq.default"
+/* The names RabbitMQ gives server-named queues (the gateway's private reply queue). */
+#define TOPO_Q_SERVER_NAMED_PATTERN	"amq\\.gen-.*"
+
 /* x-delivery-limit of every work queue: a backstop against crash loops. */
 #define TOPO_DELIVERY_LIMIT 20
 
@@ -61,14 +73,10 @@
 int topology_declare_scheduler(struct mq *mq, long delay_ms);
 /* The mail exchange, mailer.jobs, its retry tiers and mailer.dead. */
 int topology_declare_mailer(struct mq *mq);
-/* calendar.commands, scheduler.commands and its dead-letter queue. */
+/* The calendar.commands exchange (the scheduler declares and binds its queue). */
 int topology_declare_gateway(struct mq *mq);
-/*
- * What a publisher of lead.analyzed (the webhook, test tools) needs so no
- * lead is unroutable or dropped before the scheduler first starts: the
- * leads exchange and the delay path into scheduler.leads.
- */
-int topology_declare_webhook_side(struct mq *mq, long delay_ms);
+/* What a publisher of lead.analyzed (the webhook, test tools) declares: the leads exchange. */
+int topology_declare_webhook_side(struct mq *mq);
 
 /*
  * Retry tiers, shortest wait first. Each returns the number of tiers and
@@ -82,5 +90,36 @@ const char *topology_mailer_retry_queue(size_t n);
 /* The tiers and dead-letter queue as lib/retry wants them (static strings). */
 void topology_scheduler_retry_policy(struct retry_policy *policy);
 void topology_mailer_retry_policy(struct retry_policy *policy);
+
+/*
+ * Broker users, one per service, each allowed exactly what that service
+ * declares (configure), publishes to and binds queues of (write), consumes
+ * and binds exchanges of (read) in the functions above, and nothing else.
+ * RabbitMQ checks every declare, bind, publish and consume against these
+ * regular expressions, so a service's credentials cannot publish where that
+ * service does not (another service's commands, leads, mail). The regexes
+ * are anchored alternations of the exact names above, built here so they
+ * cannot drift from the topology. deploy/ creates these users
+ * (`gcalctl broker-users`, docs/operations.md); the tests run every service
+ * under its own.
+ *
+ *   gateway    oauth-gateway: publishes calendar.commands, consumes its reply queue
+ *   scheduler  scheduler-worker: consumes leads and commands; publishes mail, retries, replies, dead letters
+ *   mailer     mailer-worker: consumes mail jobs; publishes its retries and dead letters
+ *   webhook    the platform's webhook: publishes lead.analyzed (and declares the leads exchange)
+ *   ops        gcalctl: publishes leads, reads and replays dead letters
+ */
+struct topology_grant {
+	const char *role;	/* "gateway", "scheduler", "mailer", "webhook", "ops" */
+	const char *user;	/* the broker user deploy/ makes for it: "gcal-" + role */
+	const char *who;	/* what connects as it */
+	char *configure;	/* RabbitMQ permission regexes; "^$" grants nothing */
+	char *write;
+	char *read;
+};
+
+/* Every role's grant, in the order above; *out is freed with topology_grants_free(). */
+size_t topology_grants(struct topology_grant **out);
+void topology_grants_free(struct topology_grant *grants, size_t n);
 
 #endif

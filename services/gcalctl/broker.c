@@ -22,6 +22,7 @@ struct broker {
 	amqp_channel_t channel;
 	uint64_t published;	/* publishes on this channel: the broker numbers confirms from 1 */
 	char *where;		/* host:port/vhost for log lines (never the password) */
+	char *user;		/* the login, which every publish names as its user-id */
 };
 
 struct broker_message {
@@ -29,7 +30,7 @@ struct broker_message {
 	uint64_t tag;
 	amqp_channel_t channel;	/* delivery tags are per channel */
 	struct mq_message view;
-	char *exchange, *routing_key, *content_type, *message_id, *correlation_id, *reply_to, *type;
+	char *exchange, *routing_key, *content_type, *message_id, *correlation_id, *reply_to, *type, *user_id;
 	struct mq_header *headers;
 	char *death_reason, *death_queue, *death_routing_key;
 	int64_t death_time;
@@ -94,6 +95,7 @@ struct broker *broker_open(const char *url)
 		return NULL;
 	}
 	b->where = xasprintf("%s:%d/%s", info.host, info.port, info.vhost);
+	b->user = xstrdup(info.user);
 	b->conn = amqp_new_connection();
 	sock = b->conn != NULL ? amqp_tcp_socket_new(b->conn) : NULL;
 	if (sock == NULL) {
@@ -128,6 +130,11 @@ fail:
 	return NULL;
 }
 
+const char *broker_user(const struct broker *b)
+{
+	return b->user;
+}
+
 void broker_close(struct broker *b)
 {
 	if (b == NULL)
@@ -140,6 +147,7 @@ void broker_close(struct broker *b)
 		amqp_destroy_connection(b->conn);
 	}
 	free(b->where);
+	free(b->user);
 	free(b);
 }
 
@@ -195,6 +203,7 @@ static void broker_build_view(struct broker_message *m)
 	m->correlation_id = amqptext_prop(p, AMQP_BASIC_CORRELATION_ID_FLAG, p->correlation_id);
 	m->reply_to = amqptext_prop(p, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to);
 	m->type = amqptext_prop(p, AMQP_BASIC_TYPE_FLAG, p->type);
+	m->user_id = amqptext_prop(p, AMQP_BASIC_USER_ID_FLAG, p->user_id);
 	v->exchange = m->exchange;
 	v->routing_key = m->routing_key;
 	v->body = m->raw.body.bytes;
@@ -204,6 +213,7 @@ static void broker_build_view(struct broker_message *m)
 	v->correlation_id = m->correlation_id;
 	v->reply_to = m->reply_to;
 	v->type = m->type;
+	v->user_id = m->user_id;
 	v->timestamp = (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) ? (int64_t)p->timestamp : 0;
 	v->transient = (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == AMQP_DELIVERY_NONPERSISTENT;
 	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG) || p->headers.num_entries <= 0)
@@ -287,6 +297,7 @@ void broker_message_free(struct broker_message *m)
 	free(m->correlation_id);
 	free(m->reply_to);
 	free(m->type);
+	free(m->user_id);
 	free(m->death_reason);
 	free(m->death_queue);
 	free(m->death_routing_key);
@@ -403,8 +414,9 @@ int broker_publish(struct broker *b, const struct mq_message *msg)
 	amqp_bytes_t body = { msg->body_len, (void *)msg->body };
 	int rc;
 
-	p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_USER_ID_FLAG;
 	p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+	p.user_id = amqp_cstring_bytes(b->user);
 	if (msg->content_type != NULL) {
 		p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
 		p.content_type = amqp_cstring_bytes(msg->content_type);
@@ -455,8 +467,10 @@ int broker_republish(struct broker *b, const struct broker_message *m, const cha
 		p._flags |= AMQP_BASIC_HEADERS_FLAG;
 		p.headers = (amqp_table_t){ n, h };
 	}
-	p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+	p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_USER_ID_FLAG;
 	p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+	/* The copy is ours: RabbitMQ refuses any user-id but our own login (lib/mq does the same). */
+	p.user_id = amqp_cstring_bytes(b->user);
 	rc = broker_send(b, "", queue, &p, m->raw.body);
 	free(h);
 	return rc;

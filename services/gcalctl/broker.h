@@ -24,6 +24,9 @@ struct broker_message;
 /* Connect, log in and open a channel in confirm mode. NULL when that fails (logged). */
 struct broker *broker_open(const char *url);
 
+/* The broker user it logged in as (owned by b). */
+const char *broker_user(const struct broker *b);
+
 /* Close the channel and the connection; unacknowledged messages return to their queues. NULL is a no-op. */
 void broker_close(struct broker *b);
 
@@ -63,7 +66,8 @@ void broker_message_free(struct broker_message *m);
 int broker_ack(struct broker *b, const struct broker_message *m);
 
 /*
- * Publish a message (always persistent) and wait for the broker's verdict:
+ * Publish a message (always persistent, user-id = this connection's login,
+ * as lib/mq does) and wait for the broker's verdict:
  * 0 when confirmed, -1 when refused, returned as unroutable (with
  * mandatory), timed out or failed (logged).
  */
@@ -74,9 +78,10 @@ typedef bool (*broker_keep_cb)(const char *key);
 
 /*
  * Publish a copy of a taken message to queue through the default exchange,
- * with its properties and body as they are and only the headers keep()
- * accepts (types preserved), persistent and mandatory; wait for the
- * confirm as broker_publish() does.
+ * with its properties and body as they are (but the user-id, which becomes
+ * this connection's login) and only the headers keep() accepts (types
+ * preserved), persistent and mandatory; wait for the confirm as
+ * broker_publish() does.
  */
 int broker_republish(struct broker *b, const struct broker_message *m, const char *queue, broker_keep_cb keep);
 

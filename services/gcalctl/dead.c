@@ -159,6 +159,8 @@ static void dead_print(const char *queue, const struct broker_message *bm, time_
 	printf("  age          %s\n", age);
 	printf("  reason       %s\n", reason);
 	printf("  detail       %s\n", detail ? detail : "-");
+	if (dead_header(m, "x-dead-publisher") != NULL)
+		printf("  publisher    %s\n", dead_header(m, "x-dead-publisher"));
 	printf("  replays to   %s\n", dead_target(queue, m));
 	printf("  body         %s\n", body);
 	free(reason);
@@ -177,6 +179,7 @@ static cJSON *dead_json(const char *queue, const struct broker_message *bm, time
 	cJSON_AddStringToObject(o, "routing_key", dead_routing_key(bm));
 	cJSON_AddStringToObject(o, "exchange", m->exchange);
 	cJSON_AddItemToObject(o, "type", m->type ? cJSON_CreateString(m->type) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "user_id", m->user_id ? cJSON_CreateString(m->user_id) : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "age_seconds", since ? cJSON_CreateNumber((double)(now - since)) : cJSON_CreateNull());
 	cJSON_AddStringToObject(o, "reason", reason);
 	cJSON_AddItemToObject(o, "detail", dead_header(m, "x-dead-detail") ?
@@ -306,6 +309,10 @@ static int dead_replay_queue(struct broker *b, const char *queue, const char *id
 			continue;
 		}
 		target = dead_target(queue, m);
+		if (strcmp(target, TOPO_Q_SCHEDULER_COMMANDS) == 0)
+			log_warn("the scheduler takes a replayed meeting command only when COMMAND_AMQP_USERS names this "
+				 "broker user; otherwise it parks it again as untrusted_publisher",
+				 LOG_STR("message_id", m->message_id), LOG_STR("broker_user", broker_user(b)));
 		if (broker_republish(b, bm, target, dead_keep_header) < 0 || broker_ack(b, bm) < 0) {
 			broker_message_free(bm);
 			return -1;

@@ -4,8 +4,8 @@
  * One binary beside the three services, in the same image, reading the same
  * environment: it publishes leads as the webhook would, inspects and replays
  * dead letters, shows a user's calendar state, rotates the token encryption
- * key, and probes /healthz for container health checks (the runtime image
- * has no curl). This file only picks the subcommand; docs/operations.md says
+ * key, probes /healthz for container health checks (the runtime image
+ * has no curl), and shows or makes the services' broker users. This file only picks the subcommand; docs/operations.md says
  * when to use which.
  */
 #include <string.h>
@@ -25,6 +25,7 @@ static const struct main_command main_commands[] = {
 	{ "user", user_main },
 	{ "rotate-key", rotate_main },
 	{ "health", probe_main },
+	{ "broker-users", brokerusers_main },
 };
 
 int main(int argc, char **argv)

@@ -6,7 +6,10 @@
  * the user's and in a state that allows the change), then published to
  * calendar.commands (meeting.command, message_id = correlation_id =
  * command id, persistent, mandatory) through the bridge, which fills in
- * reply_to. The answer waits for the scheduler's reply, matched by
+ * reply_to; lib/mq sets the user-id property to the gateway's broker user,
+ * the one publisher whose commands the scheduler takes (COMMAND_AMQP_USERS).
+ * The scheduler checks every field again (lib/fields holds the rules both
+ * sides apply). The answer waits for the scheduler's reply, matched by
  * correlation id, for at most COMMANDS_WAIT_S; after that it is 202 with
  * the command id, and the command still runs (the scheduler applies it at
  * most once and its late reply is dropped). A broker that is down, refuses
@@ -26,6 +29,7 @@
 
 #include "datetime.h"
 #include "db.h"
+#include "fields.h"
 #include "gateway.h"
 #include "http.h"
 #include "ids.h"
@@ -36,9 +40,6 @@
 
 /* How long a write waits for the scheduler before answering 202. */
 #define COMMANDS_WAIT_S 8
-#define COMMANDS_REASON_MAX 2000
-#define COMMANDS_NAME_MAX 255
-#define COMMANDS_EMAIL_MAX 254
 
 static const char commands_lead_sql[] =
 	"SELECT EXISTS (SELECT 1 FROM lead_analytics WHERE id = $1 AND user_id = $2),"
@@ -305,15 +306,6 @@ static int commands_string(const cJSON *body, const char *name, const char **out
 	return 0;
 }
 
-static bool commands_printable(const char *s)
-{
-	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 /* A date-time the scheduler will understand, not in the past when its instant is known already. */
 static int commands_datetime(const char *name, const char *text, int64_t now, char *why, size_t len)
 {
@@ -328,17 +320,6 @@ static int commands_datetime(const char *name, const char *text, int64_t now, ch
 		return -1;
 	}
 	return 0;
-}
-
-/* Plausible, not proven: the scheduler normalises it and Google has the last word. */
-static bool commands_email_ok(const char *e)
-{
-	const char *at = strchr(e, '@');
-	size_t n = strlen(e);
-
-	return n >= 3 && n <= COMMANDS_EMAIL_MAX && at != NULL && at != e && at[1] != '\0' &&
-	       strchr(at + 1, '@') == NULL && strchr(at + 1, '.') != NULL && strpbrk(e, " \t\r\n<>,;\"") == NULL &&
-	       commands_printable(e);
 }
 
 static int commands_check_create(const cJSON *body, int64_t now, struct commands_input *in, char *why, size_t len)
@@ -356,13 +337,13 @@ static int commands_check_create(const cJSON *body, int64_t now, struct commands
 		snprintf(why, len, "leadAnalyticsId must be a UUID");
 		return -1;
 	}
-	if (in->email != NULL && !commands_email_ok(in->email)) {
+	if (in->email != NULL && !fields_email_ok(in->email)) {
 		snprintf(why, len, "attendeeEmail is not a valid email address");
 		return -1;
 	}
-	if (in->name != NULL && (strlen(in->name) > COMMANDS_NAME_MAX || !commands_printable(in->name))) {
+	if (in->name != NULL && !fields_name_ok(in->name)) {
 		snprintf(why, len, "attendeeName must be at most %d characters, without control characters",
-			 COMMANDS_NAME_MAX);
+			 FIELDS_NAME_MAX);
 		return -1;
 	}
 	return in->when != NULL ? commands_datetime("dateTime", in->when, now, why, len) : 0;
@@ -386,8 +367,8 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 	case COMMAND_CANCEL:
 		if (commands_string(body, "reason", &in->reason, why, len) < 0)
 			return -1;
-		if (in->reason != NULL && strlen(in->reason) > COMMANDS_REASON_MAX) {
-			snprintf(why, len, "reason must be at most %d characters", COMMANDS_REASON_MAX);
+		if (in->reason != NULL && !fields_reason_ok(in->reason)) {
+			snprintf(why, len, "reason must be at most %d characters", FIELDS_REASON_MAX);
 			return -1;
 		}
 		return 0;

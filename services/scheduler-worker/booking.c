@@ -47,7 +47,8 @@
 	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
 #define BOOKING_OUTCOME_CONFLICT \
 	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL," \
-	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
+	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1" \
+	"  WHERE calendar_booking_outcomes.user_id = EXCLUDED.user_id"
 /* The new row, else the lead's active meeting (columns: id, ical_sequence, holds this event, is new). */
 #define BOOKING_CURRENT \
 	"WITH ins AS (" BOOKING_INSERT " RETURNING *)," \

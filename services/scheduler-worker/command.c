@@ -9,6 +9,15 @@
  * at once and not stored. Transient failures go through the retry tiers like
  * leads; the gateway has meanwhile answered 202 and the reply, when it comes,
  * is dropped if nobody waits for it.
+ *
+ * A command is taken only from a broker user allowed to send commands: the
+ * gateway's (COMMAND_AMQP_USERS) or the scheduler's own (the copies its retry
+ * tiers hand back). The user-id property says who published it and RabbitMQ
+ * refuses a user-id other than the publisher's login, so another service's
+ * credentials, or the platform's, cannot forge a command. Anything else is
+ * dead-lettered unanswered as untrusted_publisher; its reply_to is not
+ * used, so it cannot have the scheduler publish into a queue of its
+ * choosing either. Then every field is checked again (message.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +27,7 @@
 
 #include "booking.h"
 #include "busy.h"
+#include "cfg.h"
 #include "datetime.h"
 #include "db.h"
 #include "event.h"
@@ -76,7 +86,7 @@ static const char command_reschedule_sql[] =
 	"  booking_generation, ical_sequence + 1, COALESCE($7, meet_link), COALESCE($8, html_link) FROM old"
 	"  RETURNING *),"
 	" outcome AS (UPDATE calendar_booking_outcomes o SET meeting_id = ins.id FROM ins"
-	"  WHERE o.lead_analytics_id = ins.lead_analytics_id),"
+	"  WHERE o.lead_analytics_id = ins.lead_analytics_id AND o.user_id = ins.user_id),"
 	" cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
 	"  SELECT $9::uuid, $2, 'reschedule', jsonb_build_object('ok', true, 'command_id', $9::text,"
 	"  'meeting', calendar_meeting_json(ins::calendar_meetings),"
@@ -648,6 +658,27 @@ static int command_parse(struct command_job *job, const char **why)
 	return rc;
 }
 
+/*
+ * Whether the delivery was published by a broker user that may send commands: the scheduler's own
+ * (its retry copies; in a deployment where every service shares one broker user, the gateway too)
+ * or one of COMMAND_AMQP_USERS. RabbitMQ has checked the user-id property against the publisher's login.
+ */
+static bool command_trusted(const struct scheduler *s, const struct mq_delivery *d)
+{
+	const char *who = d->msg.user_id;
+
+	if (who == NULL || *who == '\0')
+		return false;
+	return strcmp(who, mq_user(s->publisher)) == 0 || cfg_list_has(s->cfg->command_amqp_users, who);
+}
+
+static void command_refused(struct scheduler *s, const char *reason)
+{
+	metric_inc(metrics_counter("scheduler_messages_refused_total",
+				   "Messages the scheduler refused and dead-lettered, by message and reason.", "message",
+				   "command", "reason", reason, NULL));
+}
+
 void command_handle(struct scheduler *s, struct mq_delivery *d)
 {
 	struct command_job *job = xcalloc(1, sizeof(*job));
@@ -657,10 +688,29 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 	job->s = s;
 	job->d = d;
 	metric_inc(s->commands);
+	if (!command_trusted(s, d)) {
+		char *detail = xasprintf("published by broker user '%s', which may not send meeting commands "
+					 "(COMMAND_AMQP_USERS)", d->msg.user_id ? d->msg.user_id : "(none)");
+
+		/* No reply: reply_to is the sender's word, and the sender is nobody we answer. */
+		log_warn("command refused: its publisher is not a broker user allowed to send commands; if it is the "
+			 "gateway, add the gateway's broker user to COMMAND_AMQP_USERS",
+			 LOG_STR("publisher", d->msg.user_id ? d->msg.user_id : "(none)"),
+			 LOG_STR("allowed", s->cfg->command_amqp_users), LOG_STR("own_user", mq_user(s->publisher)),
+			 LOG_STR("message_id", d->msg.message_id), LOG_STR("routing_key", d->msg.routing_key));
+		command_refused(s, "untrusted_publisher");
+		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "untrusted_publisher", detail,
+				  command_on_settled, job);
+		free(detail);
+		return;
+	}
 	if (command_parse(job, &why) < 0) {
 		/* Poison for the queue, but whoever sent it still deserves an answer. */
 		char *msg = xasprintf("{\"ok\":false,\"error\":{\"code\":\"invalid\",\"message\":\"%s\"}}", why);
 
+		log_warn("command refused: a field is not what the gateway sends", LOG_STR("why", why),
+			 LOG_STR("command_id", job->command_id), LOG_STR("message_id", d->msg.message_id));
+		command_refused(s, "malformed");
 		command_send_reply(job, msg);
 		free(msg);
 		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "malformed", why, command_on_settled, job);

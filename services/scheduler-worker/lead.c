@@ -8,6 +8,13 @@
  * calendar_booking_outcomes, where the API shows it to the user. A lead is
  * booked automatically at most once: once it has any meeting, later copies
  * of its message only make sure the owner's mail went out.
+ *
+ * The lead's owner is lead_analytics.user_id, never the message's user_id:
+ * a message whose user_id names anyone else is refused (dead-lettered as
+ * user_mismatch) and changes nothing. An outcome row belongs to the user it
+ * was first recorded for; a later record in another user's name leaves it
+ * alone (the upsert is scoped by user), so no message can rewrite the
+ * outcome another user sees.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +80,8 @@ static const char lead_outcome_sql[] =
 	" VALUES ($1, $2, $3, $4, $5, 1)"
 	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,"
 	" detail = EXCLUDED.detail, attempts = calendar_booking_outcomes.attempts + 1"
-	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'";
+	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'"
+	" AND calendar_booking_outcomes.user_id = EXCLUDED.user_id";
 
 /* A conflict keeps the requested slot and the busy spans for the owner's mail (mailer-worker/job.c). */
 static const char lead_conflict_sql[] =
@@ -83,7 +91,8 @@ static const char lead_conflict_sql[] =
 	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'skipped', reason = 'conflict',"
 	" detail = EXCLUDED.detail, requested_start = EXCLUDED.requested_start, requested_end = EXCLUDED.requested_end,"
 	" busy = EXCLUDED.busy, attempts = calendar_booking_outcomes.attempts + 1"
-	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'";
+	" WHERE calendar_booking_outcomes.outcome <> 'scheduled'"
+	" AND calendar_booking_outcomes.user_id = EXCLUDED.user_id";
 
 struct lead_job {
 	struct scheduler *s;
@@ -192,6 +201,13 @@ static void lead_on_dead(bool settled, void *arg)
 {
 	(void)settled;
 	lead_job_free(arg);
+}
+
+static void lead_refused(struct scheduler *s, const char *reason)
+{
+	metric_inc(metrics_counter("scheduler_messages_refused_total",
+				   "Messages the scheduler refused and dead-lettered, by message and reason.", "message",
+				   "lead", "reason", reason, NULL));
 }
 
 static void lead_dead_letter(struct lead_job *job, const char *reason, const char *detail)
@@ -428,8 +444,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		lead_retry(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error);
 		return;
 	}
-	/* A lead of another user is treated as unknown: a message cannot book into someone else's calendar. */
-	if (db_ntuples(r) == 0 || strcmp(db_value(r, 0, COL_USER), job->user_id) != 0) {
+	if (db_ntuples(r) == 0) {
 		if (retry_attempt(job->d) < LEAD_UNKNOWN_RETRIES) {
 			lead_retry(job, "lead not found yet");
 			return;
@@ -437,6 +452,19 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		lead_record(job, "skipped", "unknown_lead", "no lead with this id belongs to this user");
 		return;
 	}
+	/* The database says whose lead it is; a message naming someone else is refused and changes nothing. */
+	if (strcmp(db_value(r, 0, COL_USER), job->user_id) != 0) {
+		detail = xasprintf("the message names user %s, but the lead belongs to another user", job->user_id);
+		log_warn("lead refused: its message names another user than the lead's owner", LOG_STR("lead", job->lead_id),
+			 LOG_STR("message_user", job->user_id), LOG_STR("owner", db_value(r, 0, COL_USER)),
+			 LOG_STR("trace", job->trace));
+		lead_refused(s, "user_mismatch");
+		lead_dead_letter(job, "user_mismatch", detail);
+		free(detail);
+		return;
+	}
+	free(job->user_id);
+	job->user_id = xstrdup(db_value(r, 0, COL_USER));
 	if (atoll(db_value(r, 0, COL_MEETINGS)) > 0) {
 		const char *active = db_value(r, 0, COL_ACTIVE_ID);
 		const char *unmailed = db_value(r, 0, COL_ACTIVE_UNMAILED);
@@ -511,6 +539,7 @@ void lead_handle(struct scheduler *s, struct mq_delivery *d)
 	job->trace = d->msg.message_id ? xstrdup(d->msg.message_id) : NULL;
 	metric_inc(s->leads_consumed);
 	if (lead_parse(job, &why) < 0) {
+		lead_refused(s, "malformed");
 		lead_dead_letter(job, "malformed", why);
 		return;
 	}

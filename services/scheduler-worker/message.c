@@ -3,38 +3,80 @@
  */
 #include "message.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
 
+#include "datetime.h"
+#include "fields.h"
 #include "ids.h"
 #include "xmalloc.h"
+
+/*
+ * A member that must be a string when present: 0 and *out (a copy, NULL
+ * when absent), or -1 when it is there but is no string.
+ */
+static int message_string(const cJSON *j, const char *key, char **out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if (!cJSON_IsString(v) || v->valuestring == NULL)
+		return -1;
+	*out = xstrdup(v->valuestring);
+	return 0;
+}
+
+/* A date-time the scheduler reads (lib/datetime); with_offset: it must name its offset too (RFC 3339). */
+static bool message_datetime_ok(const char *s, bool with_offset)
+{
+	struct datetime dt;
+
+	return datetime_parse(s, strlen(s), &dt) == 0 && (!with_offset || dt.has_offset);
+}
 
 int message_parse_lead(const char *body, size_t len, struct message_lead *out, const char **why)
 {
 	cJSON *j = cJSON_ParseWithLength(body, len);
-	const char *lead, *user;
+	char *lead = NULL, *user = NULL, *call = NULL, *occurred = NULL;
+	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (!cJSON_IsObject(j)) {
 		*why = "the body is not a JSON object";
-		cJSON_Delete(j);
-		return -1;
+		goto out;
 	}
-	lead = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "lead_analytics_id"));
-	user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "user_id"));
-	if (!ids_is_uuid(lead) || !ids_is_uuid(user)) {
+	if (message_string(j, "lead_analytics_id", &lead) < 0 || message_string(j, "user_id", &user) < 0 ||
+	    !ids_is_uuid(lead) || !ids_is_uuid(user)) {
 		*why = "lead_analytics_id and user_id must be UUIDs";
-		cJSON_Delete(j);
-		return -1;
+		goto out;
 	}
-	out->lead_id = xstrdup(lead);
-	out->user_id = xstrdup(user);
+	if (message_string(j, "call_id", &call) < 0 || (call != NULL && !ids_is_uuid(call))) {
+		*why = "call_id must be a UUID when present";
+		goto out;
+	}
+	if (message_string(j, "occurred_at", &occurred) < 0 ||
+	    (occurred != NULL && !message_datetime_ok(occurred, true))) {
+		*why = "occurred_at must be an RFC 3339 date-time when present";
+		goto out;
+	}
+	out->lead_id = lead;
+	out->user_id = user;
+	lead = user = NULL;
 	ids_lower(out->lead_id);
 	ids_lower(out->user_id);
+	rc = 0;
+out:
+	free(lead);
+	free(user);
+	free(call);
+	free(occurred);
 	cJSON_Delete(j);
-	return 0;
+	return rc;
 }
 
 void message_lead_release(struct message_lead *m)
@@ -42,6 +84,56 @@ void message_lead_release(struct message_lead *m)
 	free(m->lead_id);
 	free(m->user_id);
 	memset(m, 0, sizeof(*m));
+}
+
+/* The members each command may carry (proto/messages/meeting.command.schema.json); "command" is checked first. */
+static const char *const message_common[] = { "command", "command_id", "user_id" };
+static const char *const message_create[] = { "lead_analytics_id", "attendee_email", "attendee_name", "date_time" };
+static const char *const message_reschedule[] = { "meeting_id", "new_date_time" };
+static const char *const message_cancel[] = { "meeting_id", "reason" };
+
+#define MESSAGE_COUNT(a) (sizeof(a) / sizeof(*(a)))
+#define MESSAGE_STR_(x) #x
+#define MESSAGE_STR(x) MESSAGE_STR_(x)
+
+static bool message_in(const char *key, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Every member is one the kind allows, a string, and there once (two readers could pick different copies). */
+static const char *message_check_members(const cJSON *j, enum message_command_kind kind)
+{
+	static const char *const *const own[] = { message_create, message_reschedule, message_cancel };
+	static const size_t nown[] = { MESSAGE_COUNT(message_create), MESSAGE_COUNT(message_reschedule),
+				       MESSAGE_COUNT(message_cancel) };
+	static const char *const unknown[] = {
+		"create takes only command, command_id, user_id, lead_analytics_id, attendee_email, attendee_name "
+		"and date_time",
+		"reschedule takes only command, command_id, user_id, meeting_id and new_date_time",
+		"cancel takes only command, command_id, user_id, meeting_id and reason",
+	};
+	size_t n = 0;
+	const cJSON *m;
+
+	cJSON_ArrayForEach(m, j) {
+		if (m->string == NULL ||
+		    (!message_in(m->string, message_common, MESSAGE_COUNT(message_common)) &&
+		     !message_in(m->string, own[kind], nown[kind])))
+			return unknown[kind];
+		if (!cJSON_IsString(m) || m->valuestring == NULL)
+			return "every member of a command must be a string";
+		/* More members than the kind has names means one is there twice; this also bounds the search below. */
+		if (++n > MESSAGE_COUNT(message_common) + nown[kind])
+			return "a member appears twice";
+		for (const cJSON *p = j->child; p != m; p = p->next)
+			if (strcmp(p->string, m->string) == 0)
+				return "a member appears twice";
+	}
+	return NULL;
 }
 
 static char *message_field(const cJSON *j, const char *key)
@@ -84,10 +176,13 @@ int message_parse_command(const char *body, size_t len, struct message_command *
 	ids_lower(out->user_id);
 	ids_lower(out->meeting_id);
 	ids_lower(out->lead_id);
+	/* The ids first: command_id lets even a refusal be answered. */
 	if (!ids_is_uuid(out->command_id) || !ids_is_uuid(out->user_id)) {
 		*why = "command_id and user_id must be UUIDs";
 		goto out;
 	}
+	if ((*why = message_check_members(j, out->kind)) != NULL)
+		goto out;
 	if (out->kind == MESSAGE_CREATE && !ids_is_uuid(out->lead_id)) {
 		*why = "lead_analytics_id must be a UUID";
 		goto out;
@@ -96,13 +191,26 @@ int message_parse_command(const char *body, size_t len, struct message_command *
 		*why = "meeting_id must be a UUID";
 		goto out;
 	}
-	if (out->reason != NULL && strlen(out->reason) > MESSAGE_REASON_MAX) {
-		size_t cut = MESSAGE_REASON_MAX;
-
-		/* Never inside a UTF-8 sequence: PostgreSQL refuses the broken text. */
-		while (cut > 0 && ((unsigned char)out->reason[cut] & 0xc0) == 0x80)
-			cut--;
-		out->reason[cut] = '\0';
+	if (out->email_override != NULL && !fields_email_ok(out->email_override)) {
+		*why = "attendee_email is not a valid email address";
+		goto out;
+	}
+	if (out->name_override != NULL && !fields_name_ok(out->name_override)) {
+		*why = "attendee_name must be at most " MESSAGE_STR(FIELDS_NAME_MAX) " bytes, without control characters";
+		goto out;
+	}
+	if (out->kind == MESSAGE_RESCHEDULE && out->date_time == NULL) {
+		*why = "new_date_time is required";
+		goto out;
+	}
+	if (out->date_time != NULL && !message_datetime_ok(out->date_time, false)) {
+		*why = out->kind == MESSAGE_RESCHEDULE ? "new_date_time must be an ISO 8601 date and time"
+						       : "date_time must be an ISO 8601 date and time";
+		goto out;
+	}
+	if (out->reason != NULL && !fields_reason_ok(out->reason)) {
+		*why = "reason must be at most " MESSAGE_STR(FIELDS_REASON_MAX) " bytes";
+		goto out;
 	}
 	rc = 0;
 out:

@@ -7,14 +7,19 @@
  * is poison: the worker dead-letters it with the reason at once instead of
  * retrying what can never succeed. Ids come out lower-cased, the form they
  * are stored, compared and logged in.
+ *
+ * The broker is not a trust boundary: a message may come from anyone who
+ * can publish to it, so every field is checked again here exactly as the
+ * gateway checks the request it came from (lib/fields, lib/datetime, ids),
+ * whatever the gateway already did. A command must be exactly what the
+ * gateway sends for its kind: only its own fields, each a string; a lead
+ * needs its two ids, and call_id and occurred_at, when present, must be
+ * what the contract says.
  */
 #ifndef MESSAGE_H
 #define MESSAGE_H
 
 #include <stddef.h>
-
-/* A cancel reason longer than this is cut (it goes into a mail and a row, not a novel). */
-#define MESSAGE_REASON_MAX 2000
 
 enum message_command_kind {
 	MESSAGE_CREATE,

@@ -12,6 +12,11 @@ tests never see each other's state and can run in any order.
         s.publish("leads", "lead.analyzed", {...})
         s.wait_for(lambda: s.query("SELECT ...") == ...)
 
+Each service connects as its own broker user (tests/harness/stack.py makes
+them; each test's vhost grants them exactly what `gcalctl broker-users`
+says), so every test runs under the permissions deploy/ gives. Stack.publish()
+and the queue helpers use the administrator (guest).
+
 Only Debian's python3-psycopg2 and python3-requests are needed.
 """
 
@@ -41,6 +46,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build")
 TOKEN_KEY = "1:" + base64.b64encode(b"k" * 32).decode()
 JWT_SECRET = "e2e-jwt-secret-0123456789abcdef-0123456789"  # the gateway takes 32 bytes or more
+# The broker user of each service, and of the other publishers (gcalctl "ops", the platform's "webhook").
+SERVICE_ROLES = {"oauth-gateway": "gateway", "scheduler-worker": "scheduler", "mailer-worker": "mailer"}
+_GRANTS = None
+
+
+def broker_grants():
+    """lib/topology's grants as gcalctl prints them: [{role, user, who, configure, write, read}]."""
+    global _GRANTS
+    if _GRANTS is None:
+        gcalctl = os.path.join(BUILD, "services", "gcalctl", "gcalctl")
+        _GRANTS = json.loads(subprocess.run([gcalctl, "broker-users", "--json"], capture_output=True, text=True,
+                                            check=True).stdout)
+    return _GRANTS
+
+
+def broker_user(role):
+    """The broker user name of a role ("gateway" -> "gcal-gateway")."""
+    return next(g["user"] for g in broker_grants() if g["role"] == role)
 
 
 def require(name):
@@ -203,7 +226,18 @@ class Stack:
         r = self._rabbit("PUT", f"/permissions/{self.name}/guest",
                          json={"configure": ".*", "write": ".*", "read": ".*"})
         assert r.status_code in (201, 204), r.text
+        # Each service's own user, with exactly its grant on this vhost.
+        self.amqp_urls = {}
+        for g in broker_grants():
+            r = self._rabbit("PUT", f"/permissions/{self.name}/{g['user']}",
+                             json={k: g[k] for k in ("configure", "write", "read")})
+            assert r.status_code in (201, 204), r.text
+            self.amqp_urls[g["role"]] = require("TEST_AMQP_URL_" + g["role"].upper()) + "/" + self.name
         return require("TEST_AMQP_URL") + "/" + self.name
+
+    def amqp_url_for(self, role):
+        """The AMQP URL of this test's vhost as a role's broker user: gateway, scheduler, mailer, webhook, ops."""
+        return self.amqp_urls[role]
 
     def start_standin(self, **flags):
         flags.setdefault("timezone", "Asia/Kolkata")
@@ -250,12 +284,16 @@ class Stack:
         return env
 
     def service(self, name, start=True, **overrides):
-        """Start one of the three services with this test's environment."""
+        """Start one of the three services with this test's environment, as its own broker user; the
+        scheduler takes commands from the gateway's (COMMAND_AMQP_USERS), as deploy/ configures it."""
         port = free_port()
         key = "LISTEN_ADDR" if name == "oauth-gateway" else "METRICS_ADDR"
         overrides.setdefault(key, f"127.0.0.1:{port}")
         if name == "oauth-gateway":
             overrides.setdefault("METRICS_ADDR", f"127.0.0.1:{free_port()}")
+        overrides.setdefault("AMQP_URL", self.amqp_url_for(SERVICE_ROLES[name]))
+        if name == "scheduler-worker":
+            overrides.setdefault("COMMAND_AMQP_USERS", broker_user("gateway"))
         env = self.env(**overrides)
         health = "http://" + env[key]
         svc = Service(name, env, os.path.join(self.tmp, f"{name}-{len(self.services)}.log"), health,
@@ -333,7 +371,8 @@ class Stack:
     # Broker
 
     def publish(self, exchange, routing_key, body, **props):
-        """Publish through the management API (persistent); returns True if routed."""
+        """Publish through the management API (persistent) as the administrator; returns True if routed.
+        user_id=... publishes as that broker user would (guest may impersonate, see tests/harness/stack.py)."""
         payload = body if isinstance(body, str) else json.dumps(body)
         properties = {"delivery_mode": 2, "content_type": "application/json"}
         properties.update(props)

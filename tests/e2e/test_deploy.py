@@ -3,6 +3,9 @@ without a Docker engine or a Kubernetes cluster (neither runs here):
 
   * the compose file parses and resolves with Debian's docker-compose (`config`
     needs no engine) and validates against the Compose Specification's schema;
+  * every deployment gives each service its own broker user, and the broker
+    users gcalctl makes (and docs/operations.md lists) are exactly
+    lib/topology's grants;
   * the Kubernetes manifests validate against Kubernetes' OpenAPI schemas
     (deploy/check, npm's kubernetes-models) and follow the house rules: probes,
     limits, non-root, read-only root, every referenced key exists;
@@ -51,6 +54,11 @@ API_PORT = 8080
 FILLED = {
     "POSTGRES_PASSWORD": "pg-secret-123",
     "RABBITMQ_PASSWORD": "mq-secret-123",
+    "GATEWAY_AMQP_PASSWORD": "mq-gateway-123",
+    "SCHEDULER_AMQP_PASSWORD": "mq-scheduler-123",
+    "MAILER_AMQP_PASSWORD": "mq-mailer-123",
+    "WEBHOOK_AMQP_PASSWORD": "mq-webhook-123",
+    "OPS_AMQP_PASSWORD": "mq-ops-123",
     "GOOGLE_CLIENT_ID": "123.apps.googleusercontent.com",
     "GOOGLE_CLIENT_SECRET": "client-secret-123",
     "GOOGLE_REDIRECT_URI": "https://gcal.example.com/api/integrations/google/callback",
@@ -60,9 +68,13 @@ FILLED = {
     "SMTP_URL": "smtp://mail.example.com:587",
     "MAIL_FROM": "Calendar <calendar@example.com>",
 }
-# Kubernetes keeps the connection URLs in the Secret too.
+# Kubernetes keeps the connection URLs in the Secret too, one broker user per service.
 K8S_SECRETS = dict(FILLED, DATABASE_URL="postgresql://gcal:x@10.0.0.5:5432/gcal",
-                   AMQP_URL="amqp://gcal:x@10.0.0.6:5672/%2f")
+                   GATEWAY_AMQP_URL="amqp://gcal-gateway:x@10.0.0.6:5672/%2f",
+                   SCHEDULER_AMQP_URL="amqp://gcal-scheduler:x@10.0.0.6:5672/%2f",
+                   MAILER_AMQP_URL="amqp://gcal-mailer:x@10.0.0.6:5672/%2f")
+# Each service's broker user (lib/topology.c, `gcalctl broker-users`).
+BROKER_USER = {"oauth-gateway": "gcal-gateway", "scheduler-worker": "gcal-scheduler", "mailer-worker": "gcal-mailer"}
 
 
 def run(cmd, cwd=ROOT, env=None, timeout=300):
@@ -110,13 +122,18 @@ def compose(tmp_path_factory):
 def test_compose_resolves_without_an_engine(compose):
     _, _, cfg = compose
     services = cfg["services"]
-    assert set(services) == {"postgres", "rabbitmq", "migrate", *SERVICES}
+    assert set(services) == {"postgres", "rabbitmq", "migrate", "broker-users", "gcalctl", *SERVICES}
     for name in SERVICES:
         svc = services[name]
         assert svc["command"] == [name]
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert svc["depends_on"]["broker-users"]["condition"] == "service_completed_successfully"
+        # Its own broker user, with its own password.
+        role = BROKER_USER[name].removeprefix("gcal-")
+        assert svc["environment"]["AMQP_URL"] == \
+            f"amqp://{BROKER_USER[name]}:{FILLED[role.upper() + '_AMQP_PASSWORD']}@rabbitmq:5672/%2f"
         assert svc["build"]["target"] == "runtime"
         # The health check probes the address the service listens on, with the tool the image has.
         port = HEALTH_PORT[name]
@@ -134,6 +151,21 @@ def test_compose_resolves_without_an_engine(compose):
     assert "JWT_SECRET" not in services["scheduler-worker"]["environment"]
     assert not {"TOKEN_ENCRYPTION_KEY", "GOOGLE_CLIENT_SECRET", "JWT_SECRET"} & set(
         services["mailer-worker"]["environment"])
+    assert services["scheduler-worker"]["environment"]["COMMAND_AMQP_USERS"] == "gcal-gateway"
+    # The broker users are made before anything connects, through the management API, as the administrator.
+    users = services["broker-users"]
+    assert users["command"] == ["gcalctl", "broker-users", "--apply", "--vhost", "/"]
+    assert users["restart"] == "no" and users["read_only"] is True and users["cap_drop"] == ["ALL"]
+    assert users["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert users["environment"]["RABBITMQ_API_URL"] == f"http://gcal:{FILLED['RABBITMQ_PASSWORD']}@rabbitmq:15672/api"
+    for role in ("GATEWAY", "SCHEDULER", "MAILER", "WEBHOOK", "OPS"):
+        assert users["environment"][f"{role}_AMQP_PASSWORD"] == FILLED[f"{role}_AMQP_PASSWORD"]
+    assert "gcal" not in {u.split(":")[1].lstrip("/") for u in
+                          (services[n]["environment"]["AMQP_URL"] for n in SERVICES)}, "no service is the administrator"
+    # gcalctl runs on demand, as the operator's broker user.
+    ctl = services["gcalctl"]
+    assert ctl["profiles"] == ["tools"] and ctl["entrypoint"] == ["gcalctl"]
+    assert ctl["environment"]["AMQP_URL"] == f"amqp://gcal-ops:{FILLED['OPS_AMQP_PASSWORD']}@rabbitmq:5672/%2f"
     assert services["migrate"]["build"]["target"] == "migrate"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert_hardened_settings(services["oauth-gateway"]["environment"], services["mailer-worker"]["environment"])
@@ -219,6 +251,8 @@ def test_kubernetes_manifests_follow_the_rules():
     configmap = by_kind["ConfigMap"]["gcal-config"]
     secret = by_kind["Secret"]["gcal-secrets"]
     assert all(v == "" for v in secret["stringData"].values()), "no real secret is committed"
+    assert "AMQP_URL" not in secret["stringData"], "no broker URL shared by every service"
+    assert configmap["data"]["COMMAND_AMQP_USERS"] == "gcal-gateway"
     assert {i["name"] for i in kust["images"]} == {"gcal-booking", "gcal-booking-migrate"}
 
     pods = {name: d["spec"]["template"] for name, d in by_kind["Deployment"].items()}
@@ -243,6 +277,9 @@ def test_kubernetes_manifests_follow_the_rules():
         missing = {v for v in REQUIRED[name] if not env.get(v)}
         assert not missing, f"{name} lacks {missing}"
         assert {"DATABASE_URL", "AMQP_URL"} <= from_secret
+        [amqp] = [e for e in c["env"] if e["name"] == "AMQP_URL"]
+        key = BROKER_USER[name].removeprefix("gcal-").upper() + "_AMQP_URL"
+        assert amqp["valueFrom"]["secretKeyRef"]["key"] == key, f"{name} connects as its own broker user"
         port = HEALTH_PORT[name]
         assert env["METRICS_ADDR"] == f"0.0.0.0:{port}"
         ports = {q["name"]: q["containerPort"] for q in c["ports"]}
@@ -310,6 +347,53 @@ def start_with(name, env, tmp_path):
                 proc.wait()
 
 
+# Broker users
+
+GCALCTL = os.path.join(harness.BUILD, "services", "gcalctl", "gcalctl")
+
+
+def test_the_runbooks_rabbitmqctl_commands_are_what_gcalctl_prints():
+    """docs/operations.md lists the commands that make the broker users; they are lib/topology's, to the letter."""
+    doc = open(os.path.join(ROOT, "docs", "operations.md")).read()
+    section = doc.split("### Broker users", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    printed = run([GCALCTL, "broker-users", "--rabbitmqctl"]).stdout
+    assert printed and printed in blocks, "docs/operations.md: rerun `gcalctl broker-users --rabbitmqctl`"
+    assert printed.count("rabbitmqctl set_permissions -p '/' ") == 5
+
+
+def test_broker_users_apply_sets_exactly_the_grants(tmp_path):
+    """`gcalctl broker-users --apply` (compose's broker-users job) sets each user's permissions on a vhost to
+    exactly its grant, whatever they were, and running it again changes nothing."""
+    api = harness.require("TEST_RABBITMQ_API")
+    vhost = "deploy_broker_users"
+
+    def rabbit(method, path, **kw):
+        return requests.request(method, api + path, timeout=20, **kw)
+    rabbit("DELETE", f"/vhosts/{vhost}")
+    assert rabbit("PUT", f"/vhosts/{vhost}", json={}).status_code in (201, 204)
+    try:
+        # A user with too much already: apply takes it back to its grant.
+        assert rabbit("PUT", f"/permissions/{vhost}/gcal-mailer",
+                      json={"configure": ".*", "write": ".*", "read": ".*"}).status_code in (201, 204)
+        # The users exist (tests/harness/stack.py made them): without passwords they keep theirs.
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_AMQP_PASSWORD")}
+        env["RABBITMQ_API_URL"] = api
+        for attempt in (1, 2):
+            p = run([GCALCTL, "broker-users", "--apply", "--vhost", vhost], env=env)
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert p.stdout.count(": kept, permissions set") == 5, p.stdout
+            got = {x["user"]: {k: x[k] for k in ("configure", "write", "read")}
+                   for x in rabbit("GET", f"/vhosts/{vhost}/permissions").json() if x["user"] != "guest"}
+            want = {g["user"]: {k: g[k] for k in ("configure", "write", "read")} for g in harness.broker_grants()}
+            assert got == want, attempt
+            assert "guest:guest" not in p.stdout + p.stderr
+        p = run([GCALCTL, "broker-users", "--apply"], env={"PATH": os.environ["PATH"]})
+        assert p.returncode == 78 and "RABBITMQ_API_URL" in p.stderr
+    finally:
+        rabbit("DELETE", f"/vhosts/{vhost}")
+
+
 # systemd
 
 def test_systemd_units_verify_and_are_hardened(tmp_path):
@@ -326,6 +410,9 @@ def test_systemd_units_verify_and_are_hardened(tmp_path):
     for u in units:
         text = open(os.path.join(DEPLOY, "systemd", u)).read()
         if u.endswith(".service"):
+            if u != "gcal-migrate.service":
+                own = u.removeprefix("gcal-").split("@")[0].removesuffix(".service")
+                assert f"EnvironmentFile=-/etc/gcal-booking/{own}.env" in text, f"{u}: no file for its own AMQP_URL"
             for must in ("EnvironmentFile=/etc/gcal-booking/gcal-booking.env", "DynamicUser=yes",
                          "ProtectSystem=strict", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes",
                          "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service"):

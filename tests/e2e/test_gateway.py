@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 import requests
 
-from harness import JWT_SECRET, free_port, jwt, unseal, wait_for
+from harness import JWT_SECRET, broker_user, free_port, jwt, unseal, wait_for
 
 CALENDAR = "https://www.googleapis.com/auth/calendar.events"
 EMAIL = "https://www.googleapis.com/auth/userinfo.email"
@@ -184,6 +184,12 @@ def connected_user(s):
 
 
 # The connect flow
+
+
+def scheduler_down(s):
+    """A scheduler ran once on this vhost (it declares and binds scheduler.commands; the gateway's broker user may
+    only declare the exchange) and is stopped: commands wait in their queue."""
+    s.service("scheduler-worker").stop()
 
 
 def test_connect_through_the_consent_form(stack):
@@ -820,7 +826,13 @@ def test_no_reply_in_time_answers_pending(stack):
     gw = Gateway(s)
     user, _ = connected_user(s)
     lead = s.add_lead(user)["lead"]
-    # No scheduler runs: the command waits in its queue.
+    # No scheduler ever ran on this broker: no queue takes the command, and the gateway says so at once.
+    start = time.time()
+    r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead})
+    assert_error(r, 503, "unavailable")
+    assert time.time() - start < 3
+    # No scheduler runs now: the command waits in its queue.
+    scheduler_down(s)
     start = time.time()
     r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead,
                                                                "dateTime": "2099-09-18 17:00"})
@@ -836,6 +848,7 @@ def test_no_reply_in_time_answers_pending(stack):
     assert props["type"] == "meeting.command" and props["delivery_mode"] == 2
     assert props["message_id"] == props["correlation_id"] == body["command_id"]
     assert props["reply_to"].startswith("amq.gen-")
+    assert props["user_id"] == broker_user("gateway"), "the gateway names itself; the broker vouches for it"
     command = json.loads(m["payload"])
     assert command == {"command": "create", "command_id": body["command_id"], "user_id": user,
                        "lead_analytics_id": lead, "date_time": "2099-09-18 17:00"}
@@ -974,6 +987,7 @@ def test_client_gone_before_the_answer(stack):
     s = stack()
     gw = Gateway(s)
     user, _ = connected_user(s)
+    scheduler_down(s)
     body = json.dumps({"leadAnalyticsId": s.add_lead(user)["lead"]}).encode()
     host, port = gw.url[len("http://"):].split(":")
     # Deferred answers get no notice when the client leaves; the gateway must still answer once and live on.

@@ -21,7 +21,9 @@ RING_V2 = NEW_KEY + "," + harness.TOKEN_KEY
 
 
 def gcalctl(s, *args, expect=0, **env):
-    """Run gcalctl with the test's service environment; returns the completed process."""
+    """Run gcalctl with the test's service environment, as the operator's broker user (gcal-ops, with only
+    the permissions `gcalctl broker-users` gives it); returns the completed process."""
+    env.setdefault("AMQP_URL", s.amqp_url_for("ops"))
     p = subprocess.run([GCALCTL, *args], env=s.env(**env), capture_output=True, text=True, timeout=60)
     assert p.returncode == expect, f"gcalctl {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
     return p
@@ -165,7 +167,9 @@ def test_dead_letters_are_listed_kept_and_replayed_after_the_data_is_fixed(stack
     p = gcalctl(s, "dead", "replay", "mailer.dead", "--all")
     assert f"replayed {mid} to mailer.jobs" in p.stdout
     wait_for(lambda: s.mails(f"fixed-{user[:8]}@example.com"), 30, what="the replayed mail")
-    assert s.one("SELECT status FROM mail_deliveries WHERE message_id = %s", mid) == ("sent",)
+    # The mailer records the send just after the server took the mail.
+    wait_for(lambda: s.one("SELECT status FROM mail_deliveries WHERE message_id = %s", mid) == ("sent",), 10,
+             what="the delivery recorded as sent")
     wait_for(lambda: s.depth("mailer.dead") == 0, 10, what="an empty mailer.dead")
 
     # A poison message replayed as it is comes back; an unknown id is an error and changes nothing.

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 
-from harness import seal, wait_for
+from harness import broker_user, seal, wait_for
 
 LEADS = "scheduler.leads"
 MAIL = "mailer.jobs"
@@ -329,10 +329,11 @@ def test_malformed_message_is_dead_lettered_and_worker_keeps_running(stack):
 
 
 def command(s, body, reply_queue):
+    """A command as the gateway publishes it (user-id = the gateway's broker user), and the scheduler's reply."""
     cid = str(uuid.uuid4())
     body = dict(body, command_id=cid)
     s.publish("calendar.commands", "meeting." + body["command"], body, message_id=cid, correlation_id=cid,
-              reply_to=reply_queue, type="meeting.command")
+              reply_to=reply_queue, type="meeting.command", user_id=broker_user("gateway"))
     msgs = wait_for(lambda: [m for m in s.peek(reply_queue) if m["properties"].get("correlation_id") == cid], 20,
                     what=f"reply to {body['command']}")
     return json.loads(msgs[0]["payload"])

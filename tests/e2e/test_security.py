@@ -9,6 +9,15 @@ framing that allows one reading only, bodies refused from their Content-Length a
 before a byte of them is read, a cap on connections, memory that stays bounded under many unfinished
 requests.
 
+Broker trust: the broker is not a trust boundary. A command published by any
+broker user but the gateway's is refused and changes nothing; a command the
+gateway's user did publish is still checked field by field; a lead.analyzed
+naming another user than the lead's owner is refused, and no outcome row of
+one user is ever rewritten in another's name. (That a broker user without
+write permission cannot publish to calendar.commands at all, and that a
+forged user-id is refused by the broker itself, is in
+tests/integration/test_mq.c.)
+
 JWT refusals (alg none, wrong key, expired, missing claim) are in
 test_gateway.py::test_jwt_is_required_and_checked and tests/unit/test_jwt.c;
 state reuse and forgery in test_gateway.py::test_reused_forged_and_expired_states_are_refused.
@@ -29,7 +38,7 @@ import requests
 import harness
 import logscan
 import sqlscan
-from harness import JWT_SECRET, jwt, unseal, wait_for
+from harness import JWT_SECRET, broker_user, jwt, unseal, wait_for
 from test_gateway import Gateway, connect, frontend_result, status
 from test_mailer import parts, wait_mails
 
@@ -257,6 +266,220 @@ def test_hostile_values_travel_unchanged(stack):
     tables = {r[0] for r in s.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"users", "calendar_meetings", "lead_analytics", "calendar_booking_outcomes"} <= tables
     assert s.one("SELECT count(*) FROM users")[0] >= 1
+
+
+# Broker trust
+
+
+def calendar(s, email):
+    """The user's events at the Google stand-in, without the stand-in's bookkeeping that changes on reads."""
+    return [{k: v for k, v in e.items() if k != "_standin"} for e in s.standin.admin(f"events?email={email}")["events"]]
+
+
+def dead_letters(s, reason):
+    return [m for m in s.peek("scheduler.dead") if m["properties"]["headers"].get("x-dead-reason") == reason]
+
+
+def refused(sched, message, reason):
+    return sched.metrics().get(f'scheduler_messages_refused_total{{message="{message}",reason="{reason}"}}', 0)
+
+
+def booked(s, user, gmail, **lead):
+    """A lead of user booked by the scheduler; returns (lead id, meeting id)."""
+    lead_id = s.add_lead(user, **lead)["lead"]
+    assert s.publish_lead(lead_id, user)
+    row = wait_for(lambda: s.one("SELECT id FROM calendar_meetings WHERE lead_analytics_id = %s", lead_id), 20,
+                   what="the booked meeting")
+    return lead_id, str(row[0])
+
+
+def world(s):
+    """Every row a command or a lead could change."""
+    return {t: s.query(f"SELECT * FROM {t} ORDER BY 1") for t in
+            ("calendar_meetings", "calendar_commands", "calendar_booking_outcomes")}
+
+
+def send_command(s, body, **props):
+    cid = str(uuid.uuid4())
+    body = dict(body, command_id=cid)
+    assert s.publish("calendar.commands", "meeting." + body["command"], body, message_id=cid, correlation_id=cid,
+                     reply_to="test.replies", type="meeting.command", **props)
+    return cid
+
+
+def test_commands_only_from_the_gateways_broker_user(stack):
+    """Commands hand-published without a user-id, or by any broker user but the gateway's (another service's
+    credentials, the administrator's), are dead-lettered unanswered as untrusted_publisher and change nothing:
+    the Google calendar, the meetings, the stored commands. The same cancel from the gateway's user works."""
+    s = stack()
+    s.start_standin()
+    victim = s.add_user()
+    gmail = f"g-{victim[:8]}@example.com"
+    s.connect_calendar(victim, gmail)
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    lead, meeting = booked(s, victim, gmail)
+    spare = s.add_lead(victim, demo=None)["lead"]
+    before_calendar, before_rows = calendar(s, gmail), world(s)
+
+    create = {"command": "create", "user_id": victim, "lead_analytics_id": spare, "date_time": "2099-05-01T10:00:00",
+              "attendee_email": "outsider@evil.example", "attendee_name": "Eve\r\nBcc: all@evil.example"}
+    cancel = {"command": "cancel", "user_id": victim, "meeting_id": meeting, "reason": "forged"}
+    sent = [
+        send_command(s, create),                                            # no user-id at all
+        send_command(s, cancel),
+        send_command(s, cancel, user_id=broker_user("mailer")),            # another service's broker user
+        send_command(s, create, user_id=broker_user("scheduler") + "x"),   # a user that is nobody's
+        send_command(s, cancel, user_id="guest"),                          # the administrator itself
+    ]
+    dead = wait_for(lambda: (lambda d: d if len(d) == len(sent) else None)(dead_letters(s, "untrusted_publisher")),
+                    30, what="every forged command dead-lettered")
+    assert {m["properties"]["message_id"] for m in dead} == set(sent)
+    publishers = sorted(m["properties"]["headers"].get("x-dead-publisher", "(none)") for m in dead)
+    assert publishers == sorted(["(none)", "(none)", broker_user("mailer"), broker_user("scheduler") + "x", "guest"])
+    assert all("COMMAND_AMQP_USERS" in m["properties"]["headers"]["x-dead-detail"] for m in dead)
+    assert refused(sched, "command", "untrusted_publisher") == len(sent)
+    assert s.peek("test.replies") == [], "a forged command is not answered: its reply_to is the forger's word"
+    assert calendar(s, gmail) == before_calendar, "the victim's Google calendar is unchanged"
+    assert world(s) == before_rows, "no meeting, command or outcome row changed"
+    assert s.one("SELECT status FROM calendar_meetings WHERE id = %s", meeting) == ("scheduled",)
+    lines = [ln for ln in sched.log_lines() if ln["msg"].startswith("command refused: its publisher")]
+    assert len(lines) == len(sent) and {ln["publisher"] for ln in lines} >= {"(none)", "guest"}
+
+    # The same cancel from the gateway's broker user goes through: it was the publisher that was refused.
+    cid = send_command(s, cancel, user_id=broker_user("gateway"))
+    reply = wait_for(lambda: [json.loads(m["payload"]) for m in s.peek("test.replies")
+                              if m["properties"].get("correlation_id") == cid], 20, what="the gateway's reply")[0]
+    assert reply["ok"] and reply["meeting"]["status"] == "cancelled"
+    assert calendar(s, gmail)[0]["status"] == "cancelled"
+
+
+HOSTILE_COMMANDS = [
+    ("attendee_name", {"attendee_name": "Eve\r\nBcc: all@evil.example"}),
+    ("attendee_name", {"attendee_name": "tab\there"}),
+    ("attendee_name", {"attendee_name": "n" * 256}),
+    ("attendee_email", {"attendee_email": "a@example.com\r\nBcc: all@evil.example"}),
+    ("attendee_email", {"attendee_email": "a@b.example, c@evil.example"}),
+    ("attendee_email", {"attendee_email": "x" * 250 + "@example.com"}),
+    ("attendee_email", {"attendee_email": "nobody"}),
+    ("date_time", {"date_time": "tomorrow at five"}),
+    ("every member", {"date_time": 20990501}),
+    ("takes only", {"attendee_phone": "+1 555 0100"}),
+    ("takes only", {"meeting_id": str(uuid.uuid4())}),
+    ("lead_analytics_id", {"lead_analytics_id": "not-a-uuid"}),
+]
+
+
+def test_commands_are_checked_again_field_by_field(stack):
+    """A command from the gateway's own broker user is still checked as the gateway checks a request (names
+    without control characters, emails, lengths, date-times, UUIDs, only the members of its kind): the
+    refusal is answered `invalid`, dead-lettered as malformed and changes nothing."""
+    s = stack()
+    s.start_standin()
+    user = s.add_user()
+    gmail = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, gmail)
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    lead = s.add_lead(user, demo=None)["lead"]
+    _, meeting = booked(s, user, gmail)
+    before_calendar, before_rows = calendar(s, gmail), world(s)
+    gateway = broker_user("gateway")
+    base = {"command": "create", "user_id": user, "lead_analytics_id": lead, "date_time": "2099-05-01T10:00:00"}
+    cases = [(why, dict(base, **extra)) for why, extra in HOSTILE_COMMANDS]
+    cases += [
+        ("reason", {"command": "cancel", "user_id": user, "meeting_id": meeting, "reason": "r" * 2001}),
+        ("takes only", {"command": "cancel", "user_id": user, "meeting_id": meeting, "lead_analytics_id": lead}),
+        ("new_date_time", {"command": "reschedule", "user_id": user, "meeting_id": meeting}),
+        ("new_date_time", {"command": "reschedule", "user_id": user, "meeting_id": meeting,
+                           "new_date_time": "2099-13-01T10:00:00Z"}),
+    ]
+    ids = {}
+    for why, body in cases:
+        ids[send_command(s, body, user_id=gateway)] = why
+    # A body with a member twice: two JSON readers could each take another copy.
+    cid = str(uuid.uuid4())
+    twice = ('{"command":"cancel","command_id":"%s","user_id":"%s","meeting_id":"%s","reason":"a","reason":"b"}'
+             % (cid, user, meeting))
+    assert s.publish("calendar.commands", "meeting.cancel", twice, message_id=cid, correlation_id=cid,
+                     reply_to="test.replies", type="meeting.command", user_id=gateway)
+    ids[cid] = "twice"
+
+    replies = wait_for(lambda: (lambda r: r if len(r) == len(ids) else None)(
+        {m["properties"]["correlation_id"]: json.loads(m["payload"]) for m in s.peek("test.replies")}), 30,
+        what="an answer to every command")
+    for cid, why in ids.items():
+        r = replies[cid]
+        assert r["ok"] is False and r["error"]["code"] == "invalid", (why, r)
+        assert why in r["error"]["message"], (why, r)
+    dead = wait_for(lambda: (lambda d: d if len(d) == len(ids) else None)(dead_letters(s, "malformed")), 20,
+                    what="every refused command dead-lettered")
+    assert {m["properties"]["message_id"] for m in dead} == set(ids)
+    assert refused(sched, "command", "malformed") == len(ids)
+    assert calendar(s, gmail) == before_calendar
+    assert world(s) == before_rows
+    assert not [r for r in s.query("SELECT attendee_name FROM calendar_meetings")
+                if r[0] and ("\r" in r[0] or "\n" in r[0])]
+
+    # Within the rules the same command is taken (the name may hold any printable text).
+    cid = send_command(s, dict(base, attendee_name="Zoë O'Brien <CTO>", attendee_email="Lead@Example.com"),
+                       user_id=gateway)
+    reply = wait_for(lambda: [json.loads(m["payload"]) for m in s.peek("test.replies")
+                              if m["properties"].get("correlation_id") == cid], 20, what="the good command's reply")[0]
+    assert reply["ok"], reply
+    assert reply["meeting"]["attendee_name"] == "Zoë O'Brien <CTO>"
+
+
+def test_a_forged_lead_names_nobody_but_the_leads_owner(stack):
+    """lead.analyzed naming another user than lead_analytics.user_id is refused (user_mismatch) and touches
+    neither user: no outcome row changes or appears, no event in either calendar. An outcome row is only ever
+    rewritten in its own user's name."""
+    s = stack()
+    s.start_standin()
+    alice, bob = s.add_user(), s.add_user()
+    a_mail, b_mail = f"g-{alice[:8]}@example.com", f"g-{bob[:8]}@example.com"
+    s.connect_calendar(alice, a_mail)
+    s.connect_calendar(bob, b_mail)
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+
+    # Alice's lead was skipped (no demo time): her outcome row exists. Another of hers is bookable.
+    skipped = s.add_lead(alice, demo=None)["lead"]
+    assert s.publish_lead(skipped, alice)
+    row = wait_for(lambda: s.one("SELECT * FROM calendar_booking_outcomes WHERE lead_analytics_id = %s", skipped),
+                   20, what="alice's outcome")
+    bookable = s.add_lead(alice)["lead"]
+    # An outcome of alice's for a lead since deleted: no lead_analytics row says whose it is.
+    gone = str(uuid.uuid4())
+    s.query("INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, reason, detail, attempts)"
+            " VALUES (%s, %s, 'failed', 'google_rejected', 'Google refused the event', 1)", gone, alice)
+    before = world(s)
+
+    # Forged in bob's name: x-attempt 2 skips the wait for a lead that is not there yet.
+    for lead in (skipped, bookable):
+        assert s.publish("leads", "lead.analyzed", {"lead_analytics_id": lead, "user_id": bob},
+                         message_id=f"forged-{lead}", headers={"x-attempt": 2})
+    dead = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(dead_letters(s, "user_mismatch")), 30,
+                    what="both forged leads dead-lettered")
+    assert {m["properties"]["message_id"] for m in dead} == {f"forged-{skipped}", f"forged-{bookable}"}
+    assert refused(sched, "lead", "user_mismatch") == 2
+    assert s.publish("leads", "lead.analyzed", {"lead_analytics_id": gone, "user_id": bob}, message_id="forged-gone",
+                     headers={"x-attempt": 2})
+    wait_for(lambda: sched.metrics().get('scheduler_leads_not_scheduled_total{reason="unknown_lead"}'), 20,
+             what="the unknown lead handled")
+
+    assert world(s) == before, "no outcome (or meeting) row changed or appeared"
+    assert s.one("SELECT * FROM calendar_booking_outcomes WHERE lead_analytics_id = %s", skipped) == row
+    assert s.one("SELECT user_id::text, reason FROM calendar_booking_outcomes WHERE lead_analytics_id = %s",
+                 gone) == (alice, "google_rejected")
+    assert s.query("SELECT 1 FROM calendar_booking_outcomes WHERE user_id = %s", bob) == []
+    assert calendar(s, a_mail) == [] and calendar(s, b_mail) == []
+    lines = [ln for ln in sched.log_lines() if ln["msg"].startswith("lead refused")]
+    assert {(ln["message_user"], ln["owner"]) for ln in lines} == {(bob, alice)}
+
+    # The lead's own owner still books it.
+    assert s.publish_lead(bookable, alice)
+    wait_for(lambda: calendar(s, a_mail), 20, what="alice's meeting")
+    assert calendar(s, b_mail) == []
 
 
 # The gateway's HTTP server against anonymous clients

@@ -10,6 +10,7 @@
  */
 #include "fuzz.h"
 
+#include "fields.h"
 #include "ids.h"
 #include "jobspec.h"
 #include "message.h"
@@ -46,8 +47,12 @@ static void fuzz_command(const uint8_t *data, size_t size)
 		fuzz_lower_uuid("user_id", m.user_id);
 		fuzz_lower_uuid(m.kind == MESSAGE_CREATE ? "lead_id" : "meeting_id",
 				m.kind == MESSAGE_CREATE ? m.lead_id : m.meeting_id);
-		if (m.reason != NULL && strlen(m.reason) > MESSAGE_REASON_MAX)
+		if (m.reason != NULL && !fields_reason_ok(m.reason))
 			fuzz_fail("a reason over the limit");
+		if (m.name_override != NULL && !fields_name_ok(m.name_override))
+			fuzz_fail("an attendee name the gateway would refuse");
+		if (m.email_override != NULL && !fields_email_ok(m.email_override))
+			fuzz_fail("an attendee email the gateway would refuse");
 	}
 	message_command_release(&m);
 }

@@ -7,8 +7,10 @@
     stack.py pg-stop DIR / pg-start DIR
 
 `start` brings up PostgreSQL (initdb in DIR, loopback, a free port), RabbitMQ
-(its own node name, ports, Erlang port mapper and data directory), a real
-SMTP server that keeps every message in a Maildir, and the Google stand-in.
+(its own node name, ports, Erlang port mapper and data directory, and the
+services' broker users, made by `gcalctl broker-users --apply` as deploy/
+makes them), a real SMTP server that keeps every message in a Maildir, and
+the Google stand-in.
 It applies every migration to a template database and writes DIR/env, a file
 of `export NAME=value` lines that tests and services read. `stop` ends
 everything recorded in DIR/pids.json, whatever state it is in, and is safe
@@ -30,6 +32,7 @@ import sys
 import time
 import urllib.request
 import base64
+import secrets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -159,7 +162,32 @@ def rabbit_api(port, method, path, body=None):
         return r.read()
 
 
-def start_rabbit(d, pids, env):
+def broker_users(port, amqp, build_dir, env):
+    """Each service's own broker user with a fresh password, permitted on the vhost "/" (the local stack's);
+    the e2e harness grants the same users on each test's vhost (tests/e2e/harness.py).
+    TEST_AMQP_URL_<ROLE> is the broker URL (no vhost) of each: GATEWAY, SCHEDULER, MAILER, WEBHOOK, OPS.
+
+    guest is also given the `impersonator` tag, here and nowhere else: a test can then publish through
+    the management API as another broker user would (the user-id property of its choice), e.g. a command
+    as the gateway publishes it. The services' users have no tags at all."""
+    gcalctl = os.path.join(build_dir, "services", "gcalctl", "gcalctl")
+    if not os.path.exists(gcalctl):
+        sys.exit(f"stack: {gcalctl} is missing: build first (meson compile -C {build_dir})")
+    grants = json.loads(subprocess.run([gcalctl, "broker-users", "--json"], capture_output=True, text=True,
+                                       check=True).stdout)
+    penv = dict(os.environ, RABBITMQ_API_URL=f"http://guest:guest@127.0.0.1:{port}/api", LOG_LEVEL="warn")
+    for g in grants:
+        password = secrets.token_hex(16)
+        penv[g["role"].upper() + "_AMQP_PASSWORD"] = password
+        env["TEST_AMQP_URL_" + g["role"].upper()] = f"amqp://{g['user']}:{password}@127.0.0.1:{amqp}"
+    p = subprocess.run([gcalctl, "broker-users", "--apply", "--vhost", "/"], env=penv, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"gcalctl broker-users --apply failed:\n{p.stdout}{p.stderr}")
+    rabbit_api(port, "PUT", "/users/guest", {"password": "guest", "tags": "administrator,impersonator"})
+
+
+def start_rabbit(d, pids, env, build_dir):
     rdir = os.path.join(d, "rabbit")
     os.makedirs(rdir, exist_ok=True)
     amqp = int(env.get("AMQP_PORT") or free_port())
@@ -189,7 +217,8 @@ def start_rabbit(d, pids, env):
     env["TEST_RABBITMQ_API"] = f"http://guest:guest@127.0.0.1:{mgmt}/api"
     env["TEST_RABBITMQ_MGMT_PORT"] = str(mgmt)
     env["TEST_RABBITMQ_DIR"] = rdir
-    log(f"rabbitmq on 127.0.0.1:{amqp} (management {mgmt})")
+    broker_users(mgmt, amqp, build_dir, env)
+    log(f"rabbitmq on 127.0.0.1:{amqp} (management {mgmt}), a broker user per service")
 
 
 def run_rabbit(pids, rdir, renv, epmd, amqp, mgmt):
@@ -343,7 +372,7 @@ def cmd_start(d, only, build_dir, standin_args):
         if "pg" in only:
             start_pg(d, pids, env)
         if "rabbit" in only:
-            start_rabbit(d, pids, env)
+            start_rabbit(d, pids, env, build_dir)
         if "smtp" in only:
             start_smtp(d, pids, env)
         if "standin" in only:

@@ -7,8 +7,11 @@
  * connections killed through the management API (reconnect, stale ack
  * tokens refused); consumers cancelled for a graceful stop; a 406 on
  * redeclare exiting with status 78; a broker that refuses connections
- * without stalling the loop; and unsettled publishes reported lost by
- * mq_free().
+ * without stalling the loop; unsettled publishes reported lost by
+ * mq_free(); and the broker users of lib/topology's grants: every publish
+ * names its connection's user (user-id), a forged user-id and a publish
+ * without write permission are refused by the broker (a channel error),
+ * and each service's grant is enough for what it declares and consumes.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -198,7 +203,8 @@ static void on_bulk(struct mq *mq, const struct mq_delivery *d, void *arg)
 	    !field_is(mq_delivery_header(d, "x-empty"), "") || d->msg.nheaders != 3 ||
 	    !field_is(d->msg.content_type, "application/json") || !field_is(d->msg.type, "test.bulk") ||
 	    !field_is(d->msg.reply_to, "nobody") || !field_is(d->msg.exchange, "") ||
-	    !field_is(d->msg.routing_key, Q_BULK) || d->msg.timestamp != 1700000000 + i || d->msg.transient ||
+	    !field_is(d->msg.routing_key, Q_BULK) || !field_is(d->msg.user_id, "guest") ||
+	    d->msg.timestamp != 1700000000 + i || d->msg.transient ||
 	    d->redelivered || d->delivery_count != 0)
 		bulk.field_errors++;
 	snprintf(want, sizeof(want), "corr-%ld", i);
@@ -251,6 +257,24 @@ static void on_lead(struct mq *mq, const struct mq_delivery *d, void *arg)
 	}
 }
 
+/* What reached scheduler.commands (the broker-user tests publish there). */
+static struct {
+	int got;
+	char *user_id;
+	char *message_id;
+} commands;
+
+static void on_command(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	(void)arg;
+	commands.got++;
+	free(commands.user_id);
+	free(commands.message_id);
+	commands.user_id = dup_or_null(d->msg.user_id);
+	commands.message_id = dup_or_null(d->msg.message_id);
+	mq_ack(mq, d->token);
+}
+
 static void on_dead(struct mq *mq, const struct mq_delivery *d, void *arg)
 {
 	(void)arg;
@@ -286,7 +310,8 @@ static int on_con_connect(struct mq *mq, void *arg)
 	if (declare_all(mq) < 0 ||
 	    mq_consume(mq, Q_BULK, PREFETCH, false, on_bulk, NULL) < 0 ||
 	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, PREFETCH, false, on_lead, NULL) < 0 ||
-	    mq_consume(mq, TOPO_Q_SCHEDULER_DEAD, 10, false, on_dead, NULL) < 0)
+	    mq_consume(mq, TOPO_Q_SCHEDULER_DEAD, 10, false, on_dead, NULL) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, 10, false, on_command, NULL) < 0)
 		return -1;
 	return 0;
 }
@@ -444,6 +469,8 @@ static void test_bulk(void)
 			.exchange = "", .routing_key = Q_BULK, .body = body, .content_type = "application/json",
 			.message_id = id, .correlation_id = corr, .reply_to = "nobody", .type = "test.bulk",
 			.timestamp = 1700000000 + i, .headers = h, .nheaders = 3,
+			/* Ignored: mq_publish() names the connection's own user, the only one the broker accepts. */
+			.user_id = "someone-else",
 		};
 
 		snprintf(id, sizeof(id), "bulk-%d", i);
@@ -463,7 +490,8 @@ static void test_bulk(void)
 	CHECK(wait_for(bulk_consumed, 30000), "every message was consumed and acked");
 	CHECK_INT(bulk.unique, N_BULK, "%d distinct messages delivered", N_BULK);
 	CHECK_INT(bulk.duplicates, 0, "no message delivered twice");
-	CHECK_INT(bulk.field_errors, 0, "message ids, headers, properties and bodies arrived intact");
+	CHECK_INT(bulk.field_errors, 0,
+		  "message ids, headers, properties and bodies arrived intact, user-id naming the publisher's login");
 	CHECK(bulk.max_outstanding <= PREFETCH && bulk.max_outstanding > 1,
 	      "unacked deliveries stayed within the prefetch of %d (max %d)", PREFETCH, bulk.max_outstanding);
 	CHECK_INT(callbacks_inside_calls, 0, "no callback ran inside mq_publish or mq_ack");
@@ -749,6 +777,195 @@ static void test_free_lost(void)
 	CHECK_INT(freed.ack + freed.nack + freed.returned, 0, "... and nothing else");
 }
 
+/* Broker users: lib/topology's grants, as deploy/ makes them, on this test's vhost. */
+
+static const struct topology_grant *grant_of(const struct topology_grant *g, size_t n, const char *role)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(g[i].role, role) == 0)
+			return &g[i];
+	return NULL;
+}
+
+/* A user "test-mq-<role>" with role's grant on VHOST; its AMQP URL, caller frees. */
+static char *grant_user(const struct topology_grant *g)
+{
+	char *user = xasprintf("test-mq-%s", g->role);
+	char *u = testenv_broker_user(VHOST, user, "test-mq-password", g->configure, g->write, g->read);
+
+	free(user);
+	return u;
+}
+
+struct role_side {
+	const char *role;
+	int connects;
+	const char *reply_queue;
+};
+
+static void on_reply(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	(void)mq;
+	(void)d;
+	(void)arg;
+}
+
+static void on_ignore(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	(void)arg;
+	mq_nack(mq, d->token, true);
+}
+
+/* What each service does in on_connect, under its own broker user. */
+static int on_role_connect(struct mq *mq, void *arg)
+{
+	struct role_side *r = arg;
+
+	r->connects++;
+	if (strcmp(r->role, "gateway") == 0)
+		return topology_declare_gateway(mq) < 0 || mq_declare_reply_queue(mq, &r->reply_queue) < 0 ||
+				       mq_consume(mq, r->reply_queue, 16, true, on_reply, NULL) < 0
+			       ? -1
+			       : 0;
+	if (strcmp(r->role, "scheduler") == 0)
+		return topology_declare_scheduler(mq, DELAY_MS) < 0 ||
+				       mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, 1, false, on_ignore, NULL) < 0 ||
+				       mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, 1, false, on_ignore, NULL) < 0
+			       ? -1
+			       : 0;
+	if (strcmp(r->role, "mailer") == 0)
+		return topology_declare_mailer(mq) < 0 || mq_consume(mq, TOPO_Q_MAILER_JOBS, 1, false, on_ignore, NULL) < 0
+			       ? -1
+			       : 0;
+	if (strcmp(r->role, "webhook") == 0)
+		return topology_declare_webhook_side(mq);
+	return 0;
+}
+
+static struct mq *waiting_mq;
+
+static bool role_ready(void)
+{
+	return mq_ready(waiting_mq);
+}
+
+static struct tally as_gateway, as_mailer;
+
+static bool as_gateway_done(void)
+{
+	return as_gateway.done && commands.got > 0;
+}
+
+static bool as_mailer_settled(void)
+{
+	return as_mailer.done;
+}
+
+/* A raw connection (librabbitmq, not lib/mq, which cannot forge): publish with user-id claimed; the broker's answer. */
+static void forged_publish(const char *user, const char *claimed, char *text, size_t len)
+{
+	amqp_connection_state_t conn = amqp_new_connection();
+	amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+	struct amqp_connection_info info;
+	char *u = testenv_broker_user(VHOST, user, "test-mq-password", "^$", "^calendar\\.commands$", "^$");
+	amqp_basic_properties_t p = { 0 };
+	amqp_rpc_reply_t r;
+
+	amqp_parse_url(u, &info);
+	snprintf(text, len, "no answer");
+	if (amqp_socket_open(sock, info.host, info.port) != AMQP_STATUS_OK ||
+	    amqp_login(conn, VHOST, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, user, "test-mq-password")
+			    .reply_type != AMQP_RESPONSE_NORMAL ||
+	    amqp_channel_open(conn, 1) == NULL)
+		goto out;
+	p._flags = AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+	p.user_id = amqp_cstring_bytes(claimed);
+	p.message_id = amqp_cstring_bytes("forged-1");
+	amqp_basic_publish(conn, 1, amqp_cstring_bytes(TOPO_EX_CALENDAR_COMMANDS),
+			   amqp_cstring_bytes(TOPO_RK_MEETING_CANCEL), 0, 0, &p, amqp_cstring_bytes("{}"));
+	/* The broker answers a refused publish by closing the channel: any synchronous call then sees it. */
+	amqp_queue_declare(conn, 1, amqp_cstring_bytes(TOPO_Q_SCHEDULER_COMMANDS), 1, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(conn);
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_t *c = r.reply.decoded;
+
+		snprintf(text, len, "%u %.*s", c->reply_code, (int)c->reply_text.len, (char *)c->reply_text.bytes);
+	} else if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		snprintf(text, len, "accepted");
+	}
+out:
+	amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(conn);
+	free(u);
+}
+
+static void test_broker_users(void)
+{
+	static const char *const roles[] = { "gateway", "scheduler", "mailer", "webhook", "ops" };
+	struct topology_grant *g;
+	size_t n = topology_grants(&g);
+	struct mq *mqs[5] = { 0 };
+	struct role_side sides[5] = { 0 };
+	struct mq_message cmd = { .exchange = TOPO_EX_CALENDAR_COMMANDS, .routing_key = TOPO_RK_MEETING_CANCEL,
+				  .body = "{}", .body_len = 2, .message_id = "as-gateway-1", .mandatory = true };
+	struct mq_message forged = cmd;
+	char text[256];
+
+	CHECK_INT(n, 5, "five broker users: gateway, scheduler, mailer, webhook, ops");
+	/* Each service's declares and consumers pass under its own grant alone. */
+	for (size_t i = 0; i < 5; i++) {
+		const struct topology_grant *gr = grant_of(g, n, roles[i]);
+		char *u = grant_user(gr);
+		char *name = xasprintf("test-mq %s", roles[i]);
+		struct mq_opts o = { .url = u, .name = name, .on_connect = on_role_connect, .arg = &sides[i] };
+
+		sides[i].role = roles[i];
+		mqs[i] = mq_new(base, &o);
+		waiting_mq = mqs[i];
+		CHECK(wait_for(role_ready, 10000), "the %s's declares and consumers pass under its grant alone", roles[i]);
+		CHECK_INT(sides[i].connects, 1, "... at the first attempt (%s)", roles[i]);
+		free(name);
+		name = xasprintf("test-mq-%s", roles[i]);
+		CHECK_STR(mq_user(mqs[i]), name, "mq_user() is the login (%s)", roles[i]);
+		free(name);
+		free(u);
+		/* Only the gateway and the mailer are used below; the others' consumers would compete with ours. */
+		if (i != 0 && i != 2) {
+			mq_free(mqs[i]);
+			mqs[i] = NULL;
+		}
+	}
+
+	/* The gateway's command arrives naming the gateway's user. */
+	CHECK_INT(publish(mqs[0], &cmd, &as_gateway), 0, "the gateway's user published a command");
+	CHECK(wait_for(as_gateway_done, 10000), "it was confirmed and consumed");
+	CHECK_INT(as_gateway.ack, 1, "the broker took it");
+	CHECK_STR(commands.user_id, "test-mq-gateway", "its user-id names the gateway's broker user");
+
+	/* The mailer's credentials cannot publish a command: the broker closes the channel (403). */
+	forged.message_id = "as-mailer-1";
+	commands.got = 0;
+	CHECK_INT(publish(mqs[2], &forged, &as_mailer), 0, "the mailer's user wrote a publish to calendar.commands");
+	CHECK(wait_for(as_mailer_settled, 10000), "it was settled");
+	CHECK_INT(as_mailer.lost, 1, "the broker refused it: the channel closed and the publish is LOST");
+	CHECK_INT(as_mailer.ack, 0, "... never acked");
+	waiting_mq = mqs[2];
+	CHECK(wait_for(role_ready, 10000), "the mailer's connection came back by itself");
+	CHECK_INT(commands.got, 0, "nothing reached scheduler.commands");
+
+	/* A user-id other than the login is refused too (406), even where the user may write. */
+	forged_publish("test-mq-forger", "test-mq-gateway", text, sizeof(text));
+	CHECK(strncmp(text, "406 PRECONDITION_FAILED", 23) == 0, "a forged user-id is refused by the broker (%s)", text);
+	forged_publish("test-mq-forger", "test-mq-forger", text, sizeof(text));
+	CHECK_STR(text, "accepted", "the same publish naming its own login is taken");
+	CHECK(wait_for(as_gateway_done, 10000) && field_is(commands.user_id, "test-mq-forger"),
+	      "and arrives naming it");
+
+	for (size_t i = 0; i < 5; i++)
+		mq_free(mqs[i]);
+	topology_grants_free(g, n);
+}
+
 int main(void)
 {
 	struct mq_message m = { .exchange = "", .routing_key = Q_BULK, .body = "", .body_len = 0 };
@@ -771,6 +988,7 @@ int main(void)
 	test_bulk();
 	test_mandatory();
 	test_dead_letter_and_delay();
+	test_broker_users();
 	test_reconnect();
 	test_stop_consuming();
 	test_precondition();
@@ -785,6 +1003,8 @@ int main(void)
 	free(dead.reason);
 	free(dead.queue);
 	free(dead.routing_key);
+	free(commands.user_id);
+	free(commands.message_id);
 	curl_global_cleanup();
 	log_shutdown();
 	return tap_done();

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -137,6 +138,44 @@ char *testenv_vhost(const char *name)
 		exit(1);
 	}
 	return xasprintf("%s/%s", amqp, name);
+}
+
+char *testenv_broker_user(const char *vhost, const char *user, const char *password, const char *configure,
+			  const char *write, const char *read)
+{
+	const char *amqp = testenv_require("TEST_AMQP_URL");
+	const char *at = strrchr(amqp, '@');
+	cJSON *o = cJSON_CreateObject();
+	char *path, *json;
+	long st;
+
+	cJSON_AddStringToObject(o, "password", password);
+	cJSON_AddStringToObject(o, "tags", "");
+	json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	path = xasprintf("/users/%s", user);
+	st = testenv_rabbit("PUT", path, json, NULL);
+	free(path);
+	cJSON_free(json);
+	if (st != 201 && st != 204) {
+		fprintf(stderr, "testenv: creating broker user %s answered %ld\n", user, st);
+		exit(1);
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "configure", configure);
+	cJSON_AddStringToObject(o, "write", write);
+	cJSON_AddStringToObject(o, "read", read);
+	json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	path = xasprintf("/permissions/%s/%s", vhost, user);
+	st = testenv_rabbit("PUT", path, json, NULL);
+	free(path);
+	cJSON_free(json);
+	if ((st != 201 && st != 204) || at == NULL) {
+		fprintf(stderr, "testenv: permissions of %s on %s answered %ld\n", user, vhost, st);
+		exit(1);
+	}
+	return xasprintf("amqp://%s:%s%s/%s", user, password, at, vhost);
 }
 
 char *testenv_rabbit_get(const char *path)

@@ -28,6 +28,14 @@ char *testenv_database(const char *name);
 /* A fresh virtual host "<name>" (deleted first); returns its AMQP URL, caller frees. */
 char *testenv_vhost(const char *name);
 
+/*
+ * A broker user (made, or its password reset) with exactly these
+ * permission regexes on vhost, which exists; returns its AMQP URL there,
+ * caller frees.
+ */
+char *testenv_broker_user(const char *vhost, const char *user, const char *password, const char *configure,
+			  const char *write, const char *read);
+
 /* Run the loop until *done is true or timeout_ms passes; returns *done. */
 bool testenv_run_until(struct event_base *base, const bool *done, int timeout_ms);
 

@@ -20,7 +20,7 @@ static void clear_env(void)
 		"DEFAULT_TIMEZONE", "REMINDER_BEFORE_MINUTES", "MEET_LINKS", "SMTP_URL", "SMTP_USER",
 		"SMTP_PASSWORD", "MAIL_FROM", "SMTP_REQUIRE_TLS", "LOG_LEVEL", "TRANSCRIPT_URL", "PREFETCH",
 		"DATABASE_POOL_SIZE", "CONFLICT_POLICY", "JWT_MAX_LIFETIME_SECONDS", "HTTP_MAX_CONNECTIONS",
-		"HTTP_HEADER_TIMEOUT",
+		"HTTP_HEADER_TIMEOUT", "COMMAND_AMQP_USERS",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
@@ -77,7 +77,33 @@ int main(void)
 	CHECK_STR(c.google_auth_url, "https://accounts.google.com/o/oauth2/v2/auth", "auth URL default");
 	CHECK_STR(c.google_token_url, "https://oauth2.googleapis.com/token", "token URL default");
 	CHECK_STR(c.google_revoke_url, "https://oauth2.googleapis.com/revoke", "revoke URL default");
+	CHECK(c.command_amqp_users == NULL, "COMMAND_AMQP_USERS default: nobody besides the scheduler's own user");
+	CHECK(!cfg_list_has(c.command_amqp_users, "guest"), "... so an empty list names nobody");
 	cfg_free(&c);
+
+	/* COMMAND_AMQP_USERS: broker user names, comma-separated. */
+	clear_env();
+	set_valid_all();
+	setenv("COMMAND_AMQP_USERS", " gcal-gateway , gcal-ops", 1);
+	CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), 0, "COMMAND_AMQP_USERS loads");
+	CHECK(cfg_list_has(c.command_amqp_users, "gcal-gateway") && cfg_list_has(c.command_amqp_users, "gcal-ops"),
+	      "each name is in the list, spaces around it ignored");
+	CHECK(!cfg_list_has(c.command_amqp_users, "gcal") && !cfg_list_has(c.command_amqp_users, "gcal-gateway ") &&
+		      !cfg_list_has(c.command_amqp_users, "") && !cfg_list_has(c.command_amqp_users, NULL) &&
+		      !cfg_list_has(c.command_amqp_users, "gcal-gateway,gcal-ops"),
+	      "only whole names match");
+	cfg_free(&c);
+	{
+		static const char *const bad[] = { "gcal-gateway,", ",gcal-gateway", "a,,b", "a, ,b", "gcal\tgateway" };
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+			setenv("COMMAND_AMQP_USERS", bad[i], 1);
+			CHECK_INT(cfg_load(&c, all, "127.0.0.1:9101", &err), -1, "COMMAND_AMQP_USERS '%s' is refused", bad[i]);
+			CHECK(err && strstr(err, "COMMAND_AMQP_USERS:") != NULL, "and named");
+			free(err);
+			cfg_free(&c);
+		}
+	}
 
 	/* Only what a service asks for is required. */
 	clear_env();

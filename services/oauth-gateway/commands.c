@@ -238,7 +238,7 @@ static void command_answer(struct command *cmd, const struct mq_delivery *d)
 		const char *ours;
 		int status = commands_status(code, &ours);
 
-		log_info("the scheduler refused a command", LOG_STR("command_id", cmd->id), LOG_STR("code", code),
+		log_info("the scheduler refused a command", LOG_STR("command_id", cmd->id), LOG_STR("error_code", code),
 			 LOG_STR("message", message));
 		http_reply_error(cmd->r, status, ours, "%s",
 				 message != NULL ? message : "the scheduler refused the change");

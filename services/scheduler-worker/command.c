@@ -185,7 +185,7 @@ static void command_fail_busy(struct command_job *job, const char *code, const c
 		cJSON_AddItemToObject(r, "busy", busy);
 	text = cJSON_PrintUnformatted(r);
 	cJSON_Delete(r);
-	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("code", code),
+	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("error_code", code),
 		 LOG_STR("message", message), LOG_STR("command_id", job->command_id));
 	command_send_reply(job, text);
 	cJSON_free(text);

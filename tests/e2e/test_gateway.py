@@ -757,7 +757,7 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     s = stack()
     s.start_standin()
     gw = Gateway(s)
-    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     user, _ = connected_user(s)
     other, _ = connected_user(s)
     mine = add_meeting(s, user, lead=s.add_lead(user)["lead"])
@@ -804,6 +804,10 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     # refusing the event.
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
                  "invalid_request", "past")
+    # Both sides log the refusal's code where an operator can read it.
+    for svc, msg in ((gw.svc, "the scheduler refused a command"), (sched, "command refused")):
+        refusals = [line for line in svc.log_lines() if line.get("msg") == msg]
+        assert refusals and refusals[-1]["error_code"] == "invalid", refusals
     s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 400,
                                           "reason": "invalid", "count": 1}]})
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead}), 502, "google_rejected")

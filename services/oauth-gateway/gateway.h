@@ -109,11 +109,12 @@ struct commands_input {
 	const char *reason;	/* cancel */
 };
 /*
- * Check a write body for kind at unix time now: 0 and *in, or -1 and why
- * (len bytes), the 400's message naming the field. Pure: no request, no I/O.
+ * Check a write body for kind at unix time now, a meeting at most
+ * horizon_days ahead: 0 and *in, or -1 and why (len bytes), the 400's
+ * message naming the field. Pure: no request, no I/O.
  */
-int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, struct commands_input *in, char *why,
-			size_t len);
+int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, long horizon_days,
+			struct commands_input *in, char *why, size_t len);
 void commands_create(struct gateway *g, struct http_req *r);
 void commands_reschedule(struct gateway *g, struct http_req *r);
 void commands_cancel(struct gateway *g, struct http_req *r);

@@ -159,6 +159,7 @@ def assert_error(r, status, code=None, mentions=None):
         assert err["code"] == code, err
     if mentions is not None:
         assert mentions in err["message"], err
+    return err
 
 
 def s256(verifier):
@@ -799,6 +800,17 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
         assert_error(gw.call(method, path, user, json=["a", "list"]), 400, "invalid_request", "object")
         assert_error(gw.call(method, path, user), 400, "invalid_request", "body")
     assert s.one("SELECT status FROM calendar_meetings WHERE id = %s", mine) == ("scheduled",)
+
+    # Beyond the booking horizon (730 days by default): refused up front, naming the field, not sent to Google.
+    gw_default = Gateway(s, BOOKING_HORIZON_DAYS=None)
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 700 * 86400))
+    for method, path, field in (("POST", post, "dateTime"), ("PUT", f"{post}/{mine}/reschedule", "newDateTime")):
+        for when in ("9999-12-31T23:59:00Z", "9999-12-31 23:59", "2099-01-01T10:00:00+05:30"):
+            body = {field: when} if method == "PUT" else {"leadAnalyticsId": lead, field: when}
+            err = assert_error(gw_default.call(method, path, user, json=body), 400, "invalid_request", field)
+            assert "730 days" in err["message"], err
+    # Within it the check passes and the request goes on (to a lead this user does not have).
+    assert_error(gw_default.call("POST", post, user, json={"leadAnalyticsId": theirs_lead, "dateTime": soon}), 404)
 
     # What only the scheduler can tell: a time without offset that is past in the calendar's zone, and Google
     # refusing the event.

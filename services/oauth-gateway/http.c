@@ -570,6 +570,7 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 	bool cookie = r->route->auth == HTTP_AUTH_BROWSER;
 	const char *csrf = NULL;
 	const char *why;
+	bool sent;	/* a credential came with the request, whether or not it counted */
 
 	if (r->route->auth == HTTP_AUTH_NONE)
 		return 0;
@@ -577,6 +578,13 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 		cookie = http_from_ui(r, &csrf);
 	if (auth_user(s->g, r, cookie, &r->user, &why) == 0)
 		return 0;
+	sent = http_req_header(r, "Authorization") != NULL;
+	if (!sent && cookie) {
+		char *c = http_req_cookie(r, s->g->cfg.jwt_cookie);
+
+		sent = c != NULL;
+		xfree_secret(c);
+	}
 	/* A cookie that was there but did not count: say why, or the refusal reads as "not signed in". */
 	if (csrf != NULL && http_req_header(r, "Authorization") == NULL) {
 		char *c = http_req_cookie(r, s->g->cfg.jwt_cookie);
@@ -586,7 +594,9 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 		xfree_secret(c);
 	}
 	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
-	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
+	/* RFC 6750 section 3.1: a request without any token gets the challenge without an error code. */
+	http_add_header(r, "WWW-Authenticate",
+			sent ? "Bearer realm=\"calendar\", error=\"invalid_token\"" : "Bearer realm=\"calendar\"");
 	http_reply_error(r, 401, "unauthorized", "%s", why);
 	return -1;
 }

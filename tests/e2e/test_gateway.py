@@ -818,7 +818,12 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     # What only the scheduler can tell: a time without offset that is past in the calendar's zone, and Google
     # refusing the event.
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
-                 "invalid_request", "past")
+                 "invalid_request", "dateTime: the date and time is in the past")
+    # Without dateTime the lead's own demo time is used; when that has passed, the answer names dateTime too.
+    passed = s.add_lead(user, demo="2001-01-01T10:00:00+05:30")["lead"]
+    err = assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": passed}), 400, "invalid_request",
+                       "dateTime")
+    assert "past" in err["message"], err
     # Both sides log the refusal's code where an operator can read it.
     for svc, msg in ((gw.svc, "the scheduler refused a command"), (sched, "command refused")):
         refusals = [line for line in svc.log_lines() if line.get("msg") == msg]

@@ -87,6 +87,12 @@ void web_integrations(struct gateway *g, struct http_req *r);
 void web_lead(struct gateway *g, struct http_req *r);
 void web_static(struct gateway *g, struct http_req *r);
 void web_dev_sign_in(struct gateway *g, struct http_req *r);
+/*
+ * With WEB_UI on, a 404 for a browser's page request (GET or HEAD outside
+ * /api/, Accept naming text/html) as an HTML page: true when it was sent,
+ * false when the caller answers the API's JSON 404.
+ */
+bool web_not_found(struct gateway *g, struct http_req *r, const char *path);
 
 /* commands.c */
 /* The commands waiting for replies. The caller frees it with commands_free(). */

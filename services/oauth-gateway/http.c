@@ -296,6 +296,11 @@ const char *http_req_header(const struct http_req *r, const char *name)
 	return r->req ? evhttp_find_header(evhttp_request_get_input_headers(r->req), name) : NULL;
 }
 
+unsigned http_req_method(const struct http_req *r)
+{
+	return r->method;
+}
+
 const char *http_req_user(const struct http_req *r)
 {
 	return r->user;
@@ -527,7 +532,8 @@ static int http_route(struct http_server *s, struct http_req *r, const char *pat
 		return -1;
 	}
 	if (allowed == 0) {
-		http_reply_error(r, 404, "not_found", "no such endpoint");
+		if (!web_not_found(s->g, r, path))
+			http_reply_error(r, 404, "not_found", "no such endpoint");
 		return -1;
 	}
 	{

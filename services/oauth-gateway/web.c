@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/http.h>
+
 #include "gateway.h"
 #include "http.h"
 #include "jwt.h"
@@ -87,6 +89,20 @@ void web_lead(struct gateway *g, struct http_req *r)
 	web_send(g, r, web_find("lead.html"));
 }
 
+bool web_not_found(struct gateway *g, struct http_req *r, const char *path)
+{
+	const char *accept = http_req_header(r, "Accept");
+	const struct embed_file *f;
+
+	if (!g->cfg.web_ui || (http_req_method(r) != EVHTTP_REQ_GET && http_req_method(r) != EVHTTP_REQ_HEAD) ||
+	    accept == NULL || strstr(accept, "text/html") == NULL || strncmp(path, "/api/", 5) == 0 ||
+	    strcmp(path, "/api") == 0)
+		return false;
+	f = web_find("not-found.html");
+	http_reply_page(r, 404, f->type, f->data, f->len);
+	return true;
+}
+
 /* GET /static/:file */
 void web_static(struct gateway *g, struct http_req *r)
 {
@@ -94,7 +110,8 @@ void web_static(struct gateway *g, struct http_req *r)
 
 	/* The pages are served at their own paths only, so each has one URL. */
 	if (f == NULL || strcmp(f->type, "text/html; charset=utf-8") == 0) {
-		http_reply_error(r, 404, "not_found", "no such file");
+		if (!web_not_found(g, r, "/static/"))
+			http_reply_error(r, 404, "not_found", "no such file");
 		return;
 	}
 	web_send(g, r, f);

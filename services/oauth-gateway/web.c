@@ -117,9 +117,32 @@ void web_static(struct gateway *g, struct http_req *r)
 	web_send(g, r, f);
 }
 
-/* GET /dev/sign-in */
+/* The longest "next" the helper returns to. */
+#define WEB_NEXT_MAX 512
+
+/*
+ * Is next a path on this site? One leading "/" and no second (no "//host"),
+ * no backslash (browsers read "/\host" as "//host"), nothing but visible
+ * ASCII (no header splitting, no spaces): anything else could send the
+ * freshly signed-in browser to another site.
+ */
+static bool web_next_ok(const char *next)
+{
+	size_t n = next != NULL ? strlen(next) : 0;
+
+	if (n == 0 || n > WEB_NEXT_MAX || next[0] != '/' || next[1] == '/' || next[1] == '\\')
+		return false;
+	for (const char *p = next; *p; p++) {
+		if (*p <= ' ' || *p > '~' || *p == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* GET /dev/sign-in[?next=/same/site/path]: signs in, then back to the page that asked (else /). */
 void web_dev_sign_in(struct gateway *g, struct http_req *r)
 {
+	const char *next = http_req_query(r, "next");
 	/* No longer than JWT_MAX_LIFETIME_SECONDS lets a token live, or the gateway would refuse its own. */
 	long ttl = g->jwt.max_lifetime_s > 0 ? g->jwt.max_lifetime_s : WEB_DEV_SESSION_S;
 	char *token, *cookie;
@@ -135,7 +158,7 @@ void web_dev_sign_in(struct gateway *g, struct http_req *r)
 
 	log_warn("signed in through the development sign-in helper", LOG_STR("user", g->cfg.web_ui_dev_user));
 	http_add_header(r, "Set-Cookie", cookie);
-	http_redirect(r, "/");
+	http_redirect(r, web_next_ok(next) ? next : "/");
 	xfree_secret(cookie);
 	xfree_secret(token);
 }

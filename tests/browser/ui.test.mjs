@@ -150,6 +150,23 @@ function berlinWallTime(days, hh, mm) {
 
 const rows = () => page.locator("#meetings-table tbody tr");
 
+test("signed out on a lead's page, the sign-in comes back to that lead", async () => {
+  const leadPage = `${gateway}/leads/${leads.kept}?from=list`;
+  await page.goto(leadPage);
+  await page.getByRole("heading", { name: "You're not signed in" }).waitFor();
+  await page.getByRole("link", { name: "Sign in as the demo user" }).click();
+  await page.waitForURL(leadPage);
+  await page.getByRole("heading", { name: "You're not signed in" }).waitFor({ state: "hidden" });
+  // The helper goes only to a path on this site, whatever the link says.
+  for (const next of ["//evil.example/", "https://evil.example/", "/\\evil.example/"]) {
+    const res = await fetch(`${gateway}/dev/sign-in?next=${encodeURIComponent(next)}`, { redirect: "manual" });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "/", next);
+  }
+  // Signed out again for the steps below.
+  await context.clearCookies();
+});
+
 test("signed out, the page says so and offers the local stack's sign-in", async () => {
   await page.goto(gateway + "/");
   await page.getByRole("heading", { name: "You're not signed in" }).waitFor();

@@ -105,6 +105,13 @@ def test_dev_sign_in_sets_the_session_cookie(stack):
     gw = Gateway(s, WEB_UI="on", WEB_UI_DEV_USER=user.upper())
     r = gw.get("/dev/sign-in")
     assert r.status_code == 302 and r.headers["Location"] == "/"
+    # Back to the page that offered it, when that is a path on this site; anywhere else, to /.
+    lead = "/leads/" + str(uuid.uuid4())
+    for nxt, where in [(lead, lead), (lead + "?a=b", lead + "?a=b"), ("//evil.example/", "/"),
+                       ("/\\evil.example", "/"), ("https://evil.example/", "/"), ("evil", "/"),
+                       ("/a\r\nSet-Cookie: x=y", "/"), ("/a b", "/"), ("/" + "x" * 600, "/"), ("", "/")]:
+        r = gw.get("/dev/sign-in", params={"next": nxt})
+        assert r.status_code == 302 and r.headers["Location"] == where, (nxt, r.headers)
     set_cookie = r.headers["Set-Cookie"]
     assert set_cookie.startswith("token=")
     for attr in ("HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"):

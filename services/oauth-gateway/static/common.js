@@ -197,7 +197,10 @@ export function showSignedOut(box) {
     el("p", {}, "Sign in to the platform, then open this page again."),
   );
   if (helper) {
-    box.append(el("p", {}, el("a", { href: helper, class: "button" }, "Sign in as the demo user")),
+    // Back to this very page once signed in; the helper takes only a path on this site.
+    const next = location.pathname + location.search;
+    const href = `${helper}?next=${encodeURIComponent(next)}`;
+    box.append(el("p", {}, el("a", { href, class: "button" }, "Sign in as the demo user")),
       el("p", { class: "hint" }, "This sign-in link exists only in the local stack."));
   }
   box.hidden = false;

@@ -245,6 +245,15 @@ test("Reschedule moves the demo, on the page and in Google Calendar", async () =
   assert.equal(new Date(await when.getAttribute("datetime")).getTime(), movedTo.instant.getTime());
   assert.ok((await when.textContent()).includes("10:30"), await when.textContent());
   await page.locator("#history", { hasText: "Moved to a new time" }).waitFor();
+  // Each history row says when it happened (the move: just now), then the demo time it concerns.
+  const moved = page.locator("#history li", { hasText: "Moved to a new time" });
+  const [at, demoAt] = await moved.locator("time").evaluateAll((ts) => ts.map((t) => t.getAttribute("datetime")));
+  assert.ok(Math.abs(Date.now() - new Date(at).getTime()) < 5 * 60 * 1000, `moved at ${at}, not just now`);
+  assert.ok(new Date(demoAt).getTime() !== movedTo.instant.getTime() && new Date(demoAt) > new Date(at),
+    `the moved row names the old demo time: ${demoAt}`);
+  const booked = page.locator("#history li", { hasText: "Booked" });
+  assert.equal(new Date(await booked.locator("time").nth(1).getAttribute("datetime")).getTime(),
+    movedTo.instant.getTime());
   await shot("08-rescheduled");
   const ev = await eventually(async () => {
     const e = await standinEvent("priya@acme.example");

@@ -35,6 +35,7 @@ struct vault;
 struct http_server;
 struct http_req;
 struct commands;
+struct auth_users;
 
 struct gateway {
 	struct config cfg;
@@ -47,6 +48,7 @@ struct gateway {
 	struct vault *vault;
 	struct http_server *http;
 	struct commands *commands;
+	struct auth_users *users;	/* auth.c's users known to exist; made on first use */
 };
 
 /*
@@ -55,6 +57,15 @@ struct gateway {
  * (a lower-case UUID the caller frees), or -1 and *why (static text).
  */
 int auth_user(struct gateway *g, const struct http_req *r, bool allow_cookie, char **user, const char **why);
+/*
+ * Is the authenticated user of r a row of users? done(r, known) is called,
+ * at once when the answer is remembered, else after a read; when that read
+ * fails r has been answered 503 and done is not called.
+ */
+typedef void (*auth_known_cb)(struct http_req *r, bool known);
+void auth_known(struct gateway *g, struct http_req *r, auth_known_cb done);
+/* Forget the users known to exist; NULL is a no-op. */
+void auth_users_free(struct auth_users *u);
 
 /* routes.c: the routes cfg turns on, into routes (room for GATEWAY_MAX_ROUTES); their number. */
 #define GATEWAY_MAX_ROUTES 16

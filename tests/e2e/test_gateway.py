@@ -553,6 +553,36 @@ def test_jwt_is_required_and_checked(stack):
     assert JWT_SECRET not in logs
 
 
+def test_a_valid_token_of_an_unknown_user_is_refused_everywhere(stack):
+    """One rule on every authenticated route: a user who is not in users gets 401, before any body is read;
+    one created a moment later is let in at once."""
+    s = stack()
+    gw = Gateway(s, WEB_UI="on")
+    ghost = str(uuid.uuid4())
+    meeting = str(uuid.uuid4())
+    calls = [("GET", "/api/integrations/google/auth", None), ("GET", "/api/integrations/google/status", None),
+             ("POST", "/api/integrations/google/disconnect", None), ("GET", "/api/calendar/meetings", None),
+             ("GET", f"/api/calendar/meetings/{meeting}", None), ("GET", f"/api/calendar/meetings/lead/{meeting}", None),
+             ("POST", "/api/calendar/meetings", {"leadAnalyticsId": meeting}),
+             ("PUT", f"/api/calendar/meetings/{meeting}/reschedule", {"newDateTime": "2099-01-01T10:00:00Z"}),
+             ("DELETE", f"/api/calendar/meetings/{meeting}", None)]
+    for method, path, body in calls:
+        r = gw.call(method, path, ghost, json=body, headers={"Accept": "application/json"})
+        assert_error(r, 401, "unauthorized", "does not exist")
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="calendar", error="invalid_token"', path
+        # The web UI's cookie is the same token: the same answer.
+        r = gw.call(method, path, json=body, headers={"Cookie": "token=" + jwt(ghost), "X-Requested-With": "fetch",
+                                                       "Accept": "application/json"})
+        assert_error(r, 401, "unauthorized", "does not exist")
+    assert "request refused: unknown user" in gw.svc.logs()
+    assert s.one("SELECT count(*) FROM oauth_states") == (0,)
+
+    # The same id, once it is a user, is let in at once (an unknown user is never remembered).
+    s.query("INSERT INTO users (id, email, name) VALUES (%s, %s, %s)", ghost, f"{ghost[:8]}@example.com", "Late")
+    assert gw.get("/api/integrations/google/status", ghost).json() == {"connected": False, "email": None}
+    assert gw.get("/api/calendar/meetings", ghost).json() == {"meetings": []}
+
+
 def test_jwt_lifetime_is_bounded(stack):
     """No token lives longer than JWT_MAX_LIFETIME_SECONDS (24 hours by default): exp - iat, and without iat
     how far exp lies ahead (plus the 60 s skew)."""

@@ -236,6 +236,26 @@ test("Reschedule moves the demo, on the page and in Google Calendar", async () =
   const input = dialog.getByLabel("New date and time");
   assert.ok(await input.evaluate((e) => e === document.activeElement), "the picker has the focus");
   assert.match(await dialog.textContent(), /Europe\/Berlin/);
+  // Around Berlin's clock changes next year (the last Sundays of March and October), a time the clocks skip
+  // or pass twice is explained before anything is sent.
+  const year = new Date().getUTCFullYear() + 1;
+  const lastSunday = (month) => {
+    const d = new Date(Date.UTC(year, month, 31));
+    return `${year}-${String(month + 1).padStart(2, "0")}-${String(31 - d.getUTCDay()).padStart(2, "0")}`;
+  };
+  const before = await page.locator("#demo-when").getAttribute("datetime");
+  const errorArea = dialog.locator("#reschedule-error");
+  await input.fill(`${lastSunday(2)}T02:30`);
+  await input.press("Enter");
+  await errorArea.filter({ hasText: "02:30 doesn't exist" }).waitFor();
+  assert.match(await errorArea.textContent(), /clocks jump forward.*03:30/);
+  await shot("07a-reschedule-skipped-time");
+  await input.fill(`${lastSunday(9)}T02:30`);
+  await input.press("Enter");
+  await errorArea.filter({ hasText: "02:30 happens twice" }).waitFor();
+  assert.match(await errorArea.textContent(), /clocks go back.*CEST.*CET/);
+  assert.ok(await dialog.isVisible(), "the dialog waits for the user");
+  assert.equal(await page.locator("#demo-when").getAttribute("datetime"), before, "nothing was sent");
   await input.fill(movedTo.value);
   await shot("07-reschedule-dialog");
   await input.press("Enter");

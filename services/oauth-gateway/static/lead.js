@@ -12,7 +12,7 @@
 // the instant is the one the viewer picked whatever the calendar's zone.
 import {
   api, explain, formatWhen, statusWords, reasonWords, el, say, showSignedOut, every, sleep,
-  zoneLabel, toLocalInput, fromLocalInput,
+  zoneLabel, toLocalInput, fromLocalInput, clockChangeNote,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -175,8 +175,12 @@ function setBusy(button, on, label) {
 
 // Reschedule
 
+// The picked value whose clock-change note the user has seen: pressing again sends it.
+let noted = null;
+
 function openReschedule() {
   if (!active) return;
+  noted = null;
   say($("notice"), "info", "");
   const now = new Date();
   $("reschedule-current").textContent = formatWhen(active.meeting_start_time);
@@ -199,6 +203,14 @@ async function submitReschedule(ev) {
   }
   if (picked.date.getTime() <= Date.now()) {
     say($("reschedule-error"), "error", "That time has already passed. Pick a time in the future.");
+    $("new-time").focus();
+    return;
+  }
+  const value = $("new-time").value;
+  const note = clockChangeNote(picked, value);
+  if (note && noted !== value) {
+    noted = value;
+    say($("reschedule-error"), "info", note);
     $("new-time").focus();
     return;
   }

@@ -432,6 +432,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->http_max_connections = cfg_long(&e, "HTTP_MAX_CONNECTIONS", 1024, 1, 1000000);
 		c->http_header_timeout_s = cfg_long(&e, "HTTP_HEADER_TIMEOUT", 10, 1, 300);
 		c->web_ui = cfg_bool(&e, "WEB_UI", false);
+		c->booking_horizon_days = cfg_long(&e, "BOOKING_HORIZON_DAYS", 730, 1, 36500);
 		cfg_load_dev_user(c, &e);
 	}
 	/* Every service's /healthz, /readyz and /metrics; the gateway's are kept off its public listener. */

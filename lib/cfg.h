@@ -70,6 +70,7 @@ struct config {
 	long http_max_connections;	/* connections open at once; more are refused 503 */
 	long http_header_timeout_s;	/* for a request's head (request line and headers) */
 	bool web_ui;
+	long booking_horizon_days;	/* how far ahead a write may put a meeting */
 	char *web_ui_dev_user;	/* a users.id the local stack's sign-in helper signs in as; NULL: no helper */
 
 	char *metrics_addr;

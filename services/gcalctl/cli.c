@@ -51,6 +51,29 @@ void cli_help(void)
 	fputs(cli_usage_text, stdout);
 }
 
+void cli_help_command(const char *name)
+{
+	const char *p = cli_usage_text;
+	size_t n = strlen(name);
+	bool in = false;
+
+	fputs("usage:\n", stdout);
+	while (*p != '\0') {
+		size_t len = strcspn(p, "\n");
+
+		/* A command's lines: "  name ..." and the more deeply indented lines under it. */
+		if (strncmp(p, "  ", 2) == 0 && p[2] != ' ')
+			in = strncmp(p + 2, name, n) == 0 && (p[2 + n] == ' ' || p[2 + n] == '\n');
+		else if (strncmp(p, "    ", 4) != 0)
+			in = false;
+		if (in)
+			printf("%.*s\n", (int)len, p);
+		p += len + (p[len] == '\n');
+	}
+	fputs("\n", stdout);
+	fputs(strstr(cli_usage_text, "Configuration comes from"), stdout);
+}
+
 void cli_config(struct config *cfg, unsigned groups)
 {
 	cfg_load_or_exit(cfg, groups, NULL);

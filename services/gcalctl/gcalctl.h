@@ -35,6 +35,8 @@ int brokerusers_main(int argc, char **argv);
 int cli_usage(void);
 /* Print the usage text to stdout (asked for with --help). */
 void cli_help(void);
+/* The usage of one subcommand (its lines of the full text) and where configuration comes from, to stdout. */
+void cli_help_command(const char *name);
 
 /*
  * Read the configuration groups a subcommand needs (cfg.h) and apply

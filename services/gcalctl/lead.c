@@ -37,6 +37,8 @@ static const char lead_transcript_sql[] =
 	"INSERT INTO transcripts (call_id, user_id, content) VALUES ($1::uuid, $2::uuid,"
 	" 'Agent: Thanks for your time today. Shall we book a demo?' || chr(10) ||"
 	" 'Lead: Yes, tomorrow at three works for me.') RETURNING id";
+/* The zone a demo time without offset is read in: the scheduler's choice (calendar zone, else DEFAULT_TIMEZONE). */
+static const char lead_zone_sql[] = "SELECT COALESCE(google_calendar_timezone, $2) FROM users WHERE id = $1::uuid";
 static const char lead_link_sql[] = "UPDATE calls SET transcript_id = $2::uuid WHERE id = $1::uuid";
 static const char lead_insert_sql[] =
 	"INSERT INTO lead_analytics (call_id, user_id, phone_number, extracted_name, extracted_email, company_name,"
@@ -129,6 +131,52 @@ static void lead_demo_time(char *buf, size_t size)
 	snprintf(buf, size, "%04d-%02d-%02d %02d:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, LEAD_DEMO_HOUR);
 }
 
+/*
+ * The scheduler's test for an attendee address (one @, a dot after it, no
+ * spaces or list separators): a sample it would skip as no_email is refused
+ * here instead.
+ */
+static bool lead_email_ok(const char *e)
+{
+	const char *at = strchr(e, '@');
+	size_t n = strlen(e);
+
+	if (at == NULL || at == e || strchr(at + 1, '@') != NULL || strchr(at, '.') == NULL || e[n - 1] == '.' ||
+	    n > 254)
+		return false;
+	for (const char *p = e; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("<>,;", *p) != NULL)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * "at" as the scheduler will read it, for people: a time with an offset as
+ * given; one without, with its zone and the offset that zone has then
+ * ("2026-12-08 15:00 America/New_York (2026-12-08T15:00:00-05:00)"). The
+ * caller frees it.
+ */
+static char *lead_demo_text(PGconn *db, const char *user, const char *at)
+{
+	const char *fallback = getenv("DEFAULT_TIMEZONE");
+	const char *params[] = { user, fallback != NULL && *fallback ? fallback : "UTC" };
+	struct datetime dt;
+	PGresult *res;
+	char *text = NULL;
+	char when[32];
+
+	if (datetime_parse(at, strlen(at), &dt) < 0 || dt.has_offset)
+		return xstrdup(at);
+	res = sql_exec(db, "read the user's zone", lead_zone_sql, 2, params);
+	if (res != NULL && PQntuples(res) == 1 && datetime_resolve(&dt, sql_value(res, 0, 0)) == 0) {
+		datetime_format(dt.epoch_s, dt.offset_s, when, sizeof(when));
+		text = xasprintf("%s %s (%s)", at, sql_value(res, 0, 0), when);
+	}
+	PQclear(res);
+	return text != NULL ? text : xstrdup(at);
+}
+
 /* A phone number of the reserved 555-01xx range, different for every sample. The caller frees it. */
 static char *lead_phone(void)
 {
@@ -215,7 +263,7 @@ int lead_sample_main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *user = NULL, *email = "sample.lead@example.com", *at = NULL;
-	char demo[64], *call = NULL, *lead = NULL;
+	char demo[64], *call = NULL, *lead = NULL, *shown;
 	struct config cfg = { 0 };
 	struct datetime dt;
 	PGconn *db;
@@ -237,6 +285,10 @@ int lead_sample_main(int argc, char **argv)
 		log_error("--user must be a UUID");
 		return GCALCTL_EXIT_USAGE;
 	}
+	if (!lead_email_ok(email)) {
+		log_error("--email is not an email address", LOG_STR("email", email));
+		return GCALCTL_EXIT_USAGE;
+	}
 	/* The scheduler would record bad_datetime for the lead; say so now instead. */
 	if (at != NULL && datetime_parse(at, strlen(at), &dt) < 0) {
 		log_error("--at is not an ISO 8601 date and time", LOG_STR("at", at));
@@ -249,7 +301,9 @@ int lead_sample_main(int argc, char **argv)
 	cli_config(&cfg, CFG_DATABASE | CFG_AMQP);
 	db = sql_connect(cfg.database_url);
 	if (db != NULL && lead_insert_sample(db, user, email, at, &call, &lead) == 0) {
-		printf("inserted sample lead %s (call %s, demo at %s, attendee %s)\n", lead, call, at, email);
+		shown = lead_demo_text(db, user, at);
+		printf("inserted sample lead %s (call %s, demo at %s, attendee %s)\n", lead, call, shown, email);
+		free(shown);
 		if (lead_publish(&cfg, user, lead, call, NULL) == 0)
 			rc = 0;
 	}

@@ -28,6 +28,16 @@ static const struct main_command main_commands[] = {
 	{ "broker-users", brokerusers_main },
 };
 
+/* Every subcommand answers --help (or -h) wherever it stands, before anything is checked or done. */
+static bool main_help_asked(int argc, char **argv)
+{
+	for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	int status = GCALCTL_EXIT_USAGE;
@@ -42,7 +52,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(main_commands) / sizeof(*main_commands) && !found; i++) {
 		if (strcmp(argv[1], main_commands[i].name) == 0) {
-			status = main_commands[i].run(argc - 1, argv + 1);
+			status = main_help_asked(argc, argv) ? (cli_help_command(argv[1]), 0)
+							     : main_commands[i].run(argc - 1, argv + 1);
 			found = true;
 		}
 	}

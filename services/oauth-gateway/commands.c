@@ -239,7 +239,7 @@ static void command_answer(struct command *cmd, const struct mq_delivery *d)
 		const char *ours;
 		int status = commands_status(code, &ours);
 
-		log_info("the scheduler refused a command", LOG_STR("command_id", cmd->id), LOG_STR("code", code),
+		log_info("the scheduler refused a command", LOG_STR("command_id", cmd->id), LOG_STR("error_code", code),
 			 LOG_STR("message", message));
 		http_reply_error(cmd->r, status, ours, "%s",
 				 message != NULL ? message : "the scheduler refused the change");
@@ -306,10 +306,20 @@ static int commands_string(const cJSON *body, const char *name, const char **out
 	return 0;
 }
 
-/* A date-time the scheduler will understand, not in the past when its instant is known already. */
-static int commands_datetime(const char *name, const char *text, int64_t now, char *why, size_t len)
+/*
+ * A date-time the scheduler will understand, not in the past when its instant
+ * is known already, and within horizon_days of now. Google answers a time it
+ * cannot hold (the end of year 9999 plus the meeting) with "Invalid end time",
+ * which reaches the user as a 502 after a round trip: the horizon keeps such
+ * times, and typos of the year, out before anything is sent. A time without
+ * offset is read as UTC for the horizon: the zone moves it by hours, the
+ * horizon is in days.
+ */
+static int commands_datetime(const char *name, const char *text, int64_t now, long horizon_days, char *why,
+			     size_t len)
 {
 	struct datetime dt;
+	int64_t at;
 
 	if (datetime_parse(text, strlen(text), &dt) < 0) {
 		snprintf(why, len, "%s must be an ISO 8601 date and time, e.g. 2025-09-18T17:00:00+05:30", name);
@@ -319,10 +329,19 @@ static int commands_datetime(const char *name, const char *text, int64_t now, ch
 		snprintf(why, len, "%s is in the past", name);
 		return -1;
 	}
+	at = dt.has_offset ? dt.epoch_s
+			   : datetime_days_from_civil(dt.year, dt.month, dt.day) * 86400 + dt.hour * 3600 +
+				     dt.minute * 60 + dt.second;
+	if (at > now + (int64_t)horizon_days * 86400) {
+		snprintf(why, len, "%s is more than %ld days ahead; meetings are booked at most that far ahead", name,
+			 horizon_days);
+		return -1;
+	}
 	return 0;
 }
 
-static int commands_check_create(const cJSON *body, int64_t now, struct commands_input *in, char *why, size_t len)
+static int commands_check_create(const cJSON *body, int64_t now, long horizon_days, struct commands_input *in,
+				 char *why, size_t len)
 {
 	if (commands_string(body, "leadAnalyticsId", &in->lead, why, len) < 0 ||
 	    commands_string(body, "attendeeEmail", &in->email, why, len) < 0 ||
@@ -346,16 +365,16 @@ static int commands_check_create(const cJSON *body, int64_t now, struct commands
 			 FIELDS_NAME_MAX);
 		return -1;
 	}
-	return in->when != NULL ? commands_datetime("dateTime", in->when, now, why, len) : 0;
+	return in->when != NULL ? commands_datetime("dateTime", in->when, now, horizon_days, why, len) : 0;
 }
 
-int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, struct commands_input *in, char *why,
-			size_t len)
+int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, long horizon_days,
+			struct commands_input *in, char *why, size_t len)
 {
 	memset(in, 0, sizeof(*in));
 	switch (kind) {
 	case COMMAND_CREATE:
-		return commands_check_create(body, now, in, why, len);
+		return commands_check_create(body, now, horizon_days, in, why, len);
 	case COMMAND_RESCHEDULE:
 		if (commands_string(body, "newDateTime", &in->when, why, len) < 0)
 			return -1;
@@ -363,7 +382,7 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 			snprintf(why, len, "newDateTime is required");
 			return -1;
 		}
-		return commands_datetime("newDateTime", in->when, now, why, len);
+		return commands_datetime("newDateTime", in->when, now, horizon_days, why, len);
 	case COMMAND_CANCEL:
 		if (commands_string(body, "reason", &in->reason, why, len) < 0)
 			return -1;
@@ -378,11 +397,13 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 }
 
 /* The checked body of r for kind into *in, or -1 after answering 400. */
-static int commands_read(struct http_req *r, const cJSON *body, enum command_kind kind, struct commands_input *in)
+static int commands_read(struct gateway *g, struct http_req *r, const cJSON *body, enum command_kind kind,
+			 struct commands_input *in)
 {
 	char why[160];
 
-	if (commands_check_body(kind, body, (int64_t)time(NULL), in, why, sizeof(why)) < 0) {
+	if (commands_check_body(kind, body, (int64_t)time(NULL), g->cfg.booking_horizon_days, in, why, sizeof(why)) <
+	    0) {
 		http_reply_error(r, 400, "invalid_request", "%s", why);
 		return -1;
 	}
@@ -456,7 +477,7 @@ void commands_create(struct gateway *g, struct http_req *r)
 	char *lead_id;
 	const char *params[2];
 
-	if (body == NULL || commands_read(r, body, COMMAND_CREATE, &in) < 0)
+	if (body == NULL || commands_read(g, r, body, COMMAND_CREATE, &in) < 0)
 		goto out;
 	cmd = command_new(g, r, COMMAND_CREATE);
 	lead_id = xstrdup(in.lead);
@@ -484,7 +505,7 @@ void commands_reschedule(struct gateway *g, struct http_req *r)
 	struct commands_input in;
 	struct command *cmd;
 
-	if (body == NULL || commands_read(r, body, COMMAND_RESCHEDULE, &in) < 0)
+	if (body == NULL || commands_read(g, r, body, COMMAND_RESCHEDULE, &in) < 0)
 		goto out;
 	cmd = command_new(g, r, COMMAND_RESCHEDULE);
 	cJSON_AddStringToObject(cmd->body, "new_date_time", in.when);
@@ -503,7 +524,7 @@ void commands_cancel(struct gateway *g, struct http_req *r)
 	struct commands_input in;
 	struct command *cmd;
 
-	if (body == NULL || commands_read(r, body, COMMAND_CANCEL, &in) < 0)
+	if (body == NULL || commands_read(g, r, body, COMMAND_CANCEL, &in) < 0)
 		goto out;
 	cmd = command_new(g, r, COMMAND_CANCEL);
 	if (in.reason != NULL)

@@ -35,6 +35,7 @@ struct vault;
 struct http_server;
 struct http_req;
 struct commands;
+struct auth_users;
 
 struct gateway {
 	struct config cfg;
@@ -47,6 +48,7 @@ struct gateway {
 	struct vault *vault;
 	struct http_server *http;
 	struct commands *commands;
+	struct auth_users *users;	/* auth.c's users known to exist; made on first use */
 };
 
 /*
@@ -55,6 +57,15 @@ struct gateway {
  * (a lower-case UUID the caller frees), or -1 and *why (static text).
  */
 int auth_user(struct gateway *g, const struct http_req *r, bool allow_cookie, char **user, const char **why);
+/*
+ * Is the authenticated user of r a row of users? done(r, known) is called,
+ * at once when the answer is remembered, else after a read; when that read
+ * fails r has been answered 503 and done is not called.
+ */
+typedef void (*auth_known_cb)(struct http_req *r, bool known);
+void auth_known(struct gateway *g, struct http_req *r, auth_known_cb done);
+/* Forget the users known to exist; NULL is a no-op. */
+void auth_users_free(struct auth_users *u);
 
 /* routes.c: the routes cfg turns on, into routes (room for GATEWAY_MAX_ROUTES); their number. */
 #define GATEWAY_MAX_ROUTES 16
@@ -87,6 +98,12 @@ void web_integrations(struct gateway *g, struct http_req *r);
 void web_lead(struct gateway *g, struct http_req *r);
 void web_static(struct gateway *g, struct http_req *r);
 void web_dev_sign_in(struct gateway *g, struct http_req *r);
+/*
+ * With WEB_UI on, a 404 for a browser's page request (GET or HEAD outside
+ * /api/, Accept naming text/html) as an HTML page: true when it was sent,
+ * false when the caller answers the API's JSON 404.
+ */
+bool web_not_found(struct gateway *g, struct http_req *r, const char *path);
 
 /* commands.c */
 /* The commands waiting for replies. The caller frees it with commands_free(). */
@@ -109,11 +126,12 @@ struct commands_input {
 	const char *reason;	/* cancel */
 };
 /*
- * Check a write body for kind at unix time now: 0 and *in, or -1 and why
- * (len bytes), the 400's message naming the field. Pure: no request, no I/O.
+ * Check a write body for kind at unix time now, a meeting at most
+ * horizon_days ahead: 0 and *in, or -1 and why (len bytes), the 400's
+ * message naming the field. Pure: no request, no I/O.
  */
-int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, struct commands_input *in, char *why,
-			size_t len);
+int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, long horizon_days,
+			struct commands_input *in, char *why, size_t len);
 void commands_create(struct gateway *g, struct http_req *r);
 void commands_reschedule(struct gateway *g, struct http_req *r);
 void commands_cancel(struct gateway *g, struct http_req *r);

@@ -58,6 +58,7 @@ struct http_req {
 	enum evhttp_cmd_type method;
 	struct http_conn *conn;		/* the connection's guard, while the request holds it */
 	long long unread;		/* bytes of the body not read (yet) */
+	bool expect_continue;		/* the client waits for 100 Continue before it sends the body */
 	struct evkeyvalq query;
 	char *params[HTTP_MAX_PARAMS];
 	char *user;
@@ -296,6 +297,11 @@ const char *http_req_header(const struct http_req *r, const char *name)
 	return r->req ? evhttp_find_header(evhttp_request_get_input_headers(r->req), name) : NULL;
 }
 
+unsigned http_req_method(const struct http_req *r)
+{
+	return r->method;
+}
+
 const char *http_req_user(const struct http_req *r)
 {
 	return r->user;
@@ -527,7 +533,8 @@ static int http_route(struct http_server *s, struct http_req *r, const char *pat
 		return -1;
 	}
 	if (allowed == 0) {
-		http_reply_error(r, 404, "not_found", "no such endpoint");
+		if (!web_not_found(s->g, r, path))
+			http_reply_error(r, 404, "not_found", "no such endpoint");
 		return -1;
 	}
 	{
@@ -570,6 +577,7 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 	bool cookie = r->route->auth == HTTP_AUTH_BROWSER;
 	const char *csrf = NULL;
 	const char *why;
+	bool sent;	/* a credential came with the request, whether or not it counted */
 
 	if (r->route->auth == HTTP_AUTH_NONE)
 		return 0;
@@ -577,6 +585,13 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 		cookie = http_from_ui(r, &csrf);
 	if (auth_user(s->g, r, cookie, &r->user, &why) == 0)
 		return 0;
+	sent = http_req_header(r, "Authorization") != NULL;
+	if (!sent && cookie) {
+		char *c = http_req_cookie(r, s->g->cfg.jwt_cookie);
+
+		sent = c != NULL;
+		xfree_secret(c);
+	}
 	/* A cookie that was there but did not count: say why, or the refusal reads as "not signed in". */
 	if (csrf != NULL && http_req_header(r, "Authorization") == NULL) {
 		char *c = http_req_cookie(r, s->g->cfg.jwt_cookie);
@@ -586,7 +601,9 @@ static int http_authenticate(struct http_server *s, struct http_req *r)
 		xfree_secret(c);
 	}
 	log_info("request refused: not authenticated", LOG_STR("route", r->route->pattern), LOG_STR("why", why));
-	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
+	/* RFC 6750 section 3.1: a request without any token gets the challenge without an error code. */
+	http_add_header(r, "WWW-Authenticate",
+			sent ? "Bearer realm=\"calendar\", error=\"invalid_token\"" : "Bearer realm=\"calendar\"");
 	http_reply_error(r, 401, "unauthorized", "%s", why);
 	return -1;
 }
@@ -627,6 +644,30 @@ static void http_on_body(void *arg, bool complete)
 	http_req_unref(r);
 }
 
+/* Authenticated: read the body, if any, then run the handler. */
+static void http_proceed(struct http_req *r)
+{
+	if (r->unread > 0 && r->conn != NULL) {
+		http_req_ref(r);
+		http_conn_read_body(r->conn, evhttp_request_get_input_buffer(r->req), (size_t)r->unread,
+				    r->expect_continue, http_on_body, r);
+		return;
+	}
+	r->route->handler(r->s->g, r);
+}
+
+/* One rule for a valid token whose user is not in users, whatever the route: 401, as for any bad token. */
+static void http_on_known(struct http_req *r, bool known)
+{
+	if (known) {
+		http_proceed(r);
+		return;
+	}
+	log_info("request refused: unknown user", LOG_STR("route", r->route->pattern), LOG_STR("user", r->user));
+	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"calendar\", error=\"invalid_token\"");
+	http_reply_error(r, 401, "unauthorized", "the token's user does not exist here; sign in again");
+}
+
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
@@ -664,16 +705,14 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 				 s->g->cfg.max_body_bytes);
 		return;
 	}
-	/* So is the user: an anonymous client never gets to send a body. */
+	/* So is the user: an anonymous client never gets to send a body, nor does a user who does not exist. */
 	if (http_authenticate(s, r) < 0)
 		return;
-	if (r->unread > 0 && r->conn != NULL) {
-		http_req_ref(r);
-		http_conn_read_body(r->conn, evhttp_request_get_input_buffer(req), (size_t)r->unread,
-				    head.expect_continue, http_on_body, r);
-		return;
-	}
-	r->route->handler(s->g, r);
+	r->expect_continue = head.expect_continue;
+	if (r->route->auth == HTTP_AUTH_NONE)
+		http_proceed(r);
+	else
+		auth_known(s->g, r, http_on_known);
 }
 
 static void http_on_healthz(struct gateway *g, struct http_req *r)

@@ -108,6 +108,7 @@ void http_server_free(struct http_server *s);
 const char *http_req_param(const struct http_req *r, size_t i);	/* i-th ":name" of the pattern */
 const char *http_req_query(const struct http_req *r, const char *key);	/* decoded; NULL when absent */
 const char *http_req_header(const struct http_req *r, const char *name);
+unsigned http_req_method(const struct http_req *r);	/* EVHTTP_REQ_* */
 const char *http_req_user(const struct http_req *r);	/* the authenticated user's id (lower-case UUID) */
 /* The value of cookie name, or NULL. The caller frees it. */
 char *http_req_cookie(const struct http_req *r, const char *name);

@@ -156,6 +156,7 @@ int main(void)
 	health_free(health);
 	mqbridge_free(g.mq);
 	commands_free(g.commands);
+	auth_users_free(g.users);
 	httpc_free(g.httpc);
 	google_free(g.google);
 	db_free(g.db);

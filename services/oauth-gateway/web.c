@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/http.h>
+
 #include "gateway.h"
 #include "http.h"
 #include "jwt.h"
@@ -87,6 +89,20 @@ void web_lead(struct gateway *g, struct http_req *r)
 	web_send(g, r, web_find("lead.html"));
 }
 
+bool web_not_found(struct gateway *g, struct http_req *r, const char *path)
+{
+	const char *accept = http_req_header(r, "Accept");
+	const struct embed_file *f;
+
+	if (!g->cfg.web_ui || (http_req_method(r) != EVHTTP_REQ_GET && http_req_method(r) != EVHTTP_REQ_HEAD) ||
+	    accept == NULL || strstr(accept, "text/html") == NULL || strncmp(path, "/api/", 5) == 0 ||
+	    strcmp(path, "/api") == 0)
+		return false;
+	f = web_find("not-found.html");
+	http_reply_page(r, 404, f->type, f->data, f->len);
+	return true;
+}
+
 /* GET /static/:file */
 void web_static(struct gateway *g, struct http_req *r)
 {
@@ -94,15 +110,39 @@ void web_static(struct gateway *g, struct http_req *r)
 
 	/* The pages are served at their own paths only, so each has one URL. */
 	if (f == NULL || strcmp(f->type, "text/html; charset=utf-8") == 0) {
-		http_reply_error(r, 404, "not_found", "no such file");
+		if (!web_not_found(g, r, "/static/"))
+			http_reply_error(r, 404, "not_found", "no such file");
 		return;
 	}
 	web_send(g, r, f);
 }
 
-/* GET /dev/sign-in */
+/* The longest "next" the helper returns to. */
+#define WEB_NEXT_MAX 512
+
+/*
+ * Is next a path on this site? One leading "/" and no second (no "//host"),
+ * no backslash (browsers read "/\host" as "//host"), nothing but visible
+ * ASCII (no header splitting, no spaces): anything else could send the
+ * freshly signed-in browser to another site.
+ */
+static bool web_next_ok(const char *next)
+{
+	size_t n = next != NULL ? strlen(next) : 0;
+
+	if (n == 0 || n > WEB_NEXT_MAX || next[0] != '/' || next[1] == '/' || next[1] == '\\')
+		return false;
+	for (const char *p = next; *p; p++) {
+		if (*p <= ' ' || *p > '~' || *p == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* GET /dev/sign-in[?next=/same/site/path]: signs in, then back to the page that asked (else /). */
 void web_dev_sign_in(struct gateway *g, struct http_req *r)
 {
+	const char *next = http_req_query(r, "next");
 	/* No longer than JWT_MAX_LIFETIME_SECONDS lets a token live, or the gateway would refuse its own. */
 	long ttl = g->jwt.max_lifetime_s > 0 ? g->jwt.max_lifetime_s : WEB_DEV_SESSION_S;
 	char *token, *cookie;
@@ -118,7 +158,7 @@ void web_dev_sign_in(struct gateway *g, struct http_req *r)
 
 	log_warn("signed in through the development sign-in helper", LOG_STR("user", g->cfg.web_ui_dev_user));
 	http_add_header(r, "Set-Cookie", cookie);
-	http_redirect(r, "/");
+	http_redirect(r, web_next_ok(next) ? next : "/");
 	xfree_secret(cookie);
 	xfree_secret(token);
 }

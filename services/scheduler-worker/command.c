@@ -195,7 +195,7 @@ static void command_fail_busy(struct command_job *job, const char *code, const c
 		cJSON_AddItemToObject(r, "busy", busy);
 	text = cJSON_PrintUnformatted(r);
 	cJSON_Delete(r);
-	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("code", code),
+	log_info("command refused", LOG_STR("command", command_names[job->kind]), LOG_STR("error_code", code),
 		 LOG_STR("message", message), LOG_STR("command_id", job->command_id));
 	command_send_reply(job, text);
 	cJSON_free(text);
@@ -471,7 +471,10 @@ static void command_on_meeting(const struct db_result *r, void *arg)
 	job->sequence = atoi(db_value(r, 0, 7));
 	if (job->kind == MESSAGE_RESCHEDULE &&
 	    (err = command_parse_time(job, job->date_time, job->zone, atoll(db_value(r, 0, 8)))) != NULL) {
-		command_fail(job, "invalid", err);
+		char *msg = xasprintf("newDateTime: %s", err);
+
+		command_fail(job, "invalid", msg);
+		free(msg);
 		return;
 	}
 	tokens_get(job->s->tokens, job->user_id, false, command_on_token, job);
@@ -554,7 +557,13 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	job->zone = xstrdup(db_value(r, 0, LC_ZONE));
 	when = job->date_time ? job->date_time : db_value(r, 0, LC_DATETIME);
 	if ((err = command_parse_time(job, when, job->zone, atoll(db_value(r, 0, LC_NOW)))) != NULL) {
-		command_fail(job, "invalid", err);
+		/* Every 400 names its field; without one, the lead's own time was used and dateTime is the way out. */
+		char *msg = job->date_time != NULL ? xasprintf("dateTime: %s", err)
+						    : xasprintf("dateTime is needed: the lead's own demo time cannot be used (%s)",
+								err);
+
+		command_fail(job, "invalid", msg);
+		free(msg);
 		return;
 	}
 	if (job->email_override != NULL) {

@@ -9,7 +9,8 @@
 // appear, open one, reschedule it and cancel it; and a lead whose demo time
 // had passed shows why it got no meeting. It stops at the first thing that
 // does not look as the README says. Debian's Chromium, driven by
-// playwright-core (tests/browser/package.json: `npm ci` there first).
+// playwright-core (tests/browser/package.json), which this script installs
+// with `npm ci` in tests/browser the first time it is missing.
 //
 // GCAL_LOCAL_DIR (default /tmp/gcal-local) is the stack's state directory,
 // whose services.env gcalctl needs; GATEWAY_PORT (default 8080) as for
@@ -17,10 +18,32 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/**
+ * playwright-core from tests/browser/node_modules, installed there from the
+ * lock file first when it is missing, so the README's one command works on
+ * a fresh checkout.
+ */
+async function loadPlaywright() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const require = createRequire(import.meta.url);
+  let resolved;
+  try {
+    resolved = require.resolve("playwright-core");
+  } catch {
+    process.stdout.write("- installing playwright-core (npm ci in tests/browser)\n");
+    execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: here, stdio: "inherit" });
+    resolved = require.resolve("playwright-core");
+  }
+  const mod = await import(pathToFileURL(resolved).href);
+  return mod.chromium ? mod : mod.default;
+}
+
+const { chromium } = await loadPlaywright();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const state = process.env.GCAL_LOCAL_DIR || "/tmp/gcal-local";

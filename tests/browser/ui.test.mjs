@@ -150,6 +150,23 @@ function berlinWallTime(days, hh, mm) {
 
 const rows = () => page.locator("#meetings-table tbody tr");
 
+test("signed out on a lead's page, the sign-in comes back to that lead", async () => {
+  const leadPage = `${gateway}/leads/${leads.kept}?from=list`;
+  await page.goto(leadPage);
+  await page.getByRole("heading", { name: "You're not signed in" }).waitFor();
+  await page.getByRole("link", { name: "Sign in as the demo user" }).click();
+  await page.waitForURL(leadPage);
+  await page.getByRole("heading", { name: "You're not signed in" }).waitFor({ state: "hidden" });
+  // The helper goes only to a path on this site, whatever the link says.
+  for (const next of ["//evil.example/", "https://evil.example/", "/\\evil.example/"]) {
+    const res = await fetch(`${gateway}/dev/sign-in?next=${encodeURIComponent(next)}`, { redirect: "manual" });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get("location"), "/", next);
+  }
+  // Signed out again for the steps below.
+  await context.clearCookies();
+});
+
 test("signed out, the page says so and offers the local stack's sign-in", async () => {
   await page.goto(gateway + "/");
   await page.getByRole("heading", { name: "You're not signed in" }).waitFor();
@@ -219,6 +236,26 @@ test("Reschedule moves the demo, on the page and in Google Calendar", async () =
   const input = dialog.getByLabel("New date and time");
   assert.ok(await input.evaluate((e) => e === document.activeElement), "the picker has the focus");
   assert.match(await dialog.textContent(), /Europe\/Berlin/);
+  // Around Berlin's clock changes next year (the last Sundays of March and October), a time the clocks skip
+  // or pass twice is explained before anything is sent.
+  const year = new Date().getUTCFullYear() + 1;
+  const lastSunday = (month) => {
+    const d = new Date(Date.UTC(year, month, 31));
+    return `${year}-${String(month + 1).padStart(2, "0")}-${String(31 - d.getUTCDay()).padStart(2, "0")}`;
+  };
+  const before = await page.locator("#demo-when").getAttribute("datetime");
+  const errorArea = dialog.locator("#reschedule-error");
+  await input.fill(`${lastSunday(2)}T02:30`);
+  await input.press("Enter");
+  await errorArea.filter({ hasText: "02:30 doesn't exist" }).waitFor();
+  assert.match(await errorArea.textContent(), /clocks jump forward.*03:30/);
+  await shot("07a-reschedule-skipped-time");
+  await input.fill(`${lastSunday(9)}T02:30`);
+  await input.press("Enter");
+  await errorArea.filter({ hasText: "02:30 happens twice" }).waitFor();
+  assert.match(await errorArea.textContent(), /clocks go back.*CEST.*CET/);
+  assert.ok(await dialog.isVisible(), "the dialog waits for the user");
+  assert.equal(await page.locator("#demo-when").getAttribute("datetime"), before, "nothing was sent");
   await input.fill(movedTo.value);
   await shot("07-reschedule-dialog");
   await input.press("Enter");
@@ -228,6 +265,15 @@ test("Reschedule moves the demo, on the page and in Google Calendar", async () =
   assert.equal(new Date(await when.getAttribute("datetime")).getTime(), movedTo.instant.getTime());
   assert.ok((await when.textContent()).includes("10:30"), await when.textContent());
   await page.locator("#history", { hasText: "Moved to a new time" }).waitFor();
+  // Each history row says when it happened (the move: just now), then the demo time it concerns.
+  const moved = page.locator("#history li", { hasText: "Moved to a new time" });
+  const [at, demoAt] = await moved.locator("time").evaluateAll((ts) => ts.map((t) => t.getAttribute("datetime")));
+  assert.ok(Math.abs(Date.now() - new Date(at).getTime()) < 5 * 60 * 1000, `moved at ${at}, not just now`);
+  assert.ok(new Date(demoAt).getTime() !== movedTo.instant.getTime() && new Date(demoAt) > new Date(at),
+    `the moved row names the old demo time: ${demoAt}`);
+  const booked = page.locator("#history li", { hasText: "Booked" });
+  assert.equal(new Date(await booked.locator("time").nth(1).getAttribute("datetime")).getTime(),
+    movedTo.instant.getTime());
   await shot("08-rescheduled");
   const ev = await eventually(async () => {
     const e = await standinEvent("priya@acme.example");

@@ -577,3 +577,34 @@ def test_migrate_script_builds_the_schema_and_reruns_safely(tmp_path):
 def test_shell_scripts_pass_shellcheck():
     p = run(["shellcheck", os.path.join(DEPLOY, "migrate.sh")])
     assert p.returncode == 0, p.stdout
+
+
+def test_local_up_shows_build_progress_and_the_build_errors(tmp_path):
+    """deploy/local/up says what it is doing while it builds, and when the build fails it shows the
+    compiler's errors and stops before starting anything. A stand-in meson plays the build."""
+    tree = tmp_path / "repo"
+    (tree / "deploy" / "local").mkdir(parents=True)
+    shutil.copy(os.path.join(DEPLOY, "local", "up"), tree / "deploy" / "local" / "up")
+    (tree / "deploy" / "install-deps.sh").write_text("#!/bin/sh\nexit 0\n")
+    (tree / "deploy" / "install-deps.sh").chmod(0o755)
+    (tree / "build").mkdir()
+    (tree / "build" / "build.ninja").write_text("")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "meson").write_text(
+        "#!/bin/sh\n"
+        "i=1; while [ $i -le 60 ]; do echo \"[$i/80] Compiling C object lib/m$i.o\"; i=$((i+1)); done\n"
+        "echo 'FAILED: lib/broken.c.o'\n"
+        "echo \"../lib/broken.c:3:9: error: 'nope' undeclared (first use in this function)\"\n"
+        "exit 1\n")
+    (bin_dir / "meson").chmod(0o755)
+    state = tmp_path / "state"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", GCAL_LOCAL_DIR=str(state))
+    p = subprocess.run([str(tree / "deploy" / "local" / "up")], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "up: building (meson compile -C build)" in p.stderr
+    assert "up: built 25 of 80" in p.stderr and "up: built 50 of 80" in p.stderr
+    assert "up: meson compile -C build failed" in p.stderr
+    assert "'nope' undeclared" in p.stderr and "FAILED: lib/broken.c.o" in p.stderr
+    assert not state.exists(), "nothing is started after a failed build"

@@ -159,6 +159,7 @@ def assert_error(r, status, code=None, mentions=None):
         assert err["code"] == code, err
     if mentions is not None:
         assert mentions in err["message"], err
+    return err
 
 
 def s256(verifier):
@@ -542,7 +543,10 @@ def test_jwt_is_required_and_checked(stack):
     for what, token in bad.items():
         r = gw.call("GET", path, token=token) if token else gw.get(path)
         assert_error(r, 401, "unauthorized")
-        assert r.headers["WWW-Authenticate"].startswith("Bearer"), what
+        challenge = r.headers["WWW-Authenticate"]
+        # Without any token the challenge carries no error code (RFC 6750 section 3.1).
+        assert challenge == ('Bearer realm="calendar", error="invalid_token"' if token else
+                             'Bearer realm="calendar"'), (what, challenge)
     # Within the 60 s skew an expired token still works.
     assert gw.call("GET", path, token=jwt(user, exp_in=-30)).status_code == 200
     assert_error(gw.get(path, headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()}), 401)
@@ -553,6 +557,36 @@ def test_jwt_is_required_and_checked(stack):
     for token in bad.values():
         assert token is None or len(token) < 20 or token not in logs
     assert JWT_SECRET not in logs
+
+
+def test_a_valid_token_of_an_unknown_user_is_refused_everywhere(stack):
+    """One rule on every authenticated route: a user who is not in users gets 401, before any body is read;
+    one created a moment later is let in at once."""
+    s = stack()
+    gw = Gateway(s, WEB_UI="on")
+    ghost = str(uuid.uuid4())
+    meeting = str(uuid.uuid4())
+    calls = [("GET", "/api/integrations/google/auth", None), ("GET", "/api/integrations/google/status", None),
+             ("POST", "/api/integrations/google/disconnect", None), ("GET", "/api/calendar/meetings", None),
+             ("GET", f"/api/calendar/meetings/{meeting}", None), ("GET", f"/api/calendar/meetings/lead/{meeting}", None),
+             ("POST", "/api/calendar/meetings", {"leadAnalyticsId": meeting}),
+             ("PUT", f"/api/calendar/meetings/{meeting}/reschedule", {"newDateTime": "2099-01-01T10:00:00Z"}),
+             ("DELETE", f"/api/calendar/meetings/{meeting}", None)]
+    for method, path, body in calls:
+        r = gw.call(method, path, ghost, json=body, headers={"Accept": "application/json"})
+        assert_error(r, 401, "unauthorized", "does not exist")
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="calendar", error="invalid_token"', path
+        # The web UI's cookie is the same token: the same answer.
+        r = gw.call(method, path, json=body, headers={"Cookie": "token=" + jwt(ghost), "X-Requested-With": "fetch",
+                                                       "Accept": "application/json"})
+        assert_error(r, 401, "unauthorized", "does not exist")
+    assert "request refused: unknown user" in gw.svc.logs()
+    assert s.one("SELECT count(*) FROM oauth_states") == (0,)
+
+    # The same id, once it is a user, is let in at once (an unknown user is never remembered).
+    s.query("INSERT INTO users (id, email, name) VALUES (%s, %s, %s)", ghost, f"{ghost[:8]}@example.com", "Late")
+    assert gw.get("/api/integrations/google/status", ghost).json() == {"connected": False, "email": None}
+    assert gw.get("/api/calendar/meetings", ghost).json() == {"meetings": []}
 
 
 def test_jwt_lifetime_is_bounded(stack):
@@ -763,7 +797,7 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
     s = stack()
     s.start_standin()
     gw = Gateway(s)
-    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    sched = s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
     user, _ = connected_user(s)
     other, _ = connected_user(s)
     mine = add_meeting(s, user, lead=s.add_lead(user)["lead"])
@@ -806,10 +840,30 @@ def test_writes_are_refused_for_other_users_and_bad_input(stack):
         assert_error(gw.call(method, path, user), 400, "invalid_request", "body")
     assert s.one("SELECT status FROM calendar_meetings WHERE id = %s", mine) == ("scheduled",)
 
+    # Beyond the booking horizon (730 days by default): refused up front, naming the field, not sent to Google.
+    gw_default = Gateway(s, BOOKING_HORIZON_DAYS=None)
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 700 * 86400))
+    for method, path, field in (("POST", post, "dateTime"), ("PUT", f"{post}/{mine}/reschedule", "newDateTime")):
+        for when in ("9999-12-31T23:59:00Z", "9999-12-31 23:59", "2099-01-01T10:00:00+05:30"):
+            body = {field: when} if method == "PUT" else {"leadAnalyticsId": lead, field: when}
+            err = assert_error(gw_default.call(method, path, user, json=body), 400, "invalid_request", field)
+            assert "730 days" in err["message"], err
+    # Within it the check passes and the request goes on (to a lead this user does not have).
+    assert_error(gw_default.call("POST", post, user, json={"leadAnalyticsId": theirs_lead, "dateTime": soon}), 404)
+
     # What only the scheduler can tell: a time without offset that is past in the calendar's zone, and Google
     # refusing the event.
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead, "dateTime": "2001-01-01 10:00"}), 400,
-                 "invalid_request", "past")
+                 "invalid_request", "dateTime: the date and time is in the past")
+    # Without dateTime the lead's own demo time is used; when that has passed, the answer names dateTime too.
+    passed = s.add_lead(user, demo="2001-01-01T10:00:00+05:30")["lead"]
+    err = assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": passed}), 400, "invalid_request",
+                       "dateTime")
+    assert "past" in err["message"], err
+    # Both sides log the refusal's code where an operator can read it.
+    for svc, msg in ((gw.svc, "the scheduler refused a command"), (sched, "command refused")):
+        refusals = [line for line in svc.log_lines() if line.get("msg") == msg]
+        assert refusals and refusals[-1]["error_code"] == "invalid", refusals
     s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 400,
                                           "reason": "invalid", "count": 1}]})
     assert_error(gw.call("POST", post, user, json={"leadAnalyticsId": lead}), 502, "google_rejected")
@@ -931,8 +985,8 @@ def test_body_limit_unknown_routes_and_methods(stack):
     big = {"leadAnalyticsId": str(uuid.uuid4()), "attendeeName": "x" * 3000}
     assert_error(gw.call("POST", "/api/calendar/meetings", user, json=big), 413, "payload_too_large")
     assert_error(gw.call("POST", "/api/calendar/meetings", user, data="x" * 200_000), 413, "payload_too_large")
-    # Far beyond any request of this API libevent refuses by itself, before reading: the status is the same.
-    assert gw.call("POST", "/api/calendar/meetings", user, data="x" * 3_000_000).status_code == 413
+    # Far beyond any request of this API: refused from its head, in the same shape.
+    assert_error(gw.call("POST", "/api/calendar/meetings", user, data="x" * 3_000_000), 413, "payload_too_large")
     assert_error(gw.call("DELETE", f"/api/calendar/meetings/{uuid.uuid4()}", user, data="y" * 5000), 413)
 
     assert_error(gw.get("/api/nothing", user), 404, "not_found")

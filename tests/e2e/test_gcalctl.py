@@ -91,6 +91,9 @@ def test_sample_lead_is_booked_tomorrow_at_three_in_the_users_zone(stack):
 
     p = gcalctl(s, "sample-lead", "--user", user, "--email", "prospect@example.com")
     lead = re.search(r"inserted sample lead ([0-9a-f-]{36})", p.stdout).group(1)
+    # The demo time is shown with the zone it is read in, and the offset that zone has then.
+    assert re.search(r"demo at \d{4}-\d\d-\d\d 15:00 America/New_York \(\d{4}-\d\d-\d\dT15:00:00-0[45]:00\)",
+                     p.stdout), p.stdout
     assert "published lead " + lead in p.stdout
     row = s.one("SELECT extracted_email, analysis_type, call_id IS NOT NULL FROM lead_analytics WHERE id = %s", lead)
     assert row == ("prospect@example.com", "individual", True)
@@ -104,6 +107,26 @@ def test_sample_lead_is_booked_tomorrow_at_three_in_the_users_zone(stack):
     p = gcalctl(s, "sample-lead", "--user", str(uuid.uuid4()), expect=1)
     assert "no such user" in p.stderr
     gcalctl(s, "sample-lead", "--user", user, "--at", "next tuesday", expect=64)
+    for bad in ("not-an-email", "a@b", "two@at@example.com", "spa ce@example.com"):
+        p = gcalctl(s, "sample-lead", "--user", user, "--email", bad, expect=64)
+        assert "--email is not an email address" in p.stderr
+    # A time with an offset is shown as given; a user without a calendar zone gets DEFAULT_TIMEZONE's.
+    p = gcalctl(s, "sample-lead", "--user", user, "--at", "2099-03-01T10:00:00+01:00")
+    assert "demo at 2099-03-01T10:00:00+01:00," in p.stdout
+    p = gcalctl(s, "sample-lead", "--user", s.add_user(), "--at", "2099-03-01 10:00")
+    assert "demo at 2099-03-01 10:00 Asia/Kolkata (2099-03-01T10:00:00+05:30)," in p.stdout
+
+
+def test_every_subcommand_answers_help(stack):
+    s = stack()
+    for cmd in ("publish-lead", "sample-lead", "dead", "user", "rotate-key", "health"):
+        for flag in ("--help", "-h"):
+            p = gcalctl(s, cmd, flag)
+            assert re.match(r"usage:\n  " + cmd + r"[ \n]", p.stdout), p.stdout
+            assert "Configuration comes from the environment" in p.stdout and p.stderr == ""
+    # Wherever it stands, and before anything is checked or done.
+    p = gcalctl(s, "sample-lead", "--user", "not-a-uuid", "--help")
+    assert "sample-lead --user ID" in p.stdout
 
 
 def test_dead_letters_are_listed_kept_and_replayed_after_the_data_is_fixed(stack):

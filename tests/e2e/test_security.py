@@ -636,12 +636,21 @@ def test_framing_that_could_be_read_two_ways_is_refused(stack):
         (b"this is not HTTP\r\n\r\n", 400, "invalid_request"),
         (b"BREW /pot HTTP/1.1\r\n\r\n", 501, "not_implemented"),
         (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431, "headers_too_large"),
+        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431, "headers_too_large"),
+        (post + b"Content-Length: -1\r\n\r\n", 400, "invalid_request"),
+        (post + b"Content-Length: 2\r\nX-Bare: a\rb\r\n\r\n{}", 400, "invalid_request"),
+        (b"GET /api/calendar/meet\0ings HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
+        (b"\x01\x02garbage\r\n\r\n", 400, "invalid_request"),
     ]:
         answer = exchange(gw, data)
         assert_json_error(answer, status, code)
         assert answer[1].get("connection") == "close", data[:100]
     assert "request answered" in gw.svc.logs()
     assert '"route":"/api/integrations/google/status"' not in gw.svc.logs(), "a smuggled request was served"
+
+    # A body of 2,000,000 bytes or more is refused in the same shape under the default limit, from its head.
+    big = exchange(gw, post + b"Content-Length: 2000000\r\n\r\n" + b"x" * 65536)
+    assert_json_error(big, 413, "payload_too_large")
 
 
 def test_connections_beyond_the_cap_are_refused(stack):

@@ -76,12 +76,42 @@ def test_pages_and_files(stack):
     assert head.status_code == 200 and not head.content
 
 
+def test_unknown_pages_are_html_for_browsers_and_json_for_the_api(stack):
+    s = stack()
+    gw = Gateway(s, WEB_UI="on")
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    for path in ("/nowhere", "/leads", "/leads/x/y", "/static/nope.js", "/static/index.html"):
+        r = gw.get(path, headers=browser)
+        assert r.status_code == 404, (path, r.text)
+        assert r.headers["Content-Type"].startswith("text/html"), (path, r.headers)
+        assert "Page not found" in r.text and 'href="/"' in r.text
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert not re.search(r"<script(?![^>]*\bsrc=)", r.text)
+        assert gw.call("HEAD", path, headers=browser).status_code == 404
+    # The API answers JSON whatever the client accepts; so do clients that do not ask for HTML, and writes.
+    for path in ("/api/nothing", "/api", "/api/calendar/meetings/a/b/c"):
+        assert_error(gw.get(path, headers=browser), 404, "not_found")
+    assert_error(gw.get("/nowhere", headers={"Accept": "application/json"}), 404, "not_found")
+    assert_error(gw.get("/nowhere"), 404, "not_found")
+    assert_error(gw.call("POST", "/nowhere", headers=browser), 404, "not_found")
+    # Without WEB_UI there are no pages: JSON for everyone.
+    off = Gateway(s)
+    assert_error(off.get("/nowhere", headers=browser), 404, "not_found")
+
+
 def test_dev_sign_in_sets_the_session_cookie(stack):
     s = stack()
     user = s.add_user()
     gw = Gateway(s, WEB_UI="on", WEB_UI_DEV_USER=user.upper())
     r = gw.get("/dev/sign-in")
     assert r.status_code == 302 and r.headers["Location"] == "/"
+    # Back to the page that offered it, when that is a path on this site; anywhere else, to /.
+    lead = "/leads/" + str(uuid.uuid4())
+    for nxt, where in [(lead, lead), (lead + "?a=b", lead + "?a=b"), ("//evil.example/", "/"),
+                       ("/\\evil.example", "/"), ("https://evil.example/", "/"), ("evil", "/"),
+                       ("/a\r\nSet-Cookie: x=y", "/"), ("/a b", "/"), ("/" + "x" * 600, "/"), ("", "/")]:
+        r = gw.get("/dev/sign-in", params={"next": nxt})
+        assert r.status_code == 302 and r.headers["Location"] == where, (nxt, r.headers)
     set_cookie = r.headers["Set-Cookie"]
     assert set_cookie.startswith("token=")
     for attr in ("HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"):

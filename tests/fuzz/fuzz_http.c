@@ -81,7 +81,7 @@ static void fuzz_body(const char *text)
 		return;
 	}
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
-		if (commands_check_body(kinds[k], body, 1767225600, &in, why, sizeof(why)) < 0) {
+		if (commands_check_body(kinds[k], body, 1767225600, 730, &in, why, sizeof(why)) < 0) {
 			if (why[0] == '\0')
 				fuzz_fail("a refusal without a message");
 			continue;

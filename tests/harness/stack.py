@@ -208,6 +208,11 @@ def start_rabbit(d, pids, env, build_dir):
                 RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(rdir, "enabled_plugins"),
                 RABBITMQ_MNESIA_BASE=os.path.join(rdir, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(rdir, "log"),
                 RABBITMQ_DIST_PORT=str(dist), ERL_EPMD_PORT=str(epmd),
+                # Loopback only, like every other server here: the port mapper and the distribution port
+                # otherwise listen on every interface.
+                ERL_EPMD_ADDRESS="127.0.0.1",
+                RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+                RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
                 RABBITMQ_PID_FILE=os.path.join(rdir, "pid"),
                 RABBITMQ_PLUGINS_EXPAND_DIR=os.path.join(rdir, "plugins-expand"))
     run_rabbit(pids, rdir, {k: v for k, v in renv.items() if k.startswith(("RABBITMQ_", "ERL_")) or k == "HOME"},

@@ -48,7 +48,7 @@ static void emit_secrets(void)
 		 LOG_STR("detail", "google said: token ya29.a0AfH6SMBxyz123 is bad; header Bearer qwertyuiop12"),
 		 LOG_STR("note", "refresh with 1//04dXyzAbcdefgh failed"),
 		 LOG_STR("echo", "the password is hunter2-registered, really"),
-		 LOG_EMAIL("owner", "jane.doe@example.com"));
+		 LOG_EMAIL("owner", "jane.doe@example.com"), LOG_STR("error_code", "invalid_request"));
 }
 
 static void emit_hostile(void)
@@ -114,6 +114,8 @@ int main(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "owner")), "j***@example.com", "email masked");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "access_token")), "[redacted]", "field redacted");
 	CHECK(strstr(out, "google said: token ya29.[redacted] is bad") != NULL, "prose around a token survives");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "error_code")), "invalid_request",
+		  "an error code is not the OAuth code: it is kept");
 	cJSON_Delete(j);
 	free(out);
 

@@ -121,6 +121,11 @@ export function toLocalInput(date) {
  * moment ("2099-09-18T13:30:00+02:00"), or null when it is no valid time.
  * The Date normalises a wall time that a clock change skips, and the text is
  * made from the normalised Date, so time and offset always agree.
+ *
+ * Around a clock change the value may not name one moment: skipped is true
+ * when the clocks jump over it (the Date then lies after the jump), and
+ * second is the later of two moments when the clocks go back over it (the
+ * Date is the first). The caller tells the user before it uses either.
  */
 export function fromLocalInput(value) {
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(value || "");
@@ -131,7 +136,37 @@ export function fromLocalInput(value) {
   const sign = off >= 0 ? "+" : "-";
   const abs = Math.abs(off);
   const text = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:00${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
-  return { date: d, text };
+  const skipped = toLocalInput(d) !== value;
+  let second = null;
+  // Clocks go back by an hour almost everywhere, by half an hour in a few places.
+  for (const minutes of [30, 60]) {
+    const later = new Date(d.getTime() + minutes * 60000);
+    if (!skipped && !second && toLocalInput(later) === value) second = later;
+  }
+  return { date: d, text, skipped, second };
+}
+
+/**
+ * What the user should know before a picked time is sent, or "" when it
+ * names one moment: a time the clocks skip, or one they pass twice.
+ */
+export function clockChangeNote(picked, value) {
+  const [day, time] = value.split("T");
+  const [y, mo, d] = day.split("-").map(Number);
+  const dayWords = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short",
+    year: "numeric" }).format(new Date(y, mo - 1, d, 12));
+  const where = `${dayWords} in ${viewerZone()}`;
+  if (picked.skipped) {
+    return `${time} doesn't exist on ${where}: the clocks jump forward over it. The demo would start at `
+      + `${formatWhen(picked.date.toISOString())} instead. Press “Move the demo” again to use that time, `
+      + "or pick another.";
+  }
+  if (picked.second) {
+    return `${time} happens twice on ${where}: the clocks go back over it. The demo would start at the first, `
+      + `${formatWhen(picked.date.toISOString())}, not the second, ${formatWhen(picked.second.toISOString())}. `
+      + "Press “Move the demo” again to use the first, or pick another time.";
+  }
+  return "";
 }
 
 const statusWordsMap = {
@@ -197,7 +232,10 @@ export function showSignedOut(box) {
     el("p", {}, "Sign in to the platform, then open this page again."),
   );
   if (helper) {
-    box.append(el("p", {}, el("a", { href: helper, class: "button" }, "Sign in as the demo user")),
+    // Back to this very page once signed in; the helper takes only a path on this site.
+    const next = location.pathname + location.search;
+    const href = `${helper}?next=${encodeURIComponent(next)}`;
+    box.append(el("p", {}, el("a", { href, class: "button" }, "Sign in as the demo user")),
       el("p", { class: "hint" }, "This sign-in link exists only in the local stack."));
   }
   box.hidden = false;

@@ -12,7 +12,7 @@
 // the instant is the one the viewer picked whatever the calendar's zone.
 import {
   api, explain, formatWhen, statusWords, reasonWords, el, say, showSignedOut, every, sleep,
-  zoneLabel, toLocalInput, fromLocalInput,
+  zoneLabel, toLocalInput, fromLocalInput, clockChangeNote,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -78,14 +78,23 @@ function renderNoMeeting(outcome) {
   }
 }
 
+/**
+ * Each row is labelled with when it happened: a row that was moved or
+ * cancelled changed last at updated_at, one still as booked at created_at.
+ * The demo's own time follows in words, so a row never reads as if the
+ * change happened at the demo.
+ */
 function renderHistory(meetings) {
   const items = meetings.map((m) => {
-    let words = statusWords(m.status);
+    const changed = m.status === "scheduled" ? m.created_at || m.updated_at : m.updated_at || m.created_at;
+    let words = m.status === "scheduled" ? "Booked" : statusWords(m.status);
     if (m.status === "cancelled" && m.cancellation_reason) words += `: ${m.cancellation_reason}`;
+    const demo = m.status === "scheduled" ? "for" : "was";
     return el("li", {},
+      changed ? el("time", { datetime: changed }, formatWhen(changed)) : "",
+      `${changed ? " — " : ""}${words} (${demo} `,
       el("time", { datetime: m.meeting_start_time, class: m.status === "scheduled" ? null : "past" },
-        formatWhen(m.meeting_start_time)),
-      ` — ${words}`);
+        formatWhen(m.meeting_start_time)), ")");
   });
   $("history").replaceChildren(...items);
   $("history-card").hidden = meetings.length < 2 && !meetings.some((m) => m.status !== "scheduled");
@@ -166,8 +175,12 @@ function setBusy(button, on, label) {
 
 // Reschedule
 
+// The picked value whose clock-change note the user has seen: pressing again sends it.
+let noted = null;
+
 function openReschedule() {
   if (!active) return;
+  noted = null;
   say($("notice"), "info", "");
   const now = new Date();
   $("reschedule-current").textContent = formatWhen(active.meeting_start_time);
@@ -190,6 +203,14 @@ async function submitReschedule(ev) {
   }
   if (picked.date.getTime() <= Date.now()) {
     say($("reschedule-error"), "error", "That time has already passed. Pick a time in the future.");
+    $("new-time").focus();
+    return;
+  }
+  const value = $("new-time").value;
+  const note = clockChangeNote(picked, value);
+  if (note && noted !== value) {
+    noted = value;
+    say($("reschedule-error"), "info", note);
     $("new-time").focus();
     return;
   }

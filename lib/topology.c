@@ -82,7 +82,8 @@ static int topo_delay_path(struct mq *mq, long delay_ms)
 
 static int topo_commands(struct mq *mq)
 {
-	static const char *const keys[] = { TOPO_RK_MEETING_CREATE, TOPO_RK_MEETING_RESCHEDULE, TOPO_RK_MEETING_CANCEL };
+	static const char *const keys[] = { TOPO_RK_MEETING_CREATE, TOPO_RK_MEETING_RESCHEDULE, TOPO_RK_MEETING_CANCEL,
+					    TOPO_RK_MEETING_AVAILABILITY };
 
 	if (mq_declare_exchange(mq, TOPO_EX_CALENDAR_COMMANDS, "direct") < 0 ||
 	    topo_dead_queue(mq, TOPO_Q_SCHEDULER_DEAD) < 0 ||

@@ -53,6 +53,7 @@
 #define TOPO_RK_MEETING_CREATE		"meeting.create"
 #define TOPO_RK_MEETING_RESCHEDULE	"meeting.reschedule"
 #define TOPO_RK_MEETING_CANCEL		"meeting.cancel"
+#define TOPO_RK_MEETING_AVAILABILITY	"meeting.availability"	/* a read: busy and free time */
 #define TOPO_RK_MAIL_ALL		"mail.#"
 
 /* The default exchange as RabbitMQ names it in permissions (retries, dead letters and replies go through it). */

@@ -50,12 +50,19 @@ static const char commands_lead_sql[] =
 static const char commands_meeting_sql[] = "SELECT status FROM calendar_meetings WHERE id = $1 AND user_id = $2";
 
 
-static const char *const command_names[] = { "create", "reschedule", "cancel" };
+static const char *const command_names[] = { "create", "reschedule", "cancel", "availability" };
 static const char *const command_keys[] = {
 	TOPO_RK_MEETING_CREATE,
 	TOPO_RK_MEETING_RESCHEDULE,
 	TOPO_RK_MEETING_CANCEL,
+	TOPO_RK_MEETING_AVAILABILITY,
 };
+
+/* An availability range at most this wide: one freeBusy query, well inside what Google allows. */
+#define COMMANDS_AVAILABILITY_MAX_DAYS 31
+
+static const char commands_connected_sql[] =
+	"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND google_calendar_connected)";
 
 struct command {
 	struct gateway *g;
@@ -124,17 +131,27 @@ static void command_answered(struct command *cmd)
 		command_free(cmd);
 }
 
+/* A write goes on without its caller (202 pending); a read is worth nothing late (504). */
 static void command_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct command *cmd = arg;
-	char *body = xasprintf("{\"status\":\"pending\",\"command_id\":\"%s\"}", cmd->id);
+	cJSON *body;
 
 	(void)fd;
 	(void)what;
+	if (cmd->kind == COMMAND_AVAILABILITY) {
+		log_warn("no availability from the scheduler in time", LOG_STR("command_id", cmd->id));
+		http_reply_error(cmd->r, 504, "timeout", "the scheduler did not answer in time; try again");
+		command_answered(cmd);
+		return;
+	}
 	log_info("no reply from the scheduler in time; answered pending", LOG_STR("command", command_names[cmd->kind]),
 		 LOG_STR("command_id", cmd->id));
-	http_reply(cmd->r, 202, body);
-	free(body);
+	body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "status", "pending");
+	cJSON_AddStringToObject(body, "command_id", cmd->id);
+	http_reply_json(cmd->r, 202, body);
+	cJSON_Delete(body);
 	command_answered(cmd);
 }
 
@@ -227,13 +244,31 @@ static void command_answer(struct command *cmd, const struct mq_delivery *d)
 	const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "code"));
 	const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
 
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && cJSON_IsObject(meeting)) {
+	cJSON *availability = cJSON_GetObjectItemCaseSensitive(reply, "availability");
+	cJSON *busy = cJSON_GetObjectItemCaseSensitive(reply, "busy");
+
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && cmd->kind == COMMAND_AVAILABILITY &&
+	    cJSON_IsObject(availability)) {
+		http_reply_json(cmd->r, 200, availability);
+	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")) && cJSON_IsObject(meeting)) {
 		cJSON *body = cJSON_CreateObject();
 
 		cJSON_AddItemReferenceToObject(body, "meeting", meeting);
 		if (cmd->kind == COMMAND_RESCHEDULE && cJSON_IsObject(previous))
 			cJSON_AddItemReferenceToObject(body, "previous", previous);
 		http_reply_json(cmd->r, cmd->kind == COMMAND_CREATE ? 201 : 200, body);
+		cJSON_Delete(body);
+	} else if (code != NULL && cJSON_IsArray(busy)) {
+		/* The rep is busy then: the client shows when, and may send the same change with allowConflict. */
+		cJSON *body = cJSON_CreateObject();
+		cJSON *e = cJSON_AddObjectToObject(body, "error");
+		const char *ours;
+
+		cJSON_AddStringToObject(e, "code", "conflict");
+		cJSON_AddStringToObject(e, "message", message != NULL ? message : "the calendar is busy at that time");
+		cJSON_AddItemReferenceToObject(body, "busy", busy);
+		log_info("the rep's calendar is busy at the asked time", LOG_STR("command_id", cmd->id));
+		http_reply_json(cmd->r, commands_status(code, &ours), body);
 		cJSON_Delete(body);
 	} else if (code != NULL) {
 		const char *ours;
@@ -306,6 +341,19 @@ static int commands_string(const cJSON *body, const char *name, const char **out
 	return 0;
 }
 
+/* allowConflict, when present, must be a boolean. */
+static int commands_allow_conflict(const cJSON *body, struct commands_input *in, char *why, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "allowConflict");
+
+	if (v != NULL && !cJSON_IsNull(v) && !cJSON_IsBool(v)) {
+		snprintf(why, len, "allowConflict must be true or false");
+		return -1;
+	}
+	in->allow_conflict = cJSON_IsTrue(v);
+	return 0;
+}
+
 /*
  * A date-time the scheduler will understand, not in the past when its instant
  * is known already, and within horizon_days of now. Google answers a time it
@@ -343,7 +391,8 @@ static int commands_datetime(const char *name, const char *text, int64_t now, lo
 static int commands_check_create(const cJSON *body, int64_t now, long horizon_days, struct commands_input *in,
 				 char *why, size_t len)
 {
-	if (commands_string(body, "leadAnalyticsId", &in->lead, why, len) < 0 ||
+	if (commands_allow_conflict(body, in, why, len) < 0 ||
+	    commands_string(body, "leadAnalyticsId", &in->lead, why, len) < 0 ||
 	    commands_string(body, "attendeeEmail", &in->email, why, len) < 0 ||
 	    commands_string(body, "attendeeName", &in->name, why, len) < 0 ||
 	    commands_string(body, "dateTime", &in->when, why, len) < 0)
@@ -376,7 +425,8 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 	case COMMAND_CREATE:
 		return commands_check_create(body, now, horizon_days, in, why, len);
 	case COMMAND_RESCHEDULE:
-		if (commands_string(body, "newDateTime", &in->when, why, len) < 0)
+		if (commands_allow_conflict(body, in, why, len) < 0 ||
+		    commands_string(body, "newDateTime", &in->when, why, len) < 0)
 			return -1;
 		if (in->when == NULL) {
 			snprintf(why, len, "newDateTime is required");
@@ -391,6 +441,8 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 			return -1;
 		}
 		return 0;
+	case COMMAND_AVAILABILITY:
+		break;
 	}
 	snprintf(why, len, "unknown command");
 	return -1;
@@ -489,6 +541,8 @@ void commands_create(struct gateway *g, struct http_req *r)
 		cJSON_AddStringToObject(cmd->body, "attendee_name", in.name);
 	if (in.when != NULL)
 		cJSON_AddStringToObject(cmd->body, "date_time", in.when);
+	if (in.allow_conflict)
+		cJSON_AddBoolToObject(cmd->body, "allow_conflict", true);
 	params[0] = lead_id;
 	params[1] = http_req_user(r);
 	db_read(g->db, commands_lead_sql, 2, params, commands_on_lead, cmd);
@@ -509,6 +563,8 @@ void commands_reschedule(struct gateway *g, struct http_req *r)
 		goto out;
 	cmd = command_new(g, r, COMMAND_RESCHEDULE);
 	cJSON_AddStringToObject(cmd->body, "new_date_time", in.when);
+	if (in.allow_conflict)
+		cJSON_AddBoolToObject(cmd->body, "allow_conflict", true);
 	commands_check_meeting(g, cmd, id);
 out:
 	cJSON_Delete(body);
@@ -533,4 +589,84 @@ void commands_cancel(struct gateway *g, struct http_req *r)
 out:
 	cJSON_Delete(body);
 	free(id);
+}
+
+/* GET /api/calendar/availability */
+
+static void commands_on_connected(const struct db_result *res, void *arg)
+{
+	struct command *cmd = arg;
+
+	if (http_req_done(cmd->r)) {
+		command_free(cmd);
+		return;
+	}
+	if (res->status != DB_OK) {
+		log_error("could not check a user's connection", LOG_STR("error", res->error));
+		http_reply_error(cmd->r, 503, "unavailable", "the database is unavailable; try again");
+	} else if (strcmp(db_value(res, 0, 0), "t") != 0) {
+		http_reply_error(cmd->r, 409, "not_connected", "Google Calendar is not connected; connect it first");
+	} else {
+		command_send(cmd);
+		return;
+	}
+	command_free(cmd);
+}
+
+/* A query bound: RFC 3339 with an offset, the instant into *out; 0, or -1 with why naming it. */
+static int commands_bound(struct http_req *r, const char *name, int64_t *out, char *why, size_t len)
+{
+	const char *v = http_req_query(r, name);
+	struct datetime dt;
+
+	if (v == NULL || *v == '\0') {
+		snprintf(why, len, "%s is required", name);
+		return -1;
+	}
+	if (datetime_parse(v, strlen(v), &dt) < 0 || !dt.has_offset) {
+		snprintf(why, len, "%s must be an RFC 3339 date and time with an offset, e.g. 2025-09-18T09:00:00+05:30",
+			 name);
+		return -1;
+	}
+	*out = dt.epoch_s;
+	return 0;
+}
+
+/*
+ * The rep's busy time in [from, to) and the free spans of at least
+ * duration_minutes (default 30), from Google through the scheduler like
+ * every Google call: for an agent to offer, during the call, only times the
+ * rep has.
+ */
+void commands_availability(struct gateway *g, struct http_req *r)
+{
+	const char *minutes_text = http_req_query(r, "duration_minutes");
+	int64_t from, to;
+	long minutes = 30;
+	char why[160], *end = NULL;
+	struct command *cmd;
+	const char *params[1];
+
+	if (commands_bound(r, "from", &from, why, sizeof(why)) < 0 || commands_bound(r, "to", &to, why, sizeof(why)) < 0)
+		goto refuse;
+	if (to <= from || to - from > COMMANDS_AVAILABILITY_MAX_DAYS * 86400LL) {
+		snprintf(why, sizeof(why), "to must be after from, at most %d days later", COMMANDS_AVAILABILITY_MAX_DAYS);
+		goto refuse;
+	}
+	if (minutes_text != NULL) {
+		minutes = strtol(minutes_text, &end, 10);
+		if (*minutes_text == '\0' || *end != '\0' || minutes < 5 || minutes > 1440) {
+			snprintf(why, sizeof(why), "duration_minutes must be a whole number from 5 to 1440");
+			goto refuse;
+		}
+	}
+	cmd = command_new(g, r, COMMAND_AVAILABILITY);
+	cJSON_AddStringToObject(cmd->body, "from", http_req_query(r, "from"));
+	cJSON_AddStringToObject(cmd->body, "to", http_req_query(r, "to"));
+	cJSON_AddNumberToObject(cmd->body, "duration_minutes", (double)minutes);
+	params[0] = http_req_user(r);
+	db_read(g->db, commands_connected_sql, 1, params, commands_on_connected, cmd);
+	return;
+refuse:
+	http_reply_error(r, 400, "invalid_request", "%s", why);
 }

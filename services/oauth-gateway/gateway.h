@@ -116,6 +116,7 @@ enum command_kind {
 	COMMAND_CREATE,
 	COMMAND_RESCHEDULE,
 	COMMAND_CANCEL,
+	COMMAND_AVAILABILITY,	/* a read through the scheduler: the rep's busy and free time */
 };
 /* The members of a meetings write body, pointing into the body; NULL when absent. */
 struct commands_input {
@@ -124,6 +125,7 @@ struct commands_input {
 	const char *name;	/* create: attendeeName */
 	const char *when;	/* create: dateTime; reschedule: newDateTime */
 	const char *reason;	/* cancel */
+	bool allow_conflict;	/* create, reschedule: allowConflict, book over the rep's busy time */
 };
 /*
  * Check a write body for kind at unix time now, a meeting at most
@@ -135,5 +137,7 @@ int commands_check_body(enum command_kind kind, const cJSON *body, int64_t now, 
 void commands_create(struct gateway *g, struct http_req *r);
 void commands_reschedule(struct gateway *g, struct http_req *r);
 void commands_cancel(struct gateway *g, struct http_req *r);
+/* GET /api/calendar/availability?from=&to=&duration_minutes= */
+void commands_availability(struct gateway *g, struct http_req *r);
 
 #endif

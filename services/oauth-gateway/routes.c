@@ -13,6 +13,7 @@ static const struct http_route gateway_routes[] = {
 	{ EVHTTP_REQ_GET, "/api/integrations/google/callback", HTTP_AUTH_NONE, oauth_callback, 0 },
 	{ EVHTTP_REQ_POST, "/api/integrations/google/disconnect", HTTP_AUTH_BEARER, oauth_disconnect, 0 },
 	{ EVHTTP_REQ_GET, "/api/integrations/google/status", HTTP_AUTH_BEARER, oauth_status, 0 },
+	{ EVHTTP_REQ_GET, "/api/calendar/availability", HTTP_AUTH_BEARER, commands_availability, 0 },
 	{ EVHTTP_REQ_GET, "/api/calendar/meetings", HTTP_AUTH_BEARER, meetings_list, 0 },
 	{ EVHTTP_REQ_POST, "/api/calendar/meetings", HTTP_AUTH_BEARER, commands_create, 0 },
 	{ EVHTTP_REQ_GET, "/api/calendar/meetings/lead/:leadAnalyticsId", HTTP_AUTH_BEARER, meetings_by_lead, 0 },

@@ -27,6 +27,7 @@
 
 #include "booking.h"
 #include "busy.h"
+#include "conflict.h"
 #include "cfg.h"
 #include "datetime.h"
 #include "db.h"
@@ -48,7 +49,8 @@ static const char command_stored_sql[] =
 static const char command_meeting_sql[] =
 	"SELECT calendar_meeting_json(m)::text, m.status, m.google_event_id, m.google_calendar_id,"
 	" m.meeting_duration_minutes, COALESCE(m.timezone, u.google_calendar_timezone, $3),"
-	" m.lead_analytics_id, m.ical_sequence, EXTRACT(EPOCH FROM now())::bigint"
+	" m.lead_analytics_id, m.ical_sequence, EXTRACT(EPOCH FROM now())::bigint,"
+	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint"
 	" FROM calendar_meetings m JOIN users u ON u.id = m.user_id WHERE m.id = $1 AND m.user_id = $2";
 
 static const char command_lead_sql[] =
@@ -66,6 +68,13 @@ static const char command_lead_sql[] =
 	" LEFT JOIN calls ca ON ca.id = la.call_id"
 	" WHERE la.id = $1 AND la.user_id = $2";
 
+/* Availability reads no meeting and no lead: the user's calendar, zone and tokens. */
+static const char command_user_sql[] =
+	"SELECT COALESCE(NULLIF(u.google_calendar_id, ''), 'primary'), COALESCE(u.google_calendar_timezone, $2), "
+	TOKENS_COLUMNS " FROM users u WHERE u.id = $1";
+
+enum { UC_CALENDAR, UC_ZONE, UC_TOKENS };
+
 enum {
 	LC_CALL, LC_PHONE, LC_NAME, LC_EXTRACTED_EMAIL, LC_COMPANY, LC_DATETIME, LC_REASONING, LC_STATUS_TAG,
 	LC_SUMMARY, LC_CONTACT_ID, LC_CONTACT_EMAIL, LC_CONTACT_NAME, LC_RECORDING, LC_CONNECTED, LC_CALENDAR,
@@ -79,11 +88,12 @@ static const char command_reschedule_sql[] =
 	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
 	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, status,"
 	"  rescheduled_from_meeting_id, google_api_response, meeting_metadata, created_by, booking_generation,"
-	"  ical_sequence, meet_link, html_link)"
+	"  ical_sequence, meet_link, html_link, has_conflict, conflict_detail)"
 	"  SELECT user_id, lead_analytics_id, call_id, contact_id, google_event_id, google_calendar_id,"
 	"  meeting_title, meeting_description, attendee_email, attendee_name, $3::timestamptz, $4::timestamptz,"
 	"  meeting_duration_minutes, $5, 'scheduled', id, $6::jsonb, meeting_metadata, created_by,"
-	"  booking_generation, ical_sequence + 1, COALESCE($7, meet_link), COALESCE($8, html_link) FROM old"
+	"  booking_generation, ical_sequence + 1, COALESCE($7, meet_link), COALESCE($8, html_link),"
+	"  $10::boolean, $11 FROM old"
 	"  RETURNING *),"
 	" outcome AS (UPDATE calendar_booking_outcomes o SET meeting_id = ins.id FROM ins"
 	"  WHERE o.lead_analytics_id = ins.lead_analytics_id AND o.user_id = ins.user_id),"
@@ -114,7 +124,14 @@ struct command_job {
 	char *event_id, *calendar_id, *zone, *access_token;
 	int duration_minutes;
 	struct datetime when;
+	int64_t own_start_s, own_end_s;	/* reschedule: the meeting's current slot */
 	bool refreshed;
+	/* The conflict check (create, reschedule) or the availability read. */
+	bool allow_conflict, checked;
+	const char *has_conflict;	/* "t", "f", or NULL when not known */
+	char *conflict_detail;
+	int64_t from_s, to_s;
+	int min_free_minutes;
 	/* Create. */
 	struct booking booking;
 	char *call_id, *contact_id, *title, *description, *email, *attendee_name, *metadata;
@@ -124,7 +141,7 @@ struct command_job {
 	int sequence;
 };
 
-static const char *const command_names[] = { "create", "reschedule", "cancel" };
+static const char *const command_names[] = { "create", "reschedule", "cancel", "availability" };
 
 static void command_job_free(struct command_job *job)
 {
@@ -132,7 +149,7 @@ static void command_job_free(struct command_job *job)
 		&job->command_id, &job->user_id, &job->meeting_id, &job->lead_id, &job->date_time, &job->reason,
 		&job->email_override, &job->name_override, &job->event_id, &job->calendar_id, &job->zone,
 		&job->call_id, &job->contact_id, &job->title, &job->description, &job->email, &job->attendee_name,
-		&job->metadata, &job->reply, &job->result_meeting_id, &job->previous_meeting_id,
+		&job->metadata, &job->reply, &job->result_meeting_id, &job->previous_meeting_id, &job->conflict_detail,
 	};
 
 	scheduler_job_done(job->s, job->d);
@@ -346,7 +363,7 @@ static void command_commit(struct command_job *job, const cJSON *google)
 		char *response = cJSON_PrintUnformatted(google);
 		const char *meet = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(google, "hangoutLink"));
 		const char *html = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(google, "htmlLink"));
-		const char *params[9];
+		const char *params[11];
 
 		datetime_format(job->when.epoch_s, job->when.offset_s, start, sizeof(start));
 		datetime_format(job->when.epoch_s + (int64_t)job->duration_minutes * 60, job->when.offset_s, end,
@@ -360,7 +377,9 @@ static void command_commit(struct command_job *job, const cJSON *google)
 		params[6] = meet;
 		params[7] = html;
 		params[8] = job->command_id;
-		db_query(job->s->db, command_reschedule_sql, 9, params, command_on_committed, job);
+		params[9] = job->has_conflict;
+		params[10] = job->conflict_detail;
+		db_query(job->s->db, command_reschedule_sql, 11, params, command_on_committed, job);
 		cJSON_free(response);
 	} else {
 		const char *params[] = { job->meeting_id, job->user_id, job->reason, job->command_id };
@@ -370,6 +389,7 @@ static void command_commit(struct command_job *job, const cJSON *google)
 }
 
 static void command_call_google(void *arg);
+static void command_check(struct command_job *job);
 
 static void command_on_token(enum tokens_status status, const char *token, void *arg)
 {
@@ -381,7 +401,10 @@ static void command_on_token(enum tokens_status status, const char *token, void 
 	case TOKENS_OK:
 		xfree_secret(job->access_token);
 		job->access_token = xstrdup(token);
-		booking_rate_limited(job->s, job->user_id, command_call_google, job);
+		if ((job->kind == MESSAGE_RESCHEDULE || job->kind == MESSAGE_AVAILABILITY) && !job->checked)
+			command_check(job);
+		else
+			booking_rate_limited(job->s, job->user_id, command_call_google, job);
 		return;
 	case TOKENS_NOT_CONNECTED:
 	case TOKENS_REVOKED:
@@ -444,6 +467,111 @@ static void command_call_google(void *arg)
 	}
 }
 
+/* Move over busy time only when the person said so; the new row records what the check found. */
+static void command_on_checked_move(struct command_job *job, const struct conflict_result *r)
+{
+	switch (r->status) {
+	case CONFLICT_FREE:
+		job->has_conflict = "f";
+		break;
+	case CONFLICT_UNCHECKED:
+		job->conflict_detail = xstrdup(r->detail);
+		break;
+	case CONFLICT_BUSY:
+		if (!job->allow_conflict) {
+			command_fail_busy(job, "conflict",
+					  "the calendar is busy at that time; choose another or move it anyway",
+					  busy_to_json(r->busy, job->zone));
+			return;
+		}
+		job->has_conflict = "t";
+		job->conflict_detail = busy_to_text(r->busy, job->zone, 5);
+		break;
+	default:
+		return;
+	}
+	job->checked = true;
+	booking_rate_limited(job->s, job->user_id, command_call_google, job);
+}
+
+/* The rep's busy time over the asked range and the free spans long enough for a meeting; a read, never stored. */
+static void command_on_checked_availability(struct command_job *job, const struct conflict_result *r)
+{
+	struct busy_list free_time = { 0 };
+	const struct busy_list none = { 0 };
+	const struct busy_list *busy = r->status == CONFLICT_BUSY ? r->busy : &none;
+	cJSON *reply, *a;
+	char *text;
+
+	if (r->status == CONFLICT_UNCHECKED) {
+		command_fail(job, "google_rejected", r->detail);
+		return;
+	}
+	busy_free_gaps(busy, job->from_s, job->to_s, (int64_t)job->min_free_minutes * 60, &free_time);
+	reply = cJSON_CreateObject();
+	cJSON_AddBoolToObject(reply, "ok", 1);
+	cJSON_AddStringToObject(reply, "command_id", job->command_id);
+	a = cJSON_AddObjectToObject(reply, "availability");
+	cJSON_AddStringToObject(a, "time_zone", job->zone);
+	cJSON_AddItemToObject(a, "busy", busy_to_json(busy, job->zone));
+	cJSON_AddItemToObject(a, "free", busy_to_json(&free_time, job->zone));
+	text = cJSON_PrintUnformatted(reply);
+	command_send_reply(job, text);
+	cJSON_free(text);
+	cJSON_Delete(reply);
+	busy_clear(&free_time);
+	if (command_released(job))
+		return;
+	mq_ack(job->s->consumer, job->d->token);
+	command_job_free(job);
+}
+
+static void command_on_checked(const struct conflict_result *r, void *arg)
+{
+	struct command_job *job = arg;
+
+	if (command_released(job))
+		return;
+	if (r->status == CONFLICT_UNAUTHORIZED && !job->refreshed) {
+		job->refreshed = true;
+		tokens_get(job->s->tokens, job->user_id, true, command_on_token, job);
+		return;
+	}
+	if (r->status == CONFLICT_UNAUTHORIZED || r->status == CONFLICT_TRANSIENT) {
+		/* A read is worth nothing late: the gateway waits seconds, not the retry tiers. */
+		if (job->kind == MESSAGE_AVAILABILITY)
+			command_fail(job, "unavailable", "Google Calendar is unavailable; try again");
+		else
+			command_retry_or_give_up(job, r->reason ? r->reason : "Google unavailable");
+		return;
+	}
+	if (job->kind == MESSAGE_AVAILABILITY)
+		command_on_checked_availability(job, r);
+	else
+		command_on_checked_move(job, r);
+}
+
+static void command_check(struct command_job *job)
+{
+	struct conflict_slot slot = {
+		.user_id = job->user_id,
+		.access_token = job->access_token,
+		.calendar_id = job->calendar_id,
+		.purpose = job->kind == MESSAGE_AVAILABILITY ? "availability" : "booking",
+	};
+
+	if (job->kind == MESSAGE_AVAILABILITY) {
+		slot.start_s = job->from_s;
+		slot.end_s = job->to_s;
+	} else {
+		slot.start_s = job->when.epoch_s;
+		slot.end_s = job->when.epoch_s + (int64_t)job->duration_minutes * 60;
+		slot.own_start_s = job->own_start_s;
+		slot.own_end_s = job->own_end_s;
+	}
+	conflict_check(job->s, &slot, command_on_checked, job);
+}
+
 static void command_on_meeting(const struct db_result *r, void *arg)
 {
 	struct command_job *job = arg;
@@ -469,6 +597,8 @@ static void command_on_meeting(const struct db_result *r, void *arg)
 	job->duration_minutes = atoi(db_value(r, 0, 4));
 	job->zone = xstrdup(db_value(r, 0, 5));
 	job->sequence = atoi(db_value(r, 0, 7));
+	job->own_start_s = atoll(db_value(r, 0, 9));
+	job->own_end_s = atoll(db_value(r, 0, 10));
 	if (job->kind == MESSAGE_RESCHEDULE &&
 	    (err = command_parse_time(job, job->date_time, job->zone, atoll(db_value(r, 0, 8)))) != NULL) {
 		char *msg = xasprintf("newDateTime: %s", err);
@@ -622,6 +752,7 @@ static void command_on_lead(const struct db_result *r, void *arg)
 	b->metadata_json = job->metadata;
 	b->command_id = job->command_id;
 	b->trace = job->command_id;
+	b->allow_conflict = job->allow_conflict;
 	booking_run(job->s, b, NULL, command_on_booked, job);
 }
 
@@ -649,6 +780,29 @@ static void command_on_stored(const struct db_result *r, void *arg)
 	}
 }
 
+/* Availability: the user's calendar, zone and tokens. */
+static void command_on_user(const struct db_result *r, void *arg)
+{
+	struct command_job *job = arg;
+	struct tokens_stored tokens;
+
+	if (command_released(job))
+		return;
+	if (r->status != DB_OK) {
+		command_fail(job, "unavailable", "the database is unavailable; try again");
+		return;
+	}
+	if (db_ntuples(r) > 0)
+		tokens_stored_from(r, 0, UC_TOKENS, &tokens);
+	if (db_ntuples(r) == 0 || !tokens_stored_connected(&tokens)) {
+		command_fail(job, "not_connected", "Google Calendar is not connected; connect it first");
+		return;
+	}
+	job->calendar_id = xstrdup(db_value(r, 0, UC_CALENDAR));
+	job->zone = xstrdup(db_value(r, 0, UC_ZONE));
+	tokens_get_stored(job->s->tokens, job->user_id, &tokens, command_on_token, job);
+}
+
 /* Read the body into the job, which owns the fields from here on (also on -1: command_id answers the refusal). */
 static int command_parse(struct command_job *job, const char **why)
 {
@@ -664,6 +818,10 @@ static int command_parse(struct command_job *job, const char **why)
 	job->reason = m.reason;
 	job->email_override = m.email_override;
 	job->name_override = m.name_override;
+	job->allow_conflict = m.allow_conflict;
+	job->from_s = m.from_s;
+	job->to_s = m.to_s;
+	job->min_free_minutes = m.duration_minutes;
 	return rc;
 }
 
@@ -727,5 +885,11 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 	}
 	params[0] = job->command_id;
 	params[1] = job->user_id;
+	if (job->kind == MESSAGE_AVAILABILITY) {
+		const char *user[] = { job->user_id, s->cfg->default_timezone };
+
+		db_query(s->db, command_user_sql, 2, user, command_on_user, job);
+		return;
+	}
 	db_query(s->db, command_stored_sql, 2, params, command_on_stored, job);
 }

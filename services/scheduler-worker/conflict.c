@@ -17,6 +17,7 @@ struct conflict_job {
 	struct scheduler *s;
 	char *user_id, *access_token, *calendar_id;
 	int64_t start_s, end_s, own_start_s, own_end_s;
+	const char *purpose;
 	conflict_cb cb;
 	void *arg;
 };
@@ -31,8 +32,9 @@ const char *conflict_status_name(enum conflict_status status)
 static void conflict_end(struct conflict_job *job, const struct conflict_result *r)
 {
 	metric_inc(metrics_counter("scheduler_conflict_checks_total",
-				   "Slots checked against the rep's calendar before booking, by answer.", "result",
-				   conflict_status_name(r->status), NULL));
+				   "The rep's calendar asked for busy time, by purpose (a booking's slot, an availability"
+				   " read) and answer.",
+				   "purpose", job->purpose, "result", conflict_status_name(r->status), NULL));
 	job->cb(r, job->arg);
 	free(job->user_id);
 	xfree_secret(job->access_token);
@@ -44,7 +46,7 @@ static void conflict_unchecked(struct conflict_job *job, const char *reason, con
 {
 	struct conflict_result r = { .status = CONFLICT_UNCHECKED, .reason = reason, .detail = detail };
 
-	log_warn("could not check the rep's calendar for conflicts; booking without the check",
+	log_warn("could not read the rep's busy time from Google",
 		 LOG_STR("user", job->user_id), LOG_STR("reason", reason), LOG_STR("detail", detail));
 	conflict_end(job, &r);
 }
@@ -112,6 +114,7 @@ void conflict_check(struct scheduler *s, const struct conflict_slot *slot, confl
 	job->end_s = slot->end_s;
 	job->own_start_s = slot->own_start_s;
 	job->own_end_s = slot->own_end_s;
+	job->purpose = slot->purpose != NULL ? slot->purpose : "booking";
 	job->cb = cb;
 	job->arg = arg;
 	booking_rate_limited(s, slot->user_id, conflict_query, job);

@@ -43,6 +43,7 @@ struct conflict_slot {
 	const char *calendar_id;
 	int64_t start_s, end_s;		/* the meeting's slot */
 	int64_t own_start_s, own_end_s;	/* the meeting's current slot, when it moves; else both 0 */
+	const char *purpose;		/* "booking" or "availability": the metric's label */
 };
 
 /* Check slot (its strings are copied); cb is called exactly once, later. */

@@ -88,9 +88,11 @@ void message_lead_release(struct message_lead *m)
 
 /* The members each command may carry (proto/messages/meeting.command.schema.json); "command" is checked first. */
 static const char *const message_common[] = { "command", "command_id", "user_id" };
-static const char *const message_create[] = { "lead_analytics_id", "attendee_email", "attendee_name", "date_time" };
-static const char *const message_reschedule[] = { "meeting_id", "new_date_time" };
+static const char *const message_create[] = { "lead_analytics_id", "attendee_email", "attendee_name", "date_time",
+					      "allow_conflict" };
+static const char *const message_reschedule[] = { "meeting_id", "new_date_time", "allow_conflict" };
 static const char *const message_cancel[] = { "meeting_id", "reason" };
+static const char *const message_availability[] = { "from", "to", "duration_minutes" };
 
 #define MESSAGE_COUNT(a) (sizeof(a) / sizeof(*(a)))
 #define MESSAGE_STR_(x) #x
@@ -107,14 +109,16 @@ static bool message_in(const char *key, const char *const *list, size_t n)
 /* Every member is one the kind allows, a string, and there once (two readers could pick different copies). */
 static const char *message_check_members(const cJSON *j, enum message_command_kind kind)
 {
-	static const char *const *const own[] = { message_create, message_reschedule, message_cancel };
+	static const char *const *const own[] = { message_create, message_reschedule, message_cancel,
+						  message_availability };
 	static const size_t nown[] = { MESSAGE_COUNT(message_create), MESSAGE_COUNT(message_reschedule),
-				       MESSAGE_COUNT(message_cancel) };
+				       MESSAGE_COUNT(message_cancel), MESSAGE_COUNT(message_availability) };
 	static const char *const unknown[] = {
-		"create takes only command, command_id, user_id, lead_analytics_id, attendee_email, attendee_name "
-		"and date_time",
-		"reschedule takes only command, command_id, user_id, meeting_id and new_date_time",
+		"create takes only command, command_id, user_id, lead_analytics_id, attendee_email, attendee_name, "
+		"date_time and allow_conflict",
+		"reschedule takes only command, command_id, user_id, meeting_id, new_date_time and allow_conflict",
 		"cancel takes only command, command_id, user_id, meeting_id and reason",
+		"availability takes only command, command_id, user_id, from, to and duration_minutes",
 	};
 	size_t n = 0;
 	const cJSON *m;
@@ -124,8 +128,15 @@ static const char *message_check_members(const cJSON *j, enum message_command_ki
 		    (!message_in(m->string, message_common, MESSAGE_COUNT(message_common)) &&
 		     !message_in(m->string, own[kind], nown[kind])))
 			return unknown[kind];
-		if (!cJSON_IsString(m) || m->valuestring == NULL)
+		if (strcmp(m->string, "allow_conflict") == 0) {
+			if (!cJSON_IsBool(m))
+				return "allow_conflict must be true or false";
+		} else if (strcmp(m->string, "duration_minutes") == 0) {
+			if (!cJSON_IsNumber(m))
+				return "duration_minutes must be a number";
+		} else if (!cJSON_IsString(m) || m->valuestring == NULL) {
 			return "every member of a command must be a string";
+		}
 		/* More members than the kind has names means one is there twice; this also bounds the search below. */
 		if (++n > MESSAGE_COUNT(message_common) + nown[kind])
 			return "a member appears twice";
@@ -133,6 +144,28 @@ static const char *message_check_members(const cJSON *j, enum message_command_ki
 			if (strcmp(p->string, m->string) == 0)
 				return "a member appears twice";
 	}
+	return NULL;
+}
+
+/* An availability command's range and span length, as the gateway checked them; NULL, or why not. */
+static const char *message_availability_range(const cJSON *j, struct message_command *out)
+{
+	const char *from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "from"));
+	const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "to"));
+	const cJSON *minutes = cJSON_GetObjectItemCaseSensitive(j, "duration_minutes");
+	struct datetime a, b;
+
+	if (from == NULL || to == NULL || datetime_parse(from, strlen(from), &a) < 0 ||
+	    datetime_parse(to, strlen(to), &b) < 0 || !a.has_offset || !b.has_offset)
+		return "from and to must be RFC 3339 date-times with an offset";
+	if (b.epoch_s <= a.epoch_s || b.epoch_s - a.epoch_s > MESSAGE_AVAILABILITY_MAX_DAYS * 86400LL)
+		return "to must be after from, at most " MESSAGE_STR(MESSAGE_AVAILABILITY_MAX_DAYS) " days later";
+	if (!cJSON_IsNumber(minutes) || minutes->valuedouble < 5 || minutes->valuedouble > 1440 ||
+	    minutes->valuedouble != (double)(int)minutes->valuedouble)
+		return "duration_minutes must be a whole number from 5 to 1440";
+	out->from_s = a.epoch_s;
+	out->to_s = b.epoch_s;
+	out->duration_minutes = (int)minutes->valuedouble;
 	return NULL;
 }
 
@@ -160,8 +193,10 @@ int message_parse_command(const char *body, size_t len, struct message_command *
 		out->kind = MESSAGE_RESCHEDULE;
 	} else if (cmd != NULL && strcmp(cmd, "cancel") == 0) {
 		out->kind = MESSAGE_CANCEL;
+	} else if (cmd != NULL && strcmp(cmd, "availability") == 0) {
+		out->kind = MESSAGE_AVAILABILITY;
 	} else {
-		*why = "command must be create, reschedule or cancel";
+		*why = "command must be create, reschedule, cancel or availability";
 		goto out;
 	}
 	out->command_id = message_field(j, "command_id");
@@ -183,6 +218,12 @@ int message_parse_command(const char *body, size_t len, struct message_command *
 	}
 	if ((*why = message_check_members(j, out->kind)) != NULL)
 		goto out;
+	out->allow_conflict = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "allow_conflict"));
+	if (out->kind == MESSAGE_AVAILABILITY) {
+		*why = message_availability_range(j, out);
+		rc = *why == NULL ? 0 : -1;
+		goto out;
+	}
 	if (out->kind == MESSAGE_CREATE && !ids_is_uuid(out->lead_id)) {
 		*why = "lead_analytics_id must be a UUID";
 		goto out;

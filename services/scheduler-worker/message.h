@@ -12,7 +12,8 @@
  * can publish to it, so every field is checked again here exactly as the
  * gateway checks the request it came from (lib/fields, lib/datetime, ids),
  * whatever the gateway already did. A command must be exactly what the
- * gateway sends for its kind: only its own fields, each a string; a lead
+ * gateway sends for its kind: only its own fields, each a string (but
+ * allow_conflict, a boolean, and duration_minutes, a number); a lead
  * needs its two ids, and call_id and occurred_at, when present, must be
  * what the contract says.
  */
@@ -25,7 +26,11 @@ enum message_command_kind {
 	MESSAGE_CREATE,
 	MESSAGE_RESCHEDULE,
 	MESSAGE_CANCEL,
+	MESSAGE_AVAILABILITY,	/* a read: the rep's busy and free time, never stored */
 };
+
+/* The widest range an availability command may ask about, as the gateway allows. */
+#define MESSAGE_AVAILABILITY_MAX_DAYS 31
 
 struct message_lead {
 	char *lead_id;
@@ -42,6 +47,9 @@ struct message_command {
 	char *reason;		/* cancel; NULL when absent */
 	char *email_override;	/* create: attendee_email */
 	char *name_override;	/* create: attendee_name */
+	int allow_conflict;	/* create, reschedule: allow_conflict is true (book over busy time) */
+	long long from_s, to_s;	/* availability: the range, RFC 3339 with offset in the message */
+	int duration_minutes;	/* availability: the shortest free span worth naming */
 };
 
 /*

@@ -26,7 +26,7 @@ ROUTES = {
     ("/api/calendar/meetings", "get"), ("/api/calendar/meetings", "post"),
     ("/api/calendar/meetings/{meetingId}", "get"), ("/api/calendar/meetings/{meetingId}", "delete"),
     ("/api/calendar/meetings/{meetingId}/reschedule", "put"),
-    ("/api/calendar/meetings/lead/{leadAnalyticsId}", "get"),
+    ("/api/calendar/meetings/lead/{leadAnalyticsId}", "get"), ("/api/calendar/availability", "get"),
     ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -185,6 +185,17 @@ def test_responses_match_the_document(stack):
     call("delete", MID, path=f"{M}/{new_id}", data="z" * 70000)
     call("delete", MID, path=f"{M}/{new_id}", auth=False)
 
+    # The rep's calendar: a busy slot refused with its spans, and availability.
+    s.standin.admin("events", {"email": "contract@example.com", "event": {
+        "summary": "Busy", "start": {"dateTime": "2099-05-07T10:00:00Z"}, "end": {"dateTime": "2099-05-07T11:00:00Z"}}})
+    busy = call("post", M, json={"leadAnalyticsId": s.add_lead(user)["lead"], "dateTime": "2099-05-07T10:00:00Z"})
+    assert busy.status_code == 409 and busy.json()["busy"], busy.text
+    avail = "/api/calendar/availability"
+    q = "?from=2099-05-07T09:00:00Z&to=2099-05-07T12:00:00Z"
+    assert call("get", avail, path=avail + q + "&duration_minutes=60").json()["free"]
+    call("get", avail, path=avail + "?from=2099-05-07T09:00:00Z")
+    call("get", avail, path=avail + q, auth=False)
+
     by_lead = M + "/lead/{leadAnalyticsId}"
     assert len(call("get", by_lead, path=f"{M}/lead/{lead}").json()["meetings"]) == 2
     call("get", by_lead, path=f"{M}/lead/{uuid.uuid4()}")
@@ -212,6 +223,8 @@ def test_responses_match_the_document(stack):
         (M, "get", "200"), (M, "get", "400"), (M, "get", "401"),
         (M, "post", "201"), (M, "post", "202"), (M, "post", "400"), (M, "post", "401"), (M, "post", "404"),
         (M, "post", "409"), (M, "post", "413"),
+        ("/api/calendar/availability", "get", "200"), ("/api/calendar/availability", "get", "400"),
+        ("/api/calendar/availability", "get", "401"),
         (MID, "get", "200"), (MID, "get", "400"), (MID, "get", "401"), (MID, "get", "404"),
         (MID, "delete", "200"), (MID, "delete", "400"), (MID, "delete", "401"), (MID, "delete", "404"),
         (MID, "delete", "409"), (MID, "delete", "413"),

@@ -499,11 +499,11 @@ def test_conflict_skips_the_lead_and_mails_the_owner(stack):
     assert len(jobs) == 1 and jobs[0]["lead_analytics_id"] == lead["lead"] and jobs[0]["user_id"] == user
     assert jobs[0]["_key"] == "mail.lead.conflict" and jobs[0]["_id"] == f"lead:{lead['lead']}:conflict"
     m = w.metrics()
-    assert m.get('scheduler_conflict_checks_total{result="busy"}') == 1
+    assert m.get('scheduler_conflict_checks_total{purpose="booking",result="busy"}') == 1
     assert m.get('scheduler_leads_not_scheduled_total{reason="conflict"}') == 1
     # Its redelivery records the same and the mailer drops the second job (same message_id).
     s.publish_lead(lead["lead"], user)
-    wait_for(lambda: w.metrics().get('scheduler_conflict_checks_total{result="busy"}') == 2, 20, what="second check")
+    wait_for(lambda: w.metrics().get('scheduler_conflict_checks_total{purpose="booking",result="busy"}') == 2, 20, what="second check")
     assert meetings(s, lead["lead"]) == [] and outcome(s, lead["lead"])[:2] == ("skipped", "conflict")
 
 
@@ -552,8 +552,8 @@ def test_a_calendar_google_cannot_report_on_is_booked_and_says_why(stack):
     row = s.one("SELECT has_conflict, conflict_detail FROM calendar_meetings WHERE lead_analytics_id = %s",
                 leads[old_grant]["lead"])
     assert row[0] is None and "reconnect Google Calendar" in row[1]
-    assert w.metrics().get('scheduler_conflict_checks_total{result="unchecked"}') == 2
-    assert "could not check the rep's calendar for conflicts" in w.logs()
+    assert w.metrics().get('scheduler_conflict_checks_total{purpose="booking",result="unchecked"}') == 2
+    assert "could not read the rep's busy time from Google" in w.logs()
 
 
 def test_free_busy_outage_is_retried_like_any_google_call(stack):

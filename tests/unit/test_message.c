@@ -25,6 +25,14 @@ static const char *command(const char *body)
 	return rc == 0 ? NULL : why;
 }
 
+/* A command read into *m (release it after): 0 or -1. */
+static int parse(const char *body, struct message_command *m)
+{
+	const char *why;
+
+	return message_parse_command(body, strlen(body), m, &why);
+}
+
 static const char *lead(const char *body)
 {
 	struct message_lead m;
@@ -88,6 +96,39 @@ int main(void)
 	refused("{\"command\":\"reschedule\"," CMD ",\"meeting_id\":\"x\",\"new_date_time\":\"2099-01-01T10:00:00Z\"}",
 		"meeting_id");
 	refused("{\"command\":\"drop\"," CMD "}", "command must be");
+
+	/* allow_conflict is the one boolean; availability's span length the one number. */
+	CHECK(parse("{\"command\":\"create\"," CMD "," LEAD ",\"allow_conflict\":true}", &m) == 0 &&
+		      m.allow_conflict,
+	      "a create that may book over busy time");
+	message_command_release(&m);
+	CHECK(parse("{\"command\":\"reschedule\"," CMD "," MEETING
+		    ",\"new_date_time\":\"2099-01-01T10:00:00Z\",\"allow_conflict\":false}",
+		    &m) == 0 &&
+		      !m.allow_conflict,
+	      "a reschedule that may not");
+	message_command_release(&m);
+	refused("{\"command\":\"create\"," CMD "," LEAD ",\"allow_conflict\":\"true\"}", "true or false");
+	refused("{\"command\":\"cancel\"," CMD "," MEETING ",\"allow_conflict\":true}", "takes only");
+	CHECK(parse("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00+05:30\","
+		    "\"to\":\"2099-07-01T13:00:00+05:30\",\"duration_minutes\":45}",
+		    &m) == 0 &&
+		      m.kind == MESSAGE_AVAILABILITY && m.from_s == 4086559800LL && m.to_s == 4086574200LL &&
+		      m.duration_minutes == 45,
+	      "an availability read with its range and span length");
+	message_command_release(&m);
+	refused("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00\","
+		"\"to\":\"2099-07-01T13:00:00Z\",\"duration_minutes\":30}", "offset");
+	refused("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00Z\","
+		"\"to\":\"2099-08-02T09:00:00Z\",\"duration_minutes\":30}", "31 days");
+	refused("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00Z\","
+		"\"to\":\"2099-07-01T08:00:00Z\",\"duration_minutes\":30}", "after from");
+	refused("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00Z\","
+		"\"to\":\"2099-07-01T10:00:00Z\",\"duration_minutes\":2.5}", "whole number");
+	refused("{\"command\":\"availability\"," CMD ",\"from\":\"2099-07-01T09:00:00Z\","
+		"\"to\":\"2099-07-01T10:00:00Z\",\"duration_minutes\":\"30\"}", "number");
+	refused("{\"command\":\"availability\"," CMD "," MEETING ",\"from\":\"2099-07-01T09:00:00Z\","
+		"\"to\":\"2099-07-01T10:00:00Z\",\"duration_minutes\":30}", "takes only");
 	refused("[1]", "JSON object");
 
 	big = malloc(2100 + 200);

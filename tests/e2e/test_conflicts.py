@@ -1,0 +1,132 @@
+"""Conflicts and availability through the gateway (docs/booking.md, "Conflicts"): a manual create or a
+reschedule over the rep's busy time is refused with the busy spans unless the request allows it, a meeting's
+own slot is never its own conflict, and GET /api/calendar/availability answers the rep's busy and free time
+from Google through the scheduler. The automatic bookings' side is in test_scheduler.py."""
+
+import pytest
+
+from test_gateway import Gateway, assert_error, connected_user
+
+M = "/api/calendar/meetings"
+A = "/api/calendar/availability"
+
+
+def busy_event(s, email, start, end, **extra):
+    """The rep adds an event of their own in Google's UI."""
+    ev = dict({"summary": "Dentist", "start": {"dateTime": start}, "end": {"dateTime": end}}, **extra)
+    return s.standin.admin("events", {"email": email, "event": ev})
+
+
+@pytest.fixture
+def world(stack):
+    s = stack()
+    s.start_standin()
+    gw = Gateway(s)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    user, gmail = connected_user(s)
+    s.query("UPDATE users SET google_calendar_timezone = 'Asia/Kolkata' WHERE id = %s", user)
+    return s, gw, user, gmail
+
+
+def test_manual_create_over_busy_time_is_refused_unless_allowed(world):
+    s, gw, user, gmail = world
+    busy_event(s, gmail, "2099-05-05T10:15:00+05:30", "2099-05-05T11:00:00+05:30")
+    lead = s.add_lead(user)["lead"]
+    r = gw.call("POST", M, user, json={"leadAnalyticsId": lead, "dateTime": "2099-05-05T10:00:00+05:30"})
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["error"]["code"] == "conflict" and "busy" in body["error"]["message"]
+    assert body["busy"] == [{"start": "2099-05-05T10:15:00+05:30", "end": "2099-05-05T10:30:00+05:30"}]
+    assert gw.get(f"{M}/lead/{lead}", user).json()["meetings"] == []
+    assert len(s.standin.admin(f"events?email={gmail}")["events"]) == 1, "nothing was booked"
+
+    assert_error(gw.call("POST", M, user, json={"leadAnalyticsId": lead, "allowConflict": "yes"}), 400,
+                 "invalid_request", "allowConflict")
+    r = gw.call("POST", M, user, json={"leadAnalyticsId": lead, "dateTime": "2099-05-05T10:00:00+05:30",
+                                       "allowConflict": True})
+    assert r.status_code == 201, r.text
+    meeting = r.json()["meeting"]
+    assert meeting["has_conflict"] is True
+    assert meeting["conflict_detail"] == "2099-05-05T10:15:00+05:30 to 2099-05-05T10:30:00+05:30"
+
+    # A free slot says so.
+    other = s.add_lead(user)["lead"]
+    r = gw.call("POST", M, user, json={"leadAnalyticsId": other, "dateTime": "2099-05-05T12:00:00+05:30"})
+    assert r.status_code == 201, r.text
+    assert r.json()["meeting"]["has_conflict"] is False and r.json()["meeting"]["conflict_detail"] is None
+
+
+def test_reschedule_checks_the_new_slot_but_not_the_meetings_own(world):
+    s, gw, user, gmail = world
+    lead = s.add_lead(user)["lead"]
+    r = gw.call("POST", M, user, json={"leadAnalyticsId": lead, "dateTime": "2099-06-01T10:00:00+05:30"})
+    assert r.status_code == 201, r.text
+    meeting = r.json()["meeting"]
+    busy_event(s, gmail, "2099-06-02T09:00:00+05:30", "2099-06-02T12:00:00+05:30")
+
+    # Fifteen minutes later overlaps only the meeting itself.
+    r = gw.call("PUT", f"{M}/{meeting['id']}/reschedule", user, json={"newDateTime": "2099-06-01T10:15:00+05:30"})
+    assert r.status_code == 200, r.text
+    moved = r.json()["meeting"]
+    assert moved["has_conflict"] is False
+
+    # Into the rep's busy morning: refused with the busy span, nothing changes.
+    r = gw.call("PUT", f"{M}/{moved['id']}/reschedule", user, json={"newDateTime": "2099-06-02T10:00:00+05:30"})
+    assert r.status_code == 409, r.text
+    assert r.json()["busy"] == [{"start": "2099-06-02T10:00:00+05:30", "end": "2099-06-02T10:30:00+05:30"}]
+    assert gw.get(f"{M}/{moved['id']}", user).json()["meeting"]["status"] == "scheduled"
+    event = [e for e in s.standin.admin(f"events?email={gmail}")["events"] if e["id"] == moved["google_event_id"]]
+    assert event[0]["start"]["dateTime"].startswith("2099-06-01T10:15:00"), "Google's event did not move"
+
+    r = gw.call("PUT", f"{M}/{moved['id']}/reschedule", user,
+                json={"newDateTime": "2099-06-02T10:00:00+05:30", "allowConflict": True})
+    assert r.status_code == 200, r.text
+    again = r.json()["meeting"]
+    assert again["has_conflict"] is True and again["conflict_detail"].startswith("2099-06-02T10:00:00+05:30 to")
+
+
+def test_availability_answers_busy_and_free_time(world):
+    s, gw, user, gmail = world
+    busy_event(s, gmail, "2099-07-01T10:00:00+05:30", "2099-07-01T11:00:00+05:30")
+    busy_event(s, gmail, "2099-07-01T11:20:00+05:30", "2099-07-01T12:00:00+05:30")
+    busy_event(s, gmail, "2099-07-01T14:00:00+05:30", "2099-07-01T15:00:00+05:30", transparency="transparent")
+    q = "?from=2099-07-01T09:00:00%2B05:30&to=2099-07-01T13:00:00%2B05:30&duration_minutes=45"
+    r = gw.get(A + q, user)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "time_zone": "Asia/Kolkata",
+        "busy": [{"start": "2099-07-01T10:00:00+05:30", "end": "2099-07-01T11:00:00+05:30"},
+                 {"start": "2099-07-01T11:20:00+05:30", "end": "2099-07-01T12:00:00+05:30"}],
+        "free": [{"start": "2099-07-01T09:00:00+05:30", "end": "2099-07-01T10:00:00+05:30"},
+                 {"start": "2099-07-01T12:00:00+05:30", "end": "2099-07-01T13:00:00+05:30"}],
+    }, "the 20 free minutes between the two are too short for 45"
+    # The default span is 30 minutes; asked in UTC, answered in the rep's zone.
+    r = gw.get(A + "?from=2099-07-01T05:00:00Z&to=2099-07-01T07:00:00Z", user)
+    assert r.status_code == 200, r.text
+    assert r.json()["free"] == [{"start": "2099-07-01T12:00:00+05:30", "end": "2099-07-01T12:30:00+05:30"}]
+
+    bad = {
+        "": "from is required",
+        "?from=2099-07-01T09:00:00": "from must be",
+        "?from=2099-07-01T09:00:00Z": "to is required",
+        "?from=2099-07-01T09:00:00Z&to=2099-07-01T09:00:00Z": "to must be after from",
+        "?from=2099-07-01T09:00:00Z&to=2099-08-02T09:00:01Z": "at most 31 days",
+        "?from=2099-07-01T09:00:00Z&to=2099-07-02T09:00:00Z&duration_minutes=3": "duration_minutes",
+        "?from=2099-07-01T09:00:00Z&to=2099-07-02T09:00:00Z&duration_minutes=thirty": "duration_minutes",
+    }
+    for query, words in bad.items():
+        assert_error(gw.get(A + query, user), 400, "invalid_request", words)
+    assert_error(gw.get(A + q), 401)
+    stranger = s.add_user()
+    assert_error(gw.get(A + q, stranger), 409, "not_connected")
+
+
+def test_availability_when_google_cannot_say(world):
+    s, gw, user, gmail = world
+    q = "?from=2099-07-01T09:00:00Z&to=2099-07-01T13:00:00Z"
+    s.standin.admin("freebusy", {"calendar_errors": {gmail: "internalError"}})
+    assert_error(gw.get(A + q, user), 502, "google_rejected", "internalError")
+    s.standin.admin("freebusy", {"calendar_errors": {gmail: None}})
+    s.standin.admin("faults", {"rules": [{"path_prefix": "/calendar/v3/freeBusy", "status": 503, "count": 3}]})
+    assert_error(gw.get(A + q, user), 503, "unavailable")
+    assert gw.get(A + q, user).status_code == 200, "and answers again once Google does"

@@ -114,8 +114,8 @@ static const char *message_check_members(const cJSON *j, enum message_command_ki
 	static const size_t nown[] = { MESSAGE_COUNT(message_create), MESSAGE_COUNT(message_reschedule),
 				       MESSAGE_COUNT(message_cancel), MESSAGE_COUNT(message_availability) };
 	static const char *const unknown[] = {
-		"create takes only command, command_id, user_id, lead_analytics_id, attendee_email, attendee_name, "
-		"date_time and allow_conflict",
+		("create takes only command, command_id, user_id, lead_analytics_id, attendee_email, attendee_name, "
+		 "date_time and allow_conflict"),
 		"reschedule takes only command, command_id, user_id, meeting_id, new_date_time and allow_conflict",
 		"cancel takes only command, command_id, user_id, meeting_id and reason",
 		"availability takes only command, command_id, user_id, from, to and duration_minutes",

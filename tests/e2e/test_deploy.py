@@ -604,7 +604,7 @@ def test_local_up_shows_build_progress_and_the_build_errors(tmp_path):
                        timeout=60)
     assert p.returncode == 1, p.stderr
     assert "up: building (meson compile -C build)" in p.stderr
-    assert "up: built 25 of 80" in p.stderr and "up: built 50 of 80" in p.stderr
+    assert "up: built 25 of 80\n" in p.stderr and "up: built 50 of 80\n" in p.stderr
     assert "up: meson compile -C build failed" in p.stderr
     assert "'nope' undeclared" in p.stderr and "FAILED: lib/broken.c.o" in p.stderr
     assert not state.exists(), "nothing is started after a failed build"

@@ -3,9 +3,12 @@ reschedule over the rep's busy time is refused with the busy spans unless the re
 own slot is never its own conflict, and GET /api/calendar/availability answers the rep's busy and free time
 from Google through the scheduler. The automatic bookings' side is in test_scheduler.py."""
 
+import uuid
+
 import pytest
 
 from test_gateway import Gateway, assert_error, connected_user
+from test_mailer import wait_mails
 
 M = "/api/calendar/meetings"
 A = "/api/calendar/availability"
@@ -130,3 +133,34 @@ def test_availability_when_google_cannot_say(world):
     s.standin.admin("faults", {"rules": [{"path_prefix": "/calendar/v3/freeBusy", "status": 503, "count": 3}]})
     assert_error(gw.get(A + q, user), 503, "unavailable")
     assert gw.get(A + q, user).status_code == 200, "and answers again once Google does"
+
+
+def test_a_lead_over_busy_time_reaches_the_owner_as_a_mail(stack):
+    """End to end: the scheduler skips the lead for the conflict and the mailer tells the owner."""
+    s = stack()
+    s.start_standin()
+    addr = f"owner+{uuid.uuid4().hex[:8]}@example.com"
+    user = s.add_user(email=addr)
+    gmail = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, gmail, timezone="Asia/Kolkata")
+    busy_event(s, gmail, "2099-08-08T16:45:00+05:30", "2099-08-08T17:15:00+05:30")
+    lead = s.add_lead(user, demo="2099-08-08T17:00:00+05:30", name="Nia Busy")
+    free = s.add_lead(user, demo="2099-08-08T18:00:00+05:30")
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    s.service("mailer-worker")
+    s.publish_lead(lead["lead"], user)
+    s.publish_lead(free["lead"], user)
+    mails = wait_mails(s, addr, count=2, timeout=30)
+    actions = sorted(m["X-Meeting-Action"] for _, m in mails)
+    assert actions == ["conflict", "created"], actions
+    conflict = next(m for _, m in mails if m["X-Meeting-Action"] == "conflict")
+    assert "Nia Busy" in conflict["Subject"] and conflict["X-Lead-Id"] == lead["lead"]
+    assert s.one("SELECT outcome, reason FROM calendar_booking_outcomes WHERE lead_analytics_id = %s",
+                 lead["lead"]) == ("skipped", "conflict")
+    # The free lead was booked only after Google was asked about its slot.
+    requests = [(r["method"], r["path"]) for r in s.standin.admin("requests")["requests"]
+                if r["path"].startswith("/calendar/v3/")]
+    first_insert = requests.index(("POST", "/calendar/v3/calendars/primary/events"))
+    assert ("POST", "/calendar/v3/freeBusy") in requests[:first_insert]
+    assert len([e for e in s.standin.admin(f"events?email={gmail}")["events"]
+                if e.get("status") != "cancelled"]) == 2, "the busy event and the free lead's meeting"

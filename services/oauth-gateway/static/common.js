@@ -119,24 +119,36 @@ export function formatSpan(span) {
 
 /**
  * The busy spans a meeting's conflict_detail or a conflict outcome's detail
- * names ("<start> to <end>, <start> to <end>"), or null when the text is
- * something else (then it is shown as it is).
+ * names ("[the calendar is busy then: ]<start> to <end>, <start> to <end>[ and
+ * 2 more]"), or null when the text is something else (then it is shown as it
+ * is). A count of spans left out is in the array's `more`.
  */
 export function parseSpans(text) {
   if (typeof text !== "string") return null;
+  const first = text.search(/\d{4}-\d{2}-\d{2}T/);
+  if (first < 0 || (first > 0 && !/:\s*$/.test(text.slice(0, first)))) return null;
+  let rest = text.slice(first);
+  let more = 0;
+  const tail = / and (\d+) more\s*$/.exec(rest);
+  if (tail) {
+    more = Number(tail[1]);
+    rest = rest.slice(0, tail.index);
+  }
   const spans = [];
-  for (const part of text.split(/,\s*/)) {
-    const m = /^\s*(\d{4}-\d{2}-\d{2}T[^\s]+)\s+to\s+(\d{4}-\d{2}-\d{2}T[^\s]+)\s*$/.exec(part);
+  for (const part of rest.split(/,\s*/)) {
+    const m = /^\s*(\d{4}-\d{2}-\d{2}T\S+)\s+to\s+(\d{4}-\d{2}-\d{2}T\S+)\s*$/.exec(part);
     if (!m || Number.isNaN(new Date(m[1]).getTime()) || Number.isNaN(new Date(m[2]).getTime())) return null;
     spans.push({ start: m[1], end: m[2] });
   }
-  return spans.length ? spans : null;
+  spans.more = more;
+  return spans;
 }
 
 /** A list of busy spans in the viewer's time, each a <time> range. */
 export function spanList(spans, attrs = {}) {
   return el("ul", { class: "spans", ...attrs }, ...spans.map((s) => el("li", {},
-    el("time", { datetime: s.start }, formatSpan(s)))));
+    el("time", { datetime: s.start }, formatSpan(s)))),
+  spans.more ? el("li", {}, `and ${spans.more} more`) : null);
 }
 
 /**

@@ -6,7 +6,10 @@ Calendar, sees the meetings of published leads appear, opens a lead,
 reschedules its demo (and the stand-in's event moves), waits out a slow
 Google ("Saving…", then the new time), sees a refused change
 explained, cancels it (and it leaves the list), reads why another lead got no
-demo, and disconnects. Every step leaves a screenshot in
+demo, reads why a lead was skipped for the rep's busy time and books it with
+"Book anyway" after the clash is shown, moves another into busy time with
+"Move anyway", sees the overlap noted in the list and the free slots around
+the busy time in "Your free time", and disconnects. Every step leaves a screenshot in
 $BROWSER_OUTPUT_DIR/ui (default tests/browser/output/ui). (The README's
 pictures come from ui-local-stack.mjs, the same walk on the local stack.)
 

@@ -6,7 +6,10 @@ Calendar, sees the meetings of published leads appear, opens a lead,
 reschedules its demo (and the stand-in's event moves), waits out a slow
 Google ("Saving…", then the new time), sees a refused change
 explained, cancels it (and it leaves the list), reads why another lead got no
-demo, and disconnects. Every step leaves a screenshot in
+demo, reads why a lead was skipped for the rep's busy time and books it with
+"Book anyway" after the clash is shown, moves another into busy time with
+"Move anyway", sees the overlap noted in the list and the free slots around
+the busy time in "Your free time", and disconnects. Every step leaves a screenshot in
 $BROWSER_OUTPUT_DIR/ui (default tests/browser/output/ui). (The README's
 pictures come from ui-local-stack.mjs, the same walk on the local stack.)
 
@@ -66,12 +69,15 @@ def test_web_ui_in_a_browser(stack, playwright_core):
     kept = s.add_lead(user, demo=demo_at(5, 11, 30), name="John Smith", company="TechCorp",
                       email="john@techcorp.example")
     skipped = s.add_lead(user, demo=None, name="Maria Garcia", company="Globex", email="maria@globex.example")
+    clash_at = demo_at(2, 15)
+    clash = s.add_lead(user, demo=clash_at, name="Chen Wei", company="Initech", email="chen@initech.example")
 
     api = urllib.parse.urlsplit(os.environ["TEST_RABBITMQ_API"])
     output = os.path.join(os.environ.get("BROWSER_OUTPUT_DIR") or os.path.join(HERE, "output"), "ui")
     shutil.rmtree(output, ignore_errors=True)
     env = dict(os.environ, GATEWAY_URL=gateway, STANDIN_URL=s.standin.url, GOOGLE_EMAIL=google_email,
                USER_ID=user, LEAD_MOVED=moved["lead"], LEAD_KEPT=kept["lead"], LEAD_SKIPPED=skipped["lead"],
+               LEAD_CLASH=clash["lead"], LEAD_CLASH_AT=clash_at,
                RABBIT_PUBLISH_URL=f"{api.scheme}://{api.hostname}:{api.port}{api.path}/exchanges/"
                                   f"{urllib.parse.quote(s.vhost, safe='')}/leads/publish",
                RABBIT_AUTH=f"{api.username}:{api.password}", OUTPUT_DIR=output, CHROMIUM=CHROMIUM)
@@ -85,8 +91,12 @@ def test_web_ui_in_a_browser(stack, playwright_core):
                    " calendar_meetings WHERE lead_analytics_id = %s ORDER BY created_at", moved["lead"])
     assert rows == [("rescheduled", None, False), ("rescheduled", None, True),
                     ("cancelled", "The lead asked to talk next quarter.", True)], rows
-    assert s.query("SELECT status FROM calendar_meetings WHERE lead_analytics_id = %s", kept["lead"]) == \
-        [("scheduled",)]
+    # The other moved once, into busy time with Move anyway.
+    assert s.query("SELECT status, has_conflict FROM calendar_meetings WHERE lead_analytics_id = %s"
+                   " ORDER BY created_at", kept["lead"]) == [("rescheduled", False), ("scheduled", True)]
+    # The lead skipped for the rep's board meeting, then booked over it with Book anyway, once.
+    assert s.query("SELECT status, has_conflict FROM calendar_meetings WHERE lead_analytics_id = %s",
+                   clash["lead"]) == [("scheduled", True)]
     assert s.one("SELECT outcome, reason FROM calendar_booking_outcomes WHERE lead_analytics_id = %s",
                  skipped["lead"]) == ("skipped", "no_datetime")
     assert s.one("SELECT google_calendar_connected FROM users WHERE id = %s", user) == (False,)

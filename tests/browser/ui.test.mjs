@@ -7,6 +7,7 @@
 //   GOOGLE_EMAIL        the Google account the consent page proposes
 //   USER_ID             the demo user
 //   LEAD_MOVED, LEAD_KEPT, LEAD_SKIPPED   leads with a demo time, another, and one without
+//   LEAD_CLASH, LEAD_CLASH_AT             a lead whose demo time (RFC 3339) the rep is busy at
 //   RABBIT_PUBLISH_URL, RABBIT_AUTH       RabbitMQ's management API, to publish lead.analyzed
 //   OUTPUT_DIR          where each step's screenshot goes
 //   CHROMIUM            the browser (default /usr/bin/chromium)
@@ -31,7 +32,11 @@ const gateway = env("GATEWAY_URL").replace(/\/$/, "");
 const standin = env("STANDIN_URL").replace(/\/$/, "");
 const googleEmail = env("GOOGLE_EMAIL");
 const userId = env("USER_ID");
-const leads = { moved: env("LEAD_MOVED"), kept: env("LEAD_KEPT"), skipped: env("LEAD_SKIPPED") };
+const leads = { moved: env("LEAD_MOVED"), kept: env("LEAD_KEPT"), skipped: env("LEAD_SKIPPED"),
+  clash: env("LEAD_CLASH") };
+// The rep's own "Board meeting" covers the clash lead's demo time, for two hours.
+const busyStart = new Date(env("LEAD_CLASH_AT"));
+const busyEnd = new Date(busyStart.getTime() + 2 * 3600000);
 const output = env("OUTPUT_DIR");
 const ZONE = "Europe/Berlin";
 const LOCALE = "en-GB";
@@ -61,12 +66,12 @@ before(async () => {
 });
 
 // A page that throws, or a file the CSP blocks, is a bug even when the clicks still work. Answers
-// the steps provoke on purpose (401 signed out, 502 refused) are logged by Chromium and expected.
+// the steps provoke on purpose (401 signed out, 409 busy, 502 refused) are logged by Chromium and expected.
 function watch(p) {
   const ours = () => p.url().startsWith(gateway + "/");
   p.on("pageerror", (e) => problems.push(`${p.url()}: ${e.message}`));
   p.on("console", (m) => {
-    if (ours() && m.type() === "error" && !/status of (401|502)/.test(m.text())) {
+    if (ours() && m.type() === "error" && !/status of (401|409|502)/.test(m.text())) {
       problems.push(`${p.url()}: ${m.text()}`);
     }
   });
@@ -148,6 +153,24 @@ function berlinWallTime(days, hh, mm) {
   throw new Error(`no Berlin offset fits ${value}`);
 }
 
+/** An instant as the value of a datetime-local input in the viewer's zone. */
+function berlinValue(date) {
+  const p = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone: ZONE, year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(date)
+    .map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
+/** The rep adds an event of their own in Google's UI (the stand-in's admin API). */
+async function busyEvent(summary, start, end) {
+  const res = await fetch(`${standin}/_standin/events`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: googleEmail, event: { summary, start: { dateTime: start.toISOString() },
+      end: { dateTime: end.toISOString() } } }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 const rows = () => page.locator("#meetings-table tbody tr");
 
 test("signed out on a lead's page, the sign-in comes back to that lead", async () => {
@@ -197,6 +220,7 @@ test("Connect Google Calendar goes through Google's consent page and comes back 
 });
 
 test("published leads' meetings appear in the list, in the viewer's time", async () => {
+  await busyEvent("Board meeting", busyStart, busyEnd);
   for (const lead of Object.values(leads)) await publish(lead);
   await eventually(async () => {
     await page.getByRole("button", { name: "Refresh the meetings" }).click();
@@ -361,12 +385,117 @@ test("a lead without a demo time says why no meeting was made", async () => {
   await shot("13-not-a-lead");
 });
 
+test("a lead skipped for a clash says why; booking it shows the clash, and Book anyway books it", async () => {
+  await page.goto(`${gateway}/leads/${leads.clash}`);
+  await page.locator("#demo-summary", { hasText: "already busy at the demo time" }).waitFor({ timeout: 30000 });
+  const busyNote = page.locator("#demo-conflict");
+  // The busy part of the demo's slot, in the viewer's own time (Berlin), not the calendar's (India).
+  const busyText = await busyNote.textContent();
+  assert.ok(busyText.includes(clock(busyStart)), busyText);
+  await assertLabelled();
+  await shot("18-skipped-for-conflict");
+
+  await page.getByRole("button", { name: "Book a demo" }).click();
+  const dialog = page.getByRole("dialog", { name: "Book a demo" });
+  await dialog.waitFor();
+  const input = dialog.getByLabel("Date and time");
+  assert.ok(await input.evaluate((e) => e === document.activeElement), "the picker has the focus");
+  await input.fill(berlinValue(busyStart));
+  await input.press("Enter");
+  const clashBox = dialog.locator("#book-clash");
+  await clashBox.filter({ hasText: "Your calendar is busy then." }).waitFor();
+  assert.match(await clashBox.textContent(), /Nothing was booked/);
+  assert.ok((await dialog.locator("#book-busy").textContent()).includes(clock(busyStart)),
+    await dialog.locator("#book-busy").textContent());
+  const anyway = dialog.getByRole("button", { name: "Book anyway" });
+  assert.ok(await anyway.isVisible());
+  assert.equal(await standinEvent("chen@initech.example"), undefined, "nothing was booked");
+  await assertLabelled();
+  await shot("19-book-clash");
+  // Another time is another question: "Book anyway" goes until that one is checked.
+  await input.fill(berlinValue(new Date(busyEnd.getTime() + 3600000)));
+  assert.equal(await anyway.isVisible(), false, "Book anyway is about the time that clashed only");
+  assert.equal(await clashBox.isVisible(), false);
+  await input.fill(berlinValue(busyStart));
+  await input.press("Enter");
+  await clashBox.filter({ hasText: "Your calendar is busy then." }).waitFor();
+  // A double click sends one request: the buttons wait while it runs.
+  await anyway.dblclick();
+  await page.locator("#notice", { hasText: "The demo is booked for" }).waitFor();
+  assert.match(await page.locator("#notice").textContent(), /overlaps other events/);
+  await dialog.waitFor({ state: "hidden" });
+  await page.locator("#demo-status", { hasText: "Scheduled" }).waitFor();
+  assert.equal(new Date(await page.locator("#demo-when").getAttribute("datetime")).getTime(), busyStart.getTime());
+  await page.locator("#demo-conflict", { hasText: "Overlaps other events in your calendar" }).waitFor();
+  assert.ok((await page.locator("#demo-conflict").textContent()).includes(clock(busyStart)));
+  await shot("20-booked-anyway");
+  const ev = await eventually(() => standinEvent("chen@initech.example"), "the booked event at the stand-in");
+  assert.equal(new Date(ev.start.dateTime).getTime(), busyStart.getTime());
+});
+
+test("Reschedule into busy time shows the clash, and Move anyway moves it", async () => {
+  await page.goto(`${gateway}/leads/${leads.kept}`);
+  await page.locator("#demo-status", { hasText: "Scheduled" }).waitFor();
+  assert.equal(await page.locator("#demo-conflict").isVisible(), false, "a free slot has no note");
+  const target = new Date(busyStart.getTime() + 30 * 60000);
+  await page.getByRole("button", { name: "Reschedule" }).click();
+  const dialog = page.getByRole("dialog", { name: "Reschedule the demo" });
+  await dialog.getByLabel("New date and time").fill(berlinValue(target));
+  await dialog.getByRole("button", { name: "Move the demo" }).click();
+  await dialog.locator("#reschedule-clash", { hasText: "Nothing was moved" }).waitFor();
+  assert.ok((await dialog.locator("#reschedule-busy").textContent()).includes(clock(target)));
+  await shot("21-reschedule-clash");
+  await dialog.getByRole("button", { name: "Move anyway" }).click();
+  await page.locator("#notice", { hasText: "The demo now starts" }).waitFor();
+  assert.equal(new Date(await page.locator("#demo-when").getAttribute("datetime")).getTime(), target.getTime());
+  await page.locator("#demo-conflict", { hasText: "Overlaps other events in your calendar" }).waitFor();
+});
+
+test("the meetings list notes a meeting that overlaps other events", async () => {
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Integrations" }).click();
+  await page.waitForURL(gateway + "/");
+  const row = rows().filter({ has: page.getByRole("link", { name: "Chen Wei + Initech + Demo" }) });
+  await row.waitFor();
+  assert.match(await row.textContent(), /Overlaps other events in your calendar/);
+  await shot("22-list-overlap");
+});
+
+test("Your free time lists the free slots by day, around the busy time", async () => {
+  const section = page.getByRole("region", { name: "Your free time" });
+  await section.waitFor();
+  const dayName = new Intl.DateTimeFormat(LOCALE, { timeZone: ZONE, weekday: "long", day: "numeric",
+    month: "long" }).format(busyStart);
+  const day = section.getByRole("list", { name: `Free on ${dayName}` });
+  await day.waitFor();
+  const slots = await day.getByRole("listitem").allTextContents();
+  // The board meeting (with the two demos booked over it) leaves the day free before and after it.
+  assert.ok(slots.some((t) => t.endsWith(`– ${clock(busyStart)}`)), `${slots} ends a slot at ${clock(busyStart)}`);
+  assert.ok(slots.some((t) => t.startsWith(`${clock(busyEnd)} –`)), `${slots} starts a slot at ${clock(busyEnd)}`);
+  assert.ok(!slots.some((t) => t.startsWith(`${clock(busyStart)} –`)), "no slot starts in the busy time");
+  assert.match(await section.locator("#free-note").textContent(), /Europe\/Berlin/);
+  assert.ok((await section.getByRole("heading", { level: 3 }).count()) >= 5, "a heading per day");
+  await assertLabelled();
+  await shot("23-free-time");
+  // After another busy event, Refresh shows it.
+  const lunchStart = new Date(busyEnd.getTime() + 3600000);
+  await busyEvent("Lunch", lunchStart, new Date(lunchStart.getTime() + 3600000));
+  await section.getByRole("button", { name: "Refresh your free time" }).click();
+  await eventually(async () => (await day.getByRole("listitem").allTextContents())
+    .some((t) => t.endsWith(`– ${clock(lunchStart)}`)), "the free time to end at lunch");
+  // A longer minimum leaves out the hour between the board meeting and lunch.
+  await section.getByLabel("At least").selectOption("90");
+  await eventually(async () => !(await day.getByRole("listitem").allTextContents())
+    .some((t) => t.startsWith(`${clock(busyEnd)} –`)), "the 60 free minutes to be too short for 90");
+  await section.getByLabel("At least").selectOption("30");
+  await shot("23b-free-time-refreshed");
+});
+
 test("on a phone's width every page fits and stays usable", async () => {
   const phone = await context.newPage();
   watch(phone);
   await phone.setViewportSize({ width: 375, height: 740 });
   for (const [name, url, ready] of [
-    ["14-phone-integrations", "/", "#meetings-table tbody tr"],
+    ["14-phone-integrations", "/", "#free-days li"],
     ["15-phone-lead", `/leads/${leads.kept}`, "#demo-when"],
   ]) {
     await phone.goto(gateway + url);
@@ -388,7 +517,8 @@ test("Disconnect asks first, then disconnects", async () => {
   await dialog.getByRole("button", { name: "Disconnect" }).click();
   await page.locator("#status", { hasText: "Not connected" }).waitFor();
   await page.locator("#banner", { hasText: "Google Calendar is disconnected." }).waitFor();
-  // The meeting made while connected is still in the calendar, and still listed.
-  assert.equal(await rows().count(), 1);
+  // The meetings made while connected are still in the calendar, and still listed; the free time is not asked.
+  assert.equal(await rows().count(), 2);
+  assert.equal(await page.getByRole("region", { name: "Your free time" }).isVisible(), false);
   await shot("17-disconnected");
 });

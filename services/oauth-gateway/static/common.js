@@ -11,10 +11,12 @@
 
 /** An answer that was not a success, with what to tell the user. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, data) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code || "";
+    // A 409 over the rep's busy time lists the busy spans; other answers have none.
+    this.busy = data && Array.isArray(data.busy) ? data.busy : null;
   }
 }
 
@@ -47,7 +49,7 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
-    throw new ApiError(res.status, err.code, err.message);
+    throw new ApiError(res.status, err.code, err.message, data);
   }
   return { status: res.status, data };
 }
@@ -102,6 +104,76 @@ export function formatWhen(iso) {
   return Number.isNaN(d.getTime()) ? iso : whenFormat.format(d);
 }
 
+const spanFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: "short", day: "numeric", month: "short", year: "numeric",
+  hour: "numeric", minute: "2-digit", timeZoneName: "short",
+});
+
+/** A span {start, end} as the viewer reads it: "Thu, 18 Sep 2099, 13:30 – 14:00 CEST". */
+export function formatSpan(span) {
+  const a = new Date(span.start);
+  const b = new Date(span.end);
+  if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime())) return `${span.start} – ${span.end}`;
+  return spanFormat.formatRange(a, b);
+}
+
+/**
+ * The busy spans a meeting's conflict_detail or a conflict outcome's detail
+ * names ("[the calendar is busy then: ]<start> to <end>, <start> to <end>[ and
+ * 2 more]"), or null when the text is something else (then it is shown as it
+ * is). A count of spans left out is in the array's `more`.
+ */
+export function parseSpans(text) {
+  if (typeof text !== "string") return null;
+  const first = text.search(/\d{4}-\d{2}-\d{2}T/);
+  if (first < 0 || (first > 0 && !/:\s*$/.test(text.slice(0, first)))) return null;
+  let rest = text.slice(first);
+  let more = 0;
+  const tail = / and (\d+) more\s*$/.exec(rest);
+  if (tail) {
+    more = Number(tail[1]);
+    rest = rest.slice(0, tail.index);
+  }
+  const spans = [];
+  for (const part of rest.split(/,\s*/)) {
+    const m = /^\s*(\d{4}-\d{2}-\d{2}T\S+)\s+to\s+(\d{4}-\d{2}-\d{2}T\S+)\s*$/.exec(part);
+    if (!m || Number.isNaN(new Date(m[1]).getTime()) || Number.isNaN(new Date(m[2]).getTime())) return null;
+    spans.push({ start: m[1], end: m[2] });
+  }
+  spans.more = more;
+  return spans;
+}
+
+/** A list of busy spans in the viewer's time, each a <time> range. */
+export function spanList(spans, attrs = {}) {
+  return el("ul", { class: "spans", ...attrs }, ...spans.map((s) => el("li", {},
+    el("time", { datetime: s.start }, formatSpan(s)))),
+  spans.more ? el("li", {}, `and ${spans.more} more`) : null);
+}
+
+/**
+ * What a meeting's conflict check found, as a note to show with it, or null
+ * when there is nothing to say (the slot was free, or it predates checks).
+ * `long` adds the busy spans or why the calendar was not checked.
+ */
+export function conflictNote(m, long = false) {
+  if (m.has_conflict === true) {
+    const spans = long ? parseSpans(m.conflict_detail) : null;
+    return el("div", { class: "note warn conflict-note" },
+      el("p", {}, el("span", { class: "icon", "aria-hidden": "true" }, "⚠ "),
+        el("strong", {}, "Overlaps other events in your calendar")),
+      spans ? el("p", { class: "hint" }, "Busy then:") : null,
+      spans ? spanList(spans) : null,
+      long && !spans && m.conflict_detail ? el("p", { class: "hint" }, m.conflict_detail) : null);
+  }
+  if (m.has_conflict === null && m.conflict_detail) {
+    return el("div", { class: "note soft conflict-note" },
+      el("p", {}, el("span", { class: "icon", "aria-hidden": "true" }, "ⓘ "), "Calendar not checked for conflicts"),
+      long ? el("p", { class: "hint" }, m.conflict_detail) : null);
+  }
+  return null;
+}
+
 /** The viewer's zone with its current offset, for labels: "Europe/Berlin (GMT+2)". */
 export function zoneLabel(date = new Date()) {
   const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "shortOffset" })
@@ -150,7 +222,7 @@ export function fromLocalInput(value) {
  * What the user should know before a picked time is sent, or "" when it
  * names one moment: a time the clocks skip, or one they pass twice.
  */
-export function clockChangeNote(picked, value) {
+export function clockChangeNote(picked, value, press = "Move the demo") {
   const [day, time] = value.split("T");
   const [y, mo, d] = day.split("-").map(Number);
   const dayWords = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short",
@@ -158,13 +230,13 @@ export function clockChangeNote(picked, value) {
   const where = `${dayWords} in ${viewerZone()}`;
   if (picked.skipped) {
     return `${time} doesn't exist on ${where}: the clocks jump forward over it. The demo would start at `
-      + `${formatWhen(picked.date.toISOString())} instead. Press “Move the demo” again to use that time, `
+      + `${formatWhen(picked.date.toISOString())} instead. Press “${press}” again to use that time, `
       + "or pick another.";
   }
   if (picked.second) {
     return `${time} happens twice on ${where}: the clocks go back over it. The demo would start at the first, `
       + `${formatWhen(picked.date.toISOString())}, not the second, ${formatWhen(picked.second.toISOString())}. `
-      + "Press “Move the demo” again to use the first, or pick another time.";
+      + `Press “${press}” again to use the first, or pick another time.`;
   }
   return "";
 }
@@ -192,6 +264,8 @@ const reasonWordsMap = {
   retries_exhausted: "Google Calendar couldn't be reached for a long time, so booking was given up.",
   grant_revoked: "Access to Google Calendar had been removed, so the demo couldn't be booked.",
   unknown_lead: "This lead couldn't be found when it was time to book the demo.",
+  conflict: "Your Google Calendar was already busy at the demo time from the call, so no demo was booked. "
+    + "Book it at another time, or book it anyway.",
 };
 
 /** Why the scheduler made no meeting for a lead, in words. */

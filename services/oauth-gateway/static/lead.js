@@ -10,9 +10,15 @@
 // page then says "Saving…" and polls until the change shows, for a minute at
 // most. The new time is sent with the viewer's own offset for that date, so
 // the instant is the one the viewer picked whatever the calendar's zone.
+//
+// A lead without a scheduled demo (skipped, failed, or cancelled) can be
+// booked by hand. Booking and moving check the rep's calendar: over busy time
+// the API answers 409 with the busy spans, which the dialog shows with
+// "Book anyway" / "Move anyway"; those resend the very time that clashed with
+// allowConflict, and only while the picker still shows it.
 import {
   api, explain, formatWhen, statusWords, reasonWords, el, say, showSignedOut, every, sleep,
-  zoneLabel, toLocalInput, fromLocalInput, clockChangeNote,
+  zoneLabel, toLocalInput, fromLocalInput, clockChangeNote, conflictNote, parseSpans, spanList,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -60,11 +66,18 @@ function renderMeeting(m) {
     "Join with Google Meet", el("span", { class: "visually-hidden" }, " (opens in a new tab)")) : "");
   $("demo-facts").hidden = false;
   $("demo-actions").hidden = m.status !== "scheduled";
+  const note = m.status === "scheduled" ? conflictNote(m, true) : null;
+  $("demo-conflict").replaceChildren(note || "");
+  $("demo-conflict").hidden = !note;
 }
 
 function renderNoMeeting(outcome) {
   $("demo-facts").hidden = true;
   $("demo-actions").hidden = true;
+  const spans = outcome && outcome.reason === "conflict" ? parseSpans(outcome.detail) : null;
+  $("demo-conflict").replaceChildren(spans ? el("div", { class: "note warn" },
+    el("p", {}, "Busy in your calendar then:"), spanList(spans)) : "");
+  $("demo-conflict").hidden = !spans;
   if (outcome && outcome.outcome !== "scheduled") {
     $("demo-summary").replaceChildren(el("span", { class: "badge off" }, "Not booked"), " ",
       el("span", { id: "demo-words" }, reasonWords(outcome.reason)));
@@ -108,6 +121,9 @@ function render(data) {
   active = shown && shown.status === "scheduled" ? shown : null;
   if (shown) renderMeeting(shown);
   else renderNoMeeting(data.outcome);
+  // A lead the scheduler gave up on, or whose demo was cancelled, can be booked by hand.
+  const decided = shown ? shown.status === "cancelled" : !!data.outcome && data.outcome.outcome !== "scheduled";
+  $("book-actions").hidden = !!active || !decided;
   renderHistory(data.meetings);
   $("demo").setAttribute("aria-busy", "false");
 }
@@ -120,6 +136,8 @@ function fail(text) {
   $("demo-summary").replaceChildren(el("span", { class: "error" }, text));
   $("demo-facts").hidden = true;
   $("demo-actions").hidden = true;
+  $("book-actions").hidden = true;
+  $("demo-conflict").hidden = true;
   $("demo").setAttribute("aria-busy", "false");
 }
 
@@ -164,13 +182,70 @@ async function settle(done) {
 
 function setBusy(button, on, label) {
   busy = on;
-  button.disabled = on;
+  // Every button of the form waits: one press sends one request.
+  for (const b of button.form ? button.form.querySelectorAll("button") : [button]) b.disabled = on;
   if (on) {
     button.dataset.label = button.textContent;
     button.textContent = label;
   } else if (button.dataset.label) {
     button.textContent = button.dataset.label;
   }
+}
+
+// A clash with the rep's calendar: what was asked, and what is busy then
+
+// The time a dialog's clash is about ({kind, value, picked}); "… anyway" resends exactly that.
+let clash = null;
+
+const anywayWords = { book: "Book anyway", reschedule: "Move anyway" };
+
+function showClash(kind, value, picked, spans) {
+  clash = { kind, value, picked };
+  const verb = kind === "book" ? "book" : "move";
+  $(`${kind}-clash`).replaceChildren(
+    el("p", {}, el("span", { "aria-hidden": "true" }, "⚠ "), el("strong", {}, "Your calendar is busy then."), " ",
+      `Nothing was ${kind === "book" ? "booked" : "moved"}. `,
+      spans.length ? "Busy in your calendar, in your time zone:" : ""),
+    spans.length ? spanList(spans, { id: `${kind}-busy` }) : null,
+    el("p", {}, `Pick another time, or press “${anywayWords[kind]}” to ${verb} the demo over it.`));
+  $(`${kind}-clash`).hidden = false;
+  $(`${kind}-anyway`).hidden = false;
+}
+
+function clearClash(kind) {
+  if (clash && clash.kind === kind) clash = null;
+  $(`${kind}-clash`).replaceChildren();
+  $(`${kind}-clash`).hidden = true;
+  $(`${kind}-anyway`).hidden = true;
+}
+
+/** The clash's time when "… anyway" may resend it: the picker still shows the value that clashed. */
+function clashFor(kind, input) {
+  return clash && clash.kind === kind && clash.value === input.value ? clash : null;
+}
+
+/** Check a picked value as both dialogs do; returns the picked time, or null after saying why not. */
+function checkPicked(input, errorArea, press) {
+  const picked = fromLocalInput(input.value);
+  if (!picked) {
+    say(errorArea, "error", "Enter a date and a time.");
+    input.focus();
+    return null;
+  }
+  if (picked.date.getTime() <= Date.now()) {
+    say(errorArea, "error", "That time has already passed. Pick a time in the future.");
+    input.focus();
+    return null;
+  }
+  const value = input.value;
+  const note = clockChangeNote(picked, value, press);
+  if (note && noted !== value) {
+    noted = value;
+    say(errorArea, "info", note);
+    input.focus();
+    return null;
+  }
+  return picked;
 }
 
 // Reschedule
@@ -188,6 +263,7 @@ function openReschedule() {
   $("new-time").min = toLocalInput(now);
   $("new-time-zone").textContent = `In your time zone, ${zoneLabel()}. The attendee gets an updated invitation.`;
   say($("reschedule-error"), "error", "");
+  clearClash("reschedule");
   $("reschedule-dialog").showModal();
   $("new-time").focus();
 }
@@ -195,33 +271,34 @@ function openReschedule() {
 async function submitReschedule(ev) {
   ev.preventDefault();
   if (busy || !active) return;
-  const picked = fromLocalInput($("new-time").value);
-  if (!picked) {
-    say($("reschedule-error"), "error", "Enter a date and a time.");
-    $("new-time").focus();
-    return;
-  }
-  if (picked.date.getTime() <= Date.now()) {
-    say($("reschedule-error"), "error", "That time has already passed. Pick a time in the future.");
-    $("new-time").focus();
-    return;
-  }
-  const value = $("new-time").value;
-  const note = clockChangeNote(picked, value);
-  if (note && noted !== value) {
-    noted = value;
-    say($("reschedule-error"), "info", note);
-    $("new-time").focus();
-    return;
-  }
+  const picked = checkPicked($("new-time"), $("reschedule-error"), "Move the demo");
+  if (picked) await reschedule(picked, false);
+}
+
+async function rescheduleAnyway() {
+  if (busy || !active) return;
+  const c = clashFor("reschedule", $("new-time"));
+  if (c) await reschedule(c.picked, true);
+}
+
+async function reschedule(picked, anyway) {
   const meeting = active;
-  const button = $("reschedule-save");
+  const value = $("new-time").value;
+  const button = anyway ? $("reschedule-anyway") : $("reschedule-save");
   setBusy(button, true, "Moving…");
+  say($("reschedule-error"), "error", "");
+  const body = { newDateTime: picked.text };
+  if (anyway) body.allowConflict = true;
   let answer;
   try {
-    answer = await api("PUT", `/api/calendar/meetings/${meeting.id}/reschedule`, { newDateTime: picked.text });
+    answer = await api("PUT", `/api/calendar/meetings/${meeting.id}/reschedule`, body);
   } catch (err) {
     setBusy(button, false);
+    if (err.status === 409 && err.busy) {
+      showClash("reschedule", value, picked, err.busy);
+      $("new-time").focus();
+      return;
+    }
     if (err.status === 400) {
       say($("reschedule-error"), "error", explain(err, "move the demo"));
       $("new-time").focus();
@@ -234,6 +311,7 @@ async function submitReschedule(ev) {
     return;
   }
   setBusy(button, false);
+  clearClash("reschedule");
   $("reschedule-dialog").close();
   if (answer.status === 202) {
     notify("info", "Saving… Google Calendar is being updated.");
@@ -250,7 +328,94 @@ async function submitReschedule(ev) {
     await load();
   }
   const when = active ? formatWhen(active.meeting_start_time) : formatWhen(picked.date.toISOString());
-  notify("ok", `The demo now starts ${when}. The attendee gets an updated invitation.`);
+  const over = active && active.has_conflict === true ? " It overlaps other events in your calendar." : "";
+  notify("ok", `The demo now starts ${when}. The attendee gets an updated invitation.${over}`);
+}
+
+// Book (a lead without a scheduled demo)
+
+function openBook() {
+  if (active) return;
+  noted = null;
+  say($("notice"), "info", "");
+  const tomorrow = new Date();
+  tomorrow.setDate(tomorrow.getDate() + 1);
+  tomorrow.setHours(10, 0, 0, 0);
+  $("book-time").value = toLocalInput(tomorrow);
+  $("book-time").min = toLocalInput(new Date());
+  $("book-email").value = "";
+  $("book-time-zone").textContent = `In your time zone, ${zoneLabel()}.`;
+  say($("book-error"), "error", "");
+  clearClash("book");
+  $("book-dialog").showModal();
+  $("book-time").focus();
+}
+
+async function submitBook(ev) {
+  ev.preventDefault();
+  if (busy || active) return;
+  const picked = checkPicked($("book-time"), $("book-error"), "Book the demo");
+  if (picked) await book(picked, false);
+}
+
+async function bookAnyway() {
+  if (busy || active) return;
+  const c = clashFor("book", $("book-time"));
+  if (c) await book(c.picked, true);
+}
+
+async function book(picked, anyway) {
+  const value = $("book-time").value;
+  const button = anyway ? $("book-anyway") : $("book-save");
+  const body = { leadAnalyticsId: leadId, dateTime: picked.text };
+  const email = $("book-email").value.trim();
+  if (email) body.attendeeEmail = email;
+  if (anyway) body.allowConflict = true;
+  setBusy(button, true, "Booking…");
+  say($("book-error"), "error", "");
+  let answer;
+  try {
+    answer = await api("POST", "/api/calendar/meetings", body);
+  } catch (err) {
+    setBusy(button, false);
+    if (err.status === 409 && err.busy) {
+      showClash("book", value, picked, err.busy);
+      $("book-time").focus();
+      return;
+    }
+    if (err.status === 400 || err.status === 413) {
+      say($("book-error"), "error", explain(err, "book the demo"));
+      $("book-time").focus();
+      return;
+    }
+    $("book-dialog").close();
+    lastText = "";
+    await load();
+    notify("error", err.status === 409 && err.code === "conflict"
+      ? "This lead already has a demo booked, so we didn't book another. The page now shows it."
+      : explain(err, "book the demo"));
+    return;
+  }
+  setBusy(button, false);
+  clearClash("book");
+  $("book-dialog").close();
+  if (answer.status === 202) {
+    notify("info", "Saving… Google Calendar is being updated.");
+    const data = await settle((d) => d.meetings.some((m) => m.status === "scheduled"));
+    lastText = "";
+    if (data) render(data);
+    else await load();
+    if (!data) {
+      notify("info", "Still saving. The demo will show here once Google Calendar confirms it; check again in a minute.");
+      return;
+    }
+  } else {
+    lastText = "";
+    await load();
+  }
+  const when = active ? formatWhen(active.meeting_start_time) : formatWhen(picked.date.toISOString());
+  const over = active && active.has_conflict === true ? " It overlaps other events in your calendar." : "";
+  notify("ok", `The demo is booked for ${when}. The attendee gets an invitation.${over}`);
 }
 
 // Cancel
@@ -315,11 +480,19 @@ function init() {
   $("cancel").addEventListener("click", openCancel);
   $("reschedule-form").addEventListener("submit", submitReschedule);
   $("cancel-form").addEventListener("submit", submitCancel);
+  $("book").addEventListener("click", openBook);
+  $("book-form").addEventListener("submit", submitBook);
+  $("book-anyway").addEventListener("click", bookAnyway);
+  $("book-close").addEventListener("click", () => $("book-dialog").close());
+  $("reschedule-anyway").addEventListener("click", rescheduleAnyway);
+  // Another time is another question: the clash (and "… anyway") was about the one asked.
+  $("book-time").addEventListener("input", () => clearClash("book"));
+  $("new-time").addEventListener("input", () => clearClash("reschedule"));
   $("reschedule-close").addEventListener("click", () => $("reschedule-dialog").close());
   $("cancel-close").addEventListener("click", () => $("cancel-dialog").close());
   // A refresh under an open dialog would change what it is about.
   every(15000, () => {
-    if (signedIn && !busy && !$("reschedule-dialog").open && !$("cancel-dialog").open) load();
+    if (signedIn && !busy && !document.querySelector("dialog[open]")) load();
   });
   load();
 }

@@ -14,7 +14,9 @@
  * be inside mq_publish() called from a user callback): mq_fail() marks the
  * connection broken and a zero timer resets it from the loop, reports
  * MQ_CONFIRM_LOST for unsettled publishes, and schedules the reconnect with
- * capped exponential backoff and full jitter. Callbacks therefore always run
+ * capped exponential backoff and full jitter, on the next broker when the
+ * URL lists several (brokers not yet tried in a round are tried at once; the
+ * backoff comes after a whole round failed). Callbacks therefore always run
  * from the loop, never from inside an mq_* call, except MQ_CONFIRM_LOST from
  * mq_free().
  */

@@ -209,6 +209,116 @@ static void cfg_register_url_password(const char *url)
 	free(pw);
 }
 
+char **cfg_split_urls(const char *list, size_t *n)
+{
+	char **urls;
+	size_t count = 1, i = 0;
+
+	*n = 0;
+	if (list == NULL)
+		return NULL;
+	for (const char *p = list; *p; p++)
+		count += *p == ',';
+	urls = xcalloc(count + 1, sizeof(*urls));
+	for (const char *p = list;; i++) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0) {
+			cfg_urls_free(urls);
+			return NULL;
+		}
+		urls[i] = xstrndup(p, len);
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	*n = count;
+	return urls;
+}
+
+void cfg_urls_free(char **urls)
+{
+	if (urls == NULL)
+		return;
+	for (char **u = urls; *u != NULL; u++)
+		xfree_secret(*u);
+	free(urls);
+}
+
+/*
+ * The host:port of a URL for an error message: what lies between "://" and
+ * the path, after any "user:password@", so the password is never shown.
+ */
+static char *cfg_url_where(const char *url)
+{
+	const char *s = strstr(url, "://");
+	const char *end, *at;
+
+	s = s != NULL ? s + 3 : url;
+	end = s + strcspn(s, "/?#");
+	at = memchr(s, '@', (size_t)(end - s));
+	while (at != NULL) {	/* the last '@' before the path ends the user info */
+		const char *next = memchr(at + 1, '@', (size_t)(end - at - 1));
+
+		if (next == NULL)
+			break;
+		at = next;
+	}
+	if (at != NULL)
+		s = at + 1;
+	return xstrndup(s, (size_t)(end - s));
+}
+
+/*
+ * AMQP_URL: one amqp:// URL or several separated by commas. Every entry's
+ * password is registered as a secret before anything is checked, and an
+ * error names the entry by position and host:port, never by its text.
+ */
+static void cfg_load_amqp(struct config *c, struct cfg_errors *e)
+{
+	char **urls;
+	size_t n;
+
+	c->amqp_url = cfg_required(e, "AMQP_URL");
+	if (c->amqp_url == NULL)
+		return;
+	urls = cfg_split_urls(c->amqp_url, &n);
+	if (urls == NULL) {
+		cfg_register_url_password(c->amqp_url);
+		cfg_error(e, "AMQP_URL", "must be one amqp:// URL or several separated by commas, with no empty entry");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		cfg_register_url_password(urls[i]);
+	for (size_t i = 0; i < n; i++) {
+		struct cfg_errors one = { 0 };
+
+		cfg_check_url(&one, "AMQP_URL", urls[i], "amqp");
+		if (one.text == NULL)
+			continue;
+		/* one.text is "AMQP_URL: <problem>\n": the same words as for a single URL, with the entry named. */
+		if (n == 1) {
+			cfg_error(e, "AMQP_URL", "%.*s", (int)(strlen(one.text) - 11), one.text + 10);
+		} else {
+			char *where = cfg_url_where(urls[i]);
+
+			cfg_error(e, "AMQP_URL", "entry %zu of %zu ('%s'): %.*s", i + 1, n, where,
+				  (int)(strlen(one.text) - 11), one.text + 10);
+			free(where);
+		}
+		free(one.text);
+	}
+	c->amqp_urls = urls;
+	c->amqp_nurls = n;
+}
+
 static void cfg_load_google(struct config *c, unsigned groups, struct cfg_errors *e)
 {
 	c->google_client_id = cfg_required(e, "GOOGLE_CLIENT_ID");
@@ -413,9 +523,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->database_pool_size = cfg_long(&e, "DATABASE_POOL_SIZE", 0, 1, 200);
 	}
 	if (groups & CFG_AMQP) {
-		c->amqp_url = cfg_required(&e, "AMQP_URL");
-		cfg_check_url(&e, "AMQP_URL", c->amqp_url, "amqp");
-		cfg_register_url_password(c->amqp_url);
+		cfg_load_amqp(c, &e);
 	}
 	if (groups & (CFG_GOOGLE_OAUTH | CFG_GOOGLE_CALENDAR))
 		cfg_load_google(c, groups, &e);
@@ -517,6 +625,9 @@ void cfg_free(struct config *c)
 		xfree_secret(*strings[i]);
 		*strings[i] = NULL;
 	}
+	cfg_urls_free(c->amqp_urls);
+	c->amqp_urls = NULL;
+	c->amqp_nurls = 0;
 }
 
 char *cfg_transcript_url(const char *tmpl, const char *call_id)

@@ -12,6 +12,7 @@
 #define CFG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "log.h"
 
@@ -43,7 +44,14 @@ struct config {
 
 	char *database_url;
 	long database_pool_size;	/* connections per process; 0: the service's default */
+	/*
+	 * AMQP_URL as given: one broker URL, or several separated by commas
+	 * (mq_new() takes either form). amqp_urls holds each entry, trimmed, in
+	 * order (amqp_nurls of them; none when the group was not asked for).
+	 */
 	char *amqp_url;
+	char **amqp_urls;
+	size_t amqp_nurls;
 
 	char *google_client_id;
 	char *google_client_secret;
@@ -116,6 +124,17 @@ void cfg_free(struct config *cfg);
  * each name are ignored; a NULL list names nobody).
  */
 bool cfg_list_has(const char *list, const char *name);
+
+/*
+ * Split a comma-separated list of URLs (AMQP_URL's form, the convention of
+ * RabbitMQ's own clients): each entry trimmed of spaces and tabs. Returns a
+ * NULL-terminated array of fresh strings with *n entries (free with
+ * cfg_urls_free()), or NULL when the list is NULL, empty or has an empty
+ * entry ("a,,b", "a,").
+ */
+char **cfg_split_urls(const char *list, size_t *n);
+/* Free what cfg_split_urls() returned, wiping each entry (they hold passwords). NULL is a no-op. */
+void cfg_urls_free(char **urls);
 
 /*
  * Split "host:port" ("[::1]:8080" for IPv6). host is a fresh string the caller

@@ -14,7 +14,9 @@
  * be inside mq_publish() called from a user callback): mq_fail() marks the
  * connection broken and a zero timer resets it from the loop, reports
  * MQ_CONFIRM_LOST for unsettled publishes, and schedules the reconnect with
- * capped exponential backoff and full jitter. Callbacks therefore always run
+ * capped exponential backoff and full jitter, on the next broker when the
+ * URL lists several (brokers not yet tried in a round are tried at once; the
+ * backoff comes after a whole round failed). Callbacks therefore always run
  * from the loop, never from inside an mq_* call, except MQ_CONFIRM_LOST from
  * mq_free().
  */
@@ -30,6 +32,7 @@
 #include <sodium.h>
 
 #include "amqptext.h"
+#include "cfg.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -46,10 +49,11 @@
 #define MQ_BACKOFF_MAX_MS 10000
 #define MQ_STABLE_MS 30000		/* up this long: the next failure starts the backoff afresh */
 
-/* Identifies the connection in every log line; never the URL (it holds the password). */
+/* Identifies the connection (and the broker it uses) in every log line; never the URL (it holds the password). */
 #define MQ_WHERE(mq)                                                            \
 	LOG_STR("conn", (mq)->name), LOG_STR("host", (mq)->info.host),          \
-	LOG_INT("port", (mq)->info.port), LOG_STR("vhost", (mq)->info.vhost)
+	LOG_INT("port", (mq)->info.port), LOG_STR("vhost", (mq)->info.vhost),   \
+	LOG_INT("broker", (long long)(mq)->cur + 1)
 
 enum mq_state {
 	MQ_DOWN,	/* no connection; a connect attempt is scheduled */
@@ -82,16 +86,27 @@ struct mq_consumer {
 	struct mq_consumer *next;
 };
 
+/* One entry of the URL list. */
+struct mq_broker {
+	char *url_parsed;		/* the URL copy the fields of info point into */
+	struct amqp_connection_info info;
+};
+
 struct mq {
 	struct event_base *base;
 	char *name;
-	char *url_parsed;		/* the URL copy the fields of info point into */
-	struct amqp_connection_info info;
+	struct mq_broker *brokers;
+	size_t nbrokers;
+	size_t cur;			/* the broker the current or next attempt uses */
+	size_t round_failed;		/* attempts failed in a row since the last backoff */
+	struct amqp_connection_info info;	/* brokers[cur].info */
 	uint16_t heartbeat_s;
 	mq_connect_cb on_connect;
+	mq_disconnect_cb on_disconnect;
 	void *arg;
 
 	enum mq_state state;
+	bool was_ready;			/* this connection got past on_connect */
 	amqp_connection_state_t conn;
 	uint64_t generation;
 	uint64_t next_seq;
@@ -251,16 +266,34 @@ static unsigned mq_schedule_connect(struct mq *mq)
 	return delay;
 }
 
-/* Tear down, schedule the next attempt, then tell publishers their messages are lost. */
+/* The next broker of the list (round robin); the same one when there is only one. */
+static void mq_next_broker(struct mq *mq)
+{
+	mq->cur = (mq->cur + 1) % mq->nbrokers;
+	mq->info = mq->brokers[mq->cur].info;
+}
+
+/*
+ * Tear down, schedule the next attempt (on the next broker of the list,
+ * after the backoff), then tell publishers their messages are lost and the
+ * owner that the connection is gone. Nothing is republished here: confirms
+ * belong to a connection, and each caller decides what a lost publish means.
+ */
 static void mq_reset(struct mq *mq)
 {
 	struct mq_pending *lost = mq_take_pending(mq);
+	bool was_ready = mq->was_ready;
 	unsigned delay;
 
 	mq_teardown(mq);
+	mq->was_ready = false;
+	mq->round_failed = 0;
+	mq_next_broker(mq);
 	delay = mq_schedule_connect(mq);
 	log_debug("amqp reconnect scheduled", MQ_WHERE(mq), LOG_INT("delay_ms", delay));
 	mq_settle_list(lost, MQ_CONFIRM_LOST);
+	if (was_ready && mq->on_disconnect != NULL)
+		mq->on_disconnect(mq, mq->arg);
 }
 
 static void mq_on_reset(evutil_socket_t fd, short what, void *arg)
@@ -696,13 +729,24 @@ static void mq_on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (mq_open(mq, text, sizeof(text)) < 0) {
+		static const struct timeval zero = { 0, 0 };
 		unsigned delay;
 
 		mq_teardown(mq);
+		/* Brokers not yet tried in this round are tried at once (through the loop); then the backoff. */
+		if (++mq->round_failed < mq->nbrokers) {
+			log_warn("amqp connect failed; trying the next broker", MQ_WHERE(mq), LOG_STR("error", text));
+			mq_next_broker(mq);
+			evtimer_add(mq->retry, &zero);
+			return;
+		}
 		delay = mq_schedule_connect(mq);
 		log_warn("amqp connect failed", MQ_WHERE(mq), LOG_STR("error", text), LOG_INT("retry_ms", delay));
+		mq->round_failed = 0;
+		mq_next_broker(mq);
 		return;
 	}
+	mq->round_failed = 0;
 	mq->generation++;
 	mq->next_seq = 1;
 	mq->negotiated_heartbeat_s = amqp_get_heartbeat(mq->conn);
@@ -720,10 +764,43 @@ static void mq_on_retry(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	mq->state = MQ_READY;
+	mq->was_ready = true;
 	mq->ready_since_ms = mq_now_ms();
-	log_info("amqp connected", MQ_WHERE(mq), LOG_INT("heartbeat_s", mq->negotiated_heartbeat_s),
-		 LOG_INT("generation", mq->generation));
+	log_info("amqp connected", MQ_WHERE(mq), LOG_INT("brokers", (long long)mq->nbrokers),
+		 LOG_INT("heartbeat_s", mq->negotiated_heartbeat_s), LOG_INT("generation", mq->generation));
 	mq_kick(mq);
+}
+
+/*
+ * The URL list into brokers[]. A URL that does not parse is a
+ * configuration error: the entry is named by its position, never its text.
+ */
+static void mq_parse_urls(struct mq *mq, const char *url)
+{
+	char **urls = cfg_split_urls(url, &mq->nbrokers);
+
+	if (urls == NULL) {
+		log_error("the AMQP URL is empty or has an empty entry between commas", LOG_STR("conn", mq->name));
+		exit(MQ_EXIT_CONFIG);
+	}
+	mq->brokers = xcalloc(mq->nbrokers, sizeof(*mq->brokers));
+	for (size_t i = 0; i < mq->nbrokers; i++) {
+		struct mq_broker *b = &mq->brokers[i];
+
+		b->url_parsed = urls[i];
+		urls[i] = NULL;
+		amqp_default_connection_info(&b->info);
+		if (amqp_parse_url(b->url_parsed, &b->info) != AMQP_STATUS_OK || b->info.ssl) {
+			log_error("the AMQP URL is not a valid amqp://user:password@host:port/vhost URL (amqps is not "
+				  "supported)",
+				  LOG_STR("conn", mq->name), LOG_INT("entry", (long long)i + 1),
+				  LOG_INT("entries", (long long)mq->nbrokers));
+			exit(MQ_EXIT_CONFIG);
+		}
+	}
+	cfg_urls_free(urls);
+	mq->cur = 0;
+	mq->info = mq->brokers[0].info;
 }
 
 struct mq *mq_new(struct event_base *base, const struct mq_opts *opts)
@@ -739,14 +816,9 @@ struct mq *mq_new(struct event_base *base, const struct mq_opts *opts)
 	mq->name = xstrdup(opts->name != NULL ? opts->name : "amqp");
 	mq->heartbeat_s = opts->heartbeat_s != 0 ? opts->heartbeat_s : MQ_HEARTBEAT_DEFAULT_S;
 	mq->on_connect = opts->on_connect;
+	mq->on_disconnect = opts->on_disconnect;
 	mq->arg = opts->arg;
-	mq->url_parsed = xstrdup(opts->url != NULL ? opts->url : "");
-	amqp_default_connection_info(&mq->info);
-	if (amqp_parse_url(mq->url_parsed, &mq->info) != AMQP_STATUS_OK || mq->info.ssl) {
-		log_error("the AMQP URL is not a valid amqp://user:password@host:port/vhost URL (amqps is not supported)",
-			  LOG_STR("conn", mq->name));
-		exit(MQ_EXIT_CONFIG);
-	}
+	mq_parse_urls(mq, opts->url);
 	mq->kick = xevent_new(base, -1, 0, mq_on_kick, mq);
 	mq->tick = xevent_new(base, -1, EV_PERSIST, mq_on_tick, mq);
 	mq->retry = xevent_new(base, -1, 0, mq_on_retry, mq);
@@ -781,7 +853,9 @@ void mq_free(struct mq *mq)
 	event_free(mq->reset);
 	/* mq is still valid (and DOWN) here, so these callbacks may call mq_publish() and get -1. */
 	mq_settle_list(lost, MQ_CONFIRM_LOST);
-	free(mq->url_parsed);
+	for (size_t i = 0; i < mq->nbrokers; i++)
+		free(mq->brokers[i].url_parsed);
+	free(mq->brokers);
 	free(mq->name);
 	free(mq);
 }
@@ -794,6 +868,11 @@ bool mq_ready(const struct mq *mq)
 const char *mq_user(const struct mq *mq)
 {
 	return mq->info.user;
+}
+
+size_t mq_broker(const struct mq *mq)
+{
+	return mq->cur;
 }
 
 /* Synchronous calls belong in on_connect; outside it they would block the loop on a round trip. */

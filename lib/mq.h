@@ -19,6 +19,21 @@
  * the connection's generation and an ack for an older generation is dropped
  * (the broker redelivers that message anyway).
  *
+ * Several brokers: the URL may be a comma-separated list (RabbitMQ's own
+ * clients' convention). The first attempt goes to the first URL; a failed
+ * attempt goes on at once to the next URL not yet tried in this round, and
+ * only when every URL has failed does the backoff start. A connection that
+ * was up and is lost reconnects to the next URL of the list (round robin),
+ * after the backoff; on_connect runs there again, so topology and consumers
+ * come back on the new node. A single URL behaves as it always did.
+ *
+ * Publishes are never republished by this module: publisher confirms belong
+ * to one connection, so a publish unsettled when its connection ends is
+ * reported MQ_CONFIRM_LOST as the connection is torn down (promptly, not
+ * after a confirm timeout), and the caller publishes it again once
+ * mq_ready() (mq_publish() returns -1 until then). A LOST publish may or may
+ * not have reached the old broker: consumers dedupe on message_id.
+ *
  * A declare that RabbitMQ refuses because the existing queue has other
  * arguments (406 PRECONDITION_FAILED) is a configuration error, not a
  * transient one: it is logged with the queue's name and the fix, and the
@@ -98,12 +113,15 @@ enum mq_confirm {
  * mq_free(). No callback may free its own mq.
  */
 typedef int (*mq_connect_cb)(struct mq *mq, void *arg);
+/* A connection that got past on_connect is gone (after its LOST confirms); the reconnect is scheduled. */
+typedef void (*mq_disconnect_cb)(struct mq *mq, void *arg);
 typedef void (*mq_confirm_cb)(enum mq_confirm outcome, void *arg);
 /* *delivery lives only for the duration of the callback: copy with mq_delivery_dup(). */
 typedef void (*mq_deliver_cb)(struct mq *mq, const struct mq_delivery *delivery, void *arg);
 
 struct mq_opts {
-	const char *url;	/* amqp://user:password@host:port/vhost */
+	/* amqp://user:password@host:port/vhost, or several separated by commas (spaces around them allowed) */
+	const char *url;
 	const char *name;	/* connection name in logs and the management UI */
 	uint16_t heartbeat_s;	/* 0 means 30 */
 	/*
@@ -112,13 +130,16 @@ struct mq_opts {
 	 * connection and try again after the backoff.
 	 */
 	mq_connect_cb on_connect;
+	/* May be NULL. Not called by mq_free(). Gets arg too. */
+	mq_disconnect_cb on_disconnect;
 	void *arg;
 };
 
 /*
  * Start connecting (the first attempt runs from the loop, not from here).
  * Copies *opts and its strings. The caller frees it with mq_free(). A URL
- * that does not parse is a configuration error: logged, exit(MQ_EXIT_CONFIG).
+ * (or an entry of the list) that does not parse is a configuration error:
+ * logged with its position, never its text, and exit(MQ_EXIT_CONFIG).
  */
 struct mq *mq_new(struct event_base *base, const struct mq_opts *opts);
 
@@ -131,8 +152,14 @@ void mq_free(struct mq *mq);
 /* Connected and on_connect succeeded. */
 bool mq_ready(const struct mq *mq);
 
-/* The broker user this connection logs in as (from the URL; "guest" when it names none). Owned by mq. */
+/*
+ * The broker user this connection logs in as (from the current URL of the
+ * list; "guest" when it names none). Owned by mq.
+ */
 const char *mq_user(const struct mq *mq);
+
+/* Which URL of the list (0 for the first) the connection uses, or the next attempt will. */
+size_t mq_broker(const struct mq *mq);
 
 /* Topology (only inside on_connect). All durable; 0 or -1. */
 enum mq_arg_type {

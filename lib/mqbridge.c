@@ -21,6 +21,7 @@ enum mqbridge_item_kind {
 	MQBRIDGE_STOP,		/* loop -> thread */
 	MQBRIDGE_CONFIRM,	/* thread -> loop */
 	MQBRIDGE_REPLY,		/* thread -> loop */
+	MQBRIDGE_LOST,		/* thread -> loop: the reply queue went with its connection */
 };
 
 /* A message whose strings the item owns, so it can cross threads. */
@@ -63,6 +64,7 @@ struct mqbridge {
 	char *url, *name;
 
 	mqbridge_reply_cb reply;
+	mqbridge_lost_cb lost;
 	void *reply_arg;
 	atomic_bool ready;
 };
@@ -193,6 +195,25 @@ static int mqbridge_on_connect(struct mq *mq, void *arg)
 	return 0;
 }
 
+/*
+ * The connection that owned the reply queue is gone: publishes fail at once
+ * until the next connection is ready, and the loop hears that replies to
+ * what was confirmed will not come (queued behind every reply received).
+ */
+static void mqbridge_on_disconnect(struct mq *mq, void *arg)
+{
+	struct mqbridge *b = arg;
+	struct mqbridge_item *it = xcalloc(1, sizeof(*it));
+
+	(void)mq;
+	atomic_store(&b->ready, false);
+	free(b->reply_queue);
+	b->reply_queue = NULL;
+	it->kind = MQBRIDGE_LOST;
+	it->bridge = b;
+	mqbridge_queue_push(&b->to_loop, it);
+}
+
 static void mqbridge_thread_publish(struct mqbridge *b, struct mqbridge_item *it)
 {
 	struct mqbridge_msg *m = it->publish;
@@ -242,7 +263,11 @@ static void mqbridge_on_ready_tick(evutil_socket_t fd, short what, void *arg)
 static void *mqbridge_thread(void *arg)
 {
 	struct mqbridge *b = arg;
-	struct mq_opts opts = { .url = b->url, .name = b->name, .on_connect = mqbridge_on_connect, .arg = b };
+	struct mq_opts opts = { .url = b->url,
+				.name = b->name,
+				.on_connect = mqbridge_on_connect,
+				.on_disconnect = mqbridge_on_disconnect,
+				.arg = b };
 	struct timeval tick = { 0, 100000 };
 
 	b->mq = mq_new(b->tbase, &opts);
@@ -272,6 +297,9 @@ static void mqbridge_deliver_to_loop(struct mqbridge *b, struct mqbridge_item *i
 		if (b->reply != NULL)
 			b->reply(it->reply, b->reply_arg);
 		mq_delivery_free(it->reply);
+	} else if (it->kind == MQBRIDGE_LOST) {
+		if (b->lost != NULL)
+			b->lost(b->reply_arg);
 	}
 	free(it);
 }
@@ -290,7 +318,8 @@ static void mqbridge_on_results(evutil_socket_t fd, short what, void *arg)
 }
 
 struct mqbridge *mqbridge_new(struct event_base *base, const char *url, const char *name,
-			      mqbridge_declare_cb declare, mqbridge_reply_cb reply, void *reply_arg)
+			      mqbridge_declare_cb declare, mqbridge_reply_cb reply, mqbridge_lost_cb lost,
+			      void *reply_arg)
 {
 	struct mqbridge *b = xcalloc(1, sizeof(*b));
 
@@ -299,6 +328,7 @@ struct mqbridge *mqbridge_new(struct event_base *base, const char *url, const ch
 	b->name = xstrdup(name);
 	b->declare = declare;
 	b->reply = reply;
+	b->lost = lost;
 	b->reply_arg = reply_arg;
 	atomic_init(&b->ready, false);
 	mqbridge_queue_init(&b->to_thread);

@@ -11,6 +11,12 @@
  *
  * The bridge declares a private reply queue after every (re)connect and fills
  * in reply_to for RPC publishes, so callers only match correlation ids.
+ * That queue is exclusive to its connection: when the connection goes (the
+ * broker, or one of a list of brokers, went away), replies to RPCs already
+ * confirmed can no longer arrive, so the bridge says so at once (the lost
+ * callback) and the caller answers them instead of waiting out its deadline;
+ * RPCs not yet confirmed get MQ_CONFIRM_LOST. The next connection (to the
+ * next URL of a list, see mq.h) declares a new reply queue.
  * While the connection is down, publishes fail at once and the caller
  * answers 503 instead of queueing work it cannot vouch for.
  */
@@ -28,14 +34,24 @@ struct mqbridge;
 typedef int (*mqbridge_declare_cb)(struct mq *mq);
 /* An RPC reply, on the caller's loop; *reply lives for the callback only. */
 typedef void (*mqbridge_reply_cb)(const struct mq_delivery *reply, void *arg);
+/*
+ * On the caller's loop: the connection and its reply queue are gone, so no
+ * reply will come for any RPC confirmed so far (those not yet confirmed get
+ * MQ_CONFIRM_LOST, before or after this). Replies received before the loss
+ * have all been handed to reply first.
+ */
+typedef void (*mqbridge_lost_cb)(void *arg);
 
 /*
- * Start the thread and its connection. declare runs on that thread; reply
- * and every confirm callback run on base's loop. The caller frees the
- * bridge with mqbridge_free() before freeing base.
+ * Start the thread and its connection (url: one AMQP URL or a comma-separated
+ * list, as mq_new() takes). declare runs on that thread; reply, lost (may
+ * be NULL) and every confirm callback run on base's loop; reply and lost get
+ * reply_arg. The caller frees the bridge with mqbridge_free() before freeing
+ * base.
  */
 struct mqbridge *mqbridge_new(struct event_base *base, const char *url, const char *name,
-			      mqbridge_declare_cb declare, mqbridge_reply_cb reply, void *reply_arg);
+			      mqbridge_declare_cb declare, mqbridge_reply_cb reply, mqbridge_lost_cb lost,
+			      void *reply_arg);
 
 /*
  * Stop the thread and close the connection. Publishes not yet settled get

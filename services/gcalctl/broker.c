@@ -11,6 +11,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "amqptext.h"
+#include "cfg.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -75,7 +76,7 @@ static int broker_recover(struct broker *b, amqp_rpc_reply_t r)
 	return broker_open_channel(b);
 }
 
-struct broker *broker_open(const char *url)
+static struct broker *broker_open_one(const char *url)
 {
 	struct timeval timeout = { BROKER_TIMEOUT_S, 0 };
 	struct broker *b = xcalloc(1, sizeof(*b));
@@ -128,6 +129,26 @@ fail:
 	free(parsed);
 	broker_close(b);
 	return NULL;
+}
+
+/* AMQP_URL may list several brokers: the first that answers is the one. */
+struct broker *broker_open(const char *url)
+{
+	struct broker *b = NULL;
+	char **urls;
+	size_t n;
+
+	if (strchr(url, ',') == NULL)
+		return broker_open_one(url);
+	urls = cfg_split_urls(url, &n);
+	if (urls == NULL) {
+		log_error("AMQP_URL must be amqp:// URLs separated by commas");
+		return NULL;
+	}
+	for (size_t i = 0; i < n && b == NULL; i++)
+		b = broker_open_one(urls[i]);
+	cfg_urls_free(urls);
+	return b;
 }
 
 const char *broker_user(const struct broker *b)

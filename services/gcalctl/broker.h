@@ -21,7 +21,11 @@
 struct broker;
 struct broker_message;
 
-/* Connect, log in and open a channel in confirm mode. NULL when that fails (logged). */
+/*
+ * Connect, log in and open a channel in confirm mode. url may list several
+ * brokers separated by commas: the first that answers is used. NULL when
+ * none does (logged).
+ */
 struct broker *broker_open(const char *url);
 
 /* The broker user it logged in as (owned by b). */

@@ -131,11 +131,22 @@ static void command_answered(struct command *cmd)
 		command_free(cmd);
 }
 
+/* A write the broker took goes on without its caller: 202 with the command's id to look it up. */
+static void command_pending(struct command *cmd)
+{
+	cJSON *body = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(body, "status", "pending");
+	cJSON_AddStringToObject(body, "command_id", cmd->id);
+	http_reply_json(cmd->r, 202, body);
+	cJSON_Delete(body);
+	command_answered(cmd);
+}
+
 /* A write goes on without its caller (202 pending); a read is worth nothing late (504). */
 static void command_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct command *cmd = arg;
-	cJSON *body;
 
 	(void)fd;
 	(void)what;
@@ -147,12 +158,28 @@ static void command_on_deadline(evutil_socket_t fd, short what, void *arg)
 	}
 	log_info("no reply from the scheduler in time; answered pending", LOG_STR("command", command_names[cmd->kind]),
 		 LOG_STR("command_id", cmd->id));
-	body = cJSON_CreateObject();
-	cJSON_AddStringToObject(body, "status", "pending");
-	cJSON_AddStringToObject(body, "command_id", cmd->id);
-	http_reply_json(cmd->r, 202, body);
-	cJSON_Delete(body);
-	command_answered(cmd);
+	command_pending(cmd);
+}
+
+void commands_on_lost(void *arg)
+{
+	struct commands *c = arg;
+	struct command *cmd, *next;
+
+	for (cmd = c->waiting; cmd != NULL; cmd = next) {
+		next = cmd->next;
+		if (!cmd->confirmed)
+			continue;
+		if (cmd->kind == COMMAND_AVAILABILITY) {
+			log_warn("broker connection lost before the availability reply", LOG_STR("command_id", cmd->id));
+			http_reply_error(cmd->r, 503, "unavailable", "the scheduler cannot be reached; try again");
+			command_answered(cmd);
+			continue;
+		}
+		log_info("broker connection lost before the reply; answered pending",
+			 LOG_STR("command", command_names[cmd->kind]), LOG_STR("command_id", cmd->id));
+		command_pending(cmd);
+	}
 }
 
 static void command_on_confirm(enum mq_confirm outcome, void *arg)

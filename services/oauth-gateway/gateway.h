@@ -112,6 +112,13 @@ struct commands *commands_new(void);
 void commands_free(struct commands *c);
 /* An RPC reply from the bridge, matched to its command by correlation id. */
 void commands_on_reply(const struct mq_delivery *reply, void *arg);
+/*
+ * The bridge's connection (and its reply queue) is gone: answer at once every
+ * confirmed command still waiting, as its deadline would (a write: 202
+ * pending, the scheduler still runs it; availability: 503, a read is worth
+ * nothing late). Unconfirmed ones get their LOST confirm (503).
+ */
+void commands_on_lost(void *arg);
 enum command_kind {
 	COMMAND_CREATE,
 	COMMAND_RESCHEDULE,

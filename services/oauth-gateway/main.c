@@ -111,7 +111,7 @@ static void gateway_init(struct gateway *g)
 	g->google = google_new(g->httpc, &g->cfg);
 	g->commands = commands_new();
 	g->mq = mqbridge_new(g->base, g->cfg.amqp_url, "oauth-gateway", topology_declare_gateway, commands_on_reply,
-			     g->commands);
+			     commands_on_lost, g->commands);
 }
 
 int main(void)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -908,6 +909,56 @@ def test_no_reply_in_time_answers_pending(stack):
                        "lead_analytics_id": lead, "date_time": "2099-09-18 17:00"}
     with open(os.path.join(ROOT, "proto", "messages", "meeting.command.schema.json")) as f:
         jsonschema.validate(command, json.load(f))
+
+
+def test_broker_list_fails_over_and_answers_lost_replies_at_once(stack):
+    """AMQP_URL lists a broker that is down, then the real one: the gateway starts on the second. When its
+    connection goes, a command the broker had confirmed is answered 202 pending at once (its reply queue went
+    with the connection), and the gateway comes back through the list."""
+    s = stack()
+    real = s.amqp_url_for("gateway")
+    down = re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{free_port()}/", real)
+    assert down != real
+    gw = Gateway(s, AMQP_URL=f"{down} , {real}")
+    connected = [line for line in gw.svc.log_lines() if line.get("msg") == "amqp connected"]
+    assert connected and connected[-1]["broker"] == 2 and connected[-1]["brokers"] == 2, connected
+    assert real.split("@")[0].split(":")[-1] not in gw.svc.logs(), "never the password"
+    user, _ = connected_user(s)
+    lead = s.add_lead(user)["lead"]
+    scheduler_down(s)
+    result = {}
+
+    def post():
+        start = time.time()
+        result["r"] = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": lead,
+                                                                             "dateTime": "2099-09-18 17:00"})
+        result["s"] = time.time() - start
+
+    conns = []
+
+    def gateway_connection():
+        # The management API lists a new connection within its statistics interval.
+        conns[:] = [c for c in s._rabbit("GET", "/connections").json() if c.get("vhost") == s.vhost and
+                    c.get("client_properties", {}).get("connection_name") == "oauth-gateway"]
+        return len(conns) == 1
+
+    wait_for(gateway_connection, 15, interval=0.2, what="the gateway's connection in the management API")
+    t = threading.Thread(target=post)
+    t.start()
+    wait_for(lambda: len(s.peek("scheduler.commands")) == 1, 5, what="the command in its queue")
+    killed = time.time()
+    r = s._rabbit("DELETE", "/connections/" + urllib.parse.quote(conns[0]["name"], safe=""))
+    assert r.status_code == 204, r.text
+    t.join(15)
+    assert result["r"].status_code == 202, result["r"].text
+    assert result["r"].json()["status"] == "pending"
+    assert time.time() - killed < 3, "answered at once, not after the 8 s wait"
+    assert result["s"] < 7
+    wait_for(lambda: len([line for line in gw.svc.log_lines() if line.get("msg") == "amqp connected"]) >= 2, 20,
+             what="the gateway reconnected")
+    again = [line for line in gw.svc.log_lines() if line.get("msg") == "amqp connected"][-1]
+    assert again["broker"] == 2, "past the broker that is down, to the real one"
+    wait_for(lambda: requests.get(gw.url + "/readyz", timeout=5).status_code == 200, 20, what="ready again")
 
 
 def test_broker_down_refuses_writes_and_keeps_reads(stack):

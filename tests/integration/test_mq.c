@@ -8,14 +8,22 @@
  * tokens refused); consumers cancelled for a graceful stop; a 406 on
  * redeclare exiting with status 78; a broker that refuses connections
  * without stalling the loop; unsettled publishes reported lost by
- * mq_free(); and the broker users of lib/topology's grants: every publish
+ * mq_free(); several brokers in one URL list (a dead first entry skipped, a
+ * broker going away with a publish unconfirmed: LOST at once, the caller's
+ * republish confirmed on the next broker, consumers back there; the
+ * gateway's bridge told that its RPC replies are lost, and its new reply
+ * queue answered); and the broker users of lib/topology's grants: every publish
  * names its connection's user (user-id), a forged user-id and a publish
  * without write permission are refused by the broker (a channel error),
  * and each service's grant is enough for what it declares and consumes.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,6 +39,7 @@
 
 #include "log.h"
 #include "mq.h"
+#include "mqbridge.h"
 #include "tap.h"
 #include "testenv.h"
 #include "topology.h"
@@ -761,6 +770,445 @@ static void test_unreachable(void)
 	free(dead_url);
 }
 
+/*
+ * Several brokers (AMQP_URL as a list). The "second broker" is a TCP proxy
+ * in front of the run's RabbitMQ on a port of its own: stopping it is the
+ * broker going away as the client sees it (its sockets close), and freezing
+ * it first holds a publish unconfirmed at the moment of the loss. A port
+ * nobody listens on stands for a broker that is down.
+ */
+
+#define PROXY_PAIRS 16
+#define Q_FAILOVER "test.failover"
+#define Q_RPC "test.rpc"
+
+struct proxy {
+	int listen_fd;
+	int port;
+	int target_port;
+	pthread_t thread;
+	atomic_bool frozen;	/* relay nothing (both directions) */
+	atomic_bool stop;	/* close every socket and end */
+	atomic_int accepted;
+};
+
+static void proxy_close_pair(int *a, int *b, int *n, int i)
+{
+	close(a[i]);
+	close(b[i]);
+	a[i] = a[*n - 1];
+	b[i] = b[*n - 1];
+	(*n)--;
+}
+
+/* Copy what fd has to out; false when fd is finished. */
+static bool proxy_relay(int fd, int out)
+{
+	char buf[65536];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n <= 0)
+		return false;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+		if (w <= 0)
+			return false;
+		off += w;
+	}
+	return true;
+}
+
+static void *proxy_run(void *arg)
+{
+	struct proxy *p = arg;
+	int a[PROXY_PAIRS], b[PROXY_PAIRS], n = 0;
+
+	while (!atomic_load(&p->stop)) {
+		struct pollfd pfd[1 + 2 * PROXY_PAIRS];
+		int polled = atomic_load(&p->frozen) ? 0 : n;	/* pairs 0..polled-1 are at pfd[1 + 2i] */
+
+		pfd[0] = (struct pollfd){ .fd = p->listen_fd, .events = POLLIN };
+		for (int i = 0; i < polled; i++) {
+			pfd[1 + 2 * i] = (struct pollfd){ .fd = a[i], .events = POLLIN };
+			pfd[2 + 2 * i] = (struct pollfd){ .fd = b[i], .events = POLLIN };
+		}
+		if (poll(pfd, (nfds_t)(1 + 2 * polled), 50) <= 0)
+			continue;
+		/* Backwards, so closing pair i (the last one moves into its place) leaves the rest in step. */
+		for (int i = polled - 1; i >= 0; i--) {
+			short ra = pfd[1 + 2 * i].revents, rb = pfd[2 + 2 * i].revents;
+			bool ok = true;
+
+			if (ra & (POLLIN | POLLHUP | POLLERR))
+				ok = proxy_relay(a[i], b[i]);
+			if (ok && (rb & (POLLIN | POLLHUP | POLLERR)))
+				ok = proxy_relay(b[i], a[i]);
+			if (!ok)
+				proxy_close_pair(a, b, &n, i);
+		}
+		if ((pfd[0].revents & POLLIN) && n < PROXY_PAIRS) {
+			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+						  .sin_port = htons((uint16_t)p->target_port) };
+			int c = accept(p->listen_fd, NULL, NULL);
+			int s = socket(AF_INET, SOCK_STREAM, 0);
+
+			if (c >= 0 && s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+				a[n] = c;
+				b[n] = s;
+				n++;
+				atomic_fetch_add(&p->accepted, 1);
+			} else {
+				if (c >= 0)
+					close(c);
+				if (s >= 0)
+					close(s);
+			}
+		}
+	}
+	while (n > 0)
+		proxy_close_pair(a, b, &n, n - 1);
+	close(p->listen_fd);
+	return NULL;
+}
+
+static struct proxy *proxy_start(int target_port)
+{
+	struct proxy *p = xcalloc(1, sizeof(*p));
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int one = 1;
+
+	p->target_port = target_port;
+	p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->listen_fd, 16) < 0 ||
+	    getsockname(p->listen_fd, (struct sockaddr *)&sa, &len) < 0) {
+		perror("proxy");
+		exit(1);
+	}
+	p->port = ntohs(sa.sin_port);
+	atomic_init(&p->frozen, false);
+	atomic_init(&p->stop, false);
+	pthread_create(&p->thread, NULL, proxy_run, p);
+	return p;
+}
+
+/* The broker goes away: every connection through the proxy closes, and the port refuses new ones. */
+static void proxy_stop(struct proxy *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	free(p);
+}
+
+/* url (the run's broker) with another port. */
+static char *url_on_port(const char *u, int port)
+{
+	const char *at = strrchr(u, '@');
+	const char *colon = strchr(at, ':');
+	const char *slash = strchr(colon, '/');
+
+	return xasprintf("%.*s%d%s", (int)(colon + 1 - u), u, port, slash);
+}
+
+static int url_port(const char *u)
+{
+	return atoi(strchr(strrchr(u, '@'), ':') + 1);
+}
+
+/* A port that was free a moment ago and has no listener now. */
+static int dead_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static struct {
+	struct mq *mq;
+	int connects;
+	int disconnects;
+	size_t broker_at_connect[8];
+	int got;
+	char *last_id;
+} fo;
+
+static void on_failover_delivery(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	(void)arg;
+	fo.got++;
+	free(fo.last_id);
+	fo.last_id = dup_or_null(d->msg.message_id);
+	mq_ack(mq, d->token);
+}
+
+static int on_failover_connect(struct mq *mq, void *arg)
+{
+	(void)arg;
+	if (fo.connects < 8)
+		fo.broker_at_connect[fo.connects] = mq_broker(mq);
+	fo.connects++;
+	if (mq_declare_queue(mq, Q_FAILOVER, NULL, 0) < 0 ||
+	    mq_consume(mq, Q_FAILOVER, 10, false, on_failover_delivery, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static void on_failover_disconnect(struct mq *mq, void *arg)
+{
+	(void)mq;
+	(void)arg;
+	fo.disconnects++;
+}
+
+static bool fo_ready(void)
+{
+	return mq_ready(fo.mq);
+}
+
+static bool fo_reconnected(void)
+{
+	return fo.connects >= 2 && mq_ready(fo.mq);
+}
+
+static bool fo_third(void)
+{
+	return fo.connects >= 3 && mq_ready(fo.mq);
+}
+
+static int fo_want_got;
+
+static bool fo_received(void)
+{
+	return fo.got >= fo_want_got;
+}
+
+static struct tally fo_first, fo_held, fo_again;
+
+static bool fo_held_settled(void)
+{
+	return fo_held.done;
+}
+
+static bool fo_again_settled(void)
+{
+	return fo_again.done;
+}
+
+static bool fo_first_settled(void)
+{
+	return fo_first.done;
+}
+
+static void test_failover(void)
+{
+	struct proxy *second = proxy_start(url_port(url));
+	char *down = url_on_port(url, dead_port());
+	char *via = url_on_port(url, second->port);
+	char *list = xasprintf("%s , %s,\t%s", down, via, url);
+	struct mq_opts o = { .url = list, .name = "test-mq failover", .on_connect = on_failover_connect,
+			     .on_disconnect = on_failover_disconnect };
+	struct mq_message m1 = { .exchange = "", .routing_key = Q_FAILOVER, .body = "1", .body_len = 1,
+				 .message_id = "fo-1" };
+	struct mq_message m2 = { .exchange = "", .routing_key = Q_FAILOVER, .body = "2", .body_len = 1,
+				 .message_id = "fo-2" };
+	int64_t t0 = now_ms(), lost_at;
+	bool never = false;
+
+	/* (a) The first URL refuses: the second answers, at once (no backoff within the first round). */
+	fo.mq = mq_new(base, &o);
+	CHECK(wait_for(fo_ready, 10000), "a list whose first broker is down connects to the next one");
+	CHECK(now_ms() - t0 < 3000, "... without waiting out a backoff first (%lld ms)", (long long)(now_ms() - t0));
+	CHECK_INT(fo.connects, 1, "on_connect ran once");
+	CHECK_INT(mq_broker(fo.mq), 1, "on the second URL of the list");
+	CHECK_INT(atomic_load(&second->accepted), 1, "the connection goes through the second broker");
+	CHECK_INT(publish(fo.mq, &m1, &fo_first), 0, "published through the second broker");
+	fo_want_got = 1;
+	CHECK(wait_for(fo_first_settled, 10000) && fo_first.ack == 1, "confirmed");
+	CHECK(wait_for(fo_received, 10000), "and consumed there");
+
+	/* (b)+(c) The broker goes away with a publish unconfirmed. */
+	atomic_store(&second->frozen, true);
+	testenv_run_until(base, &never, 200);
+	CHECK_INT(publish(fo.mq, &m2, &fo_held), 0, "a publish while the broker is silent");
+	testenv_run_until(base, &never, 300);
+	CHECK_INT(mq_unconfirmed(fo.mq), 1, "stays unconfirmed");
+	CHECK(!fo_held.done, "... and unsettled");
+	lost_at = now_ms();
+	proxy_stop(second);
+	CHECK(wait_for(fo_held_settled, 5000), "when the broker goes away the unconfirmed publish is settled");
+	CHECK_INT(fo_held.lost, 1, "... as LOST (confirms belong to the old connection; mq does not republish)");
+	CHECK(now_ms() - lost_at < 3000, "... promptly (%lld ms), not after the confirm timeout",
+	      (long long)(now_ms() - lost_at));
+	CHECK_INT(fo.disconnects, 1, "on_disconnect ran once");
+	CHECK(wait_for(fo_reconnected, 15000), "the connection moved on");
+	CHECK_INT(mq_broker(fo.mq), 2, "to the next URL of the list");
+	CHECK_INT(fo.connects, 2, "on_connect ran there (topology and consumers again)");
+	CHECK_INT(publish(fo.mq, &m2, &fo_again), 0, "the caller publishes the lost message again");
+	CHECK(wait_for(fo_again_settled, 10000) && fo_again.ack == 1, "it is confirmed on the new broker");
+	fo_want_got = 2;
+	CHECK(wait_for(fo_received, 10000), "and the consumer, back on the new broker, receives it");
+	CHECK_STR(fo.last_id, "fo-2", "the republished message");
+
+	/* Round robin: lost again, the next attempts go to the first URL, then on through the list. */
+	CHECK(kill_connection("test-mq failover"), "the management API closed the connection");
+	CHECK(wait_for(fo_third, 20000), "it reconnected");
+	CHECK_INT(fo.disconnects, 2, "on_disconnect ran again");
+	CHECK_INT(mq_broker(fo.mq), 2, "past the two brokers that are down, to the only one up");
+	CHECK_INT(fo.connects, 3, "on_connect ran once per connection, not per attempt");
+	CHECK(fo.broker_at_connect[0] == 1 && fo.broker_at_connect[1] == 2 && fo.broker_at_connect[2] == 2,
+	      "mq_broker() inside on_connect names the broker being set up");
+
+	mq_free(fo.mq);
+	fo.mq = NULL;
+	free(fo.last_id);
+	free(list);
+	free(via);
+	free(down);
+}
+
+/* The gateway's bridge: its reply queue moves with the connection; RPCs whose replies cannot come are told so. */
+
+static struct {
+	struct mq *mq;		/* the responder, on the run's broker */
+	int requests;
+	char *held_reply_to;
+} rsp;
+
+static struct {
+	int replies;
+	char *last_correlation;
+	int lost;
+} br;
+
+static void on_rpc_request(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	struct mq_message reply = { .exchange = "", .body = "{}", .body_len = 2, .transient = true };
+
+	(void)arg;
+	rsp.requests++;
+	if (d->msg.body_len == 4 && memcmp(d->msg.body, "hold", 4) == 0) {
+		free(rsp.held_reply_to);
+		rsp.held_reply_to = dup_or_null(d->msg.reply_to);
+	} else if (d->msg.reply_to != NULL) {
+		reply.routing_key = d->msg.reply_to;
+		reply.correlation_id = d->msg.correlation_id;
+		mq_publish(mq, &reply, NULL, NULL);
+	}
+	mq_ack(mq, d->token);
+}
+
+static int on_responder_connect(struct mq *mq, void *arg)
+{
+	(void)arg;
+	if (mq_declare_queue(mq, Q_RPC, NULL, 0) < 0 || mq_consume(mq, Q_RPC, 10, false, on_rpc_request, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static int on_bridge_declare(struct mq *mq)
+{
+	return mq_declare_queue(mq, Q_RPC, NULL, 0);
+}
+
+static void on_bridge_reply(const struct mq_delivery *d, void *arg)
+{
+	(void)arg;
+	br.replies++;
+	free(br.last_correlation);
+	br.last_correlation = dup_or_null(d->msg.correlation_id);
+}
+
+static void on_bridge_lost(void *arg)
+{
+	(void)arg;
+	br.lost++;
+}
+
+static struct mqbridge *bridge;
+static struct tally rpc1, rpc2, rpc3;
+static int br_want_replies;
+
+static bool bridge_ready(void)
+{
+	return mqbridge_ready(bridge) && mq_ready(rsp.mq);
+}
+
+static bool bridge_replied(void)
+{
+	return br.replies >= br_want_replies;
+}
+
+static bool rpc2_confirmed(void)
+{
+	return rpc2.done && rsp.requests >= 2;
+}
+
+static bool bridge_lost(void)
+{
+	return br.lost >= 1;
+}
+
+static bool bridge_back(void)
+{
+	return mqbridge_ready(bridge);
+}
+
+static void test_bridge_failover(void)
+{
+	struct proxy *first = proxy_start(url_port(url));
+	char *via = url_on_port(url, first->port);
+	char *list = xasprintf("%s,%s", via, url);
+	struct mq_opts o = { .url = url, .name = "test-mq responder", .on_connect = on_responder_connect };
+	struct mq_message m = { .exchange = "", .routing_key = Q_RPC, .body = "go", .body_len = 2,
+				.message_id = "rpc-1", .correlation_id = "rpc-1" };
+	int64_t lost_at;
+
+	rsp.mq = mq_new(base, &o);
+	bridge = mqbridge_new(base, list, "test-mq bridge", on_bridge_declare, on_bridge_reply, on_bridge_lost, NULL);
+	CHECK(wait_for(bridge_ready, 10000), "the bridge connected through the first broker of its list");
+	CHECK_INT(atomic_load(&first->accepted), 1, "... the proxy in front of it");
+	CHECK_INT(mqbridge_publish(bridge, &m, true, on_confirm, &rpc1), 0, "an RPC is sent");
+	br_want_replies = 1;
+	CHECK(wait_for(bridge_replied, 10000), "and its reply arrives");
+	CHECK_STR(br.last_correlation, "rpc-1", "matched by correlation id");
+
+	m.body = "hold";
+	m.body_len = 4;
+	m.message_id = m.correlation_id = "rpc-2";
+	CHECK_INT(mqbridge_publish(bridge, &m, true, on_confirm, &rpc2), 0, "an RPC the responder does not answer yet");
+	CHECK(wait_for(rpc2_confirmed, 10000) && rpc2.ack == 1, "is confirmed and received");
+	lost_at = now_ms();
+	proxy_stop(first);
+	CHECK(wait_for(bridge_lost, 5000), "when the broker goes away the caller hears the replies are lost");
+	CHECK(now_ms() - lost_at < 3000, "... promptly (%lld ms)", (long long)(now_ms() - lost_at));
+	CHECK_INT(br.lost, 1, "once");
+	CHECK(wait_for(bridge_back, 15000), "the bridge reconnected to the next broker");
+	m.body = "go";
+	m.body_len = 2;
+	m.message_id = m.correlation_id = "rpc-3";
+	CHECK_INT(mqbridge_publish(bridge, &m, true, on_confirm, &rpc3), 0, "an RPC after the failover");
+	br_want_replies = 2;
+	CHECK(wait_for(bridge_replied, 10000), "its reply reaches the bridge's new reply queue");
+	CHECK_STR(br.last_correlation, "rpc-3", "matched by correlation id");
+	CHECK(rsp.held_reply_to != NULL && strncmp(rsp.held_reply_to, "amq.gen-", 8) == 0,
+	      "the held RPC named the old reply queue (%s)", rsp.held_reply_to);
+
+	mqbridge_free(bridge);
+	bridge = NULL;
+	mq_free(rsp.mq);
+	free(rsp.held_reply_to);
+	free(br.last_correlation);
+	free(list);
+	free(via);
+}
+
 /* mq_free with a publish in flight reports it lost, exactly once. */
 
 static struct tally freed;
@@ -993,6 +1441,8 @@ int main(void)
 	test_stop_consuming();
 	test_precondition();
 	test_unreachable();
+	test_failover();
+	test_bridge_failover();
 	test_free_lost();
 
 	mq_free(con.mq);

@@ -2,8 +2,10 @@
  * Unit tests of lib/cfg: defaults, required variables, every validation
  * naming its variable, and secrets registered with the log.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "tap.h"
@@ -39,6 +41,111 @@ static void set_valid_all(void)
 	setenv("FRONTEND_URL", "http://127.0.0.1:3000/integrations", 1);
 	setenv("SMTP_URL", "smtp://127.0.0.1:2525", 1);
 	setenv("MAIL_FROM", "Calendar <calendar@example.com>", 1);
+}
+
+/* What a log line with text in its message comes out as (stderr captured); the caller frees it. */
+static char *logged(const char *text)
+{
+	char path[] = "/tmp/test_cfg.XXXXXX";
+	int fd = mkstemp(path);
+	int saved = dup(STDERR_FILENO);
+	char *buf = calloc(1, 4096);
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	log_warn("amqp", LOG_STR("note", text));
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, 4095);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return buf;
+}
+
+/* AMQP_URL: one URL or a comma-separated list; each entry checked, named without its password. */
+static void test_amqp_urls(unsigned groups)
+{
+	struct config c;
+	char *err, *line;
+	char **urls;
+	size_t n;
+
+	clear_env();
+	set_valid_all();
+	CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), 0, "a single AMQP_URL loads");
+	CHECK_INT(c.amqp_nurls, 1, "... as a list of one");
+	CHECK_STR(c.amqp_urls[0], "amqp://guest:mqpass-123@127.0.0.1:5672/", "... the URL itself");
+	CHECK_STR(c.amqp_url, c.amqp_urls[0], "amqp_url is the value as given");
+	cfg_free(&c);
+
+	setenv("AMQP_URL", " amqp://a:mq-first-pw@10.0.0.1:5672/%2f ,amqp://b:mq-second-pw@10.0.0.2:5673/%2f\t,  "
+			   "amqp://c:mq-third-pw@10.0.0.3/%2f", 1);
+	CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), 0, "a list with spaces around the commas loads");
+	CHECK_INT(c.amqp_nurls, 3, "three brokers");
+	CHECK(c.amqp_nurls == 3 && strcmp(c.amqp_urls[0], "amqp://a:mq-first-pw@10.0.0.1:5672/%2f") == 0 &&
+		      strcmp(c.amqp_urls[1], "amqp://b:mq-second-pw@10.0.0.2:5673/%2f") == 0 &&
+		      strcmp(c.amqp_urls[2], "amqp://c:mq-third-pw@10.0.0.3/%2f") == 0 && c.amqp_urls[3] == NULL,
+	      "each entry trimmed, in order");
+	line = logged("visible mq-first-pw mq-second-pw mq-third-pw");
+	CHECK(strstr(line, "visible") != NULL && strstr(line, "mq-first-pw") == NULL && strstr(line, "mq-second-pw") == NULL &&
+		      strstr(line, "mq-third-pw") == NULL,
+	      "every entry's password is a secret the log masks: %s", line);
+	free(line);
+	cfg_free(&c);
+	CHECK(c.amqp_urls == NULL && c.amqp_nurls == 0, "cfg_free clears the list");
+
+	setenv("AMQP_URL", "amqp://a:mq-good-pw@10.0.0.1:5672/, http://b:mq-leaky-pw@10.0.0.2:15672/api", 1);
+	CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), -1, "a list with a bad entry fails");
+	CHECK(err && strstr(err, "AMQP_URL: entry 2 of 2 ('10.0.0.2:15672'): must use one of: amqp") != NULL,
+	      "the error names the entry by position and host:port: %s", err);
+	CHECK(err && strstr(err, "mq-leaky-pw") == NULL && strstr(err, "mq-good-pw") == NULL,
+	      "... never by its password");
+	CHECK(err && strstr(err, "entry 1") == NULL, "the good entry is not named");
+	line = logged("mq-leaky-pw");
+	CHECK(strstr(line, "mq-leaky-pw") == NULL, "the bad entry's password is a secret too: %s", line);
+	free(line);
+	free(err);
+	cfg_free(&c);
+
+	setenv("AMQP_URL", "amqp://a:pw@10.0.0.1:5672/,not-a-url", 1);
+	CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), -1, "an entry that is no URL fails");
+	CHECK(err && strstr(err, "AMQP_URL: entry 2 of 2 ('not-a-url'): must be a URL (amqp)") != NULL, "named: %s",
+	      err);
+	free(err);
+	cfg_free(&c);
+
+	setenv("AMQP_URL", "http://x", 1);
+	CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), -1, "a single bad URL fails");
+	CHECK(err && strstr(err, "AMQP_URL: must use one of: amqp\n") != NULL, "with the same words as before: %s",
+	      err);
+	free(err);
+	cfg_free(&c);
+
+	{
+		static const char *const empty[] = { "amqp://a@h1,,amqp://b@h2", "amqp://a@h1,", ",amqp://a@h1", " , " };
+
+		for (size_t i = 0; i < sizeof(empty) / sizeof(*empty); i++) {
+			setenv("AMQP_URL", empty[i], 1);
+			CHECK_INT(cfg_load(&c, groups, "127.0.0.1:9101", &err), -1, "'%s' (an empty entry) fails",
+				  empty[i]);
+			CHECK(err && strstr(err, "AMQP_URL: must be one amqp:// URL or several separated by commas") != NULL,
+			      "and says why");
+			free(err);
+			cfg_free(&c);
+		}
+	}
+
+	urls = cfg_split_urls("amqp://h1 ,\tamqp://h2", &n);
+	CHECK(urls != NULL && n == 2 && strcmp(urls[0], "amqp://h1") == 0 && strcmp(urls[1], "amqp://h2") == 0 &&
+		      urls[2] == NULL,
+	      "cfg_split_urls trims spaces and tabs");
+	cfg_urls_free(urls);
+	CHECK(cfg_split_urls(NULL, &n) == NULL && n == 0, "cfg_split_urls(NULL) is NULL");
+	cfg_urls_free(NULL);
 }
 
 static const unsigned all = CFG_DATABASE | CFG_AMQP | CFG_GOOGLE_OAUTH | CFG_GOOGLE_CALENDAR | CFG_VAULT |
@@ -260,6 +367,7 @@ int main(void)
 		CHECK(cfg_transcript_url("https://a/{call_id}", NULL) == NULL, "no call, no link");
 		CHECK(cfg_transcript_url("https://a/{call_id}", "") == NULL, "empty call id, no link");
 	}
+	test_amqp_urls(all);
 	log_shutdown();
 	tz_shutdown();
 	return tap_done();

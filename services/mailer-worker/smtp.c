@@ -11,6 +11,7 @@
 #include "cfg.h"
 #include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "xmalloc.h"
 
 #define SMTP_CONNECT_TIMEOUT_MS 10000L
@@ -124,9 +125,14 @@ static void smtp_on_done(CURL *easy, CURLcode result, void *arg)
 	struct smtp_send *s = arg;
 	struct smtp_result r = { 0 };
 	curl_off_t us = 0;
-	long code = 0;
+	long code = 0, connects = 0;
 
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+	/* 0 when the mail went over a connection already open (curl's cache in the multi handle). */
+	if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+		metric_add(metrics_counter("mailer_smtp_connections_total",
+					   "SMTP connections opened (a mail over a reused connection opens none).", NULL),
+			   (double)connects);
 	curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
 	r.seconds = (double)us / 1e6;
 	r.outcome = smtp_classify(result, code, s->error);

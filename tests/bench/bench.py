@@ -207,21 +207,16 @@ def mailer(s, jobs, args):
 
     cpu_s counts from the process's start (connecting, the first statements prepared); the steady figure
     counts only between the moments a tenth and nine tenths of the mails are recorded sent, so start-up
-    and the drain's tail are left out. connects counts the mailer's connect() calls while it drains
-    (SMTP, and PostgreSQL and RabbitMQ at start: a handful), from the kernel's syscall tracepoint."""
+    and the drain's tail are left out. smtp_connections is the mailer's own count of the SMTP connections it
+    opened (mailer_smtp_connections_total; a mail over a reused connection opens none)."""
     svc = s.service("mailer-worker", LOG_LEVEL="warn")
     pid = svc.proc.pid
     idle = proc_stats(pid)
     t0 = time.time()
-    tracers = []
-    if shutil.which("perf"):
-        tracers.append(subprocess.Popen(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_connect", "-p", str(pid),
-                                         "-o", os.path.join(args.tmp, "mailer-connects.txt")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        if args.mailer_perf:
-            tracers.append(subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-p", str(pid), "-o",
-                                             args.mailer_perf], stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL))
+    perf = None
+    if args.mailer_perf:
+        perf = subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-p", str(pid), "-o", args.mailer_perf],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marks = []
 
     def progress():
@@ -233,20 +228,14 @@ def mailer(s, jobs, args):
     wait_for(progress, 600, interval=0.1, what=f"{jobs} mails")
     seconds = time.time() - t0
     busy = proc_stats(pid)
-    for t in tracers:
-        t.send_signal(signal.SIGINT)
-        t.wait()
-    connects = None
-    try:
-        with open(os.path.join(args.tmp, "mailer-connects.txt")) as f:
-            for line in f:
-                if "sys_enter_connect" in line and line.split(",")[0].strip().isdigit():
-                    connects = int(line.split(",")[0])
-    except OSError:
-        pass
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    connects = svc.metrics().get("mailer_smtp_connections_total")
     result = {"mails": jobs, "mails_per_s": round(jobs / seconds, 1), "cpu_s": round(busy[0] - idle[0], 2),
               "cpu_ms_per_mail": round((busy[0] - idle[0]) * 1000 / jobs, 3),
-              "rss_at_start_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1), "connects": connects}
+              "rss_at_start_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1),
+              "smtp_connections": int(connects) if connects is not None else None}
     if len(marks) == 2 and marks[1][0] > marks[0][0]:
         (n0, c0, t0), (n1, c1, t1) = marks
         result["steady"] = {"mails": n1 - n0, "cpu_ms_per_mail": round((c1 - c0) * 1000 / (n1 - n0), 3),
@@ -455,7 +444,7 @@ def services_summary(report):
         out["mailer-worker"].update(cpu_ms=steady["cpu_ms_per_mail"] if steady else mail["cpu_ms_per_mail"],
                                     cpu_per="mail", cpu_from="steady drain" if steady else "whole drain",
                                     cpu_ms_whole_drain=mail["cpu_ms_per_mail"], rss_peak_mib=mail["rss_peak_mib"],
-                                    smtp_connects=mail.get("connects"))
+                                    smtp_connections=mail.get("smtp_connections"))
     gw = (report.get("gateway") or {}).get("gateway")
     if gw:
         out["oauth-gateway"].update(cpu_ms=gw["cpu_ms_per_request"], cpu_per="request", cpu_from="gateway part",

@@ -194,31 +194,80 @@ static void content_set(struct content_vars *vars, const char *key, const char *
 	vars->v[vars->n++] = (struct template_var){ key, value };
 }
 
-static int content_render(const char *file, enum template_mode mode, const struct content_vars *vars,
-			  char **subject, char **body, char **error)
+/*
+ * One kind's templates, compiled at their first use and kept: the .txt's
+ * subject line and body and the .html (the file names are fixed per kind).
+ * A file missing or without its Subject: line stays an error of every
+ * render, as when each mail read the files itself.
+ */
+struct content_templates {
+	bool ready;
+	struct template *subject, *text, *html;
+	char *subject_src;		/* what subject points into */
+	char *text_error, *html_error;
+};
+
+static struct content_templates content_compiled[sizeof(content_kinds) / sizeof(*content_kinds)];
+
+static struct template *content_compile(const char *file, char **subject_src, struct template **subject,
+					char **error)
 {
 	const char *src = template_source(file), *body_src = src;
-	char *subject_src = NULL;
 
 	if (src == NULL) {
 		*error = xasprintf("no template %s is embedded", file);
-		return -1;
+		return NULL;
 	}
-	if (subject != NULL && template_split_subject(src, &subject_src, &body_src) < 0) {
-		*error = xasprintf("%s does not start with a Subject: line and a blank line", file);
-		return -1;
+	if (subject_src != NULL) {
+		if (template_split_subject(src, subject_src, &body_src) < 0) {
+			*error = xasprintf("%s does not start with a Subject: line and a blank line", file);
+			return NULL;
+		}
+		*subject = template_compile(*subject_src);
 	}
-	if (subject != NULL) {
-		char *line = template_render(subject_src, TEMPLATE_TEXT, vars->v, vars->n, error);
+	return template_compile(body_src);
+}
 
-		free(subject_src);
-		if (line == NULL)
-			return -1;
-		*subject = header_value(line, HEADER_SUBJECT_MAX);
-		free(line);
+static const struct content_templates *content_templates_of(enum content_kind kind)
+{
+	struct content_templates *t = &content_compiled[kind];
+
+	if (!t->ready) {
+		char *file = xasprintf("%s.txt", content_kind_name(kind));
+
+		t->text = content_compile(file, &t->subject_src, &t->subject, &t->text_error);
+		free(file);
+		file = xasprintf("%s.html", content_kind_name(kind));
+		t->html = content_compile(file, NULL, NULL, &t->html_error);
+		free(file);
+		t->ready = true;
 	}
-	*body = template_render(body_src, mode, vars->v, vars->n, error);
-	return *body ? 0 : -1;
+	return t;
+}
+
+static int content_render(const struct content_templates *t, const struct content_vars *vars,
+			  struct template_value *values, struct content *out, char **error)
+{
+	char *line;
+
+	if (t->text == NULL) {
+		*error = xstrdup(t->text_error);
+		return -1;
+	}
+	line = template_render_compiled(t->subject, TEMPLATE_TEXT, vars->v, vars->n, values, error);
+	if (line == NULL)
+		return -1;
+	out->subject = header_value(line, HEADER_SUBJECT_MAX);
+	free(line);
+	out->text = template_render_compiled(t->text, TEMPLATE_TEXT, vars->v, vars->n, values, error);
+	if (out->text == NULL)
+		return -1;
+	if (t->html == NULL) {
+		*error = xstrdup(t->html_error);
+		return -1;
+	}
+	out->html = template_render_compiled(t->html, TEMPLATE_HTML, vars->v, vars->n, values, error);
+	return out->html ? 0 : -1;
 }
 
 static char *content_ical(const struct content_facts *f)
@@ -259,7 +308,7 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	char *attendee = header_address(m->attendee_email);
 	char *lead_email = header_address(f->lead_email);
 	char *busy = NULL;
-	char *file;
+	struct template_value values[sizeof(vars.v) / sizeof(*vars.v)] = { { 0 } };
 	bool meeting = f->kind != CONTENT_DISCONNECTED && f->kind != CONTENT_CONFLICT;
 	/* A new slot is where the booking checked the calendar; later mails about it need not repeat that. */
 	bool checked = f->kind == CONTENT_CREATED || f->kind == CONTENT_RESCHEDULED;
@@ -321,14 +370,8 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	content_set(&vars, "overlap_detail", checked && m->check == CONTENT_CHECK_BUSY ? m->conflict_detail : NULL);
 	content_set(&vars, "unchecked_detail", checked && m->check == CONTENT_CHECK_NONE ? m->conflict_detail : NULL);
 
-	file = xasprintf("%s.txt", content_kind_name(f->kind));
-	rc = content_render(file, TEMPLATE_TEXT, &vars, &out->subject, &out->text, error);
-	free(file);
-	if (rc == 0) {
-		file = xasprintf("%s.html", content_kind_name(f->kind));
-		rc = content_render(file, TEMPLATE_HTML, &vars, NULL, &out->html, error);
-		free(file);
-	}
+	rc = content_render(content_templates_of(f->kind), &vars, values, out, error);
+	template_values_release(values, vars.n);
 	if (rc == 0 && meeting) {
 		out->ics = content_ical(f);
 		out->ics_method = f->kind == CONTENT_CANCELLED ? "CANCEL" : "REQUEST";

@@ -1,7 +1,7 @@
 /*
  * job: one mail job, from delivery to ack.
  *
- *	parse -> claim -> load -> compose and send -> record `sent` -> ack
+ *	parse -> claim and load -> compose and send -> record `sent` -> ack
  *
  * The commit point is mail_deliveries, keyed by the job's message_id
  * (docs/architecture.md, "Guarantees"). The claim records `sending` (attempts + 1) before
@@ -55,20 +55,31 @@
 #define JOB_RECORD_PAUSE_MS 500
 #define JOB_ERROR_MAX 1000
 
-static const char job_claim_sql[] =
-	"WITH claim AS ("
-	" INSERT INTO mail_deliveries (message_id, kind, meeting_id, user_id, status, attempts)"
-	" VALUES ($1, $2, (SELECT id FROM calendar_meetings WHERE id = $3::uuid),"
-	"  (SELECT id FROM users WHERE id = $4::uuid), 'sending', 1)"
-	" ON CONFLICT (message_id) DO UPDATE SET status = 'sending', attempts = mail_deliveries.attempts + 1"
-	" WHERE mail_deliveries.status = 'failed' OR (mail_deliveries.status = 'sending'"
-	"  AND mail_deliveries.updated_at < now() - make_interval(secs => $5::int))"
-	" RETURNING attempts)"
-	" SELECT 'claimed', attempts, 0 FROM claim"
-	" UNION ALL"
-	" SELECT status, attempts,"
-	"  CEIL(EXTRACT(EPOCH FROM updated_at + make_interval(secs => $5::int) - now()) * 1000)::bigint"
-	" FROM mail_deliveries WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM claim)";
+/*
+ * The claim and, when it succeeds, the load (JOB_LOAD_SQL below) in one
+ * statement: one round trip to the server per mail instead of two. The
+ * load's columns come first (COL_*), then the claim's outcome: 'claimed',
+ * or the record's status with its attempts and the milliseconds left of
+ * another copy's lease; and whether the user exists (the load's one row).
+ * A statement that fails takes its claim back with it.
+ */
+#define JOB_CLAIM_SQL(load) \
+	"WITH claim AS (" \
+	" INSERT INTO mail_deliveries (message_id, kind, meeting_id, user_id, status, attempts)" \
+	" VALUES ($6, $7, (SELECT id FROM calendar_meetings WHERE id = $2::uuid)," \
+	"  (SELECT id FROM users WHERE id = $1::uuid), 'sending', 1)" \
+	" ON CONFLICT (message_id) DO UPDATE SET status = 'sending', attempts = mail_deliveries.attempts + 1" \
+	" WHERE mail_deliveries.status = 'failed' OR (mail_deliveries.status = 'sending'" \
+	"  AND mail_deliveries.updated_at < now() - make_interval(secs => $8::int))" \
+	" RETURNING attempts)," \
+	" st AS (" \
+	" SELECT 'claimed' AS status, attempts, 0::bigint AS wait_ms FROM claim" \
+	" UNION ALL" \
+	" SELECT status, attempts," \
+	"  CEIL(EXTRACT(EPOCH FROM updated_at + make_interval(secs => $8::int) - now()) * 1000)::bigint" \
+	" FROM mail_deliveries WHERE message_id = $6 AND NOT EXISTS (SELECT 1 FROM claim))" \
+	" SELECT l.*, st.status, st.attempts, st.wait_ms, l.found IS NOT NULL FROM st" \
+	" LEFT JOIN LATERAL (" load " AND st.status = 'claimed') l ON TRUE"
 
 /*
  * The owner always; the meeting, the one it replaced and the lead when the
@@ -78,32 +89,34 @@ static const char job_claim_sql[] =
  * $5 is DEFAULT_TIMEZONE, the zone the scheduler used for an owner whose
  * calendar zone is unknown.
  */
-static const char job_load_sql[] =
-	"SELECT u.email, u.name, u.google_email, COALESCE(u.google_calendar_timezone, $5),"
-	" EXTRACT(EPOCH FROM u.google_disconnected_at)::bigint, u.google_disconnect_reason,"
-	" m.id, m.google_event_id, m.meeting_title, m.meeting_description, m.attendee_email, m.attendee_name,"
-	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint,"
-	" COALESCE(m.timezone, u.google_calendar_timezone), m.status, m.cancellation_reason, m.ical_sequence,"
-	" m.meet_link, m.html_link,"
-	" p.id, EXTRACT(EPOCH FROM p.meeting_start_time)::bigint, EXTRACT(EPOCH FROM p.meeting_end_time)::bigint,"
-	" COALESCE(p.timezone, m.timezone, u.google_calendar_timezone),"
-	" la.id, COALESCE(NULLIF(la.extracted_name, ''), m.attendee_name, NULLIF(c.name, '')), la.company_name,"
-	" COALESCE(la.phone_number, ca.phone_number), la.lead_status_tag, la.reasoning::text, la.smart_notification,"
-	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint,"
-	" m.has_conflict, m.conflict_detail, COALESCE(NULLIF(c.email, ''), la.extracted_email),"
-	" o.outcome, o.reason, o.detail, EXTRACT(EPOCH FROM o.requested_start)::bigint,"
-	" EXTRACT(EPOCH FROM o.requested_end)::bigint, o.busy::text"
-	" FROM users u"
-	" LEFT JOIN calendar_meetings m ON m.id = $2::uuid AND m.user_id = u.id"
-	" LEFT JOIN calendar_meetings p ON p.id = COALESCE($3::uuid, m.rescheduled_from_meeting_id)"
-	"  AND p.user_id = u.id"
-	" LEFT JOIN lead_analytics la ON la.id = COALESCE(m.lead_analytics_id, $4::uuid) AND la.user_id = u.id"
-	" LEFT JOIN calls ca ON ca.id = COALESCE(m.call_id, la.call_id)"
-	" LEFT JOIN LATERAL (SELECT name, email FROM contacts"
-	"  WHERE user_id = u.id AND phone_number = la.phone_number AND m.id IS NULL"
-	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE"
-	" LEFT JOIN calendar_booking_outcomes o ON o.lead_analytics_id = la.id AND o.user_id = u.id AND m.id IS NULL"
-	" WHERE u.id = $1::uuid";
+#define JOB_LOAD_SQL \
+	"SELECT u.email, u.name, u.google_email, COALESCE(u.google_calendar_timezone, $5)," \
+	" EXTRACT(EPOCH FROM u.google_disconnected_at)::bigint, u.google_disconnect_reason," \
+	" m.id, m.google_event_id, m.meeting_title, m.meeting_description, m.attendee_email, m.attendee_name," \
+	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint," \
+	" COALESCE(m.timezone, u.google_calendar_timezone), m.status, m.cancellation_reason, m.ical_sequence," \
+	" m.meet_link, m.html_link," \
+	" p.id, EXTRACT(EPOCH FROM p.meeting_start_time)::bigint, EXTRACT(EPOCH FROM p.meeting_end_time)::bigint," \
+	" COALESCE(p.timezone, m.timezone, u.google_calendar_timezone)," \
+	" la.id, COALESCE(NULLIF(la.extracted_name, ''), m.attendee_name, NULLIF(c.name, '')), la.company_name," \
+	" COALESCE(la.phone_number, ca.phone_number), la.lead_status_tag, la.reasoning::text, la.smart_notification," \
+	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint," \
+	" m.has_conflict, m.conflict_detail, COALESCE(NULLIF(c.email, ''), la.extracted_email)," \
+	" o.outcome, o.reason, o.detail, EXTRACT(EPOCH FROM o.requested_start)::bigint," \
+	" EXTRACT(EPOCH FROM o.requested_end)::bigint, o.busy::text, TRUE AS found" \
+	" FROM users u" \
+	" LEFT JOIN calendar_meetings m ON m.id = $2::uuid AND m.user_id = u.id" \
+	" LEFT JOIN calendar_meetings p ON p.id = COALESCE($3::uuid, m.rescheduled_from_meeting_id)" \
+	"  AND p.user_id = u.id" \
+	" LEFT JOIN lead_analytics la ON la.id = COALESCE(m.lead_analytics_id, $4::uuid) AND la.user_id = u.id" \
+	" LEFT JOIN calls ca ON ca.id = COALESCE(m.call_id, la.call_id)" \
+	" LEFT JOIN LATERAL (SELECT name, email FROM contacts" \
+	"  WHERE user_id = u.id AND phone_number = la.phone_number AND m.id IS NULL" \
+	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE" \
+	" LEFT JOIN calendar_booking_outcomes o ON o.lead_analytics_id = la.id AND o.user_id = u.id AND m.id IS NULL" \
+	" WHERE u.id = $1::uuid"
+
+static const char job_claim_sql[] = JOB_CLAIM_SQL(JOB_LOAD_SQL);
 
 enum {
 	COL_EMAIL, COL_OWNER_NAME, COL_GOOGLE_EMAIL, COL_USER_ZONE, COL_DISCONNECTED_AT, COL_DISCONNECT_REASON,
@@ -112,7 +125,9 @@ enum {
 	COL_M_HTML, COL_P_ID, COL_P_START, COL_P_END, COL_P_ZONE, COL_LEAD_ID, COL_LEAD_NAME, COL_LEAD_COMPANY,
 	COL_LEAD_PHONE, COL_LEAD_STATUS, COL_LEAD_REASONING, COL_LEAD_SUMMARY, COL_CALL_ID, COL_RECORDING, COL_NOW,
 	COL_M_HAS_CONFLICT, COL_M_CONFLICT_DETAIL, COL_LEAD_EMAIL, COL_O_OUTCOME, COL_O_REASON, COL_O_DETAIL,
-	COL_O_START, COL_O_END, COL_O_BUSY,
+	COL_O_START, COL_O_END, COL_O_BUSY, COL_FOUND_MARK,
+	/* job_claim_sql's own columns after the load's */
+	COL_CLAIM_STATUS, COL_CLAIM_ATTEMPTS, COL_CLAIM_WAIT_MS, COL_USER_FOUND,
 };
 
 /* `sent` and the meeting's flag in one statement, so a mail is never recorded half. */
@@ -543,20 +558,12 @@ static bool job_still_conflict(const struct db_result *r)
 	       strcmp(reason, "conflict") == 0 && job_col(r, COL_O_START) != NULL && job_col(r, COL_O_END) != NULL;
 }
 
-static void job_on_loaded(const struct db_result *r, void *arg)
+/* The claim is ours and r holds the load (the columns COL_EMAIL to COL_O_BUSY). */
+static void job_loaded(struct mail_job *job, const struct db_result *r)
 {
-	struct mail_job *job = arg;
 	const char *status;
 
-	if (mailer_closing(job->m)) {
-		job_free(job);
-		return;
-	}
-	if (r->status != DB_OK) {
-		job_transient(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error, true);
-		return;
-	}
-	if (db_ntuples(r) == 0) {
+	if (strcmp(db_value(r, 0, COL_USER_FOUND), "t") != 0) {
 		job_fail(job, "unknown_user", "no user with this id exists");
 		return;
 	}
@@ -614,7 +621,7 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 		job_transient(job, r->status == DB_UNAVAILABLE ? "database unavailable" : r->error, false);
 		return;
 	}
-	status = db_ntuples(r) > 0 ? db_value(r, 0, 0) : "sending";
+	status = db_ntuples(r) > 0 ? db_value(r, 0, COL_CLAIM_STATUS) : "sending";
 	if (strcmp(status, "sent") == 0) {
 		log_info("mail already sent; dropping the duplicate", LOG_STR("trace", job->trace),
 			 LOG_STR("job", job->job_id),
@@ -628,17 +635,12 @@ static void job_on_claimed(const struct db_result *r, void *arg)
 		 * Another copy holds the lease (it is sending, or it crashed): look again
 		 * after a tier, and no later than needed once the lease has run out.
 		 */
-		const char *left = db_ntuples(r) > 0 ? db_value(r, 0, 2) : NULL;
+		const char *left = db_ntuples(r) > 0 ? db_value(r, 0, COL_CLAIM_WAIT_MS) : NULL;
 
 		job_retry_within(job, "another copy of this job is being sent", left ? atol(left) : 0);
 		return;
 	}
-	{
-		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id,
-					 m->cfg->default_timezone };
-
-		db_query(m->db, job_load_sql, 5, params, job_on_loaded, job);
-	}
+	job_loaded(job, r);
 }
 
 /* The job names what to mail; anything unreadable goes to mailer.dead at once. The job owns the fields. */
@@ -678,8 +680,9 @@ void job_handle(struct mailer *m, struct mq_delivery *d)
 	}
 	snprintf(lease, sizeof(lease), "%d", (int)JOB_LEASE_S);
 	{
-		const char *params[] = { job->job_id, job->kind_name, job->meeting_id, job->user_id, lease };
+		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id,
+					 m->cfg->default_timezone, job->job_id, job->kind_name, lease };
 
-		db_query(m->db, job_claim_sql, 5, params, job_on_claimed, job);
+		db_query(m->db, job_claim_sql, 8, params, job_on_claimed, job);
 	}
 }

@@ -17,6 +17,7 @@
 #include "header.h"
 #include "log.h"
 #include "mailer.h"
+#include "smtp.h"
 #include "topology.h"
 #include "worker.h"
 
@@ -109,6 +110,7 @@ int main(void)
 	status = worker_run(m->worker);
 
 	worker_free(m->worker);
+	smtp_shutdown();
 	free(m->from_address);
 	free(m->from_header);
 	return status;

@@ -3,7 +3,7 @@
  *
  * Each mail is an easy handle driven by the process's curl multi handle
  * (httpc_add_easy), so nothing waits and curl reuses server connections
- * between mails. smtp:// upgrades with STARTTLS when the server offers it,
+ * between mails; the handles themselves are reused too, set up once. smtp:// upgrades with STARTTLS when the server offers it,
  * and refuses to go on without it when SMTP_REQUIRE_TLS is set; smtps:// is
  * TLS from the start; AUTH happens only when SMTP_USER is set.
  *
@@ -45,5 +45,8 @@ typedef void (*smtp_done_cb)(const struct smtp_result *result, void *arg);
  */
 int smtp_send(struct httpc *http, const struct config *cfg, const char *from, const char *rcpt,
 	      const struct compose_mail *mail, smtp_done_cb done, void *arg);
+
+/* Free the idle handles kept for reuse; after httpc_free(), at exit. */
+void smtp_shutdown(void);
 
 #endif

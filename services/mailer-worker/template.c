@@ -4,6 +4,7 @@
 #include "template.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,11 +20,41 @@ struct template_buf {
 	size_t len, cap;
 };
 
+/*
+ * A compiled template: the source cut once into a tree of nodes, so a mail
+ * only walks it. Compiling finds what rendering would find, in the same
+ * order: a syntax error becomes a node that fails the render when (and only
+ * when) the render reaches it, as the one-pass renderer did; names are looked
+ * up at render time, because the variables come with each render.
+ */
+enum template_node_kind {
+	TNODE_TEXT,		/* s[0..len) as is */
+	TNODE_VAR,		/* {{name}}: name is s[0..len) */
+	TNODE_SECTION,		/* {{#name}} or {{^name}}: children when shown */
+	TNODE_ERROR,		/* error */
+};
+
+struct template_node {
+	enum template_node_kind kind;
+	const char *s;
+	size_t len;
+	bool invert;
+	bool unclosed;		/* a section without its {{/name}}: error after the name's lookup */
+	size_t hint;		/* where the name was found last time (the callers pass the same list each time) */
+	char *error;
+	struct template_node *children;
+	struct template_node *next;
+};
+
+struct template {
+	struct template_node *nodes;
+};
+
 struct template_ctx {
 	enum template_mode mode;
 	const struct template_var *vars;
 	size_t nvars;
-	int depth;
+	struct template_value *cache;
 	char *error;
 };
 
@@ -43,31 +74,6 @@ const char *template_source(const char *name)
 	const struct embed_file *f = embed_find(template_files, template_files_count, name);
 
 	return f ? f->data : NULL;
-}
-
-/* The variable named by s[0..len), or NULL (with ctx->error set) when none is defined. */
-static const struct template_var *template_lookup(struct template_ctx *ctx, const char *s, size_t len)
-{
-	for (size_t i = 0; i < ctx->nvars; i++)
-		if (strlen(ctx->vars[i].key) == len && memcmp(ctx->vars[i].key, s, len) == 0)
-			return &ctx->vars[i];
-	ctx->error = xasprintf("the template uses {{%.*s}}, which is not defined", (int)len, s);
-	return NULL;
-}
-
-static void template_put_value(struct template_ctx *ctx, struct template_buf *out, const char *value)
-{
-	char *clean = text_clean(value, true);
-
-	if (ctx->mode == TEMPLATE_HTML) {
-		char *html = text_html_escape(clean);
-
-		template_append(out, html, strlen(html));
-		free(html);
-	} else {
-		template_append(out, clean, strlen(clean));
-	}
-	free(clean);
 }
 
 /* Where "}}" closes the tag that opens at s[open], or NULL. */
@@ -118,7 +124,36 @@ static size_t template_standalone_skip(const char *s, size_t len, size_t open, s
 	return 0;
 }
 
-static int template_render_into(struct template_ctx *ctx, struct template_buf *out, const char *s, size_t len)
+struct template_list {
+	struct template_node **tail;
+};
+
+static struct template_node *template_add(struct template_list *l, enum template_node_kind kind, const char *s,
+					  size_t len)
+{
+	struct template_node *n = xcalloc(1, sizeof(*n));
+
+	n->kind = kind;
+	n->s = s;
+	n->len = len;
+	*l->tail = n;
+	l->tail = &n->next;
+	return n;
+}
+
+static void template_add_text(struct template_list *l, const char *s, size_t len)
+{
+	if (len > 0)
+		template_add(l, TNODE_TEXT, s, len);
+}
+
+/* The error node that ends a list: nothing after it is ever rendered. */
+static void template_add_error(struct template_list *l, char *error)
+{
+	template_add(l, TNODE_ERROR, NULL, 0)->error = error;
+}
+
+static void template_compile_into(struct template_list *l, const char *s, size_t len, int depth)
 {
 	size_t i = 0;
 
@@ -126,7 +161,6 @@ static int template_render_into(struct template_ctx *ctx, struct template_buf *o
 		const char *mark = NULL, *end;
 		size_t open, tag_end, name_len;
 		const char *name;
-		const struct template_var *var;
 
 		for (size_t k = i; k + 1 < len; k++) {
 			if (s[k] == '{' && s[k + 1] == '{') {
@@ -135,15 +169,15 @@ static int template_render_into(struct template_ctx *ctx, struct template_buf *o
 			}
 		}
 		if (mark == NULL) {
-			template_append(out, s + i, len - i);
-			return 0;
+			template_add_text(l, s + i, len - i);
+			return;
 		}
 		open = (size_t)(mark - s);
-		template_append(out, s + i, open - i);
+		template_add_text(l, s + i, open - i);
 		end = template_tag_end(s, len, open);
 		if (end == NULL) {
-			ctx->error = xstrdup("a {{ tag is not closed with }}");
-			return -1;
+			template_add_error(l, xstrdup("a {{ tag is not closed with }}"));
+			return;
 		}
 		tag_end = (size_t)(end - s) + 2;
 		name = s + open + 2;
@@ -151,71 +185,190 @@ static int template_render_into(struct template_ctx *ctx, struct template_buf *o
 		if (*name == '>') {
 			char *file = xstrndup(name + 1, name_len - 1);
 			const char *partial = template_source(file);
-			int rc = -1;
 
 			if (partial == NULL) {
-				ctx->error = xasprintf("the template includes {{>%s}}, which does not exist", file);
-			} else if (ctx->depth >= TEMPLATE_MAX_DEPTH) {
-				ctx->error = xasprintf("partials nest deeper than %d at {{>%s}}", TEMPLATE_MAX_DEPTH,
-						       file);
-			} else {
-				ctx->depth++;
-				rc = template_render_into(ctx, out, partial, strlen(partial));
-				ctx->depth--;
+				template_add_error(l, xasprintf("the template includes {{>%s}}, which does not exist",
+								file));
+				free(file);
+				return;
+			}
+			if (depth >= TEMPLATE_MAX_DEPTH) {
+				template_add_error(l, xasprintf("partials nest deeper than %d at {{>%s}}",
+								TEMPLATE_MAX_DEPTH, file));
+				free(file);
+				return;
 			}
 			free(file);
-			if (rc < 0)
-				return -1;
+			template_compile_into(l, partial, strlen(partial), depth + 1);
 			i = tag_end + template_standalone_skip(s, len, open, tag_end);
 			continue;
 		}
 		if (*name == '/') {
-			ctx->error = xasprintf("{{%.*s}} closes a section that was not opened", (int)name_len, name);
-			return -1;
+			template_add_error(l, xasprintf("{{%.*s}} closes a section that was not opened", (int)name_len,
+							name));
+			return;
 		}
 		if (*name == '#' || *name == '^') {
-			bool invert = *name == '^';
+			struct template_node *sec = template_add(l, TNODE_SECTION, name + 1, name_len - 1);
 			size_t body, close_open, close_end;
-			bool show;
 
-			var = template_lookup(ctx, name + 1, name_len - 1);
-			if (var == NULL)
-				return -1;
+			sec->invert = *name == '^';
 			if (template_section_end(s, len, tag_end, name + 1, name_len - 1, &close_open,
 						 &close_end) < 0) {
-				ctx->error = xasprintf("the section {{%.*s}} is not closed", (int)name_len, name);
-				return -1;
+				sec->unclosed = true;
+				sec->error = xasprintf("the section {{%.*s}} is not closed", (int)name_len, name);
+				return;
 			}
 			body = tag_end + template_standalone_skip(s, len, open, tag_end);
-			show = (var->value != NULL && *var->value != '\0') != invert;
-			if (show && template_render_into(ctx, out, s + body, close_open - body) < 0)
-				return -1;
+			{
+				struct template_list children = { &sec->children };
+
+				template_compile_into(&children, s + body, close_open - body, depth);
+			}
 			i = close_end + template_standalone_skip(s, len, close_open, close_end);
 			continue;
 		}
-		var = template_lookup(ctx, name, name_len);
-		if (var == NULL)
-			return -1;
-		template_put_value(ctx, out, var->value);
+		template_add(l, TNODE_VAR, name, name_len);
 		i = tag_end;
+	}
+}
+
+struct template *template_compile(const char *src)
+{
+	struct template *t = xcalloc(1, sizeof(*t));
+	struct template_list l = { &t->nodes };
+
+	template_compile_into(&l, src, strlen(src), 0);
+	return t;
+}
+
+static void template_nodes_free(struct template_node *n)
+{
+	while (n != NULL) {
+		struct template_node *next = n->next;
+
+		template_nodes_free(n->children);
+		free(n->error);
+		free(n);
+		n = next;
+	}
+}
+
+void template_free(struct template *t)
+{
+	if (t == NULL)
+		return;
+	template_nodes_free(t->nodes);
+	free(t);
+}
+
+static bool template_key_is(const char *key, const char *s, size_t len)
+{
+	return strncmp(key, s, len) == 0 && key[len] == '\0';
+}
+
+/* The index of the variable named by n, or -1 (with ctx->error set) when none is defined. */
+static ssize_t template_lookup(struct template_ctx *ctx, struct template_node *n)
+{
+	if (n->hint < ctx->nvars && template_key_is(ctx->vars[n->hint].key, n->s, n->len))
+		return (ssize_t)n->hint;
+	for (size_t i = 0; i < ctx->nvars; i++) {
+		if (template_key_is(ctx->vars[i].key, n->s, n->len)) {
+			n->hint = i;
+			return (ssize_t)i;
+		}
+	}
+	ctx->error = xasprintf("the template uses {{%.*s}}, which is not defined", (int)n->len, n->s);
+	return -1;
+}
+
+static void template_put_value(struct template_ctx *ctx, struct template_buf *out, size_t i)
+{
+	struct template_value one = { 0 }, *v = ctx->cache != NULL ? &ctx->cache[i] : &one;
+
+	if (v->clean == NULL)
+		v->clean = text_clean(ctx->vars[i].value, true);
+	if (ctx->mode == TEMPLATE_HTML) {
+		if (v->html == NULL)
+			v->html = text_html_escape(v->clean);
+		template_append(out, v->html, strlen(v->html));
+	} else {
+		template_append(out, v->clean, strlen(v->clean));
+	}
+	if (v == &one)
+		template_values_release(&one, 1);
+}
+
+static int template_render_nodes(struct template_ctx *ctx, struct template_buf *out, struct template_node *n)
+{
+	for (; n != NULL; n = n->next) {
+		ssize_t i;
+		const char *value;
+
+		switch (n->kind) {
+		case TNODE_TEXT:
+			template_append(out, n->s, n->len);
+			break;
+		case TNODE_ERROR:
+			ctx->error = xstrdup(n->error);
+			return -1;
+		case TNODE_VAR:
+			i = template_lookup(ctx, n);
+			if (i < 0)
+				return -1;
+			template_put_value(ctx, out, (size_t)i);
+			break;
+		case TNODE_SECTION:
+			i = template_lookup(ctx, n);
+			if (i < 0)
+				return -1;
+			if (n->unclosed) {
+				ctx->error = xstrdup(n->error);
+				return -1;
+			}
+			value = ctx->vars[i].value;
+			if ((value != NULL && *value != '\0') != n->invert &&
+			    template_render_nodes(ctx, out, n->children) < 0)
+				return -1;
+			break;
+		}
 	}
 	return 0;
 }
 
-char *template_render(const char *src, enum template_mode mode, const struct template_var *vars, size_t nvars,
-		      char **error)
+char *template_render_compiled(const struct template *t, enum template_mode mode, const struct template_var *vars,
+			       size_t nvars, struct template_value *cache, char **error)
 {
-	struct template_ctx ctx = { .mode = mode, .vars = vars, .nvars = nvars };
+	struct template_ctx ctx = { .mode = mode, .vars = vars, .nvars = nvars, .cache = cache };
 	struct template_buf out = { 0 };
 
 	template_append(&out, "", 0);
-	if (template_render_into(&ctx, &out, src, strlen(src)) < 0) {
+	if (template_render_nodes(&ctx, &out, t->nodes) < 0) {
 		free(out.data);
 		*error = ctx.error;
 		return NULL;
 	}
 	*error = NULL;
 	return out.data;
+}
+
+void template_values_release(struct template_value *cache, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(cache[i].clean);
+		free(cache[i].html);
+		cache[i].clean = cache[i].html = NULL;
+	}
+}
+
+char *template_render(const char *src, enum template_mode mode, const struct template_var *vars, size_t nvars,
+		      char **error)
+{
+	struct template *t = template_compile(src);
+	char *out = template_render_compiled(t, mode, vars, nvars, NULL, error);
+
+	template_free(t);
+	return out;
 }
 
 int template_split_subject(const char *src, char **subject, const char **body)

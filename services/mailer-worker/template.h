@@ -54,6 +54,31 @@ char *template_render(const char *src, enum template_mode mode, const struct tem
 		      char **error);
 
 /*
+ * The same in two steps, for templates rendered again and again: compile
+ * once (never fails: what would fail the render is kept and fails it when
+ * reached), then render with each mail's variables. A compiled template
+ * points into src, which must outlive it (the embedded files do).
+ */
+struct template;
+struct template *template_compile(const char *src);
+void template_free(struct template *t);
+
+/*
+ * Each variable's value as rendered, cleaned (and escaped for HTML) once
+ * however often the templates of one mail use it: an array parallel to vars,
+ * zeroed by the caller, filled as rendering goes, released with
+ * template_values_release(). NULL renders without keeping them.
+ */
+struct template_value {
+	char *clean;
+	char *html;
+};
+
+char *template_render_compiled(const struct template *t, enum template_mode mode, const struct template_var *vars,
+			       size_t nvars, struct template_value *cache, char **error);
+void template_values_release(struct template_value *cache, size_t n);
+
+/*
  * Split a .txt source into the template of its subject (the first line,
  * after "Subject: ") and the template of its body (after the blank line
  * that follows). Rendering them apart keeps a value with a line break from

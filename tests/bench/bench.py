@@ -174,12 +174,14 @@ def pipeline(args, latency_ms, label):
         "rows": len(rows), "events": events,
         "duplicates": sum(1 for r in rows if r[2] > 1) + max(0, events - want),
         "missing": want - len({r[0] for r in rows}),
-        "services": {name: {"cpu_s": round(busy[name][0] - idle[name][0], 2), "rss_idle_mib": round(idle[name][1], 1),
-                            "rss_peak_mib": round(busy[name][2], 1)} for name in busy},
+        "services": {name: {"cpu_s": round(busy[name][0] - idle[name][0], 2),
+                            "cpu_ms_per_meeting": round((busy[name][0] - idle[name][0]) * 1000 / want, 3),
+                            "rss_idle_mib": round(idle[name][1], 1), "rss_peak_mib": round(busy[name][2], 1)}
+                     for name in busy},
         "cpu_s_by_program": dict(sorted(((k, v) for k, v in cpu.items() if v >= 0.2), key=lambda kv: -kv[1])),
     }
     if args.mail:
-        result["mailer"] = mailer(s, want)
+        result["mailer"] = mailer(s, want, args)
     close_stack(s)
     return result
 
@@ -196,17 +198,49 @@ def idle(args):
     return result
 
 
-def mailer(s, jobs):
-    """The mailer draining the run's mail jobs into the SMTP sink (Python's aiosmtpd, itself a bound)."""
+def sent_count(s):
+    return s.one("SELECT count(*) FROM mail_deliveries WHERE status = 'sent'")[0]
+
+
+def mailer(s, jobs, args):
+    """The mailer draining the run's mail jobs into the SMTP sink (Python's aiosmtpd, itself a bound).
+
+    cpu_s counts from the process's start (connecting, the first statements prepared); the steady figure
+    counts only between the moments a tenth and nine tenths of the mails are recorded sent, so start-up
+    and the drain's tail are left out. smtp_connections is the mailer's own count of the SMTP connections it
+    opened (mailer_smtp_connections_total; a mail over a reused connection opens none)."""
     svc = s.service("mailer-worker", LOG_LEVEL="warn")
-    idle = proc_stats(svc.proc.pid)
+    pid = svc.proc.pid
+    idle = proc_stats(pid)
     t0 = time.time()
-    wait_for(lambda: s.one("SELECT count(*) FROM mail_deliveries WHERE status = 'sent'")[0] >= jobs, 600,
-             interval=0.5, what=f"{jobs} mails")
+    perf = None
+    if args.mailer_perf:
+        perf = subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-p", str(pid), "-o", args.mailer_perf],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marks = []
+
+    def progress():
+        n = sent_count(s)
+        cpu = proc_stats(pid)[0]
+        if (not marks and n >= jobs // 10) or (len(marks) == 1 and n >= jobs * 9 // 10):
+            marks.append((n, cpu, time.time()))
+        return n >= jobs
+    wait_for(progress, 600, interval=0.1, what=f"{jobs} mails")
     seconds = time.time() - t0
-    busy = proc_stats(svc.proc.pid)
-    return {"mails": jobs, "mails_per_s": round(jobs / seconds, 1), "cpu_s": round(busy[0] - idle[0], 2),
-            "rss_at_start_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1)}
+    busy = proc_stats(pid)
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    connects = svc.metrics().get("mailer_smtp_connections_total")
+    result = {"mails": jobs, "mails_per_s": round(jobs / seconds, 1), "cpu_s": round(busy[0] - idle[0], 2),
+              "cpu_ms_per_mail": round((busy[0] - idle[0]) * 1000 / jobs, 3),
+              "rss_at_start_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1),
+              "smtp_connections": int(connects) if connects is not None else None}
+    if len(marks) == 2 and marks[1][0] > marks[0][0]:
+        (n0, c0, t0), (n1, c1, t1) = marks
+        result["steady"] = {"mails": n1 - n0, "cpu_ms_per_mail": round((c1 - c0) * 1000 / (n1 - n0), 3),
+                            "mails_per_s": round((n1 - n0) / (t1 - t0), 1)}
+    return result
 
 
 def delay_accuracy(args):
@@ -289,7 +323,9 @@ def wrk(url, token, seconds, connections=32):
     p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     return {"rps": round(rps, 1), "p50_ms": p50, "p99_ms": p99, "connections": connections,
+            "requests": int(requests.group(1)) if requests else round(rps * seconds),
             "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
@@ -322,6 +358,7 @@ def gateway(args):
     healthz = wrk(base + "/healthz", token, args.wrk_seconds)
     busy = proc_stats(gw.proc.pid)
     close_stack(s)
+    requests = sum(r[1]["requests"] for r in rounds) + meetings["requests"] + healthz["requests"]
     ceiling = {"tps": round(statistics.mean(r[0]["tps"] for r in rounds), 1), "clients": 32,
                "p50_ms": max(r[0]["p50_ms"] for r in rounds), "p99_ms": max(r[0]["p99_ms"] for r in rounds),
                "rounds": [r[0]["tps"] for r in rounds]}
@@ -331,8 +368,9 @@ def gateway(args):
               "rounds": [r[1]["rps"] for r in rounds]}
     return {"status": status, "meetings": meetings, "healthz": healthz, "pgbench_select_only": ceiling,
             "status_vs_pgbench": round(status["rps"] / ceiling["tps"], 3),
-            "gateway": {"cpu_s": round(busy[0] - idle[0], 2), "rss_idle_mib": round(idle[1], 1),
-                        "rss_peak_mib": round(busy[2], 1)}}
+            "gateway": {"cpu_s": round(busy[0] - idle[0], 2), "requests": requests,
+                        "cpu_ms_per_request": round((busy[0] - idle[0]) * 1000 / max(1, requests), 4),
+                        "rss_idle_mib": round(idle[1], 1), "rss_peak_mib": round(busy[2], 1)}}
 
 
 def main():
@@ -351,6 +389,7 @@ def main():
     ap.add_argument("--only", default="idle,amqp,pg,l0,l100,delay,gateway")
     ap.add_argument("--perf", metavar="FILE", help="perf record -a -g while each pipeline works, into FILE.<part>")
     ap.add_argument("--no-mail", dest="mail", action="store_false", help="skip the mailer's drain after L=100")
+    ap.add_argument("--mailer-perf", metavar="FILE", help="perf record -g -p <mailer> while it drains, into FILE")
     args = ap.parse_args()
     parts = args.only.split(",")
     report = {"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -374,9 +413,60 @@ def main():
         for key in ("pipeline_l0", "pipeline_l100"):
             if key in report:
                 report[key]["fraction_of_lower_ceiling"] = round(report[key]["meetings_per_s"] / lower, 3)
+    report["services"] = services_summary(report)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report, indent=2))
+    print_summary(report["services"])
+
+
+# The code-health targets each service is read against (docs/benchmarks.md).
+TARGETS = {"scheduler-worker": {"cpu_ms": 0.3, "rss_idle_mib": 11.0},
+           "mailer-worker": {"cpu_ms": 0.25},
+           "oauth-gateway": {"rss_idle_mib": 11.0}}
+
+
+def services_summary(report):
+    """Per service, from whichever parts ran: CPU per unit of its work (a booking at L=100, else L=0; a mail,
+    steady state; a gateway request), idle RSS (the idle part, else the sample before the load) and peak RSS
+    under load, each with its target when there is one."""
+    out = {name: {} for name in ("scheduler-worker", "mailer-worker", "oauth-gateway")}
+    pipe = report.get("pipeline_l100") or report.get("pipeline_l0")
+    if pipe:
+        sched = pipe["services"]["scheduler-worker"]
+        out["scheduler-worker"].update(cpu_ms=sched["cpu_ms_per_meeting"], cpu_per="booking",
+                                       cpu_from=f"pipeline at L={pipe['latency_ms']}",
+                                       rss_idle_mib=sched["rss_idle_mib"], rss_peak_mib=sched["rss_peak_mib"])
+        out["oauth-gateway"].update(rss_idle_mib=pipe["services"]["oauth-gateway"]["rss_idle_mib"])
+    mail = (report.get("pipeline_l100") or {}).get("mailer")
+    if mail:
+        steady = mail.get("steady")
+        out["mailer-worker"].update(cpu_ms=steady["cpu_ms_per_mail"] if steady else mail["cpu_ms_per_mail"],
+                                    cpu_per="mail", cpu_from="steady drain" if steady else "whole drain",
+                                    cpu_ms_whole_drain=mail["cpu_ms_per_mail"], rss_peak_mib=mail["rss_peak_mib"],
+                                    smtp_connections=mail.get("smtp_connections"))
+    gw = (report.get("gateway") or {}).get("gateway")
+    if gw:
+        out["oauth-gateway"].update(cpu_ms=gw["cpu_ms_per_request"], cpu_per="request", cpu_from="gateway part",
+                                    rss_peak_mib=gw["rss_peak_mib"])
+        out["oauth-gateway"].setdefault("rss_idle_mib", gw["rss_idle_mib"])
+    for name, v in (report.get("idle") or {}).items():
+        out[name]["rss_idle_mib"] = v["rss_idle_mib"]
+    for name, targets in TARGETS.items():
+        for key, limit in targets.items():
+            if out[name].get(key) is not None:
+                out[name].setdefault("targets", {})[key] = {"max": limit, "met": out[name][key] <= limit}
+    return out
+
+
+def print_summary(services):
+    print("\nper service        CPU per unit (ms)           RSS idle / peak (MiB)   targets", file=sys.stderr)
+    for name, v in services.items():
+        cpu = f"{v['cpu_ms']:.3f} per {v['cpu_per']}" if v.get("cpu_ms") is not None else "-"
+        rss = f"{v.get('rss_idle_mib', '-')} / {v.get('rss_peak_mib', '-')}"
+        targets = ", ".join(f"{k} <= {t['max']}: {'met' if t['met'] else 'MISSED'}"
+                            for k, t in v.get("targets", {}).items())
+        print(f"{name:18} {cpu:27} {rss:23} {targets}", file=sys.stderr)
 
 
 def machine():

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import icalendar
 
@@ -697,3 +697,34 @@ def _connects(port):
         return True
     except OSError:
         return False
+
+
+def test_bursts_reuse_smtp_connections_and_handles(stack):
+    """A burst opens at most one SMTP connection per mail in flight (PREFETCH), and a burst after a quiet
+    spell opens none: curl keeps them in its cache. Each mail still carries its own recipient and headers
+    though the curl handles are reused from mail to mail."""
+    s = stack()
+    owners = [owner(s, local=f"burst{i}") for i in range(3)]
+    svc = mailer(s, PREFETCH="4")
+    jobs = {}
+    for rnd in range(2):
+        for i in range(12):
+            user, addr = owners[i % 3]
+            meeting = add_meeting(s, user, None, start=START + timedelta(days=rnd * 30 + i))
+            jobs[meeting] = (publish_job(s, "created", user, meeting), addr)
+        wait_for(lambda: all((delivery(s, j) or [None])[0] == "sent" for j, _ in jobs.values()), 60,
+                 what=f"burst {rnd + 1} sent")
+        connections = svc.metrics().get("mailer_smtp_connections_total", 0)
+        assert 1 <= connections <= 4, f"burst {rnd + 1}: {connections} connections for 4 mails in flight"
+        if rnd == 0:
+            first = connections
+            time.sleep(2)
+    assert connections == first, "the second burst opened no new connection"
+    for user, addr in owners:
+        mails = wait_mails(s, addr, count=8)
+        assert len(mails) == 8
+        for raw, msg in mails:
+            meeting = msg["X-Meeting-Id"]
+            assert jobs[meeting][1] == addr and msg.get_all("X-Sink-Rcpt-To") == [addr]
+            assert msg["To"].addresses[0].addr_spec == addr
+            assert len(msg.get_all("Subject")) == 1 and len(msg.get_all("X-Meeting-Id")) == 1

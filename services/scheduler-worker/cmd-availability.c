@@ -29,19 +29,14 @@ static void cmd_availability_answer(struct command_job *job, const struct confli
 	const struct busy_list none = { 0 };
 	const struct busy_list *busy = r->status == CONFLICT_BUSY ? r->busy : &none;
 	cJSON *reply, *a;
-	char *text;
 
 	busy_free_gaps(busy, job->cmd.from_s, job->cmd.to_s, (int64_t)job->cmd.duration_minutes * 60, &free_time);
-	reply = cJSON_CreateObject();
-	cJSON_AddBoolToObject(reply, "ok", 1);
-	cJSON_AddStringToObject(reply, "command_id", job->cmd.command_id);
+	reply = command_reply_new(job, true);
 	a = cJSON_AddObjectToObject(reply, "availability");
 	cJSON_AddStringToObject(a, "time_zone", job->zone);
 	cJSON_AddItemToObject(a, "busy", busy_to_json(busy, job->zone));
 	cJSON_AddItemToObject(a, "free", busy_to_json(&free_time, job->zone));
-	text = cJSON_PrintUnformatted(reply);
-	command_send_reply(job, text);
-	cJSON_free(text);
+	command_send_reply(job, reply);
 	cJSON_Delete(reply);
 	busy_clear(&free_time);
 	if (command_released(job))

@@ -53,8 +53,8 @@ static void cmd_create_on_booked(const struct booking_result *r, void *arg)
 			metric_inc(job->s->meetings_created);
 		log_info("meeting created by command", LOG_STR("meeting", r->meeting_id),
 			 LOG_STR("command_id", job->cmd.command_id));
-		job->reply = xasprintf("{\"ok\":true,\"command_id\":\"%s\",\"meeting\":%s}", job->cmd.command_id,
-				       r->meeting_json);
+		job->reply = command_reply_new(job, true);
+		command_reply_add_json(job->reply, "meeting", r->meeting_json);
 		job->result_meeting_id = xstrdup(r->meeting_id);
 		job->sequence = r->sequence;
 		command_succeeded(job);

@@ -23,6 +23,7 @@
 /* Always version 1: Google drops conference data from any write made without it. */
 #define CMD_RESCHEDULE_QUERY "sendUpdates=all&conferenceDataVersion=1"
 
+/* The reply is stored with the change, in the shape command_reply_new() starts (command.c says why SQL). */
 static const char cmd_reschedule_sql[] =
 	"WITH old AS (UPDATE calendar_meetings SET status = 'rescheduled'"
 	"  WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING *),"
@@ -43,10 +44,8 @@ static const char cmd_reschedule_sql[] =
 	"  SELECT $9::uuid, $2, 'reschedule', jsonb_build_object('ok', true, 'command_id', $9::text,"
 	"  'meeting', calendar_meeting_json(ins::calendar_meetings),"
 	"  'previous', calendar_meeting_json(old::calendar_meetings)) FROM ins, old)"
-	" SELECT jsonb_build_object('ok', true, 'command_id', $9::text,"
-	"  'meeting', calendar_meeting_json(ins::calendar_meetings),"
-	"  'previous', calendar_meeting_json(old::calendar_meetings))::text, ins.id, ins.ical_sequence, old.id"
-	" FROM ins, old";
+	" SELECT calendar_meeting_json(ins::calendar_meetings)::text, ins.id, ins.ical_sequence,"
+	"  calendar_meeting_json(old::calendar_meetings)::text, old.id FROM ins, old";
 
 static void cmd_reschedule_commit(struct command_job *job, const cJSON *google)
 {
@@ -77,6 +76,7 @@ static void cmd_reschedule_commit(struct command_job *job, const cJSON *google)
 static void cmd_reschedule_committed(struct command_job *job, const struct db_result *r)
 {
 	job->previous_meeting_id = xstrdup(db_value(r, 0, CC_PREVIOUS));
+	command_reply_add_json(job->reply, "previous", db_value(r, 0, CC_PREVIOUS_JSON));
 	metric_inc(job->s->meetings_rescheduled);
 	log_info("meeting rescheduled", LOG_STR("meeting", job->result_meeting_id),
 		 LOG_STR("previous", job->previous_meeting_id), LOG_STR("command_id", job->cmd.command_id));

@@ -61,7 +61,7 @@ void command_job_free(struct command_job *job)
 	char **strings[] = {
 		&job->calendar_id, &job->zone, &job->event_id, &job->conflict_detail, &job->call_id,
 		&job->contact_id, &job->title, &job->description, &job->email, &job->attendee_name, &job->metadata,
-		&job->reply, &job->result_meeting_id, &job->previous_meeting_id,
+		&job->result_meeting_id, &job->previous_meeting_id,
 	};
 
 	scheduler_job_done(job->s, job->d);
@@ -69,6 +69,7 @@ void command_job_free(struct command_job *job)
 	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++)
 		free(*strings[i]);
 	xfree_secret(job->access_token);
+	cJSON_Delete(job->reply);
 	free(job);
 }
 
@@ -88,12 +89,38 @@ static void command_on_settled(bool settled, void *arg)
 	command_job_free(arg);
 }
 
-void command_send_reply(struct command_job *job, const char *body)
+/*
+ * The stored copy of a change's reply (calendar_commands.reply) is built in
+ * SQL, with jsonb_build_object around calendar_meeting_json(), by the
+ * statement that makes the change: stored there, it commits with the change
+ * or not at all, and calendar_meeting_json() is the one place a meeting row
+ * becomes JSON. It holds the members command_reply_new() and the commands
+ * add; a replay reads it back and sends it through these functions too.
+ */
+cJSON *command_reply_new(const struct command_job *job, bool ok)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(r, "ok", ok);
+	cJSON_AddStringToObject(r, "command_id", job->cmd.command_id ? job->cmd.command_id : "");
+	return r;
+}
+
+void command_reply_add_json(cJSON *reply, const char *name, const char *json_text)
+{
+	cJSON *v = json_text != NULL ? cJSON_Parse(json_text) : NULL;
+
+	cJSON_AddItemToObject(reply, name, v != NULL ? v : cJSON_CreateNull());
+}
+
+void command_send_reply(struct command_job *job, const cJSON *reply)
 {
 	struct mq_message m = { 0 };
+	char *body;
 
 	if (job->d->msg.reply_to == NULL || *job->d->msg.reply_to == '\0')
 		return;
+	body = cJSON_PrintUnformatted(reply);
 	m.exchange = "";
 	m.routing_key = job->d->msg.reply_to;
 	m.body = body;
@@ -103,32 +130,32 @@ void command_send_reply(struct command_job *job, const char *body)
 	m.type = "meeting.command-reply";
 	m.transient = true;
 	mq_publish(job->s->publisher, &m, NULL, NULL);
+	cJSON_free(body);
 }
 
-void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
+/* A refusal: ok false, error {code, message}, and busy (taken over) when not NULL. */
+static void command_send_error(struct command_job *job, const char *code, const char *message, cJSON *busy)
 {
-	cJSON *r;
-	cJSON *e;
-	char *text;
+	cJSON *r = command_reply_new(job, false);
+	cJSON *e = cJSON_AddObjectToObject(r, "error");
 
-	if (command_released(job)) {
-		cJSON_Delete(busy);
-		return;
-	}
-	r = cJSON_CreateObject();
-	cJSON_AddBoolToObject(r, "ok", 0);
-	cJSON_AddStringToObject(r, "command_id", job->cmd.command_id ? job->cmd.command_id : "");
-	e = cJSON_AddObjectToObject(r, "error");
 	cJSON_AddStringToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", message);
 	if (busy != NULL)
 		cJSON_AddItemToObject(r, "busy", busy);
-	text = cJSON_PrintUnformatted(r);
+	command_send_reply(job, r);
 	cJSON_Delete(r);
+}
+
+void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
+{
+	if (command_released(job)) {
+		cJSON_Delete(busy);
+		return;
+	}
 	log_info("command refused", LOG_STR("command", job->entry->name), LOG_STR("error_code", code),
 		 LOG_STR("message", message), LOG_STR("command_id", job->cmd.command_id));
-	command_send_reply(job, text);
-	cJSON_free(text);
+	command_send_error(job, code, message, busy);
 	mq_ack(job->s->consumer, job->d->token);
 	command_job_free(job);
 }
@@ -145,8 +172,8 @@ void command_retry_or_give_up(struct command_job *job, const char *why)
 	if (command_released(job))
 		return;
 	if (retry_exhausted(&s->retry, job->d)) {
-		command_send_reply(job, "{\"ok\":false,\"error\":{\"code\":\"unavailable\","
-				   "\"message\":\"Google Calendar or the database stayed unavailable; try again later\"}}");
+		command_send_error(job, "unavailable",
+				   "Google Calendar or the database stayed unavailable; try again later", NULL);
 		retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, "retries_exhausted", why,
 				  command_on_settled, job);
 		return;
@@ -193,23 +220,27 @@ void command_succeeded(struct command_job *job)
 /* A stored reply: the command ran before. Repeat its answer and its mail. */
 static void command_replay(struct command_job *job, const char *reply_text)
 {
-	cJSON *r;
+	cJSON *stored;
 	const cJSON *m, *p;
 	const char *id, *prev;
 
 	if (command_released(job))
 		return;
-	r = cJSON_Parse(reply_text);
-	m = cJSON_GetObjectItemCaseSensitive(r, "meeting");
-	p = cJSON_GetObjectItemCaseSensitive(r, "previous");
+	stored = cJSON_Parse(reply_text);
+	m = cJSON_GetObjectItemCaseSensitive(stored, "meeting");
+	p = cJSON_GetObjectItemCaseSensitive(stored, "previous");
 	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "id"));
 	prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"));
 	log_info("command already applied; repeating its reply", LOG_STR("command_id", job->cmd.command_id));
-	job->reply = xstrdup(reply_text);
 	job->result_meeting_id = id ? xstrdup(id) : NULL;
 	job->previous_meeting_id = prev ? xstrdup(prev) : NULL;
 	job->sequence = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(m, "ical_sequence"));
-	cJSON_Delete(r);
+	job->reply = command_reply_new(job, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(stored, "ok")));
+	if (m != NULL)
+		cJSON_AddItemToObject(job->reply, "meeting", cJSON_DetachItemViaPointer(stored, (cJSON *)m));
+	if (p != NULL)
+		cJSON_AddItemToObject(job->reply, "previous", cJSON_DetachItemViaPointer(stored, (cJSON *)p));
+	cJSON_Delete(stored);
 	if (job->result_meeting_id == NULL) {
 		command_send_reply(job, job->reply);
 		mq_ack(job->s->consumer, job->d->token);
@@ -347,7 +378,8 @@ void command_on_committed(const struct db_result *r, void *arg)
 		command_fail(job, "conflict", "the meeting was changed meanwhile; reload it");
 		return;
 	}
-	job->reply = xstrdup(db_value(r, 0, CC_REPLY));
+	job->reply = command_reply_new(job, true);
+	command_reply_add_json(job->reply, "meeting", db_value(r, 0, CC_MEETING_JSON));
 	job->result_meeting_id = xstrdup(db_value(r, 0, CC_MEETING));
 	job->sequence = atoi(db_value(r, 0, CC_SEQUENCE));
 	job->entry->committed(job, r);
@@ -436,13 +468,10 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 	job->entry = command_entry_of(job->cmd.kind);
 	if (rc < 0) {
 		/* Poison for the queue, but whoever sent it still deserves an answer. */
-		char *msg = xasprintf("{\"ok\":false,\"error\":{\"code\":\"invalid\",\"message\":\"%s\"}}", why);
-
 		log_warn("command refused: a field is not what the gateway sends", LOG_STR("why", why),
 			 LOG_STR("command_id", job->cmd.command_id), LOG_STR("message_id", d->msg.message_id));
 		command_refused(s, "malformed");
-		command_send_reply(job, msg);
-		free(msg);
+		command_send_error(job, "invalid", why, NULL);
 		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "malformed", why, command_on_settled, job);
 		return;
 	}

@@ -49,8 +49,8 @@ extern const struct command_entry cmd_reschedule_entry;
 extern const struct command_entry cmd_cancel_entry;
 extern const struct command_entry cmd_availability_entry;
 
-/* The row a reschedule's or a cancel's commit returns. */
-enum command_commit_column { CC_REPLY, CC_MEETING, CC_SEQUENCE, CC_PREVIOUS };
+/* The row a reschedule's or a cancel's commit returns (a cancel stops at CC_SEQUENCE). */
+enum command_commit_column { CC_MEETING_JSON, CC_MEETING, CC_SEQUENCE, CC_PREVIOUS_JSON, CC_PREVIOUS };
 
 struct command_job {
 	struct scheduler *s;
@@ -73,7 +73,7 @@ struct command_job {
 	struct booking booking;
 	char *call_id, *contact_id, *title, *description, *email, *attendee_name, *metadata;
 	/* The result of a change. */
-	char *reply;
+	cJSON *reply;
 	char *result_meeting_id, *previous_meeting_id;
 	int sequence;
 };
@@ -84,8 +84,23 @@ void command_job_free(struct command_job *job);
 /* Shutting down: the job is freed unsettled and true is returned (the broker redelivers the command). */
 bool command_released(struct command_job *job);
 
-/* Publish a reply to whoever is waiting; a reply nobody waits for any more is dropped by the broker. */
-void command_send_reply(struct command_job *job, const char *body);
+/*
+ * Replies. Every reply the scheduler sends is built with these (cJSON), in
+ * one shape: "ok" and "command_id", then either "error" {"code", "message"}
+ * (and "busy" when the rep's busy time refused it) or the result: "meeting"
+ * (and "previous" for a reschedule), or "availability". A change's reply is
+ * also stored with the change; that copy is built in SQL (command.c says why)
+ * with the same members.
+ */
+
+/* A reply with ok and command_id; the caller adds its result and deletes it with cJSON_Delete(). */
+cJSON *command_reply_new(const struct command_job *job, bool ok);
+
+/* Add name holding json_text (a meeting as calendar_meeting_json() writes it; NULL: null) to reply. */
+void command_reply_add_json(cJSON *reply, const char *name, const char *json_text);
+
+/* Publish reply (still the caller's) to whoever is waiting; a reply nobody waits for is dropped by the broker. */
+void command_send_reply(struct command_job *job, const cJSON *reply);
 
 /* Answer an error that changed nothing, then ack and free the job. */
 void command_fail(struct command_job *job, const char *code, const char *message);
@@ -96,7 +111,7 @@ void command_fail_busy(struct command_job *job, const char *code, const char *me
 /* A transient failure: through the next retry tier, or answered and dead-lettered past the last. */
 void command_retry_or_give_up(struct command_job *job, const char *why);
 
-/* The change is committed (job->reply, result_meeting_id, sequence set): answer, mail, ack. */
+/* The change is committed (job->reply, result_meeting_id and sequence set): answer, mail, ack. */
 void command_succeeded(struct command_job *job);
 
 /* Parse a date-time the user chose into job->when, in zone; NULL or an error message (static). */

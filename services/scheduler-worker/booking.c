@@ -73,6 +73,9 @@ static const char booking_commit_command_sql[] =
 	"  ON CONFLICT DO NOTHING)"
 	BOOKING_CURRENT_RESULT ", calendar_meeting_json(cur::calendar_meetings)::text FROM cur LIMIT 1";
 
+/* What every commit returns; a manual create's adds the meeting resource. */
+enum { BC_ID, BC_SEQUENCE, BC_SAME_EVENT, BC_CREATED, BC_MEETING_JSON };
+
 struct booking_job {
 	struct scheduler *s;
 	const struct booking *b;
@@ -207,16 +210,16 @@ static void booking_on_committed(const struct db_result *r, void *arg)
 		booking_finish(job, BOOKING_CONFLICT, "conflict", "another meeting was booked for this lead");
 		return;
 	}
-	same_event = db_value(r, 0, 2);
+	same_event = db_value(r, 0, BC_SAME_EVENT);
 	if (same_event == NULL || strcmp(same_event, "t") != 0) {
 		booking_rate_limited(job->s, job->b->user_id, booking_discard, job);
 		return;
 	}
 	res.status = BOOKING_DONE;
-	res.meeting_id = db_value(r, 0, 0);
-	res.sequence = atoi(db_value(r, 0, 1));
-	res.created = strcmp(db_value(r, 0, 3), "t") == 0;
-	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, 4) : NULL;
+	res.meeting_id = db_value(r, 0, BC_ID);
+	res.sequence = atoi(db_value(r, 0, BC_SEQUENCE));
+	res.created = strcmp(db_value(r, 0, BC_CREATED), "t") == 0;
+	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, BC_MEETING_JSON) : NULL;
 	booking_end(job, &res);
 }
 

@@ -14,7 +14,7 @@
 #include "conflict.h"
 #include "datetime.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "google.h"
 #include "log.h"
 #include "metrics.h"
@@ -526,14 +526,14 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 		 void *arg)
 {
 	struct booking_job *job = xcalloc(1, sizeof(*job));
-	struct event_spec spec = { 0 };
+	struct calevent_spec spec = { 0 };
 	char request_id[80];
 
 	job->s = s;
 	job->b = b;
 	job->cb = cb;
 	job->arg = arg;
-	if (event_id_for(b->lead_id, b->generation, job->event_id, sizeof(job->event_id)) < 0) {
+	if (calevent_id_for(b->lead_id, b->generation, job->event_id, sizeof(job->event_id)) < 0) {
 		booking_finish(job, BOOKING_REJECTED, "bad_lead_id", "the lead id is not a UUID");
 		return;
 	}
@@ -551,7 +551,7 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 	spec.lead_analytics_id = b->lead_id;
 	spec.generation = b->generation;
 	spec.meet_request_id = s->cfg->meet_links ? request_id : NULL;
-	job->event = event_build(&spec);
+	job->event = calevent_build(&spec);
 	if (stored != NULL)
 		tokens_get_stored(s->tokens, b->user_id, stored, booking_on_token, job);
 	else

@@ -12,7 +12,7 @@
 #include "cfg.h"
 #include "command.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "leadfacts.h"
 #include "log.h"
 #include "metrics.h"
@@ -92,12 +92,12 @@ static char *cmd_create_opt(const struct db_result *r, int col)
 static const char *cmd_create_email(struct command_job *job, const struct db_result *r)
 {
 	if (job->cmd.email_override != NULL) {
-		job->email = event_clean_email(job->cmd.email_override);
+		job->email = calevent_clean_email(job->cmd.email_override);
 		return job->email == NULL ? "attendee_email is not a valid email address" : NULL;
 	}
-	job->email = event_clean_email(db_value(r, 0, LC_CONTACT_EMAIL));
+	job->email = calevent_clean_email(db_value(r, 0, LC_CONTACT_EMAIL));
 	if (job->email == NULL)
-		job->email = event_clean_email(db_value(r, 0, LC_EXTRACTED_EMAIL));
+		job->email = calevent_clean_email(db_value(r, 0, LC_EXTRACTED_EMAIL));
 	return job->email == NULL ? "the lead has no email address; give attendee_email" : NULL;
 }
 
@@ -154,9 +154,9 @@ static void cmd_create_on_lead(const struct db_result *r, void *arg)
 	el.recording_url = db_value(r, 0, LC_RECORDING);
 	transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, LC_CALL));
 	el.transcript_url = transcript;
-	job->description = event_description(&el);
+	job->description = calevent_description(&el);
 	free(transcript);
-	job->title = event_title(el.name, el.company);
+	job->title = calevent_title(el.name, el.company);
 	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
 	job->call_id = cmd_create_opt(r, LC_CALL);
 	job->contact_id = cmd_create_opt(r, LC_CONTACT_ID);

@@ -13,7 +13,7 @@
 #include "conflict.h"
 #include "datetime.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "google.h"
 #include "log.h"
 #include "metrics.h"
@@ -85,9 +85,9 @@ static void cmd_reschedule_committed(struct command_job *job, const struct db_re
 static void cmd_reschedule_call_google(void *arg)
 {
 	struct command_job *job = arg;
-	struct event_spec spec = { .start_s = job->when.epoch_s, .offset_s = job->when.offset_s,
+	struct calevent_spec spec = { .start_s = job->when.epoch_s, .offset_s = job->when.offset_s,
 				   .duration_minutes = job->duration_minutes, .time_zone = job->zone };
-	cJSON *patch = event_build_move(&spec);
+	cJSON *patch = calevent_build_move(&spec);
 
 	google_event_patch(job->s->google, job->access_token, job->calendar_id, job->event_id, patch,
 			   CMD_RESCHEDULE_QUERY, command_on_google, job);

@@ -27,7 +27,7 @@
 #include "busy.h"
 #include "datetime.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -406,8 +406,8 @@ static void lead_prepare(struct lead_job *job, const struct db_result *r, const 
 	job->call_id = lead_opt(r, COL_CALL);
 	job->contact_id = lead_opt(r, COL_CONTACT_ID);
 	job->calendar_id = lead_opt(r, COL_CALENDAR);
-	job->title = event_title(el.name, el.company);
-	job->description = event_description(&el);
+	job->title = calevent_title(el.name, el.company);
+	job->description = calevent_description(&el);
 	job->metadata = lead_metadata(r, job->trace);
 	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
 	free(transcript);
@@ -500,9 +500,9 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		free(detail);
 		return;
 	}
-	job->email = event_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
+	job->email = calevent_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
 	if (job->email == NULL)
-		job->email = event_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
+		job->email = calevent_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
 	if (job->email == NULL) {
 		lead_record(job, "skipped", "no_email", "neither the contact nor the analysis has a usable email");
 		return;

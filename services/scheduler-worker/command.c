@@ -174,13 +174,12 @@ void command_retry_or_give_up(struct command_job *job, const char *why)
 	if (retry_exhausted(&s->retry, job->d)) {
 		command_send_error(job, "unavailable",
 				   "Google Calendar or the database stayed unavailable; try again later", NULL);
-		retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, "retries_exhausted", why,
-				  command_on_settled, job);
+		retry_dead_letter(&s->retry, job->d, "retries_exhausted", why, command_on_settled, job);
 		return;
 	}
 	log_info("command will be retried", LOG_STR("command", job->entry->name), LOG_STR("why", why),
 		 LOG_STR("command_id", job->cmd.command_id));
-	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, command_on_settled, job);
+	retry_later(&s->retry, job->d, command_on_settled, job);
 }
 
 static void command_on_mail(enum mq_confirm outcome, void *arg)
@@ -192,8 +191,7 @@ static void command_on_mail(enum mq_confirm outcome, void *arg)
 	if (outcome != MQ_CONFIRM_ACK) {
 		/* The change and its reply are stored: back through a retry tier, it only repeats the mail. */
 		log_warn("mail job not confirmed; the command will be retried", LOG_STR("command_id", job->cmd.command_id));
-		retry_later(job->s->base, job->s->publisher, job->s->consumer, job->d, &job->s->retry,
-			    command_on_settled, job);
+		retry_later(&job->s->retry, job->d, command_on_settled, job);
 		return;
 	}
 	mq_ack(job->s->consumer, job->d->token);
@@ -458,8 +456,7 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 			 LOG_STR("allowed", s->cfg->command_amqp_users), LOG_STR("own_user", mq_user(s->publisher)),
 			 LOG_STR("message_id", d->msg.message_id), LOG_STR("routing_key", d->msg.routing_key));
 		command_refused(s, "untrusted_publisher");
-		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "untrusted_publisher", detail,
-				  command_on_settled, job);
+		retry_dead_letter(&s->retry, d, "untrusted_publisher", detail, command_on_settled, job);
 		free(detail);
 		return;
 	}
@@ -472,7 +469,7 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 			 LOG_STR("command_id", job->cmd.command_id), LOG_STR("message_id", d->msg.message_id));
 		command_refused(s, "malformed");
 		command_send_error(job, "invalid", why, NULL);
-		retry_dead_letter(s->base, s->publisher, s->consumer, d, &s->retry, "malformed", why, command_on_settled, job);
+		retry_dead_letter(&s->retry, d, "malformed", why, command_on_settled, job);
 		return;
 	}
 	if (!job->entry->stored) {

@@ -159,7 +159,7 @@ static void lead_retry(struct lead_job *job, const char *why)
 		return;
 	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
 		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
-	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, lead_on_settled, job);
+	retry_later(&s->retry, job->d, lead_on_settled, job);
 }
 
 static void lead_on_outcome(const struct db_result *r, void *arg)
@@ -216,7 +216,7 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 
 	if (lead_released(job))
 		return;
-	retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
+	retry_dead_letter(&s->retry, job->d, reason, detail, lead_on_dead, job);
 }
 
 static void lead_on_mail(enum mq_confirm outcome, void *arg)

@@ -46,7 +46,8 @@ struct scheduler {
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
-	struct retry_policy retry;
+	struct retry_policy retry_policy;
+	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
 	unsigned in_flight;
 
 	struct metric *leads_consumed;

@@ -45,14 +45,8 @@ static void cmd_availability_answer(struct command_job *job, const struct confli
 	command_job_free(job);
 }
 
-static void cmd_availability_on_checked(const struct conflict_result *r, void *arg)
+static void cmd_availability_checked(struct command_job *job, const struct conflict_result *r)
 {
-	struct command_job *job = arg;
-
-	if (command_released(job))
-		return;
-	if (r->status == CONFLICT_UNAUTHORIZED && command_refresh(job))
-		return;
 	if (r->status == CONFLICT_UNAUTHORIZED || r->status == CONFLICT_TRANSIENT) {
 		/* A read is worth nothing late: the gateway waits seconds, not the retry tiers. */
 		command_fail(job, "unavailable", "Google Calendar is unavailable; try again");
@@ -67,16 +61,9 @@ static void cmd_availability_on_checked(const struct conflict_result *r, void *a
 
 static void cmd_availability_with_token(struct command_job *job)
 {
-	struct conflict_slot slot = {
-		.user_id = job->cmd.user_id,
-		.access_token = job->access_token,
-		.calendar_id = job->calendar_id,
-		.purpose = "availability",
-		.start_s = job->cmd.from_s,
-		.end_s = job->cmd.to_s,
-	};
+	struct conflict_slot slot = { .purpose = "availability", .start_s = job->cmd.from_s, .end_s = job->cmd.to_s };
 
-	conflict_check(job->s, &slot, cmd_availability_on_checked, job);
+	command_check(job, &slot);
 }
 
 static void cmd_availability_on_user(const struct db_result *r, void *arg)
@@ -112,4 +99,5 @@ const struct command_entry cmd_availability_entry = {
 	.name = "availability",
 	.start = cmd_availability_start,
 	.with_token = cmd_availability_with_token,
+	.checked = cmd_availability_checked,
 };

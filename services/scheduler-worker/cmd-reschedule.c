@@ -95,14 +95,8 @@ static void cmd_reschedule_call_google(void *arg)
 }
 
 /* Move over busy time only when the person said so; the new row records what the check found. */
-static void cmd_reschedule_on_checked(const struct conflict_result *r, void *arg)
+static void cmd_reschedule_checked(struct command_job *job, const struct conflict_result *r)
 {
-	struct command_job *job = arg;
-
-	if (command_released(job))
-		return;
-	if (r->status == CONFLICT_UNAUTHORIZED && command_refresh(job))
-		return;
 	switch (r->status) {
 	case CONFLICT_FREE:
 		job->has_conflict = "f";
@@ -132,9 +126,6 @@ static void cmd_reschedule_on_checked(const struct conflict_result *r, void *arg
 static void cmd_reschedule_with_token(struct command_job *job)
 {
 	struct conflict_slot slot = {
-		.user_id = job->cmd.user_id,
-		.access_token = job->access_token,
-		.calendar_id = job->calendar_id,
 		.purpose = "booking",
 		.start_s = job->when.epoch_s,
 		.end_s = job->when.epoch_s + (int64_t)job->duration_minutes * 60,
@@ -146,7 +137,7 @@ static void cmd_reschedule_with_token(struct command_job *job)
 		booking_rate_limited(job->s, job->cmd.user_id, cmd_reschedule_call_google, job);
 		return;
 	}
-	conflict_check(job->s, &slot, cmd_reschedule_on_checked, job);
+	command_check(job, &slot);
 }
 
 static void cmd_reschedule_loaded(struct command_job *job, long long now)
@@ -170,6 +161,7 @@ const struct command_entry cmd_reschedule_entry = {
 	.start = command_load_meeting,
 	.loaded = cmd_reschedule_loaded,
 	.with_token = cmd_reschedule_with_token,
+	.checked = cmd_reschedule_checked,
 	.commit = cmd_reschedule_commit,
 	.committed = cmd_reschedule_committed,
 };

@@ -30,6 +30,7 @@
 #include <cJSON.h>
 
 #include "cfg.h"
+#include "conflict.h"
 #include "db.h"
 #include "google.h"
 #include "log.h"
@@ -288,13 +289,33 @@ void command_get_token(struct command_job *job, bool refresh)
 	tokens_get(job->s->tokens, job->cmd.user_id, refresh, command_on_token, job);
 }
 
-bool command_refresh(struct command_job *job)
+/* After a 401: force one refresh (true, the job goes on from with_token()), or false when done once already. */
+static bool command_refresh(struct command_job *job)
 {
 	if (job->refreshed)
 		return false;
 	job->refreshed = true;
 	command_get_token(job, true);
 	return true;
+}
+
+static void command_on_checked(const struct conflict_result *r, void *arg)
+{
+	struct command_job *job = arg;
+
+	if (command_released(job))
+		return;
+	if (r->status == CONFLICT_UNAUTHORIZED && command_refresh(job))
+		return;
+	job->entry->checked(job, r);
+}
+
+void command_check(struct command_job *job, struct conflict_slot *slot)
+{
+	slot->user_id = job->cmd.user_id;
+	slot->access_token = job->access_token;
+	slot->calendar_id = job->calendar_id;
+	conflict_check(job->s, slot, command_on_checked, job);
 }
 
 static void command_on_meeting(const struct db_result *r, void *arg)

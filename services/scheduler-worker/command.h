@@ -22,6 +22,8 @@
 #include "tokens.h"
 
 struct command_job;
+struct conflict_result;
+struct conflict_slot;
 struct db_result;
 struct google_result;
 struct mq_delivery;
@@ -38,6 +40,9 @@ struct command_entry {
 	void (*loaded)(struct command_job *job, long long now);
 	/* job->access_token holds a valid token (command_get_token()). */
 	void (*with_token)(struct command_job *job);
+	/* reschedule, availability: what the rep's calendar holds in the slot (command_check(); a first 401 is
+	 * answered with a refresh and the check again, not here). */
+	void (*checked)(struct command_job *job, const struct conflict_result *r);
 	/* reschedule, cancel: Google holds the change (its answer, or NULL); store it with the reply. */
 	void (*commit)(struct command_job *job, const cJSON *google);
 	/* The commit's row, whose columns are enum command_commit_column; count and log the change. */
@@ -123,8 +128,8 @@ void command_get_token(struct command_job *job, bool refresh);
 /* The tokens_cb behind command_get_token(), for tokens_get_stored(). */
 void command_on_token(enum tokens_status status, const char *token, void *arg);
 
-/* After a 401: force one refresh (true, the job goes on from with_token()), or false when done once already. */
-bool command_refresh(struct command_job *job);
+/* Check slot against the rep's calendar (access token and calendar filled in here), then the entry's checked(). */
+void command_check(struct command_job *job, struct conflict_slot *slot);
 
 /* reschedule, cancel: load the meeting into the job, then the entry's loaded(). */
 void command_load_meeting(struct command_job *job);

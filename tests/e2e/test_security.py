@@ -32,6 +32,7 @@ import time
 import urllib.parse
 import uuid
 
+import jsonschema
 import pytest
 import requests
 
@@ -489,6 +490,10 @@ def test_replies_carry_quotes_and_backslashes_exactly(stack):
     assert replies[cid]["meeting"]["attendee_name"] == QUOTED
     assert replies[bad]["ok"] is False and replies[bad]["command_id"] == bad
     assert replies[bad]["error"]["code"] == "invalid" and "reason" in replies[bad]["error"]["message"]
+    with open(os.path.join(ROOT, "proto", "messages", "meeting.command-reply.schema.json")) as f:
+        schema = json.load(f)
+    for reply in replies.values():
+        jsonschema.validate(reply, schema)
 
 
 def test_a_forged_lead_names_nobody_but_the_leads_owner(stack):

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -52,24 +53,21 @@ static void health_on_readyz(struct evhttp_request *req, void *arg)
 	struct health_check checks[HEALTH_MAX_CHECKS];
 	int n = ctx->ready ? ctx->ready(checks, HEALTH_MAX_CHECKS, ctx->arg) : 0;
 	bool ok = true;
-	char *body = xstrdup("{\"checks\":{");
+	cJSON *body = cJSON_CreateObject();
+	cJSON *each = cJSON_AddObjectToObject(body, "checks");
+	char *json, *text;
 
 	for (int i = 0; i < n; i++) {
-		char *next = xasprintf("%s%s\"%s\":%s", body, i ? "," : "", checks[i].name,
-				       checks[i].ok ? "true" : "false");
-
-		free(body);
-		body = next;
+		cJSON_AddBoolToObject(each, checks[i].name, checks[i].ok);
 		ok = ok && checks[i].ok;
 	}
-	{
-		char *next = xasprintf("%s},\"status\":\"%s\"}\n", body, ok ? "ready" : "not ready");
-
-		free(body);
-		body = next;
-	}
-	health_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", "application/json", body);
-	free(body);
+	cJSON_AddStringToObject(body, "status", ok ? "ready" : "not ready");
+	json = cJSON_PrintUnformatted(body);
+	text = xasprintf("%s\n", json);
+	health_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", "application/json", text);
+	free(text);
+	cJSON_free(json);
+	cJSON_Delete(body);
 }
 
 static void health_on_metrics(struct evhttp_request *req, void *arg)

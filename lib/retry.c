@@ -47,9 +47,9 @@ int retry_attempt(const struct mq_delivery *d)
 	return n > 0 && n < 1000 ? (int)n : 0;
 }
 
-bool retry_exhausted(const struct retry_policy *policy, const struct mq_delivery *d)
+bool retry_exhausted(const struct retry_ctx *ctx, const struct mq_delivery *d)
 {
-	return (size_t)retry_attempt(d) >= policy->ntiers;
+	return (size_t)retry_attempt(d) >= ctx->policy->ntiers;
 }
 
 static void retry_job_free(struct retry_job *job)
@@ -118,14 +118,14 @@ static void retry_publish(struct retry_job *job)
 }
 
 /* A new job whose copy keeps every original header except those we set again. */
-static struct retry_job *retry_job_new(struct event_base *base, struct mq *publisher, struct mq *consumer,
-				       const struct mq_delivery *d, const char *const *replace, size_t nreplace)
+static struct retry_job *retry_job_new(const struct retry_ctx *ctx, const struct mq_delivery *d,
+				       const char *const *replace, size_t nreplace)
 {
 	struct retry_job *job = xcalloc(1, sizeof(*job));
 
-	job->base = base;
-	job->publisher = publisher;
-	job->consumer = consumer;
+	job->base = ctx->base;
+	job->publisher = ctx->publisher;
+	job->consumer = ctx->consumer;
 	job->delivery = mq_delivery_dup(d);
 	job->headers = xcalloc(d->msg.nheaders + nreplace, sizeof(*job->headers));
 	for (size_t i = 0; i < job->delivery->msg.nheaders; i++) {
@@ -140,18 +140,17 @@ static struct retry_job *retry_job_new(struct event_base *base, struct mq *publi
 	return job;
 }
 
-void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
-		 const struct retry_policy *policy, retry_done_cb done, void *arg)
+void retry_later(const struct retry_ctx *ctx, const struct mq_delivery *d, retry_done_cb done, void *arg)
 {
-	retry_later_within(base, publisher, consumer, d, policy, 0, done, arg);
+	retry_later_within(ctx, d, 0, done, arg);
 }
 
-void retry_later_within(struct event_base *base, struct mq *publisher, struct mq *consumer,
-			const struct mq_delivery *d, const struct retry_policy *policy, long lease_left_ms,
+void retry_later_within(const struct retry_ctx *ctx, const struct mq_delivery *d, long lease_left_ms,
 			retry_done_cb done, void *arg)
 {
 	static const char *const ours[] = { "x-attempt" };
-	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 1);
+	const struct retry_policy *policy = ctx->policy;
+	struct retry_job *job = retry_job_new(ctx, d, ours, 1);
 	int attempt = retry_attempt(d);
 	size_t tier = (size_t)attempt < policy->ntiers ? (size_t)attempt : policy->ntiers - 1;
 
@@ -170,12 +169,11 @@ void retry_later_within(struct event_base *base, struct mq *publisher, struct mq
 	retry_publish_in(job, (long)randombytes_uniform(RETRY_JITTER_MS));
 }
 
-void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,
-		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
+void retry_dead_letter(const struct retry_ctx *ctx, const struct mq_delivery *d, const char *reason,
 		       const char *detail, retry_done_cb done, void *arg)
 {
 	static const char *const ours[] = { "x-dead-reason", "x-dead-detail", "x-dead-from", "x-dead-publisher" };
-	struct retry_job *job = retry_job_new(base, publisher, consumer, d, ours, 4);
+	struct retry_job *job = retry_job_new(ctx, d, ours, 4);
 
 	job->strings[0] = xstrdup(reason);
 	job->strings[1] = xstrndup(detail ? detail : "", RETRY_DETAIL_MAX);
@@ -192,7 +190,7 @@ void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq 
 		job->strings[3] = xstrdup(d->msg.user_id);
 		job->headers[job->nheaders++] = (struct mq_header){ "x-dead-publisher", job->strings[3] };
 	}
-	job->queue = policy->dead_queue;
+	job->queue = ctx->policy->dead_queue;
 	job->done = done;
 	job->arg = arg;
 	log_warn("dead-lettering a message", LOG_STR("queue", job->queue), LOG_STR("reason", reason),

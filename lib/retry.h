@@ -33,6 +33,17 @@ struct retry_policy {
 	const char *dead_queue;
 };
 
+/*
+ * Where a consumer's copies go and how it settles the originals: built once
+ * per worker from its loop, connections and policy, and passed to every call.
+ */
+struct retry_ctx {
+	struct event_base *base;
+	struct mq *publisher;		/* publishes the copies */
+	struct mq *consumer;		/* settles the originals */
+	const struct retry_policy *policy;
+};
+
 /* settled: the original was acked; false: it went back to its queue for redelivery. */
 typedef void (*retry_done_cb)(bool settled, void *arg);
 
@@ -40,15 +51,14 @@ typedef void (*retry_done_cb)(bool settled, void *arg);
 int retry_attempt(const struct mq_delivery *d);
 
 /* True when no tier is left for this delivery. */
-bool retry_exhausted(const struct retry_policy *policy, const struct mq_delivery *d);
+bool retry_exhausted(const struct retry_ctx *ctx, const struct mq_delivery *d);
 
 /*
  * Send a copy (x-attempt + 1, everything else kept) through the next tier,
- * then settle the original on consumer. done (may be NULL) runs once, later.
- * The delivery is copied; the caller may free it at once.
+ * then settle the original. done (may be NULL) runs once, later. The
+ * delivery is copied; the caller may free it at once.
  */
-void retry_later(struct event_base *base, struct mq *publisher, struct mq *consumer, const struct mq_delivery *d,
-		 const struct retry_policy *policy, retry_done_cb done, void *arg);
+void retry_later(const struct retry_ctx *ctx, const struct mq_delivery *d, retry_done_cb done, void *arg);
 
 /*
  * retry_later() for a delivery that can succeed once a lease held by another
@@ -57,8 +67,7 @@ void retry_later(struct event_base *base, struct mq *publisher, struct mq *consu
  * missed the lease does not wait a whole long tier more. x-attempt still
  * counts up. lease_left_ms <= 0 is retry_later().
  */
-void retry_later_within(struct event_base *base, struct mq *publisher, struct mq *consumer,
-			const struct mq_delivery *d, const struct retry_policy *policy, long lease_left_ms,
+void retry_later_within(const struct retry_ctx *ctx, const struct mq_delivery *d, long lease_left_ms,
 			retry_done_cb done, void *arg);
 
 /*
@@ -67,8 +76,7 @@ void retry_later_within(struct event_base *base, struct mq *publisher, struct mq
  * x-dead-publisher: the original's user-id, since the copy carries the
  * consumer's own), then settle.
  */
-void retry_dead_letter(struct event_base *base, struct mq *publisher, struct mq *consumer,
-		       const struct mq_delivery *d, const struct retry_policy *policy, const char *reason,
+void retry_dead_letter(const struct retry_ctx *ctx, const struct mq_delivery *d, const char *reason,
 		       const char *detail, retry_done_cb done, void *arg);
 
 #endif

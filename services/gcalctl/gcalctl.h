@@ -23,8 +23,8 @@
 #define GCALCTL_EXIT_USAGE 64	/* EX_USAGE */
 
 /* Subcommands. */
-int lead_publish_main(int argc, char **argv);
-int lead_sample_main(int argc, char **argv);
+int publish_lead_main(int argc, char **argv);
+int publish_sample_main(int argc, char **argv);
 int dead_main(int argc, char **argv);
 int user_main(int argc, char **argv);
 int rotate_main(int argc, char **argv);

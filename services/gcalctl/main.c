@@ -19,8 +19,8 @@ struct main_command {
 };
 
 static const struct main_command main_commands[] = {
-	{ "publish-lead", lead_publish_main },
-	{ "sample-lead", lead_sample_main },
+	{ "publish-lead", publish_lead_main },
+	{ "sample-lead", publish_sample_main },
 	{ "dead", dead_main },
 	{ "user", user_main },
 	{ "rotate-key", rotate_main },

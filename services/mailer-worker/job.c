@@ -205,7 +205,7 @@ static void job_dead_letter(struct mail_job *job, const char *reason, const char
 	struct mailer *m = job->m;
 
 	job_count(job, "failed");
-	retry_dead_letter(m->base, m->publisher, m->consumer, job->d, &m->retry, reason, detail, job_on_settled, job);
+	retry_dead_letter(&m->retry, job->d, reason, detail, job_on_settled, job);
 }
 
 static void job_on_failed_recorded(const struct db_result *r, void *arg)
@@ -266,8 +266,7 @@ static void job_retry_within(struct mail_job *job, const char *why, long lease_l
 		 LOG_STR("job", job->job_id), LOG_STR("kind", job->kind_name),
 		 LOG_STR("why", why), LOG_INT("attempt", retry_attempt(job->d) + 1));
 	job_count(job, "retried");
-	retry_later_within(m->base, m->publisher, m->consumer, job->d, &m->retry, lease_left_ms, job_on_settled,
-			   job);
+	retry_later_within(&m->retry, job->d, lease_left_ms, job_on_settled, job);
 }
 
 static void job_retry_now(struct mail_job *job, const char *why)

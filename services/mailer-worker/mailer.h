@@ -31,7 +31,8 @@ struct mailer {
 	struct mq *consumer;
 	struct mq *publisher;
 	struct httpc *http;
-	struct retry_policy retry;
+	struct retry_policy retry_policy;
+	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
 	unsigned in_flight;
 
 	char *from_address;	/* the envelope sender, from MAIL_FROM */

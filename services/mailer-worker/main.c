@@ -104,7 +104,8 @@ int main(void)
 	m->consumer = worker_consumer(m->worker);
 	m->publisher = worker_publisher(m->worker);
 	m->http = worker_http(m->worker);
-	topology_mailer_retry_policy(&m->retry);
+	topology_mailer_retry_policy(&m->retry_policy);
+	m->retry = (struct retry_ctx){ m->base, m->publisher, m->consumer, &m->retry_policy };
 	mailer_sender(m);
 
 	status = worker_run(m->worker);

@@ -603,21 +603,23 @@ static void test_meeting_conflict_notes(void)
 
 static void test_jobspec(void)
 {
-	static const char lead[] = "22222222-2222-2222-2222-22222222222A";
-	static const char user[] = "11111111-1111-1111-1111-111111111111";
-	char body[400];
+	/* A meeting named anyway is the user's id: a UUID that names no meeting. */
+	static const char named[] = "{\"kind\": \"conflict\", \"user_id\": \"11111111-1111-1111-1111-111111111111\","
+				    " \"lead_analytics_id\": \"22222222-2222-2222-2222-22222222222A\","
+				    " \"meeting_id\": \"11111111-1111-1111-1111-111111111111\", \"sequence\": 0}";
+	static const char leadless[] =
+		"{\"kind\": \"conflict\", \"user_id\": \"11111111-1111-1111-1111-111111111111\", \"sequence\": 0}";
+	const char *body = named;
 	struct jobspec spec;
 	const char *why;
 
-	snprintf(body, sizeof(body), "{\"kind\": \"conflict\", \"user_id\": \"%s\", \"lead_analytics_id\": \"%s\","
-		 " \"meeting_id\": \"%s\", \"sequence\": 0}", user, lead, user);
 	CHECK(jobspec_parse("lead:x:conflict", body, strlen(body), &spec, &why) == 0, "a conflict job reads");
 	CHECK(spec.kind == CONTENT_CONFLICT, "as a conflict");
 	CHECK_STR(spec.lead_id, "22222222-2222-2222-2222-22222222222a", "its lead, lower-case");
 	CHECK(spec.meeting_id == NULL, "a meeting named anyway is not read");
 	jobspec_release(&spec);
 
-	snprintf(body, sizeof(body), "{\"kind\": \"conflict\", \"user_id\": \"%s\", \"sequence\": 0}", user);
+	body = leadless;
 	CHECK(jobspec_parse("lead:x:conflict", body, strlen(body), &spec, &why) < 0 && spec.has_kind &&
 		      spec.kind == CONTENT_CONFLICT && strstr(why, "lead_analytics_id") != NULL,
 	      "a conflict job without its lead is refused");

@@ -4,7 +4,8 @@
  * The meeting resource is calendar_meeting_json() in SQL, the same function
  * the scheduler uses for its command replies, so a meeting reads the same
  * wherever it comes from; lists are aggregated in the same statement and
- * passed through as text. Every query is filtered by the authenticated
+ * passed through as text (raw members of the cJSON answer: PostgreSQL wrote
+ * them as JSON, and parsing them again would only cost). Every query is filtered by the authenticated
  * user, so another user's meeting or lead is simply not found (404, never
  * 403: its existence is not ours to confirm).
  */
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cJSON.h>
 
 #include "db.h"
 #include "gateway.h"
@@ -60,7 +63,7 @@ static void meetings_on_result(const struct db_result *res, void *arg)
 {
 	struct meetings_read *q = arg;
 	struct http_req *r = q->r;
-	char *body;
+	cJSON *body;
 
 	if (http_req_done(r))
 		goto out;
@@ -69,20 +72,19 @@ static void meetings_on_result(const struct db_result *res, void *arg)
 		http_reply_error(r, 503, "unavailable", "the database is unavailable; try again");
 		goto out;
 	}
+	body = cJSON_CreateObject();
 	switch (q->kind) {
 	case MEETINGS_LIST:
-		body = xasprintf("{\"meetings\":%s}", db_value(res, 0, 0));
-		http_reply(r, 200, body);
-		free(body);
+		cJSON_AddRawToObject(body, "meetings", db_value(res, 0, 0));
+		http_reply_json(r, 200, body);
 		break;
 	case MEETINGS_ONE:
 		if (db_ntuples(res) == 0) {
 			http_reply_error(r, 404, "not_found", "no such meeting");
 			break;
 		}
-		body = xasprintf("{\"meeting\":%s}", db_value(res, 0, 0));
-		http_reply(r, 200, body);
-		free(body);
+		cJSON_AddRawToObject(body, "meeting", db_value(res, 0, 0));
+		http_reply_json(r, 200, body);
 		break;
 	case MEETINGS_LEAD:
 		if (strcmp(db_value(res, 0, 2), "f") == 0 && strcmp(db_value(res, 0, 0), "[]") == 0 &&
@@ -90,12 +92,12 @@ static void meetings_on_result(const struct db_result *res, void *arg)
 			http_reply_error(r, 404, "not_found", "no such lead");
 			break;
 		}
-		body = xasprintf("{\"meetings\":%s,\"outcome\":%s}", db_value(res, 0, 0),
-				 db_value(res, 0, 1) ? db_value(res, 0, 1) : "null");
-		http_reply(r, 200, body);
-		free(body);
+		cJSON_AddRawToObject(body, "meetings", db_value(res, 0, 0));
+		cJSON_AddRawToObject(body, "outcome", db_value(res, 0, 1) ? db_value(res, 0, 1) : "null");
+		http_reply_json(r, 200, body);
 		break;
 	}
+	cJSON_Delete(body);
 out:
 	http_req_unref(r);
 	free(q);

@@ -14,7 +14,7 @@
 #include "conflict.h"
 #include "datetime.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "google.h"
 #include "log.h"
 #include "metrics.h"
@@ -28,50 +28,77 @@
 
 /*
  * The row and the lead's outcome are written in one statement, a manual
- * create's reply too. A lead's booking first tries the plain insert, the
- * statement PostgreSQL runs fastest: it sets up every node of a plan on
- * each execution, used or not, and this one runs for every booking. No row
- * back means another attempt committed first (ON CONFLICT); the statement
- * that also looks up the lead's active meeting then says whether it holds
- * this booking's event.
+ * create's reply too. A lead's booking first tries the plain insert
+ * (booking_commit_sql), the statement PostgreSQL runs fastest: it sets up
+ * every node of a plan on each execution, used or not, and this one runs for
+ * every booking. No row back means another attempt committed first (ON
+ * CONFLICT); booking_commit_current_sql, which also looks up the lead's
+ * active meeting, then says whether it holds this booking's event. The three
+ * statements repeat the same insert and outcome text on purpose: each reads
+ * whole. All take the same parameters ($22, the command id, only the last).
  */
-#define BOOKING_INSERT \
-	"INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id," \
-	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name," \
-	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response," \
-	"  meeting_metadata, booking_generation, meet_link, html_link, created_by, has_conflict, conflict_detail)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14," \
-	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1, $20::boolean, $21)" \
-	" ON CONFLICT DO NOTHING"
-#define BOOKING_OUTCOME \
-	"INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
-#define BOOKING_OUTCOME_CONFLICT \
-	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL," \
-	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1" \
-	"  WHERE calendar_booking_outcomes.user_id = EXCLUDED.user_id"
-/* The new row, else the lead's active meeting (columns: id, ical_sequence, holds this event, is new). */
-#define BOOKING_CURRENT \
-	"WITH ins AS (" BOOKING_INSERT " RETURNING *)," \
-	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m" \
-	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins))," \
-	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1" BOOKING_OUTCOME_CONFLICT ")"
-#define BOOKING_CURRENT_RESULT " SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5, EXISTS (SELECT 1 FROM ins)"
-
 static const char booking_commit_sql[] =
-	"WITH ins AS (" BOOKING_INSERT " RETURNING id, ical_sequence),"
-	" outcome AS (" BOOKING_OUTCOME " SELECT $2, $1, 'scheduled', id, 1 FROM ins" BOOKING_OUTCOME_CONFLICT ")"
+	"WITH ins AS (INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
+	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
+	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response,"
+	"  meeting_metadata, booking_generation, meet_link, html_link, created_by, has_conflict, conflict_detail)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14,"
+	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1, $20::boolean, $21)"
+	" ON CONFLICT DO NOTHING RETURNING id, ical_sequence),"
+	" outcome AS (INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
+	" SELECT $2, $1, 'scheduled', id, 1 FROM ins"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL,"
+	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
+	"  WHERE calendar_booking_outcomes.user_id = EXCLUDED.user_id)"
 	" SELECT id, ical_sequence, TRUE, TRUE FROM ins";
 
-static const char booking_commit_current_sql[] = BOOKING_CURRENT BOOKING_CURRENT_RESULT " FROM cur LIMIT 1";
+/* The new row, else the lead's active meeting: is it this booking's event, and is it new. */
+static const char booking_commit_current_sql[] =
+	"WITH ins AS (INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
+	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
+	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response,"
+	"  meeting_metadata, booking_generation, meet_link, html_link, created_by, has_conflict, conflict_detail)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14,"
+	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1, $20::boolean, $21)"
+	" ON CONFLICT DO NOTHING RETURNING *),"
+	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m"
+	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins)),"
+	" outcome AS (INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
+	" SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL,"
+	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
+	"  WHERE calendar_booking_outcomes.user_id = EXCLUDED.user_id)"
+	" SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5, EXISTS (SELECT 1 FROM ins) FROM cur LIMIT 1";
 
-/* A manual create: its reply, the meeting resource included, is stored with the row. */
+/*
+ * A manual create: booking_commit_current_sql that also stores the reply,
+ * in the shape of the scheduler's replies (command.c says why in SQL), and
+ * returns the meeting resource.
+ */
 static const char booking_commit_command_sql[] =
-	BOOKING_CURRENT
-	", cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
+	"WITH ins AS (INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
+	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
+	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, google_api_response,"
+	"  meeting_metadata, booking_generation, meet_link, html_link, created_by, has_conflict, conflict_detail)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::timestamptz, $12::timestamptz, $13::int, $14,"
+	"  $15::jsonb, $16::jsonb, $17::int, $18, $19, $1, $20::boolean, $21)"
+	" ON CONFLICT DO NOTHING RETURNING *),"
+	" cur AS (SELECT * FROM ins UNION ALL SELECT m.* FROM calendar_meetings m"
+	"  WHERE m.lead_analytics_id = $2 AND m.status = 'scheduled' AND NOT EXISTS (SELECT 1 FROM ins)),"
+	" outcome AS (INSERT INTO calendar_booking_outcomes (lead_analytics_id, user_id, outcome, meeting_id, attempts)"
+	" SELECT $2, $1, 'scheduled', id, 1 FROM cur LIMIT 1"
+	" ON CONFLICT (lead_analytics_id) DO UPDATE SET outcome = 'scheduled', reason = NULL, detail = NULL,"
+	"  meeting_id = EXCLUDED.meeting_id, attempts = calendar_booking_outcomes.attempts + 1"
+	"  WHERE calendar_booking_outcomes.user_id = EXCLUDED.user_id),"
+	" cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
 	"  SELECT $22::uuid, $1, 'create', jsonb_build_object('ok', true, 'command_id', $22::text,"
 	"  'meeting', calendar_meeting_json(cur::calendar_meetings)) FROM cur LIMIT 1"
 	"  ON CONFLICT DO NOTHING)"
-	BOOKING_CURRENT_RESULT ", calendar_meeting_json(cur::calendar_meetings)::text FROM cur LIMIT 1";
+	" SELECT cur.id, cur.ical_sequence, cur.google_event_id = $5, EXISTS (SELECT 1 FROM ins),"
+	" calendar_meeting_json(cur::calendar_meetings)::text FROM cur LIMIT 1";
+
+/* What every commit returns; a manual create's adds the meeting resource. */
+enum { BC_ID, BC_SEQUENCE, BC_SAME_EVENT, BC_CREATED, BC_MEETING_JSON };
 
 struct booking_job {
 	struct scheduler *s;
@@ -207,16 +234,16 @@ static void booking_on_committed(const struct db_result *r, void *arg)
 		booking_finish(job, BOOKING_CONFLICT, "conflict", "another meeting was booked for this lead");
 		return;
 	}
-	same_event = db_value(r, 0, 2);
+	same_event = db_value(r, 0, BC_SAME_EVENT);
 	if (same_event == NULL || strcmp(same_event, "t") != 0) {
 		booking_rate_limited(job->s, job->b->user_id, booking_discard, job);
 		return;
 	}
 	res.status = BOOKING_DONE;
-	res.meeting_id = db_value(r, 0, 0);
-	res.sequence = atoi(db_value(r, 0, 1));
-	res.created = strcmp(db_value(r, 0, 3), "t") == 0;
-	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, 4) : NULL;
+	res.meeting_id = db_value(r, 0, BC_ID);
+	res.sequence = atoi(db_value(r, 0, BC_SEQUENCE));
+	res.created = strcmp(db_value(r, 0, BC_CREATED), "t") == 0;
+	res.meeting_json = job->b->command_id != NULL ? db_value(r, 0, BC_MEETING_JSON) : NULL;
 	booking_end(job, &res);
 }
 
@@ -499,14 +526,14 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 		 void *arg)
 {
 	struct booking_job *job = xcalloc(1, sizeof(*job));
-	struct event_spec spec = { 0 };
+	struct calevent_spec spec = { 0 };
 	char request_id[80];
 
 	job->s = s;
 	job->b = b;
 	job->cb = cb;
 	job->arg = arg;
-	if (event_id_for(b->lead_id, b->generation, job->event_id, sizeof(job->event_id)) < 0) {
+	if (calevent_id_for(b->lead_id, b->generation, job->event_id, sizeof(job->event_id)) < 0) {
 		booking_finish(job, BOOKING_REJECTED, "bad_lead_id", "the lead id is not a UUID");
 		return;
 	}
@@ -524,7 +551,7 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 	spec.lead_analytics_id = b->lead_id;
 	spec.generation = b->generation;
 	spec.meet_request_id = s->cfg->meet_links ? request_id : NULL;
-	job->event = event_build(&spec);
+	job->event = calevent_build(&spec);
 	if (stored != NULL)
 		tokens_get_stored(s->tokens, b->user_id, stored, booking_on_token, job);
 	else

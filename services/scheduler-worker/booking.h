@@ -82,7 +82,7 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 
 /*
  * Run one Google call for user_id within the per-user rate limit: fn(arg)
- * now, or after the wait the limit asks for. Shared with command.c.
+ * now, or after the wait the limit asks for. Shared with the commands (cmd-*.c).
  */
 void booking_rate_limited(struct scheduler *s, const char *user_id, void (*fn)(void *arg), void *arg);
 

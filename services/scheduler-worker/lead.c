@@ -27,7 +27,7 @@
 #include "busy.h"
 #include "datetime.h"
 #include "db.h"
-#include "event.h"
+#include "calevent.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -159,7 +159,7 @@ static void lead_retry(struct lead_job *job, const char *why)
 		return;
 	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
 		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
-	retry_later(s->base, s->publisher, s->consumer, job->d, &s->retry, lead_on_settled, job);
+	retry_later(&s->retry, job->d, lead_on_settled, job);
 }
 
 static void lead_on_outcome(const struct db_result *r, void *arg)
@@ -216,7 +216,7 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 
 	if (lead_released(job))
 		return;
-	retry_dead_letter(s->base, s->publisher, s->consumer, job->d, &s->retry, reason, detail, lead_on_dead, job);
+	retry_dead_letter(&s->retry, job->d, reason, detail, lead_on_dead, job);
 }
 
 static void lead_on_mail(enum mq_confirm outcome, void *arg)
@@ -406,8 +406,8 @@ static void lead_prepare(struct lead_job *job, const struct db_result *r, const 
 	job->call_id = lead_opt(r, COL_CALL);
 	job->contact_id = lead_opt(r, COL_CONTACT_ID);
 	job->calendar_id = lead_opt(r, COL_CALENDAR);
-	job->title = event_title(el.name, el.company);
-	job->description = event_description(&el);
+	job->title = calevent_title(el.name, el.company);
+	job->description = calevent_description(&el);
 	job->metadata = lead_metadata(r, job->trace);
 	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
 	free(transcript);
@@ -500,9 +500,9 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		free(detail);
 		return;
 	}
-	job->email = event_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
+	job->email = calevent_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
 	if (job->email == NULL)
-		job->email = event_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
+		job->email = calevent_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
 	if (job->email == NULL) {
 		lead_record(job, "skipped", "no_email", "neither the contact nor the analysis has a usable email");
 		return;

@@ -145,7 +145,8 @@ int main(void)
 	s->google = google_new(worker_http(s->worker), s->cfg);
 	s->rate = ratelimit_new((double)s->cfg->google_user_qps, (double)s->cfg->google_user_qps);
 	s->tokens = tokens_new(s);
-	topology_scheduler_retry_policy(&s->retry);
+	topology_scheduler_retry_policy(&s->retry_policy);
+	s->retry = (struct retry_ctx){ s->base, s->publisher, s->consumer, &s->retry_policy };
 	s->leads_consumed = metrics_counter("scheduler_leads_consumed_total", "lead.analyzed messages handled.", NULL);
 	s->meetings_created = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
 					      "created", NULL);

@@ -3,13 +3,14 @@
  *
  * main.c wires the process (worker scaffolding, topology, consumers);
  * message.c reads the bodies it consumes; lead.c decides whether an
- * analysed lead is booked and records why not; event.c makes the event's
- * title, description and body; booking.c creates the Google event and
- * commits the meeting row; command.c applies the gateway's
- * create/reschedule/cancel commands; tokens.c hands out valid access tokens;
- * mailjob.c publishes mail jobs; sweep.c sends reminders and "calendar
- * disconnected" mails and completes past meetings. Every job is a chain of
- * callbacks on the one event loop; nothing waits.
+ * analysed lead is booked and records why not; calevent.c makes the
+ * event's title, description and body; booking.c creates the Google event
+ * and commits the meeting row; command.c applies the gateway's commands,
+ * one cmd-<name>.c each (create, reschedule, cancel, availability);
+ * tokens.c hands out valid access tokens; mailjob.c publishes mail jobs;
+ * sweep.c sends reminders and "calendar disconnected" mails and completes
+ * past meetings. Every job is a chain of callbacks on the one event loop;
+ * nothing waits.
  */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
@@ -45,7 +46,8 @@ struct scheduler {
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
-	struct retry_policy retry;
+	struct retry_policy retry_policy;
+	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
 	unsigned in_flight;
 
 	struct metric *leads_consumed;

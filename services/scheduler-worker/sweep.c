@@ -39,6 +39,8 @@ static const char sweep_reminders_sql[] =
 	"  ORDER BY meeting_start_time LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED)"
 	" RETURNING id, user_id, lead_analytics_id, ical_sequence";
 
+enum { RC_ID, RC_USER, RC_LEAD, RC_SEQUENCE };
+
 static const char sweep_reminded_sql[] =
 	"UPDATE calendar_meetings SET reminder_queued_at = now() WHERE id = $1";
 
@@ -49,6 +51,8 @@ static const char sweep_disconnects_sql[] =
 	"  AND (google_disconnect_claimed_until IS NULL OR google_disconnect_claimed_until < now())"
 	"  LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED)"
 	" RETURNING id, EXTRACT(EPOCH FROM google_disconnected_at)::bigint";
+
+enum { DC_USER, DC_DISCONNECTED_AT };
 
 static const char sweep_notified_sql[] =
 	"UPDATE users SET google_disconnect_notified_at = now()"
@@ -133,13 +137,13 @@ static void sweep_on_reminders(const struct db_result *r, void *arg)
 		struct mailjob mail = { .kind = "reminder" };
 
 		it->sw = sw;
-		it->id = xstrdup(db_value(r, i, 0));
+		it->id = xstrdup(db_value(r, i, RC_ID));
 		it->reminder = true;
 		sw->pending++;
-		mail.user_id = db_value(r, i, 1);
+		mail.user_id = db_value(r, i, RC_USER);
 		mail.meeting_id = it->id;
-		mail.lead_analytics_id = db_value(r, i, 2);
-		mail.sequence = atoi(db_value(r, i, 3));
+		mail.lead_analytics_id = db_value(r, i, RC_LEAD);
+		mail.sequence = atoi(db_value(r, i, RC_SEQUENCE));
 		metric_inc(metrics_counter("scheduler_reminders_total", "Reminder mail jobs published.", NULL));
 		mailjob_publish(sw->s, &mail, sweep_on_published, it);
 	}
@@ -156,8 +160,8 @@ static void sweep_on_disconnects(const struct db_result *r, void *arg)
 		struct mailjob mail = { .kind = "disconnected", .reason = "grant_revoked" };
 
 		it->sw = sw;
-		it->id = xstrdup(db_value(r, i, 0));
-		it->stamp = xstrdup(db_value(r, i, 1));
+		it->id = xstrdup(db_value(r, i, DC_USER));
+		it->stamp = xstrdup(db_value(r, i, DC_DISCONNECTED_AT));
 		sw->pending++;
 		mail.user_id = it->id;
 		mail.disconnected_at = atoll(it->stamp);

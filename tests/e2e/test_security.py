@@ -32,6 +32,7 @@ import time
 import urllib.parse
 import uuid
 
+import jsonschema
 import pytest
 import requests
 
@@ -428,6 +429,71 @@ def test_commands_are_checked_again_field_by_field(stack):
                               if m["properties"].get("correlation_id") == cid], 20, what="the good command's reply")[0]
     assert reply["ok"], reply
     assert reply["meeting"]["attendee_name"] == "Zoë O'Brien <CTO>"
+
+
+# Replies: a quote and a backslash in every value one carries
+QUOTED = 'Say "hi" \\ back\\slash \\" end\\'
+
+
+def test_replies_carry_quotes_and_backslashes_exactly(stack):
+    """A quote and a backslash in every value a reply carries (the attendee's name in the meeting and the
+    previous one, a cancel reason, a refusal naming what Google said) reach the gateway's answers, and the
+    scheduler's own replies (a stored one repeated too), as valid JSON holding exactly the value sent."""
+    s = stack()
+    s.start_standin()
+    gw = Gateway(s)
+    s.service("scheduler-worker", SCHEDULE_DELAY_MS="0")
+    user = s.add_user()
+    gmail = f"g-{user[:8]}@example.com"
+    s.connect_calendar(user, gmail)
+    lead = s.add_lead(user, demo=None)["lead"]
+    create = {"leadAnalyticsId": lead, "dateTime": "2099-10-01T10:00:00+05:30", "attendeeName": QUOTED}
+
+    def answer(r, status):
+        assert r.status_code == status, r.text
+        return json.loads(r.text)   # strict: what the gateway sent is JSON as written
+
+    # Google refuses: its reason is named in the refusal.
+    reason = 'no"pe\\x'
+    s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/", "status": 400,
+                                          "reason": reason, "count": 1}]})
+    err = answer(gw.call("POST", "/api/calendar/meetings", user, json=create), 502)["error"]
+    assert err["code"] == "google_rejected" and f"({reason})" in err["message"], err
+
+    created = answer(gw.call("POST", "/api/calendar/meetings", user, json=create), 201)["meeting"]
+    assert created["attendee_name"] == QUOTED
+    body = answer(gw.call("PUT", f"/api/calendar/meetings/{created['id']}/reschedule", user,
+                          json={"newDateTime": "2099-10-02T11:00:00+05:30"}), 200)
+    assert body["meeting"]["attendee_name"] == QUOTED and body["previous"]["attendee_name"] == QUOTED
+    moved = body["meeting"]["id"]
+    cancelled = answer(gw.call("DELETE", f"/api/calendar/meetings/{moved}", user, json={"reason": QUOTED}),
+                       200)["meeting"]
+    assert cancelled["cancellation_reason"] == QUOTED and cancelled["attendee_name"] == QUOTED
+    assert answer(gw.get(f"/api/calendar/meetings/{moved}", user), 200)["meeting"]["cancellation_reason"] == QUOTED
+    listed = answer(gw.get(f"/api/calendar/meetings/lead/{lead}", user), 200)["meetings"]
+    assert {m["attendee_name"] for m in listed} == {QUOTED}
+
+    # The same cancel again, as a redelivery brings it: the stored reply, repeated, still holds the exact values.
+    s._rabbit("PUT", f"/queues/{s.vhost}/test.replies", json={"durable": False, "auto_delete": False})
+    cid = str(s.one("SELECT command_id FROM calendar_commands WHERE command = 'cancel' AND user_id = %s", user)[0])
+    again = {"command": "cancel", "command_id": cid, "user_id": user, "meeting_id": moved, "reason": QUOTED}
+    assert s.publish("calendar.commands", "meeting.cancel", again, message_id=cid, correlation_id=cid,
+                     reply_to="test.replies", type="meeting.command", user_id=broker_user("gateway"))
+    # A refusal the scheduler answers itself (the gateway would not send it): its text is JSON too.
+    bad = send_command(s, {"command": "cancel", "user_id": user, "meeting_id": moved, "reason": "r" * 2001},
+                       user_id=broker_user("gateway"))
+    replies = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
+        {m["properties"]["correlation_id"]: json.loads(m["payload"]) for m in s.peek("test.replies")}), 20,
+        what="both replies")
+    assert replies[cid]["ok"] is True and replies[cid]["command_id"] == cid
+    assert replies[cid]["meeting"]["cancellation_reason"] == QUOTED
+    assert replies[cid]["meeting"]["attendee_name"] == QUOTED
+    assert replies[bad]["ok"] is False and replies[bad]["command_id"] == bad
+    assert replies[bad]["error"]["code"] == "invalid" and "reason" in replies[bad]["error"]["message"]
+    with open(os.path.join(ROOT, "proto", "messages", "meeting.command-reply.schema.json")) as f:
+        schema = json.load(f)
+    for reply in replies.values():
+        jsonschema.validate(reply, schema)
 
 
 def test_a_forged_lead_names_nobody_but_the_leads_owner(stack):

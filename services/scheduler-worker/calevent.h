@@ -1,5 +1,5 @@
 /*
- * event: what a booked lead looks like in Google Calendar.
+ * calevent: what a booked lead looks like in Google Calendar.
  *
  * Pure functions from a lead to the meeting title, the description and the
  * Calendar event body, kept apart from I/O so they are tested exactly. The
@@ -7,8 +7,8 @@
  * "Title and description"); every value from the call is untrusted text
  * and is only ever placed, never interpreted.
  */
-#ifndef EVENT_H
-#define EVENT_H
+#ifndef CALEVENT_H
+#define CALEVENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 
 #include "leadfacts.h"
 
-struct event_spec {
+struct calevent_spec {
 	const char *event_id;
 	const char *title;
 	const char *description;
@@ -33,10 +33,10 @@ struct event_spec {
 };
 
 /* "John Smith + TechCorp + Demo", "Lead + Demo"; at most 500 bytes. The caller frees it. */
-char *event_title(const char *name, const char *company);
+char *calevent_title(const char *name, const char *company);
 
 /* The description template (docs/booking.md), filled in with lead's facts. The caller frees it. */
-char *event_description(const struct lead_facts *lead);
+char *calevent_description(const struct lead_facts *lead);
 
 /*
  * The Google event id for a lead's booking generation: "lead" + the lead's
@@ -45,15 +45,15 @@ char *event_description(const struct lead_facts *lead);
  * 409), and a lead booked again after a cancellation gets a fresh one.
  * Returns -1 when lead_id is not a UUID.
  */
-int event_id_for(const char *lead_id, int generation, char *out, size_t size);
+int calevent_id_for(const char *lead_id, int generation, char *out, size_t size);
 
 /* The events.insert body. The caller deletes it with cJSON_Delete(). */
-cJSON *event_build(const struct event_spec *spec);
+cJSON *calevent_build(const struct calevent_spec *spec);
 
 /* The events.patch body that moves an event to a new start (same duration). */
-cJSON *event_build_move(const struct event_spec *spec);
+cJSON *calevent_build_move(const struct calevent_spec *spec);
 
 /* Lower-case, trim and check an email address roughly (one '@', no spaces or controls). The caller frees it. */
-char *event_clean_email(const char *raw);
+char *calevent_clean_email(const char *raw);
 
 #endif

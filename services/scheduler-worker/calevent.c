@@ -1,7 +1,7 @@
 /*
- * event: titles, descriptions and Calendar event bodies (see event.h).
+ * calevent: titles, descriptions and Calendar event bodies (see calevent.h).
  */
-#include "event.h"
+#include "calevent.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #define EVENT_TITLE_MAX 500
 
 /* A copy of s without surrounding white space, or NULL when nothing is left. */
-static char *event_trimmed(const char *s)
+static char *calevent_trimmed(const char *s)
 {
 	size_t len;
 
@@ -31,7 +31,7 @@ static char *event_trimmed(const char *s)
 }
 
 /* Cut s to at most max bytes without splitting a UTF-8 sequence. */
-static void event_cut_utf8(char *s, size_t max)
+static void calevent_cut_utf8(char *s, size_t max)
 {
 	size_t len = strlen(s);
 
@@ -42,10 +42,10 @@ static void event_cut_utf8(char *s, size_t max)
 	s[max] = '\0';
 }
 
-char *event_title(const char *name, const char *company)
+char *calevent_title(const char *name, const char *company)
 {
-	char *n = event_trimmed(name);
-	char *c = event_trimmed(company);
+	char *n = calevent_trimmed(name);
+	char *c = calevent_trimmed(company);
 	char *title = c ? xasprintf("%s + %s + Demo", n ? n : "Lead", c) : xasprintf("%s + Demo", n ? n : "Lead");
 
 	free(n);
@@ -54,18 +54,18 @@ char *event_title(const char *name, const char *company)
 	for (char *p = title; *p; p++)
 		if (*p == '\r' || *p == '\n' || *p == '\t')
 			*p = ' ';
-	event_cut_utf8(title, EVENT_TITLE_MAX);
+	calevent_cut_utf8(title, EVENT_TITLE_MAX);
 	return title;
 }
 
-static const char *event_or(const char *s, const char *fallback)
+static const char *calevent_or(const char *s, const char *fallback)
 {
 	return s != NULL && *s != '\0' ? s : fallback;
 }
 
-char *event_description(const struct lead_facts *lead)
+char *calevent_description(const struct lead_facts *lead)
 {
-	char *name = event_trimmed(lead->name);
+	char *name = calevent_trimmed(lead->name);
 	char *reasoning = leadfacts_reasoning(lead->reasoning_json);
 	char *transcript = lead->transcript_url && *lead->transcript_url
 				   ? xasprintf("View Full Transcript: %s", lead->transcript_url)
@@ -89,10 +89,10 @@ char *event_description(const struct lead_facts *lead)
 			      "\n"
 			      "---\n"
 			      "Scheduled via AI Calling Agent Platform",
-			      name ? name : "Lead", event_or(lead->status_tag, "Not provided"),
-			      event_or(lead->phone, "Not provided"), event_or(lead->company, "Not provided"),
-			      event_or(reasoning, "Not provided"),
-			      event_or(lead->summary, "Not provided"), event_or(lead->recording_url, "Not available"),
+			      name ? name : "Lead", calevent_or(lead->status_tag, "Not provided"),
+			      calevent_or(lead->phone, "Not provided"), calevent_or(lead->company, "Not provided"),
+			      calevent_or(reasoning, "Not provided"),
+			      calevent_or(lead->summary, "Not provided"), calevent_or(lead->recording_url, "Not available"),
 			      transcript);
 
 	free(name);
@@ -101,7 +101,7 @@ char *event_description(const struct lead_facts *lead)
 	return out;
 }
 
-int event_id_for(const char *lead_id, int generation, char *out, size_t size)
+int calevent_id_for(const char *lead_id, int generation, char *out, size_t size)
 {
 	char hex[33];
 	int n = 0;
@@ -116,9 +116,9 @@ int event_id_for(const char *lead_id, int generation, char *out, size_t size)
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-char *event_clean_email(const char *raw)
+char *calevent_clean_email(const char *raw)
 {
-	char *e = event_trimmed(raw);
+	char *e = calevent_trimmed(raw);
 	const char *at;
 
 	if (e == NULL)
@@ -139,7 +139,7 @@ char *event_clean_email(const char *raw)
 	return e;
 }
 
-static cJSON *event_time(int64_t t, int offset_s, const char *zone)
+static cJSON *calevent_time(int64_t t, int offset_s, const char *zone)
 {
 	cJSON *o = cJSON_CreateObject();
 	char buf[40];
@@ -150,15 +150,15 @@ static cJSON *event_time(int64_t t, int offset_s, const char *zone)
 	return o;
 }
 
-static void event_add_times(cJSON *ev, const struct event_spec *spec)
+static void calevent_add_times(cJSON *ev, const struct calevent_spec *spec)
 {
 	int64_t end = spec->start_s + (int64_t)spec->duration_minutes * 60;
 
-	cJSON_AddItemToObject(ev, "start", event_time(spec->start_s, spec->offset_s, spec->time_zone));
-	cJSON_AddItemToObject(ev, "end", event_time(end, spec->offset_s, spec->time_zone));
+	cJSON_AddItemToObject(ev, "start", calevent_time(spec->start_s, spec->offset_s, spec->time_zone));
+	cJSON_AddItemToObject(ev, "end", calevent_time(end, spec->offset_s, spec->time_zone));
 }
 
-cJSON *event_build(const struct event_spec *spec)
+cJSON *calevent_build(const struct calevent_spec *spec)
 {
 	cJSON *ev = cJSON_CreateObject();
 	cJSON *attendees = cJSON_AddArrayToObject(ev, "attendees");
@@ -171,7 +171,7 @@ cJSON *event_build(const struct event_spec *spec)
 	cJSON_AddStringToObject(ev, "id", spec->event_id);
 	cJSON_AddStringToObject(ev, "summary", spec->title);
 	cJSON_AddStringToObject(ev, "description", spec->description);
-	event_add_times(ev, spec);
+	calevent_add_times(ev, spec);
 	cJSON_AddStringToObject(attendee, "email", spec->attendee_email);
 	if (spec->attendee_name != NULL && *spec->attendee_name != '\0')
 		cJSON_AddStringToObject(attendee, "displayName", spec->attendee_name);
@@ -192,11 +192,11 @@ cJSON *event_build(const struct event_spec *spec)
 	return ev;
 }
 
-cJSON *event_build_move(const struct event_spec *spec)
+cJSON *calevent_build_move(const struct calevent_spec *spec)
 {
 	cJSON *ev = cJSON_CreateObject();
 
-	event_add_times(ev, spec);
+	calevent_add_times(ev, spec);
 	cJSON_AddStringToObject(ev, "status", "confirmed");
 	return ev;
 }

@@ -1,5 +1,5 @@
 /*
- * lead: `gcalctl publish-lead` and `gcalctl sample-lead`.
+ * publish: `gcalctl publish-lead` and `gcalctl sample-lead`.
  *
  * publish-lead sends lead.analyzed for a lead that exists, exactly as the
  * platform's webhook does (proto/messages/lead.analyzed.schema.json): to the
@@ -27,20 +27,20 @@
 #include "topology.h"
 #include "xmalloc.h"
 
-#define LEAD_DEMO_HOUR 15
+#define PUBLISH_DEMO_HOUR 15
 
 /* One statement per row; the transaction around them makes the demo data appear whole or not at all. */
-static const char lead_call_sql[] =
+static const char publish_call_sql[] =
 	"INSERT INTO calls (user_id, phone_number, recording_url, status)"
 	" SELECT id, $2, NULL, 'completed' FROM users WHERE id = $1::uuid RETURNING id";
-static const char lead_transcript_sql[] =
+static const char publish_transcript_sql[] =
 	"INSERT INTO transcripts (call_id, user_id, content) VALUES ($1::uuid, $2::uuid,"
 	" 'Agent: Thanks for your time today. Shall we book a demo?' || chr(10) ||"
 	" 'Lead: Yes, tomorrow at three works for me.') RETURNING id";
 /* The zone a demo time without offset is read in: the scheduler's choice (calendar zone, else DEFAULT_TIMEZONE). */
-static const char lead_zone_sql[] = "SELECT COALESCE(google_calendar_timezone, $2) FROM users WHERE id = $1::uuid";
-static const char lead_link_sql[] = "UPDATE calls SET transcript_id = $2::uuid WHERE id = $1::uuid";
-static const char lead_insert_sql[] =
+static const char publish_zone_sql[] = "SELECT COALESCE(google_calendar_timezone, $2) FROM users WHERE id = $1::uuid";
+static const char publish_link_sql[] = "UPDATE calls SET transcript_id = $2::uuid WHERE id = $1::uuid";
+static const char publish_insert_sql[] =
 	"INSERT INTO lead_analytics (call_id, user_id, phone_number, extracted_name, extracted_email, company_name,"
 	" demo_book_datetime, reasoning, lead_status_tag, smart_notification, analysis_type)"
 	" VALUES ($1::uuid, $2::uuid, $3, 'Sample Lead', $4, 'Example Corp', $5,"
@@ -48,7 +48,7 @@ static const char lead_insert_sql[] =
 	" 'Asked for a product demo (sample lead from gcalctl)', 'individual') RETURNING id";
 
 /* Publish lead.analyzed for (user, lead); message_id NULL makes a fresh one. Prints it. 0 or -1. */
-static int lead_publish(const struct config *cfg, const char *user, const char *lead, const char *call,
+static int publish_lead(const struct config *cfg, const char *user, const char *lead, const char *call,
 			const char *message_id)
 {
 	cJSON *body = cJSON_CreateObject();
@@ -86,7 +86,7 @@ static int lead_publish(const struct config *cfg, const char *user, const char *
 	return rc;
 }
 
-int lead_publish_main(int argc, char **argv)
+int publish_lead_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "user", required_argument, NULL, 'u' },
@@ -116,19 +116,19 @@ int lead_publish_main(int argc, char **argv)
 		return GCALCTL_EXIT_USAGE;
 	}
 	cli_config(&cfg, CFG_AMQP);
-	rc = lead_publish(&cfg, user, lead, NULL, message_id);
+	rc = publish_lead(&cfg, user, lead, NULL, message_id);
 	cfg_free(&cfg);
 	return rc < 0 ? GCALCTL_EXIT_FAILED : 0;
 }
 
 /* "YYYY-MM-DD 15:00" of tomorrow's date: a time without offset means wall-clock time in the user's zone. */
-static void lead_demo_time(char *buf, size_t size)
+static void publish_demo_time(char *buf, size_t size)
 {
 	time_t tomorrow = time(NULL) + 86400;
 	struct tm tm;
 
 	gmtime_r(&tomorrow, &tm);
-	snprintf(buf, size, "%04d-%02d-%02d %02d:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, LEAD_DEMO_HOUR);
+	snprintf(buf, size, "%04d-%02d-%02d %02d:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, PUBLISH_DEMO_HOUR);
 }
 
 /*
@@ -136,7 +136,7 @@ static void lead_demo_time(char *buf, size_t size)
  * spaces or list separators): a sample it would skip as no_email is refused
  * here instead.
  */
-static bool lead_email_ok(const char *e)
+static bool publish_email_ok(const char *e)
 {
 	const char *at = strchr(e, '@');
 	size_t n = strlen(e);
@@ -157,7 +157,7 @@ static bool lead_email_ok(const char *e)
  * ("2026-12-08 15:00 America/New_York (2026-12-08T15:00:00-05:00)"). The
  * caller frees it.
  */
-static char *lead_demo_text(PGconn *db, const char *user, const char *at)
+static char *publish_demo_text(PGconn *db, const char *user, const char *at)
 {
 	const char *fallback = getenv("DEFAULT_TIMEZONE");
 	const char *params[] = { user, fallback != NULL && *fallback ? fallback : "UTC" };
@@ -168,7 +168,7 @@ static char *lead_demo_text(PGconn *db, const char *user, const char *at)
 
 	if (datetime_parse(at, strlen(at), &dt) < 0 || dt.has_offset)
 		return xstrdup(at);
-	res = sql_exec(db, "read the user's zone", lead_zone_sql, 2, params);
+	res = sql_exec(db, "read the user's zone", publish_zone_sql, 2, params);
 	if (res != NULL && PQntuples(res) == 1 && datetime_resolve(&dt, sql_value(res, 0, 0)) == 0) {
 		datetime_format(dt.epoch_s, dt.offset_s, when, sizeof(when));
 		text = xasprintf("%s %s (%s)", at, sql_value(res, 0, 0), when);
@@ -178,7 +178,7 @@ static char *lead_demo_text(PGconn *db, const char *user, const char *at)
 }
 
 /* A phone number of the reserved 555-01xx range, different for every sample. The caller frees it. */
-static char *lead_phone(void)
+static char *publish_phone(void)
 {
 	char *id = cli_random_id("");
 	char *phone = xasprintf("+1555010%.4s", id);
@@ -191,7 +191,7 @@ static char *lead_phone(void)
 }
 
 /* Run one statement of the sample's transaction; its first value (the caller frees it), NULL when it failed. */
-static char *lead_step(PGconn *db, const char *what, const char *sql, int n, const char *const *params)
+static char *publish_step(PGconn *db, const char *what, const char *sql, int n, const char *const *params)
 {
 	PGresult *res = sql_exec(db, what, sql, n, params);
 	char *value = NULL;
@@ -207,10 +207,10 @@ static char *lead_step(PGconn *db, const char *what, const char *sql, int n, con
 }
 
 /* Insert the demo rows for user; fills *call and *lead (the caller frees them). 0 or -1. */
-static int lead_insert_sample(PGconn *db, const char *user, const char *email, const char *at, char **call,
+static int publish_insert_sample(PGconn *db, const char *user, const char *email, const char *at, char **call,
 			      char **lead)
 {
-	char *phone = lead_phone(), *transcript = NULL;
+	char *phone = publish_phone(), *transcript = NULL;
 	PGresult *res;
 	int rc = -1;
 
@@ -224,21 +224,21 @@ static int lead_insert_sample(PGconn *db, const char *user, const char *email, c
 	{
 		const char *call_params[] = { user, phone };
 
-		*call = lead_step(db, "insert the sample call", lead_call_sql, 2, call_params);
+		*call = publish_step(db, "insert the sample call", publish_call_sql, 2, call_params);
 	}
 	if (*call != NULL) {
 		const char *params[] = { *call, user };
 
-		transcript = lead_step(db, "insert the sample transcript", lead_transcript_sql, 2, params);
+		transcript = publish_step(db, "insert the sample transcript", publish_transcript_sql, 2, params);
 	}
 	if (transcript != NULL) {
 		const char *link[] = { *call, transcript };
 
-		res = sql_exec(db, "link the transcript", lead_link_sql, 2, link);
+		res = sql_exec(db, "link the transcript", publish_link_sql, 2, link);
 		if (res != NULL) {
 			const char *params[] = { *call, user, phone, email, at };
 
-			*lead = lead_step(db, "insert the sample lead", lead_insert_sql, 5, params);
+			*lead = publish_step(db, "insert the sample lead", publish_insert_sql, 5, params);
 		}
 		PQclear(res);
 	}
@@ -254,7 +254,7 @@ static int lead_insert_sample(PGconn *db, const char *user, const char *email, c
 	return rc;
 }
 
-int lead_sample_main(int argc, char **argv)
+int publish_sample_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "user", required_argument, NULL, 'u' },
@@ -285,7 +285,7 @@ int lead_sample_main(int argc, char **argv)
 		log_error("--user must be a UUID");
 		return GCALCTL_EXIT_USAGE;
 	}
-	if (!lead_email_ok(email)) {
+	if (!publish_email_ok(email)) {
 		log_error("--email is not an email address", LOG_STR("email", email));
 		return GCALCTL_EXIT_USAGE;
 	}
@@ -295,16 +295,16 @@ int lead_sample_main(int argc, char **argv)
 		return GCALCTL_EXIT_USAGE;
 	}
 	if (at == NULL) {
-		lead_demo_time(demo, sizeof(demo));
+		publish_demo_time(demo, sizeof(demo));
 		at = demo;
 	}
 	cli_config(&cfg, CFG_DATABASE | CFG_AMQP);
 	db = sql_connect(cfg.database_url);
-	if (db != NULL && lead_insert_sample(db, user, email, at, &call, &lead) == 0) {
-		shown = lead_demo_text(db, user, at);
+	if (db != NULL && publish_insert_sample(db, user, email, at, &call, &lead) == 0) {
+		shown = publish_demo_text(db, user, at);
 		printf("inserted sample lead %s (call %s, demo at %s, attendee %s)\n", lead, call, shown, email);
 		free(shown);
-		if (lead_publish(&cfg, user, lead, call, NULL) == 0)
+		if (publish_lead(&cfg, user, lead, call, NULL) == 0)
 			rc = 0;
 	}
 	PQfinish(db);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the scheduler's event module: the title format and
+ * Unit tests of the scheduler's calevent module: the title format and
  * description template of docs/booking.md, event ids Google accepts, and the event body.
  */
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include <cJSON.h>
 
-#include "event.h"
+#include "calevent.h"
 #include "tap.h"
 
 static const char *jstr(const cJSON *o, const char *path1, const char *path2)
@@ -35,7 +35,7 @@ static void test_title(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-		char *t = event_title(cases[i].name, cases[i].company);
+		char *t = calevent_title(cases[i].name, cases[i].company);
 
 		CHECK_STR(t, cases[i].want, "title for (%s, %s)", cases[i].name ? cases[i].name : "NULL",
 			  cases[i].company ? cases[i].company : "NULL");
@@ -49,7 +49,7 @@ static void test_title(void)
 		memcpy(name + sizeof(name) - 3, "\xc3\xa9", 3);
 		name[495] = '\xc3';
 		name[496] = '\xa9';
-		t = event_title(name, "Co");
+		t = calevent_title(name, "Co");
 		CHECK(strlen(t) <= 500, "a long title is cut to 500 bytes");
 		CHECK(((unsigned char)t[strlen(t) - 1] & 0xc0) != 0xc0, "without leaving half a UTF-8 sequence");
 		free(t);
@@ -68,7 +68,7 @@ static void test_description(void)
 		.recording_url = "https://rec.example.com/1.mp3",
 		.transcript_url = "https://app.example.com/calls/1",
 	};
-	char *d = event_description(&lead);
+	char *d = calevent_description(&lead);
 
 	CHECK(strncmp(d, "\xf0\x9f\x8e\xaf Demo Meeting with John Smith\n", 33) == 0, "opens with the plan's heading");
 	CHECK(strstr(d, "- Lead Status: Hot\n- Phone: +919876543210\n- Company: TechCorp\n") != NULL, "call details");
@@ -82,7 +82,7 @@ static void test_description(void)
 
 	memset(&lead, 0, sizeof(lead));
 	lead.reasoning_json = "\"Plain reasoning\"";
-	d = event_description(&lead);
+	d = calevent_description(&lead);
 	CHECK(strstr(d, "Demo Meeting with Lead\n") != NULL, "missing name reads Lead");
 	CHECK(strstr(d, "- Company: Not provided\n") != NULL, "missing company");
 	CHECK(strstr(d, "AI Analysis:\nPlain reasoning\n") != NULL, "string reasoning");
@@ -95,37 +95,37 @@ static void test_ids(void)
 {
 	char id[80];
 
-	CHECK_INT(event_id_for("5F0C7B9E-2B1F-4C55-9A43-7D8F1B2A3C4D", 0, id, sizeof(id)), 0, "UUID accepted");
+	CHECK_INT(calevent_id_for("5F0C7B9E-2B1F-4C55-9A43-7D8F1B2A3C4D", 0, id, sizeof(id)), 0, "UUID accepted");
 	CHECK_STR(id, "lead5f0c7b9e2b1f4c559a437d8f1b2a3c4dg0", "id is lead + hex + generation");
 	for (const char *p = id; *p; p++)
 		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'v')))
 			CHECK(0, "character '%c' is outside base32hex", *p);
 	CHECK(strlen(id) >= 5 && strlen(id) <= 1024, "length within Google's 5-1024");
-	event_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4d", 3, id, sizeof(id));
+	calevent_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4d", 3, id, sizeof(id));
 	CHECK_STR(id, "lead5f0c7b9e2b1f4c559a437d8f1b2a3c4dg3", "a later generation gets its own id");
-	CHECK_INT(event_id_for("not-a-uuid", 0, id, sizeof(id)), -1, "non-UUID refused");
-	CHECK_INT(event_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4", 0, id, sizeof(id)), -1, "short UUID refused");
-	CHECK_INT(event_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4d", 0, id, 10), -1, "small buffer refused");
+	CHECK_INT(calevent_id_for("not-a-uuid", 0, id, sizeof(id)), -1, "non-UUID refused");
+	CHECK_INT(calevent_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4", 0, id, sizeof(id)), -1, "short UUID refused");
+	CHECK_INT(calevent_id_for("5f0c7b9e-2b1f-4c55-9a43-7d8f1b2a3c4d", 0, id, 10), -1, "small buffer refused");
 }
 
 static void test_email(void)
 {
-	char *e = event_clean_email("  John.Smith@Example.COM ");
+	char *e = calevent_clean_email("  John.Smith@Example.COM ");
 
 	CHECK_STR(e, "john.smith@example.com", "trimmed and lower-cased");
 	free(e);
-	CHECK(event_clean_email("john") == NULL, "no @");
-	CHECK(event_clean_email("a@b") == NULL, "no dot in domain");
-	CHECK(event_clean_email("a@@b.com") == NULL, "two @");
-	CHECK(event_clean_email("a b@c.com") == NULL, "space");
-	CHECK(event_clean_email("a@c.com\r\nBcc: x@y.com") == NULL, "header injection");
-	CHECK(event_clean_email("<a@c.com>") == NULL, "angle brackets");
-	CHECK(event_clean_email("") == NULL && event_clean_email(NULL) == NULL, "empty");
+	CHECK(calevent_clean_email("john") == NULL, "no @");
+	CHECK(calevent_clean_email("a@b") == NULL, "no dot in domain");
+	CHECK(calevent_clean_email("a@@b.com") == NULL, "two @");
+	CHECK(calevent_clean_email("a b@c.com") == NULL, "space");
+	CHECK(calevent_clean_email("a@c.com\r\nBcc: x@y.com") == NULL, "header injection");
+	CHECK(calevent_clean_email("<a@c.com>") == NULL, "angle brackets");
+	CHECK(calevent_clean_email("") == NULL && calevent_clean_email(NULL) == NULL, "empty");
 }
 
 static void test_body(void)
 {
-	struct event_spec spec = {
+	struct calevent_spec spec = {
 		.event_id = "lead5f0c7b9e2b1f4c559a437d8f1b2a3c4dg0",
 		.title = "John Smith + TechCorp + Demo",
 		.description = "desc",
@@ -139,7 +139,7 @@ static void test_body(void)
 		.generation = 0,
 		.meet_request_id = "lead5f0c7b9e2b1f4c559a437d8f1b2a3c4dg0-c0",
 	};
-	cJSON *ev = event_build(&spec);
+	cJSON *ev = calevent_build(&spec);
 
 	CHECK_STR(jstr(ev, "id", NULL), spec.event_id, "id");
 	CHECK_STR(jstr(ev, "summary", NULL), spec.title, "summary");
@@ -155,13 +155,13 @@ static void test_body(void)
 	cJSON_Delete(ev);
 
 	spec.meet_request_id = NULL;
-	ev = event_build(&spec);
+	ev = calevent_build(&spec);
 	CHECK(cJSON_GetObjectItem(ev, "conferenceData") == NULL, "no Meet request when off");
 	cJSON_Delete(ev);
 
 	spec.start_s += 86400;
 	spec.offset_s = -14400;
-	ev = event_build_move(&spec);
+	ev = calevent_build_move(&spec);
 	CHECK_STR(jstr(ev, "start", "dateTime"), "2025-09-19T07:30:00-04:00", "move: new start");
 	CHECK_STR(jstr(ev, "end", "dateTime"), "2025-09-19T08:00:00-04:00", "move: new end");
 	CHECK(cJSON_GetObjectItem(ev, "summary") == NULL, "move patches only the times");

@@ -383,6 +383,10 @@ void command_on_committed(const struct db_result *r, void *arg)
 {
 	struct command_job *job = arg;
 
+	/* Google's part is over: the token goes now, not once the mail job is confirmed (lib/xmalloc.h). */
+	xfree_secret(job->access_token);
+	job->access_token = NULL;
+
 	if (r->status == DB_UNAVAILABLE) {
 		command_retry_or_give_up(job, "database unavailable");
 		return;

@@ -313,28 +313,36 @@ static void google_start(struct google_call *call)
 	}
 }
 
-/*
- * Start one call. retry: the request is safe to repeat (a read, a patch, a
- * delete, an insert with our own event id, a refresh), so transient failures
- * get quick retries before the caller sees them.
- */
-static void google_send(struct google *g, const char *op, bool oauth, bool retry, const char *method,
-			const char *url, const char *access_token, const char *content_type, const char *body,
-			google_cb cb, void *arg)
+/* One request to Google, as google_send() takes it; what it points at is copied. */
+struct google_request {
+	const char *op;			/* a static name for logs and metrics ("events.insert") */
+	const char *method;
+	const char *url;
+	const char *access_token;	/* NULL: no Authorization header */
+	const char *content_type;	/* with body; NULL for none */
+	const char *body;
+	bool oauth;	/* the token endpoint answers: invalid_grant there means the grant is dead */
+	/* Safe to repeat (a read, a patch, a delete, an insert with our own event id, a refresh): transient
+	 * failures get quick retries before the caller sees them. */
+	bool retry;
+};
+
+/* Start one call; cb gets its result once. */
+static void google_send(struct google *g, const struct google_request *rq, google_cb cb, void *arg)
 {
 	struct google_call *call = xcalloc(1, sizeof(*call));
 
 	call->g = g;
 	call->cb = cb;
 	call->arg = arg;
-	call->op = op;
-	call->oauth = oauth;
-	call->retries_left = retry ? g->quick_retries : 0;
-	call->method = xstrdup(method);
-	call->url = xstrdup(url);
-	call->auth = access_token ? xasprintf("Authorization: Bearer %s", access_token) : NULL;
-	call->ctype = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
-	call->body = body ? xstrdup(body) : NULL;
+	call->op = rq->op;
+	call->oauth = rq->oauth;
+	call->retries_left = rq->retry ? g->quick_retries : 0;
+	call->method = xstrdup(rq->method);
+	call->url = xstrdup(rq->url);
+	call->auth = rq->access_token ? xasprintf("Authorization: Bearer %s", rq->access_token) : NULL;
+	call->ctype = rq->content_type ? xasprintf("Content-Type: %s", rq->content_type) : NULL;
+	call->body = rq->body ? xstrdup(rq->body) : NULL;
 	call->next = g->calls;
 	if (g->calls != NULL)
 		g->calls->prev = call;
@@ -387,9 +395,10 @@ void google_exchange_code(struct google *g, const char *code, const char *code_v
 	char *form = google_form("grant_type", "authorization_code", "code", code, "code_verifier", code_verifier,
 				 "redirect_uri", g->cfg->google_redirect_uri, "client_id", g->cfg->google_client_id,
 				 "client_secret", g->cfg->google_client_secret, NULL);
+	struct google_request rq = { .op = "oauth.token", .method = "POST", .url = g->cfg->google_token_url,
+				     .content_type = "application/x-www-form-urlencoded", .body = form, .oauth = true };
 
-	google_send(g, "oauth.token", true, false, "POST", g->cfg->google_token_url, NULL,
-		    "application/x-www-form-urlencoded", form, cb, arg);
+	google_send(g, &rq, cb, arg);
 	xfree_secret(form);
 }
 
@@ -397,25 +406,30 @@ void google_refresh(struct google *g, const char *refresh_token, google_cb cb, v
 {
 	char *form = google_form("grant_type", "refresh_token", "refresh_token", refresh_token, "client_id",
 				 g->cfg->google_client_id, "client_secret", g->cfg->google_client_secret, NULL);
+	struct google_request rq = { .op = "oauth.refresh", .method = "POST", .url = g->cfg->google_token_url,
+				     .content_type = "application/x-www-form-urlencoded", .body = form, .oauth = true,
+				     .retry = true };
 
-	google_send(g, "oauth.refresh", true, true, "POST", g->cfg->google_token_url, NULL,
-		    "application/x-www-form-urlencoded", form, cb, arg);
+	google_send(g, &rq, cb, arg);
 	xfree_secret(form);
 }
 
 void google_revoke(struct google *g, const char *token, google_cb cb, void *arg)
 {
 	char *form = google_form("token", token, NULL);
+	struct google_request rq = { .op = "oauth.revoke", .method = "POST", .url = g->cfg->google_revoke_url,
+				     .content_type = "application/x-www-form-urlencoded", .body = form, .oauth = true };
 
-	google_send(g, "oauth.revoke", true, false, "POST", g->cfg->google_revoke_url, NULL,
-		    "application/x-www-form-urlencoded", form, cb, arg);
+	google_send(g, &rq, cb, arg);
 	xfree_secret(form);
 }
 
 void google_userinfo(struct google *g, const char *access_token, google_cb cb, void *arg)
 {
-	google_send(g, "oauth.userinfo", false, true, "GET", g->cfg->google_userinfo_url, access_token, NULL, NULL, cb,
-		    arg);
+	struct google_request rq = { .op = "oauth.userinfo", .method = "GET", .url = g->cfg->google_userinfo_url,
+				     .access_token = access_token, .retry = true };
+
+	google_send(g, &rq, cb, arg);
 }
 
 /* base/calendars/<cal>/events[/<id>][?query]; the caller frees it. */
@@ -436,8 +450,10 @@ void google_event_insert(struct google *g, const char *access_token, const char 
 {
 	char *url = google_events_url(g, calendar_id, NULL, query);
 	char *body = cJSON_PrintUnformatted(event);
+	struct google_request rq = { .op = "events.insert", .method = "POST", .url = url, .access_token = access_token,
+				     .content_type = "application/json", .body = body, .retry = true };
 
-	google_send(g, "events.insert", false, true, "POST", url, access_token, "application/json", body, cb, arg);
+	google_send(g, &rq, cb, arg);
 	cJSON_free(body);
 	free(url);
 }
@@ -446,8 +462,10 @@ void google_event_get(struct google *g, const char *access_token, const char *ca
 		      google_cb cb, void *arg)
 {
 	char *url = google_events_url(g, calendar_id, event_id, NULL);
+	struct google_request rq = { .op = "events.get", .method = "GET", .url = url, .access_token = access_token,
+				     .retry = true };
 
-	google_send(g, "events.get", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, &rq, cb, arg);
 	free(url);
 }
 
@@ -456,8 +474,10 @@ void google_event_patch(struct google *g, const char *access_token, const char *
 {
 	char *url = google_events_url(g, calendar_id, event_id, query);
 	char *body = cJSON_PrintUnformatted(patch);
+	struct google_request rq = { .op = "events.patch", .method = "PATCH", .url = url, .access_token = access_token,
+				     .content_type = "application/json", .body = body, .retry = true };
 
-	google_send(g, "events.patch", false, true, "PATCH", url, access_token, "application/json", body, cb, arg);
+	google_send(g, &rq, cb, arg);
 	cJSON_free(body);
 	free(url);
 }
@@ -466,8 +486,10 @@ void google_event_delete(struct google *g, const char *access_token, const char 
 			 const char *query, google_cb cb, void *arg)
 {
 	char *url = google_events_url(g, calendar_id, event_id, query);
+	struct google_request rq = { .op = "events.delete", .method = "DELETE", .url = url,
+				     .access_token = access_token, .retry = true };
 
-	google_send(g, "events.delete", false, true, "DELETE", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, &rq, cb, arg);
 	free(url);
 }
 
@@ -475,8 +497,10 @@ void google_calendar_probe(struct google *g, const char *access_token, const cha
 			   void *arg)
 {
 	char *url = google_events_url(g, calendar_id, NULL, "maxResults=1");
+	struct google_request rq = { .op = "events.list", .method = "GET", .url = url, .access_token = access_token,
+				     .retry = true };
 
-	google_send(g, "events.list", false, true, "GET", url, access_token, NULL, NULL, cb, arg);
+	google_send(g, &rq, cb, arg);
 	free(url);
 }
 
@@ -497,7 +521,11 @@ void google_freebusy(struct google *g, const char *access_token, const char *cal
 	cJSON_AddStringToObject(item, "id", calendar_id);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "items"), item);
 	body = cJSON_PrintUnformatted(req);
-	google_send(g, "freebusy.query", false, true, "POST", url, access_token, "application/json", body, cb, arg);
+	struct google_request rq = { .op = "freebusy.query", .method = "POST", .url = url,
+				     .access_token = access_token, .content_type = "application/json", .body = body,
+				     .retry = true };
+
+	google_send(g, &rq, cb, arg);
 	cJSON_free(body);
 	cJSON_Delete(req);
 	free(url);

@@ -4,10 +4,35 @@
 #include "leadfacts.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include <cJSON.h>
 
+#include "db.h"
 #include "xmalloc.h"
+
+enum {
+	LF_NAME, LF_CONTACT_NAME, LF_COMPANY, LF_PHONE, LF_STATUS_TAG, LF_REASONING, LF_SUMMARY, LF_RECORDING,
+	LF_CALL, LF_CONTACT_ID, LF_CONTACT_EMAIL, LF_EXTRACTED_EMAIL,
+};
+
+void leadfacts_from_row(const struct db_result *r, int row, int col, struct lead_row *out)
+{
+	const char *name = db_value(r, row, col + LF_NAME);
+
+	memset(out, 0, sizeof(*out));
+	out->facts.name = name != NULL ? name : db_value(r, row, col + LF_CONTACT_NAME);
+	out->facts.company = db_value(r, row, col + LF_COMPANY);
+	out->facts.phone = db_value(r, row, col + LF_PHONE);
+	out->facts.status_tag = db_value(r, row, col + LF_STATUS_TAG);
+	out->facts.reasoning_json = db_value(r, row, col + LF_REASONING);
+	out->facts.summary = db_value(r, row, col + LF_SUMMARY);
+	out->facts.recording_url = db_value(r, row, col + LF_RECORDING);
+	out->call_id = db_value(r, row, col + LF_CALL);
+	out->contact_id = db_value(r, row, col + LF_CONTACT_ID);
+	out->contact_email = db_value(r, row, col + LF_CONTACT_EMAIL);
+	out->extracted_email = db_value(r, row, col + LF_EXTRACTED_EMAIL);
+}
 
 char *leadfacts_reasoning(const char *json_text)
 {

@@ -24,6 +24,38 @@ struct lead_facts {
 };
 
 /*
+ * The columns the scheduler selects for a lead's facts, in this order, from
+ * `lead_analytics la` joined as LEADFACTS_JOINS: the lead's contact `c` (by
+ * phone number, one with an email first, then the newest) and its call `ca`.
+ * leadfacts_from_row() reads them. The mailer reads a lead for a meeting,
+ * through the meeting's own call and attendee (mailer-worker/job.c), and
+ * fills the same struct lead_facts from its own columns.
+ */
+#define LEADFACTS_COLUMNS \
+	"la.extracted_name, c.name, la.company_name, la.phone_number, la.lead_status_tag, la.reasoning::text," \
+	" la.smart_notification, ca.recording_url, la.call_id, c.id, c.email, la.extracted_email"
+#define LEADFACTS_NCOLUMNS 12
+#define LEADFACTS_JOINS \
+	" LEFT JOIN LATERAL (SELECT id, email, name FROM contacts" \
+	"  WHERE user_id = la.user_id AND phone_number = la.phone_number" \
+	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE" \
+	" LEFT JOIN calls ca ON ca.id = la.call_id"
+
+struct db_result;
+
+/* A lead as LEADFACTS_COLUMNS read it. Pointers into the result; NULL where a column is NULL. */
+struct lead_row {
+	struct lead_facts facts;	/* name: the analysis's, else the contact's; transcript_url: NULL */
+	const char *call_id;
+	const char *contact_id;
+	const char *contact_email;	/* unchecked: whom to invite, before extracted_email */
+	const char *extracted_email;
+};
+
+/* The LEADFACTS_COLUMNS that start at column col of row into *out. */
+void leadfacts_from_row(const struct db_result *r, int row, int col, struct lead_row *out);
+
+/*
  * The reasoning as lines: "- key: value" per member of a JSON object,
  * "- value" per item of an array, a JSON string as it is, other JSON
  * printed, and text that is not JSON as it is. NULL when there is nothing

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "datetime.h"
 #include "ids.h"
 #include "leadfacts.h"
@@ -199,4 +200,26 @@ cJSON *calevent_build_move(const struct calevent_spec *spec)
 	calevent_add_times(ev, spec);
 	cJSON_AddStringToObject(ev, "status", "confirmed");
 	return ev;
+}
+
+char *calevent_attendee_email(const struct lead_row *lead)
+{
+	char *email = calevent_clean_email(lead->contact_email);
+
+	return email != NULL ? email : calevent_clean_email(lead->extracted_email);
+}
+
+void calevent_for_lead(const struct lead_row *lead, const char *name_override, const char *transcript_tmpl,
+		       char **title, char **description, char **attendee_name)
+{
+	struct lead_facts facts = lead->facts;
+	char *transcript = cfg_transcript_url(transcript_tmpl, lead->call_id);
+
+	if (name_override != NULL)
+		facts.name = name_override;
+	facts.transcript_url = transcript;
+	*title = calevent_title(facts.name, facts.company);
+	*description = calevent_description(&facts);
+	*attendee_name = facts.name != NULL ? xstrdup(facts.name) : NULL;
+	free(transcript);
 }

@@ -56,4 +56,19 @@ cJSON *calevent_build_move(const struct calevent_spec *spec);
 /* Lower-case, trim and check an email address roughly (one '@', no spaces or controls). The caller frees it. */
 char *calevent_clean_email(const char *raw);
 
+/*
+ * Whom a booked lead invites: the contact's email, else the one the analysis
+ * extracted, each cleaned; NULL when neither is usable. The caller frees it.
+ */
+char *calevent_attendee_email(const struct lead_row *lead);
+
+/*
+ * A lead as the calendar shows it: *title, *description (its transcript link
+ * made from transcript_tmpl, TRANSCRIPT_URL) and *attendee_name (NULL when
+ * there is none), name_override first when given. Fresh strings the caller
+ * frees: the one path from a lead's row to an event, automatic or by hand.
+ */
+void calevent_for_lead(const struct lead_row *lead, const char *name_override, const char *transcript_tmpl,
+		       char **title, char **description, char **attendee_name);
+
 #endif

@@ -14,30 +14,25 @@
 #include "db.h"
 #include "calevent.h"
 #include "leadfacts.h"
+#include "leadfacts.h"
 #include "log.h"
 #include "metrics.h"
 #include "scheduler.h"
 #include "xmalloc.h"
 
 static const char cmd_create_lead_sql[] =
-	"SELECT la.call_id, la.phone_number, la.extracted_name, la.extracted_email, la.company_name,"
-	" la.demo_book_datetime, la.reasoning::text, la.lead_status_tag, la.smart_notification,"
-	" c.id, c.email, c.name, ca.recording_url, u.google_calendar_connected,"
+	"SELECT la.demo_book_datetime, " LEADFACTS_COLUMNS ", u.google_calendar_connected,"
 	" COALESCE(u.google_calendar_id, 'primary'), COALESCE(u.google_calendar_timezone, $3),"
 	" (SELECT count(*) FROM calendar_meetings m WHERE m.lead_analytics_id = la.id),"
 	" EXISTS (SELECT 1 FROM calendar_meetings m WHERE m.lead_analytics_id = la.id AND m.status = 'scheduled'),"
 	" EXTRACT(EPOCH FROM now())::bigint"
 	" FROM lead_analytics la JOIN users u ON u.id = la.user_id"
-	" LEFT JOIN LATERAL (SELECT id, email, name FROM contacts"
-	"  WHERE user_id = la.user_id AND phone_number = la.phone_number"
-	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE"
-	" LEFT JOIN calls ca ON ca.id = la.call_id"
+	LEADFACTS_JOINS
 	" WHERE la.id = $1 AND la.user_id = $2";
 
 enum {
-	LC_CALL, LC_PHONE, LC_NAME, LC_EXTRACTED_EMAIL, LC_COMPANY, LC_DATETIME, LC_REASONING, LC_STATUS_TAG,
-	LC_SUMMARY, LC_CONTACT_ID, LC_CONTACT_EMAIL, LC_CONTACT_NAME, LC_RECORDING, LC_CONNECTED, LC_CALENDAR,
-	LC_ZONE, LC_MEETINGS, LC_ACTIVE, LC_NOW,
+	LC_DATETIME, LC_FACTS, LC_CONNECTED = LC_FACTS + LEADFACTS_NCOLUMNS, LC_CALENDAR, LC_ZONE, LC_MEETINGS,
+	LC_ACTIVE, LC_NOW,
 };
 
 static void cmd_create_on_booked(const struct booking_result *r, void *arg)
@@ -81,23 +76,14 @@ static void cmd_create_on_booked(const struct booking_result *r, void *arg)
 	}
 }
 
-static char *cmd_create_opt(const struct db_result *r, int col)
-{
-	const char *v = db_value(r, 0, col);
-
-	return v ? xstrdup(v) : NULL;
-}
-
-/* The attendee's address: the one given, else the contact's, else the one the call gave; NULL when none is valid. */
-static const char *cmd_create_email(struct command_job *job, const struct db_result *r)
+/* The attendee's address: the one given, else the lead's own (calevent_attendee_email()); NULL when none is valid. */
+static const char *cmd_create_email(struct command_job *job, const struct lead_row *lr)
 {
 	if (job->cmd.email_override != NULL) {
 		job->email = calevent_clean_email(job->cmd.email_override);
 		return job->email == NULL ? "attendee_email is not a valid email address" : NULL;
 	}
-	job->email = calevent_clean_email(db_value(r, 0, LC_CONTACT_EMAIL));
-	if (job->email == NULL)
-		job->email = calevent_clean_email(db_value(r, 0, LC_EXTRACTED_EMAIL));
+	job->email = calevent_attendee_email(lr);
 	return job->email == NULL ? "the lead has no email address; give attendee_email" : NULL;
 }
 
@@ -106,8 +92,7 @@ static void cmd_create_on_lead(const struct db_result *r, void *arg)
 	struct command_job *job = arg;
 	const struct config *cfg = job->s->cfg;
 	const char *err, *when;
-	struct lead_facts el;
-	char *transcript;
+	struct lead_row lr;
 	struct booking *b = &job->booking;
 	cJSON *meta;
 
@@ -139,27 +124,15 @@ static void cmd_create_on_lead(const struct db_result *r, void *arg)
 		free(msg);
 		return;
 	}
-	if ((err = cmd_create_email(job, r)) != NULL) {
+	leadfacts_from_row(r, 0, LC_FACTS, &lr);
+	if ((err = cmd_create_email(job, &lr)) != NULL) {
 		command_fail(job, "invalid", err);
 		return;
 	}
-	memset(&el, 0, sizeof(el));
-	el.name = job->cmd.name_override ? job->cmd.name_override
-		  : db_value(r, 0, LC_NAME) ? db_value(r, 0, LC_NAME) : db_value(r, 0, LC_CONTACT_NAME);
-	el.company = db_value(r, 0, LC_COMPANY);
-	el.phone = db_value(r, 0, LC_PHONE);
-	el.status_tag = db_value(r, 0, LC_STATUS_TAG);
-	el.reasoning_json = db_value(r, 0, LC_REASONING);
-	el.summary = db_value(r, 0, LC_SUMMARY);
-	el.recording_url = db_value(r, 0, LC_RECORDING);
-	transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, LC_CALL));
-	el.transcript_url = transcript;
-	job->description = calevent_description(&el);
-	free(transcript);
-	job->title = calevent_title(el.name, el.company);
-	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
-	job->call_id = cmd_create_opt(r, LC_CALL);
-	job->contact_id = cmd_create_opt(r, LC_CONTACT_ID);
+	calevent_for_lead(&lr, job->cmd.name_override, cfg->transcript_url, &job->title, &job->description,
+			  &job->attendee_name);
+	job->call_id = lr.call_id ? xstrdup(lr.call_id) : NULL;
+	job->contact_id = lr.contact_id ? xstrdup(lr.contact_id) : NULL;
 	job->calendar_id = xstrdup(db_value(r, 0, LC_CALENDAR));
 	meta = cJSON_CreateObject();
 	cJSON_AddStringToObject(meta, "source", "manual");

@@ -28,6 +28,7 @@
 #include "datetime.h"
 #include "db.h"
 #include "calevent.h"
+#include "leadfacts.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -49,29 +50,22 @@
  * load); migration 036 dropped that index.
  */
 static const char lead_load_sql[] =
-	"SELECT la.user_id, la.call_id, la.phone_number, la.extracted_name, la.extracted_email,"
-	" la.company_name, la.demo_book_datetime, la.reasoning::text, la.lead_status_tag,"
-	" la.smart_notification, COALESCE(la.analysis_type, 'individual'),"
-	" c.id, c.email, c.name, ca.recording_url,"
+	"SELECT la.user_id, la.demo_book_datetime, COALESCE(la.analysis_type, 'individual'), " LEADFACTS_COLUMNS ","
 	" COALESCE(u.google_calendar_id, 'primary'), u.google_calendar_timezone,"
 	" COALESCE(m.meetings, 0), CASE WHEN m.active THEN m.id END, CASE WHEN m.active THEN m.ical_sequence END,"
 	" m.active AND m.rescheduled_from_meeting_id IS NULL AND NOT COALESCE(m.invite_email_sent, FALSE),"
 	" EXTRACT(EPOCH FROM now())::bigint, " TOKENS_COLUMNS
 	" FROM lead_analytics la"
 	" JOIN users u ON u.id = la.user_id"
-	" LEFT JOIN LATERAL (SELECT id, email, name FROM contacts"
-	"  WHERE user_id = la.user_id AND phone_number = la.phone_number"
-	"  ORDER BY (email IS NULL OR email = ''), updated_at DESC NULLS LAST LIMIT 1) c ON TRUE"
-	" LEFT JOIN calls ca ON ca.id = la.call_id"
+	LEADFACTS_JOINS
 	" LEFT JOIN LATERAL (SELECT id, ical_sequence, rescheduled_from_meeting_id, invite_email_sent,"
 	"  status = 'scheduled' AS active, count(*) OVER () AS meetings FROM calendar_meetings"
 	"  WHERE lead_analytics_id = la.id ORDER BY status <> 'scheduled' LIMIT 1) m ON TRUE"
 	" WHERE la.id = $1";
 
 enum {
-	COL_USER, COL_CALL, COL_PHONE, COL_NAME, COL_EXTRACTED_EMAIL, COL_COMPANY, COL_DATETIME, COL_REASONING,
-	COL_STATUS_TAG, COL_SUMMARY, COL_ANALYSIS_TYPE, COL_CONTACT_ID, COL_CONTACT_EMAIL, COL_CONTACT_NAME,
-	COL_RECORDING, COL_CALENDAR, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
+	COL_USER, COL_DATETIME, COL_ANALYSIS_TYPE, COL_FACTS,
+	COL_CALENDAR = COL_FACTS + LEADFACTS_NCOLUMNS, COL_ZONE, COL_MEETINGS, COL_ACTIVE_ID, COL_ACTIVE_SEQ,
 	COL_ACTIVE_UNMAILED, COL_NOW, COL_TOKENS,
 };
 
@@ -360,16 +354,16 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 	}
 }
 
-static char *lead_metadata(const struct db_result *r, const char *trace)
+static char *lead_metadata(const struct db_result *r, const struct lead_row *lr, const char *trace)
 {
 	cJSON *m = cJSON_CreateObject();
 	char *text;
 
 	cJSON_AddStringToObject(m, "source", "ai_call");
-	if (db_value(r, 0, COL_STATUS_TAG))
-		cJSON_AddStringToObject(m, "lead_status_tag", db_value(r, 0, COL_STATUS_TAG));
-	if (db_value(r, 0, COL_PHONE))
-		cJSON_AddStringToObject(m, "phone_number", db_value(r, 0, COL_PHONE));
+	if (lr->facts.status_tag)
+		cJSON_AddStringToObject(m, "lead_status_tag", lr->facts.status_tag);
+	if (lr->facts.phone)
+		cJSON_AddStringToObject(m, "phone_number", lr->facts.phone);
 	if (db_value(r, 0, COL_DATETIME))
 		cJSON_AddStringToObject(m, "demo_book_datetime", db_value(r, 0, COL_DATETIME));
 	if (trace != NULL)
@@ -387,30 +381,17 @@ static char *lead_opt(const struct db_result *r, int col)
 }
 
 /* Everything the booking needs, taken from the loaded row. */
-static void lead_prepare(struct lead_job *job, const struct db_result *r, const struct datetime *dt)
+static void lead_prepare(struct lead_job *job, const struct db_result *r, const struct lead_row *lr,
+			 const struct datetime *dt)
 {
 	const struct config *cfg = job->s->cfg;
-	char *transcript = cfg_transcript_url(cfg->transcript_url, db_value(r, 0, COL_CALL));
-	struct lead_facts el = {
-		.name = db_value(r, 0, COL_NAME) ? db_value(r, 0, COL_NAME) : db_value(r, 0, COL_CONTACT_NAME),
-		.company = db_value(r, 0, COL_COMPANY),
-		.phone = db_value(r, 0, COL_PHONE),
-		.status_tag = db_value(r, 0, COL_STATUS_TAG),
-		.reasoning_json = db_value(r, 0, COL_REASONING),
-		.summary = db_value(r, 0, COL_SUMMARY),
-		.recording_url = db_value(r, 0, COL_RECORDING),
-		.transcript_url = transcript,
-	};
 	struct booking *b = &job->booking;
 
-	job->call_id = lead_opt(r, COL_CALL);
-	job->contact_id = lead_opt(r, COL_CONTACT_ID);
+	job->call_id = lr->call_id ? xstrdup(lr->call_id) : NULL;
+	job->contact_id = lr->contact_id ? xstrdup(lr->contact_id) : NULL;
 	job->calendar_id = lead_opt(r, COL_CALENDAR);
-	job->title = calevent_title(el.name, el.company);
-	job->description = calevent_description(&el);
-	job->metadata = lead_metadata(r, job->trace);
-	job->attendee_name = el.name ? xstrdup(el.name) : NULL;
-	free(transcript);
+	calevent_for_lead(lr, NULL, cfg->transcript_url, &job->title, &job->description, &job->attendee_name);
+	job->metadata = lead_metadata(r, lr, job->trace);
 
 	b->user_id = job->user_id;
 	b->lead_id = job->lead_id;
@@ -437,6 +418,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 	struct scheduler *s = job->s;
 	const char *raw, *zone;
 	struct tokens_stored tokens;
+	struct lead_row lr;
 	struct datetime dt;
 	char *detail;
 
@@ -500,9 +482,8 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		free(detail);
 		return;
 	}
-	job->email = calevent_clean_email(db_value(r, 0, COL_CONTACT_EMAIL));
-	if (job->email == NULL)
-		job->email = calevent_clean_email(db_value(r, 0, COL_EXTRACTED_EMAIL));
+	leadfacts_from_row(r, 0, COL_FACTS, &lr);
+	job->email = calevent_attendee_email(&lr);
 	if (job->email == NULL) {
 		lead_record(job, "skipped", "no_email", "neither the contact nor the analysis has a usable email");
 		return;
@@ -513,7 +494,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		return;
 	}
 	job->time_zone = xstrdup(zone);
-	lead_prepare(job, r, &dt);
+	lead_prepare(job, r, &lr, &dt);
 	booking_run(s, &job->booking, &tokens, lead_on_booked, job);
 }
 

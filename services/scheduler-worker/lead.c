@@ -131,6 +131,7 @@ static bool lead_released(struct lead_job *job)
 	return true;
 }
 
+/* A retry or a dead letter has taken the delivery (or failed to, and the broker redelivers it): the job is done. */
 static void lead_on_settled(bool settled, void *arg)
 {
 	(void)settled;
@@ -191,12 +192,6 @@ static void lead_on_best_effort(const struct db_result *r, void *arg)
 		log_warn("could not record a lead's outcome", LOG_STR("error", r->error));
 }
 
-static void lead_on_dead(bool settled, void *arg)
-{
-	(void)settled;
-	lead_job_free(arg);
-}
-
 static void lead_refused(struct scheduler *s, const char *reason)
 {
 	metric_inc(metrics_counter("scheduler_messages_refused_total",
@@ -210,7 +205,7 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 
 	if (lead_released(job))
 		return;
-	retry_dead_letter(&s->retry, job->d, reason, detail, lead_on_dead, job);
+	retry_dead_letter(&s->retry, job->d, reason, detail, lead_on_settled, job);
 }
 
 static void lead_on_mail(enum mq_confirm outcome, void *arg)

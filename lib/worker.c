@@ -209,3 +209,15 @@ struct httpc *worker_http(struct worker *w)
 {
 	return w->http;
 }
+
+void worker_env_init(struct worker_env *env, struct worker *w, const struct retry_policy *policy)
+{
+	env->worker = w;
+	env->cfg = worker_config(w);
+	env->base = worker_base(w);
+	env->db = worker_db(w);
+	env->consumer = worker_consumer(w);
+	env->publisher = worker_publisher(w);
+	env->retry_policy = *policy;
+	env->retry = (struct retry_ctx){ env->base, env->publisher, env->consumer, &env->retry_policy };
+}

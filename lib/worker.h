@@ -29,6 +29,7 @@
 
 #include "cfg.h"
 #include "mq.h"
+#include "retry.h"
 
 struct event_base;
 struct db;
@@ -69,6 +70,25 @@ void worker_stop(struct worker *w);
 bool worker_stopping(const struct worker *w);
 /* The loop is exiting or gone: a callback now only releases its job (see the rule above). */
 bool worker_closing(const struct worker *w);
+
+/*
+ * What a worker's modules reach through their service's struct, the same in
+ * every worker: the worker's parts and the retry context made of them. Each
+ * service embeds it as `env` and fills it once with worker_env_init(), with
+ * its retry policy (copied in).
+ */
+struct worker_env {
+	struct worker *worker;
+	const struct config *cfg;
+	struct event_base *base;
+	struct db *db;
+	struct mq *consumer;
+	struct mq *publisher;
+	struct retry_policy retry_policy;
+	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
+};
+
+void worker_env_init(struct worker_env *env, struct worker *w, const struct retry_policy *policy);
 
 const struct config *worker_config(const struct worker *w);
 struct event_base *worker_base(struct worker *w);

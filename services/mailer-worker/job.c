@@ -190,7 +190,7 @@ static void job_count(struct mail_job *job, const char *result)
 
 static void job_ack(struct mail_job *job)
 {
-	mq_ack(job->m->consumer, job->d->token);
+	mq_ack(job->m->env.consumer, job->d->token);
 	job_free(job);
 }
 
@@ -205,7 +205,7 @@ static void job_dead_letter(struct mail_job *job, const char *reason, const char
 	struct mailer *m = job->m;
 
 	job_count(job, "failed");
-	retry_dead_letter(&m->retry, job->d, reason, detail, job_on_settled, job);
+	retry_dead_letter(&m->env.retry, job->d, reason, detail, job_on_settled, job);
 }
 
 static void job_on_failed_recorded(const struct db_result *r, void *arg)
@@ -253,7 +253,7 @@ static void job_fail(struct mail_job *job, const char *reason, const char *detai
 	const char *params[] = { job->job_id, text };
 
 	job_set_failure(job, reason, detail);
-	db_query(job->m->db, job_failed_sql, 2, params, job_on_failed_recorded, job);
+	db_query(job->m->env.db, job_failed_sql, 2, params, job_on_failed_recorded, job);
 	free(text);
 }
 
@@ -266,7 +266,7 @@ static void job_retry_within(struct mail_job *job, const char *why, long lease_l
 		 LOG_STR("job", job->job_id), LOG_STR("kind", job->kind_name),
 		 LOG_STR("why", why), LOG_INT("attempt", retry_attempt(job->d) + 1));
 	job_count(job, "retried");
-	retry_later_within(&m->retry, job->d, lease_left_ms, job_on_settled, job);
+	retry_later_within(&m->env.retry, job->d, lease_left_ms, job_on_settled, job);
 }
 
 static void job_retry_now(struct mail_job *job, const char *why)
@@ -296,7 +296,7 @@ static void job_on_retry_recorded(const struct db_result *r, void *arg)
  */
 static void job_transient(struct mail_job *job, const char *why, bool record)
 {
-	if (retry_exhausted(&job->m->retry, job->d)) {
+	if (retry_exhausted(&job->m->env.retry, job->d)) {
 		char *detail = xasprintf("gave up after %d attempts; last error: %s", retry_attempt(job->d) + 1, why);
 
 		job_fail(job, "retries_exhausted", detail);
@@ -314,7 +314,7 @@ static void job_transient(struct mail_job *job, const char *why, bool record)
 
 		free(attempt);
 		job_set_failure(job, NULL, why);
-		db_query(job->m->db, job_failed_sql, 2, params, job_on_retry_recorded, job);
+		db_query(job->m->env.db, job_failed_sql, 2, params, job_on_retry_recorded, job);
 		free(text);
 	}
 }
@@ -342,14 +342,14 @@ static void job_on_sent_recorded(const struct db_result *r, void *arg)
 
 		/* The mail is out: a redelivery now would send it again, so keep trying here first. */
 		if (job->pause == NULL)
-			job->pause = xevent_new(job->m->base, -1, 0, job_on_record_pause, job);
+			job->pause = xevent_new(job->m->env.base, -1, 0, job_on_record_pause, job);
 		evtimer_add(job->pause, &tv);
 		return;
 	}
 	if (r->status == DB_UNAVAILABLE) {
 		log_error("mail sent but not recorded; its job goes back to the queue and may be sent again",
 			  LOG_STR("trace", job->trace), LOG_STR("job", job->job_id), LOG_STR("error", r->error));
-		mq_nack(job->m->consumer, job->d->token, true);
+		mq_nack(job->m->env.consumer, job->d->token, true);
 		job_free(job);
 		return;
 	}
@@ -364,7 +364,7 @@ static void job_record_sent(struct mail_job *job)
 {
 	const char *params[] = { job->job_id, job->meeting_id, job->kind_name };
 
-	db_query(job->m->db, job_sent_sql, 3, params, job_on_sent_recorded, job);
+	db_query(job->m->env.db, job_sent_sql, 3, params, job_on_sent_recorded, job);
 }
 
 static void job_on_smtp(const struct smtp_result *r, void *arg)
@@ -439,7 +439,7 @@ static void job_meeting_facts(const struct db_result *r, struct content_meeting 
 static void job_facts(const struct mail_job *job, const struct db_result *r, const char *transcript_url,
 		      struct content_facts *f)
 {
-	const struct config *cfg = job->m->cfg;
+	const struct config *cfg = job->m->env.cfg;
 
 	memset(f, 0, sizeof(*f));
 	f->kind = job->kind;
@@ -481,7 +481,7 @@ static void job_send(struct mail_job *job, const struct db_result *r)
 	struct content_facts facts;
 	struct content c;
 	char *error = NULL, *to, *message_id;
-	char *transcript = cfg_transcript_url(m->cfg->transcript_url, job_col(r, COL_CALL_ID));
+	char *transcript = cfg_transcript_url(m->env.cfg->transcript_url, job_col(r, COL_CALL_ID));
 	struct compose_mail mail;
 	int rc;
 
@@ -512,7 +512,7 @@ static void job_send(struct mail_job *job, const struct db_result *r)
 		.ics_method = c.ics_method,
 	};
 	/* Everything in mail is copied onto the curl handle. */
-	rc = smtp_send(m->http, m->cfg, m->from_address, job->owner, &mail, job_on_smtp, job);
+	rc = smtp_send(m->http, m->env.cfg, m->from_address, job->owner, &mail, job_on_smtp, job);
 	content_release(&c);
 	free(to);
 	free(message_id);
@@ -545,7 +545,7 @@ static void job_skip(struct mail_job *job, const char *why)
 	const char *params[] = { job->job_id, why };
 
 	job_count(job, "skipped");
-	db_query(job->m->db, job_failed_sql, 2, params, job_on_skip_recorded, job);
+	db_query(job->m->env.db, job_failed_sql, 2, params, job_on_skip_recorded, job);
 }
 
 /* Is the lead still skipped for a conflict, with the slot it asked for? */
@@ -680,8 +680,8 @@ void job_handle(struct mailer *m, struct mq_delivery *d)
 	snprintf(lease, sizeof(lease), "%d", (int)JOB_LEASE_S);
 	{
 		const char *params[] = { job->user_id, job->meeting_id, job->previous_id, job->lead_id,
-					 m->cfg->default_timezone, job->job_id, job->kind_name, lease };
+					 m->env.cfg->default_timezone, job->job_id, job->kind_name, lease };
 
-		db_query(m->db, job_claim_sql, 8, params, job_on_claimed, job);
+		db_query(m->env.db, job_claim_sql, 8, params, job_on_claimed, job);
 	}
 }

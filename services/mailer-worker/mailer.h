@@ -16,6 +16,7 @@
 
 #include "mq.h"
 #include "retry.h"
+#include "worker.h"
 
 struct config;
 struct db;
@@ -24,15 +25,8 @@ struct httpc;
 struct worker;
 
 struct mailer {
-	struct worker *worker;
-	const struct config *cfg;
-	struct event_base *base;
-	struct db *db;
-	struct mq *consumer;
-	struct mq *publisher;
+	struct worker_env env;	/* cfg, base, db, consumer, publisher, retry (lib/worker.h) */
 	struct httpc *http;
-	struct retry_policy retry_policy;
-	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
 	unsigned in_flight;
 
 	char *from_address;	/* the envelope sender, from MAIL_FROM */

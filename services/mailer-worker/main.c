@@ -28,7 +28,7 @@ static struct mailer mailer;
 
 bool mailer_closing(const struct mailer *m)
 {
-	return worker_closing(m->worker);
+	return worker_closing(m->env.worker);
 }
 
 static void mailer_on_job(struct mq *mq, const struct mq_delivery *d, void *arg)
@@ -43,7 +43,7 @@ static void mailer_on_job(struct mq *mq, const struct mq_delivery *d, void *arg)
 static int mailer_on_consumer_connect(struct mq *mq, void *arg)
 {
 	struct mailer *m = arg;
-	uint16_t prefetch = (uint16_t)(m->cfg->prefetch ? m->cfg->prefetch : MAILER_PREFETCH);
+	uint16_t prefetch = (uint16_t)(m->env.cfg->prefetch ? m->env.cfg->prefetch : MAILER_PREFETCH);
 
 	if (topology_declare_mailer(mq) < 0 ||
 	    mq_consume(mq, TOPO_Q_MAILER_JOBS, prefetch, false, mailer_on_job, m) < 0)
@@ -69,7 +69,7 @@ static void mailer_sender(struct mailer *m)
 {
 	char *name = NULL;
 
-	if (header_parse_mailbox(m->cfg->mail_from, &name, &m->from_address) < 0) {
+	if (header_parse_mailbox(m->env.cfg->mail_from, &name, &m->from_address) < 0) {
 		log_error("invalid configuration", LOG_STR("variable", "MAIL_FROM"),
 			  LOG_STR("problem", "must be one plain address, optionally as 'Name <address>'"));
 		exit(EX_CONFIG);
@@ -91,26 +91,21 @@ int main(void)
 		.in_flight = mailer_in_flight,
 		.arg = m,
 	};
+	struct retry_policy policy;
 	int status;
 
 	if (sodium_init() < 0) {
 		log_error("libsodium failed to initialise");
 		return 1;
 	}
-	m->worker = worker_new(&opts);
-	m->cfg = worker_config(m->worker);
-	m->base = worker_base(m->worker);
-	m->db = worker_db(m->worker);
-	m->consumer = worker_consumer(m->worker);
-	m->publisher = worker_publisher(m->worker);
-	m->http = worker_http(m->worker);
-	topology_mailer_retry_policy(&m->retry_policy);
-	m->retry = (struct retry_ctx){ m->base, m->publisher, m->consumer, &m->retry_policy };
+	topology_mailer_retry_policy(&policy);
+	worker_env_init(&m->env, worker_new(&opts), &policy);
+	m->http = worker_http(m->env.worker);
 	mailer_sender(m);
 
-	status = worker_run(m->worker);
+	status = worker_run(m->env.worker);
 
-	worker_free(m->worker);
+	worker_free(m->env.worker);
 	smtp_shutdown();
 	free(m->from_address);
 	free(m->from_header);

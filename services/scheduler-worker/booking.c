@@ -166,7 +166,7 @@ void booking_rate_limited(struct scheduler *s, const char *user_id, void (*fn)(v
 	d->arg = arg;
 	tv.tv_sec = wait_ms / 1000;
 	tv.tv_usec = (wait_ms % 1000) * 1000;
-	event_base_once(s->base, -1, EV_TIMEOUT, booking_on_deferred, d, &tv);
+	event_base_once(s->env.base, -1, EV_TIMEOUT, booking_on_deferred, d, &tv);
 }
 
 /* Failure of a Google call, in the caller's words: transient, or refused for good. */
@@ -283,9 +283,9 @@ static void booking_commit(struct booking_job *job)
 	params[20] = job->conflict_detail;
 	params[21] = b->command_id;
 	if (b->command_id != NULL)
-		db_query(job->s->db, booking_commit_command_sql, 22, params, booking_on_committed, job);
+		db_query(job->s->env.db, booking_commit_command_sql, 22, params, booking_on_committed, job);
 	else
-		db_query(job->s->db, job->lookup ? booking_commit_current_sql : booking_commit_sql, 21, params,
+		db_query(job->s->env.db, job->lookup ? booking_commit_current_sql : booking_commit_sql, 21, params,
 			 booking_on_committed, job);
 	cJSON_free(response);
 }
@@ -550,7 +550,7 @@ void booking_run(struct scheduler *s, const struct booking *b, const struct toke
 	spec.attendee_name = b->attendee_name;
 	spec.lead_analytics_id = b->lead_id;
 	spec.generation = b->generation;
-	spec.meet_request_id = s->cfg->meet_links ? request_id : NULL;
+	spec.meet_request_id = s->env.cfg->meet_links ? request_id : NULL;
 	job->event = calevent_build(&spec);
 	if (stored != NULL)
 		tokens_get_stored(s->tokens, b->user_id, stored, booking_on_token, job);

@@ -41,7 +41,7 @@ static void cmd_availability_answer(struct command_job *job, const struct confli
 	busy_clear(&free_time);
 	if (command_released(job))
 		return;
-	mq_ack(job->s->consumer, job->d->token);
+	mq_ack(job->s->env.consumer, job->d->token);
 	command_job_free(job);
 }
 
@@ -90,9 +90,9 @@ static void cmd_availability_on_user(const struct db_result *r, void *arg)
 
 static void cmd_availability_start(struct command_job *job)
 {
-	const char *params[] = { job->cmd.user_id, job->s->cfg->default_timezone };
+	const char *params[] = { job->cmd.user_id, job->s->env.cfg->default_timezone };
 
-	db_query(job->s->db, cmd_availability_user_sql, 2, params, cmd_availability_on_user, job);
+	db_query(job->s->env.db, cmd_availability_user_sql, 2, params, cmd_availability_on_user, job);
 }
 
 const struct command_entry cmd_availability_entry = {

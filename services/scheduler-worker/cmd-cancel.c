@@ -28,7 +28,7 @@ static void cmd_cancel_commit(struct command_job *job, const cJSON *google)
 	const char *params[] = { job->cmd.meeting_id, job->cmd.user_id, job->cmd.reason, job->cmd.command_id };
 
 	(void)google;
-	db_query(job->s->db, cmd_cancel_sql, 4, params, command_on_committed, job);
+	db_query(job->s->env.db, cmd_cancel_sql, 4, params, command_on_committed, job);
 }
 
 static void cmd_cancel_committed(struct command_job *job, const struct db_result *r)

@@ -90,7 +90,7 @@ static const char *cmd_create_email(struct command_job *job, const struct lead_r
 static void cmd_create_on_lead(const struct db_result *r, void *arg)
 {
 	struct command_job *job = arg;
-	const struct config *cfg = job->s->cfg;
+	const struct config *cfg = job->s->env.cfg;
 	const char *err, *when;
 	struct lead_row lr;
 	struct booking *b = &job->booking;
@@ -163,9 +163,9 @@ static void cmd_create_on_lead(const struct db_result *r, void *arg)
 
 static void cmd_create_start(struct command_job *job)
 {
-	const char *params[] = { job->cmd.lead_id, job->cmd.user_id, job->s->cfg->default_timezone };
+	const char *params[] = { job->cmd.lead_id, job->cmd.user_id, job->s->env.cfg->default_timezone };
 
-	db_query(job->s->db, cmd_create_lead_sql, 3, params, cmd_create_on_lead, job);
+	db_query(job->s->env.db, cmd_create_lead_sql, 3, params, cmd_create_on_lead, job);
 }
 
 const struct command_entry cmd_create_entry = {

@@ -69,7 +69,7 @@ static void cmd_reschedule_commit(struct command_job *job, const cJSON *google)
 	params[8] = job->cmd.command_id;
 	params[9] = job->has_conflict;
 	params[10] = job->conflict_detail;
-	db_query(job->s->db, cmd_reschedule_sql, 11, params, command_on_committed, job);
+	db_query(job->s->env.db, cmd_reschedule_sql, 11, params, command_on_committed, job);
 	cJSON_free(response);
 }
 

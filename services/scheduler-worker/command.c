@@ -130,7 +130,7 @@ void command_send_reply(struct command_job *job, const cJSON *reply)
 	m.correlation_id = job->cmd.command_id ? job->cmd.command_id : job->d->msg.correlation_id;
 	m.type = "meeting.command-reply";
 	m.transient = true;
-	mq_publish(job->s->publisher, &m, NULL, NULL);
+	mq_publish(job->s->env.publisher, &m, NULL, NULL);
 	cJSON_free(body);
 }
 
@@ -157,7 +157,7 @@ void command_fail_busy(struct command_job *job, const char *code, const char *me
 	log_info("command refused", LOG_STR("command", job->entry->name), LOG_STR("error_code", code),
 		 LOG_STR("message", message), LOG_STR("command_id", job->cmd.command_id));
 	command_send_error(job, code, message, busy);
-	mq_ack(job->s->consumer, job->d->token);
+	mq_ack(job->s->env.consumer, job->d->token);
 	command_job_free(job);
 }
 
@@ -172,15 +172,15 @@ void command_retry_or_give_up(struct command_job *job, const char *why)
 
 	if (command_released(job))
 		return;
-	if (retry_exhausted(&s->retry, job->d)) {
+	if (retry_exhausted(&s->env.retry, job->d)) {
 		command_send_error(job, "unavailable",
 				   "Google Calendar or the database stayed unavailable; try again later", NULL);
-		retry_dead_letter(&s->retry, job->d, "retries_exhausted", why, command_on_settled, job);
+		retry_dead_letter(&s->env.retry, job->d, "retries_exhausted", why, command_on_settled, job);
 		return;
 	}
 	log_info("command will be retried", LOG_STR("command", job->entry->name), LOG_STR("why", why),
 		 LOG_STR("command_id", job->cmd.command_id));
-	retry_later(&s->retry, job->d, command_on_settled, job);
+	retry_later(&s->env.retry, job->d, command_on_settled, job);
 }
 
 static void command_on_mail(enum mq_confirm outcome, void *arg)
@@ -192,10 +192,10 @@ static void command_on_mail(enum mq_confirm outcome, void *arg)
 	if (outcome != MQ_CONFIRM_ACK) {
 		/* The change and its reply are stored: back through a retry tier, it only repeats the mail. */
 		log_warn("mail job not confirmed; the command will be retried", LOG_STR("command_id", job->cmd.command_id));
-		retry_later(&job->s->retry, job->d, command_on_settled, job);
+		retry_later(&job->s->env.retry, job->d, command_on_settled, job);
 		return;
 	}
-	mq_ack(job->s->consumer, job->d->token);
+	mq_ack(job->s->env.consumer, job->d->token);
 	command_job_free(job);
 }
 
@@ -242,7 +242,7 @@ static void command_replay(struct command_job *job, const char *reply_text)
 	cJSON_Delete(stored);
 	if (job->result_meeting_id == NULL) {
 		command_send_reply(job, job->reply);
-		mq_ack(job->s->consumer, job->d->token);
+		mq_ack(job->s->env.consumer, job->d->token);
 		command_job_free(job);
 		return;
 	}
@@ -350,9 +350,9 @@ static void command_on_meeting(const struct db_result *r, void *arg)
 
 void command_load_meeting(struct command_job *job)
 {
-	const char *params[] = { job->cmd.meeting_id, job->cmd.user_id, job->s->cfg->default_timezone };
+	const char *params[] = { job->cmd.meeting_id, job->cmd.user_id, job->s->env.cfg->default_timezone };
 
-	db_query(job->s->db, command_meeting_sql, 3, params, command_on_meeting, job);
+	db_query(job->s->env.db, command_meeting_sql, 3, params, command_on_meeting, job);
 }
 
 void command_on_google(const struct google_result *r, void *arg)
@@ -435,7 +435,7 @@ static bool command_trusted(const struct scheduler *s, const struct mq_delivery 
 
 	if (who == NULL || *who == '\0')
 		return false;
-	return strcmp(who, mq_user(s->publisher)) == 0 || cfg_list_has(s->cfg->command_amqp_users, who);
+	return strcmp(who, mq_user(s->env.publisher)) == 0 || cfg_list_has(s->env.cfg->command_amqp_users, who);
 }
 
 static void command_refused(struct scheduler *s, const char *reason)
@@ -478,10 +478,10 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 		log_warn("command refused: its publisher is not a broker user allowed to send commands; if it is the "
 			 "gateway, add the gateway's broker user to COMMAND_AMQP_USERS",
 			 LOG_STR("publisher", d->msg.user_id ? d->msg.user_id : "(none)"),
-			 LOG_STR("allowed", s->cfg->command_amqp_users), LOG_STR("own_user", mq_user(s->publisher)),
+			 LOG_STR("allowed", s->env.cfg->command_amqp_users), LOG_STR("own_user", mq_user(s->env.publisher)),
 			 LOG_STR("message_id", d->msg.message_id), LOG_STR("routing_key", d->msg.routing_key));
 		command_refused(s, "untrusted_publisher");
-		retry_dead_letter(&s->retry, d, "untrusted_publisher", detail, command_on_settled, job);
+		retry_dead_letter(&s->env.retry, d, "untrusted_publisher", detail, command_on_settled, job);
 		free(detail);
 		return;
 	}
@@ -494,7 +494,7 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 			 LOG_STR("command_id", job->cmd.command_id), LOG_STR("message_id", d->msg.message_id));
 		command_refused(s, "malformed");
 		command_send_error(job, "invalid", why, NULL);
-		retry_dead_letter(&s->retry, d, "malformed", why, command_on_settled, job);
+		retry_dead_letter(&s->env.retry, d, "malformed", why, command_on_settled, job);
 		return;
 	}
 	if (!job->entry->stored) {
@@ -504,6 +504,6 @@ void command_handle(struct scheduler *s, struct mq_delivery *d)
 	{
 		const char *params[] = { job->cmd.command_id, job->cmd.user_id };
 
-		db_query(s->db, command_stored_sql, 2, params, command_on_stored, job);
+		db_query(s->env.db, command_stored_sql, 2, params, command_on_stored, job);
 	}
 }

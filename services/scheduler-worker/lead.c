@@ -142,7 +142,7 @@ static void lead_ack(struct lead_job *job)
 {
 	if (lead_released(job))
 		return;
-	mq_ack(job->s->consumer, job->d->token);
+	mq_ack(job->s->env.consumer, job->d->token);
 	lead_job_free(job);
 }
 
@@ -154,7 +154,7 @@ static void lead_retry(struct lead_job *job, const char *why)
 		return;
 	log_info("lead will be retried", LOG_STR("lead", job->lead_id), LOG_STR("why", why),
 		 LOG_INT("attempt", retry_attempt(job->d) + 1), LOG_STR("trace", job->trace));
-	retry_later(&s->retry, job->d, lead_on_settled, job);
+	retry_later(&s->env.retry, job->d, lead_on_settled, job);
 }
 
 static void lead_on_outcome(const struct db_result *r, void *arg)
@@ -182,7 +182,7 @@ static void lead_record(struct lead_job *job, const char *outcome, const char *r
 		 LOG_STR("trace", job->trace));
 	metric_inc(metrics_counter("scheduler_leads_not_scheduled_total", "Leads not scheduled, by reason.", "reason",
 				   reason, NULL));
-	db_query(job->s->db, lead_outcome_sql, 5, params, lead_on_outcome, job);
+	db_query(job->s->env.db, lead_outcome_sql, 5, params, lead_on_outcome, job);
 }
 
 static void lead_on_best_effort(const struct db_result *r, void *arg)
@@ -205,7 +205,7 @@ static void lead_dead_letter(struct lead_job *job, const char *reason, const cha
 
 	if (lead_released(job))
 		return;
-	retry_dead_letter(&s->retry, job->d, reason, detail, lead_on_settled, job);
+	retry_dead_letter(&s->env.retry, job->d, reason, detail, lead_on_settled, job);
 }
 
 static void lead_on_mail(enum mq_confirm outcome, void *arg)
@@ -284,7 +284,7 @@ static void lead_conflict(struct lead_job *job, const struct booking_result *r)
 			 LOG_STR("detail", detail), LOG_STR("trace", job->trace));
 		metric_inc(metrics_counter("scheduler_leads_not_scheduled_total", "Leads not scheduled, by reason.",
 					   "reason", "conflict", NULL));
-		db_query(job->s->db, lead_conflict_sql, 6, params, lead_on_conflict_recorded, job);
+		db_query(job->s->env.db, lead_conflict_sql, 6, params, lead_on_conflict_recorded, job);
 		free(detail);
 	}
 	cJSON_free(busy_text);
@@ -333,13 +333,13 @@ static void lead_on_booked(const struct booking_result *r, void *arg)
 		lead_conflict(job, r);
 		return;
 	case BOOKING_TRANSIENT:
-		if (retry_exhausted(&s->retry, job->d)) {
+		if (retry_exhausted(&s->env.retry, job->d)) {
 			char *detail = xasprintf("gave up after %d attempts; last error: %s",
 						 retry_attempt(job->d) + 1, r->detail ? r->detail : r->reason);
 			const char *params[] = { job->lead_id, job->user_id, "failed", "retries_exhausted", detail };
 
 			/* The outcome is best effort here: the dead letter carries the same reason. */
-			db_query(s->db, lead_outcome_sql, 5, params, lead_on_best_effort, NULL);
+			db_query(s->env.db, lead_outcome_sql, 5, params, lead_on_best_effort, NULL);
 			lead_dead_letter(job, "retries_exhausted", detail);
 			free(detail);
 			return;
@@ -379,7 +379,7 @@ static char *lead_opt(const struct db_result *r, int col)
 static void lead_prepare(struct lead_job *job, const struct db_result *r, const struct lead_row *lr,
 			 const struct datetime *dt)
 {
-	const struct config *cfg = job->s->cfg;
+	const struct config *cfg = job->s->env.cfg;
 	struct booking *b = &job->booking;
 
 	job->call_id = lr->call_id ? xstrdup(lr->call_id) : NULL;
@@ -464,7 +464,7 @@ static void lead_on_loaded(const struct db_result *r, void *arg)
 		lead_record(job, "skipped", "no_datetime", "the analysis found no demo date and time");
 		return;
 	}
-	zone = db_value(r, 0, COL_ZONE) ? db_value(r, 0, COL_ZONE) : s->cfg->default_timezone;
+	zone = db_value(r, 0, COL_ZONE) ? db_value(r, 0, COL_ZONE) : s->env.cfg->default_timezone;
 	if (datetime_parse(raw, strlen(raw), &dt) < 0 || datetime_resolve(&dt, zone) < 0) {
 		detail = xasprintf("demo_book_datetime '%.100s' is not an ISO 8601 date and time", raw);
 		lead_record(job, "skipped", "bad_datetime", detail);
@@ -522,6 +522,6 @@ void lead_handle(struct scheduler *s, struct mq_delivery *d)
 	{
 		const char *params[] = { job->lead_id };
 
-		db_query(s->db, lead_load_sql, 1, params, lead_on_loaded, job);
+		db_query(s->env.db, lead_load_sql, 1, params, lead_on_loaded, job);
 	}
 }

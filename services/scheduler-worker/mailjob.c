@@ -63,7 +63,7 @@ void mailjob_publish(struct scheduler *s, const struct mailjob *job, mq_confirm_
 		m.headers = &trace;
 		m.nheaders = 1;
 	}
-	if (mq_publish(s->publisher, &m, done, arg) < 0) {
+	if (mq_publish(s->env.publisher, &m, done, arg) < 0) {
 		log_warn("could not publish a mail job", LOG_STR("message_id", message_id));
 		done(MQ_CONFIRM_LOST, arg);
 	}

@@ -46,7 +46,7 @@ void scheduler_job_done(struct scheduler *s, struct mq_delivery *d)
 
 bool scheduler_closing(const struct scheduler *s)
 {
-	return worker_closing(s->worker);
+	return worker_closing(s->env.worker);
 }
 
 static void scheduler_on_lead(struct mq *mq, const struct mq_delivery *d, void *arg)
@@ -75,9 +75,9 @@ static void scheduler_on_command(struct mq *mq, const struct mq_delivery *d, voi
 static int scheduler_on_consumer_connect(struct mq *mq, void *arg)
 {
 	struct scheduler *s = arg;
-	uint16_t prefetch = (uint16_t)(s->cfg->prefetch ? s->cfg->prefetch : SCHEDULER_PREFETCH);
+	uint16_t prefetch = (uint16_t)(s->env.cfg->prefetch ? s->env.cfg->prefetch : SCHEDULER_PREFETCH);
 
-	if (topology_declare_scheduler(mq, s->cfg->schedule_delay_ms) < 0 ||
+	if (topology_declare_scheduler(mq, s->env.cfg->schedule_delay_ms) < 0 ||
 	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, prefetch, false, scheduler_on_lead, s) < 0 ||
 	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, prefetch, false, scheduler_on_command, s) < 0)
 		return -1;
@@ -88,7 +88,7 @@ static int scheduler_on_publisher_connect(struct mq *mq, void *arg)
 {
 	struct scheduler *s = arg;
 
-	return topology_declare_scheduler(mq, s->cfg->schedule_delay_ms);
+	return topology_declare_scheduler(mq, s->env.cfg->schedule_delay_ms);
 }
 
 static unsigned scheduler_in_flight(void *arg)
@@ -132,21 +132,16 @@ int main(void)
 		.on_free = scheduler_on_free,
 		.arg = s,
 	};
+	struct retry_policy policy;
 	char *err = NULL;
 	int status;
 
-	s->worker = worker_new(&opts);
-	s->cfg = worker_config(s->worker);
-	s->base = worker_base(s->worker);
-	s->db = worker_db(s->worker);
-	s->consumer = worker_consumer(s->worker);
-	s->publisher = worker_publisher(s->worker);
-	s->vault = vault_new(s->cfg->token_encryption_key, &err);
-	s->google = google_new(worker_http(s->worker), s->cfg);
-	s->rate = ratelimit_new((double)s->cfg->google_user_qps, (double)s->cfg->google_user_qps);
+	topology_scheduler_retry_policy(&policy);
+	worker_env_init(&s->env, worker_new(&opts), &policy);
+	s->vault = vault_new(s->env.cfg->token_encryption_key, &err);
+	s->google = google_new(worker_http(s->env.worker), s->env.cfg);
+	s->rate = ratelimit_new((double)s->env.cfg->google_user_qps, (double)s->env.cfg->google_user_qps);
 	s->tokens = tokens_new(s);
-	topology_scheduler_retry_policy(&s->retry_policy);
-	s->retry = (struct retry_ctx){ s->base, s->publisher, s->consumer, &s->retry_policy };
 	s->leads_consumed = metrics_counter("scheduler_leads_consumed_total", "lead.analyzed messages handled.", NULL);
 	s->meetings_created = metrics_counter("scheduler_meetings_total", "Meetings changed, by action.", "action",
 					      "created", NULL);
@@ -157,7 +152,7 @@ int main(void)
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
 	s->sweep = sweep_start(s);
 
-	status = worker_run(s->worker);
-	worker_free(s->worker);
+	status = worker_run(s->env.worker);
+	worker_free(s->env.worker);
 	return status;
 }

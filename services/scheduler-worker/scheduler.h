@@ -23,6 +23,7 @@
 #include "cfg.h"
 #include "mq.h"
 #include "retry.h"
+#include "worker.h"
 
 struct event_base;
 struct db;
@@ -35,19 +36,12 @@ struct metric;
 struct sweep;
 
 struct scheduler {
-	struct worker *worker;
-	const struct config *cfg;
-	struct event_base *base;
-	struct db *db;
-	struct mq *consumer;
-	struct mq *publisher;
+	struct worker_env env;	/* cfg, base, db, consumer, publisher, retry (lib/worker.h) */
 	struct google *google;
 	struct vault *vault;
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
-	struct retry_policy retry_policy;
-	struct retry_ctx retry;		/* base, publisher, consumer and retry_policy, for lib/retry */
 	unsigned in_flight;
 
 	struct metric *leads_consumed;

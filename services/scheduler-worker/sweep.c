@@ -115,11 +115,11 @@ static void sweep_on_published(enum mq_confirm outcome, void *arg)
 	if (it->reminder) {
 		const char *params[] = { it->id };
 
-		db_query(it->sw->s->db, sweep_reminded_sql, 1, params, sweep_on_marked, it);
+		db_query(it->sw->s->env.db, sweep_reminded_sql, 1, params, sweep_on_marked, it);
 	} else {
 		const char *params[] = { it->id, it->stamp };
 
-		db_query(it->sw->s->db, sweep_notified_sql, 2, params, sweep_on_marked, it);
+		db_query(it->sw->s->env.db, sweep_notified_sql, 2, params, sweep_on_marked, it);
 	}
 }
 
@@ -189,15 +189,15 @@ static void sweep_run(struct sweep *sw)
 		sw->again = true;
 		return;
 	}
-	if (!mq_ready(s->publisher))
+	if (!mq_ready(s->env.publisher))
 		return;
 	sw->pending = 2;
-	db_query(s->db, sweep_complete_sql, 0, NULL, sweep_on_completed, sw);
-	db_query(s->db, sweep_disconnects_sql, 0, NULL, sweep_on_disconnects, sw);
-	if (s->cfg->reminder_before_minutes > 0) {
-		snprintf(minutes, sizeof(minutes), "%ld", s->cfg->reminder_before_minutes);
+	db_query(s->env.db, sweep_complete_sql, 0, NULL, sweep_on_completed, sw);
+	db_query(s->env.db, sweep_disconnects_sql, 0, NULL, sweep_on_disconnects, sw);
+	if (s->env.cfg->reminder_before_minutes > 0) {
+		snprintf(minutes, sizeof(minutes), "%ld", s->env.cfg->reminder_before_minutes);
 		sw->pending++;
-		db_query(s->db, sweep_reminders_sql, 1, params, sweep_on_reminders, sw);
+		db_query(s->env.db, sweep_reminders_sql, 1, params, sweep_on_reminders, sw);
 	}
 }
 
@@ -218,7 +218,7 @@ struct sweep *sweep_start(struct scheduler *s)
 
 	sw->s = s;
 	/* A first sweep right after start, so a restarted worker catches up at once; then every period. */
-	sw->timer = xevent_new(s->base, -1, 0, sweep_on_timer, sw);
+	sw->timer = xevent_new(s->env.base, -1, 0, sweep_on_timer, sw);
 	event_add(sw->timer, &(struct timeval){ 1, 0 });
 	return sw;
 }

@@ -149,7 +149,7 @@ static void tokens_on_refreshed(const struct google_result *r, void *arg)
 		metric_inc(f->t->revoked);
 		log_warn("the user revoked Google access; disconnecting the calendar", LOG_STR("user", f->user_id),
 			 LOG_STR("detail", r->message));
-		db_query(s->db, tokens_disconnect_sql, 2, params, tokens_on_disconnected, f);
+		db_query(s->env.db, tokens_disconnect_sql, 2, params, tokens_on_disconnected, f);
 		return;
 	}
 	access = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r->json, "access_token"));
@@ -174,7 +174,7 @@ static void tokens_on_refreshed(const struct google_result *r, void *arg)
 	{
 		const char *params[] = { f->user_id, sealed, ttl, f->sealed_refresh };
 
-		db_query(s->db, tokens_store_sql, 4, params, tokens_on_stored, f);
+		db_query(s->env.db, tokens_store_sql, 4, params, tokens_on_stored, f);
 	}
 	free(sealed);
 }
@@ -314,5 +314,5 @@ void tokens_get(struct tokens *t, const char *user_id, bool force_refresh, token
 	req->force = force_refresh;
 	req->cb = cb;
 	req->arg = arg;
-	db_query(t->s->db, tokens_load_sql, 1, params, tokens_on_loaded, req);
+	db_query(t->s->env.db, tokens_load_sql, 1, params, tokens_on_loaded, req);
 }

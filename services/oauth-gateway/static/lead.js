@@ -275,6 +275,32 @@ async function submitReschedule(ev) {
   if (picked) await reschedule(picked, false);
 }
 
+/*
+ * After a booking or a move the gateway answered: with 202 (Google still
+ * being updated) wait a little for the change to arrive, then show the page
+ * as it is and say what happened, and whether the meeting overlaps other
+ * events. arrived(data) tells when a pending change has landed.
+ */
+async function showWritten(answer, picked, arrived, stillSaving, said) {
+  if (answer.status === 202) {
+    notify("info", "Saving… Google Calendar is being updated.");
+    const data = await settle(arrived);
+    lastText = "";
+    if (data) render(data);
+    else await load();
+    if (!data) {
+      notify("info", stillSaving);
+      return;
+    }
+  } else {
+    lastText = "";
+    await load();
+  }
+  const when = active ? formatWhen(active.meeting_start_time) : formatWhen(picked.date.toISOString());
+  const over = active && active.has_conflict === true ? " It overlaps other events in your calendar." : "";
+  notify("ok", said(when) + over);
+}
+
 async function rescheduleAnyway() {
   if (busy || !active) return;
   const c = clashFor("reschedule", $("new-time"));
@@ -313,23 +339,10 @@ async function reschedule(picked, anyway) {
   setBusy(button, false);
   clearClash("reschedule");
   $("reschedule-dialog").close();
-  if (answer.status === 202) {
-    notify("info", "Saving… Google Calendar is being updated.");
-    const data = await settle((d) => d.meetings.some((m) => m.id === meeting.id && m.status !== "scheduled"));
-    lastText = "";
-    if (data) render(data);
-    else await load();
-    if (!data) {
-      notify("info", "Still saving. The new time will show here once Google Calendar confirms it; check again in a minute.");
-      return;
-    }
-  } else {
-    lastText = "";
-    await load();
-  }
-  const when = active ? formatWhen(active.meeting_start_time) : formatWhen(picked.date.toISOString());
-  const over = active && active.has_conflict === true ? " It overlaps other events in your calendar." : "";
-  notify("ok", `The demo now starts ${when}. The attendee gets an updated invitation.${over}`);
+  await showWritten(answer, picked,
+    (d) => d.meetings.some((m) => m.id === meeting.id && m.status !== "scheduled"),
+    "Still saving. The new time will show here once Google Calendar confirms it; check again in a minute.",
+    (when) => `The demo now starts ${when}. The attendee gets an updated invitation.`);
 }
 
 // Book (a lead without a scheduled demo)
@@ -399,23 +412,10 @@ async function book(picked, anyway) {
   setBusy(button, false);
   clearClash("book");
   $("book-dialog").close();
-  if (answer.status === 202) {
-    notify("info", "Saving… Google Calendar is being updated.");
-    const data = await settle((d) => d.meetings.some((m) => m.status === "scheduled"));
-    lastText = "";
-    if (data) render(data);
-    else await load();
-    if (!data) {
-      notify("info", "Still saving. The demo will show here once Google Calendar confirms it; check again in a minute.");
-      return;
-    }
-  } else {
-    lastText = "";
-    await load();
-  }
-  const when = active ? formatWhen(active.meeting_start_time) : formatWhen(picked.date.toISOString());
-  const over = active && active.has_conflict === true ? " It overlaps other events in your calendar." : "";
-  notify("ok", `The demo is booked for ${when}. The attendee gets an invitation.${over}`);
+  await showWritten(answer, picked,
+    (d) => d.meetings.some((m) => m.status === "scheduled"),
+    "Still saving. The demo will show here once Google Calendar confirms it; check again in a minute.",
+    (when) => `The demo is booked for ${when}. The attendee gets an invitation.`);
 }
 
 // Cancel

@@ -78,8 +78,8 @@ def test_sql_is_only_constant_text(tmp_path):
         shutil.copytree(os.path.join(ROOT, d), copy / d)
     target = copy / "services" / "scheduler-worker" / "sweep.c"
     src = target.read_text()
-    planted = src.replace("db_query(s->db, sweep_disconnects_sql,",
-                          "db_query(s->db, xasprintf(\"SELECT '%s'\", s->cfg->mail_from),", 1)
+    planted = src.replace("db_query(s->env.db, sweep_disconnects_sql,",
+                          "db_query(s->env.db, xasprintf(\"SELECT '%s'\", s->env.cfg->mail_from),", 1)
     assert planted != src
     target.write_text(planted)
     problems, _ = sqlscan.scan(str(copy), dirs=("lib", "services"))

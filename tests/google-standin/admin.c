@@ -529,23 +529,33 @@ static void admin_ui_respond(struct exchange *ex)
 	cJSON_Delete(body);
 }
 
-static void admin_pushes(struct exchange *ex)
+/*
+ * A settings knob: GET shows the settings, DELETE resets them, POST merges a
+ * JSON object into them; each answers with the settings as they now are.
+ */
+static void admin_settings(struct exchange *ex, cJSON *(*to_json)(void), void (*reset)(void),
+			   int (*set_json)(const cJSON *body, const char **err))
 {
 	const char *err;
 	cJSON *body;
 
 	if (ex->method == EVHTTP_REQ_GET) {
-		exchange_reply_json(ex, 200, watch_to_json());
+		exchange_reply_json(ex, 200, to_json());
 	} else if (ex->method == EVHTTP_REQ_DELETE) {
-		watch_reset();
-		exchange_reply_json(ex, 200, watch_to_json());
+		reset();
+		exchange_reply_json(ex, 200, to_json());
 	} else if ((body = admin_body(ex)) != NULL) {
-		if (watch_set_json(body, &err) < 0)
+		if (set_json(body, &err) < 0)
 			admin_error(ex, 400, err);
 		else
-			exchange_reply_json(ex, 200, watch_to_json());
+			exchange_reply_json(ex, 200, to_json());
 		cJSON_Delete(body);
 	}
+}
+
+static void admin_pushes(struct exchange *ex)
+{
+	admin_settings(ex, watch_to_json, watch_reset, watch_set_json);
 }
 
 static size_t admin_invalidate_one(const char *email)
@@ -565,21 +575,7 @@ static void admin_invalidate(struct exchange *ex)
 
 static void admin_freebusy(struct exchange *ex)
 {
-	const char *err;
-	cJSON *body;
-
-	if (ex->method == EVHTTP_REQ_GET) {
-		exchange_reply_json(ex, 200, freebusy_to_json());
-	} else if (ex->method == EVHTTP_REQ_DELETE) {
-		freebusy_reset();
-		exchange_reply_json(ex, 200, freebusy_to_json());
-	} else if ((body = admin_body(ex)) != NULL) {
-		if (freebusy_set_json(body, &err) < 0)
-			admin_error(ex, 400, err);
-		else
-			exchange_reply_json(ex, 200, freebusy_to_json());
-		cJSON_Delete(body);
-	}
+	admin_settings(ex, freebusy_to_json, freebusy_reset, freebusy_set_json);
 }
 
 static void admin_stats(struct exchange *ex)

@@ -492,6 +492,22 @@ bool cfg_list_has(const char *list, const char *name)
 	}
 }
 
+/*
+ * Two-way sync (docs/sync.md). Google takes only https addresses for push
+ * channels; plain http is accepted for the tests' stand-in on loopback, which
+ * Google itself would refuse with 400 (the channel is then recorded as failed).
+ */
+static void cfg_load_sync(struct config *c, struct cfg_errors *e)
+{
+	c->google_webhook_url = cfg_get("GOOGLE_WEBHOOK_URL");
+	cfg_check_url(e, "GOOGLE_WEBHOOK_URL", c->google_webhook_url, "https http");
+	c->watch_ttl_s = cfg_long(e, "WATCH_TTL_SECONDS", 604800, 60, 30L * 86400);
+	c->watch_renew_before_s = cfg_long(e, "WATCH_RENEW_BEFORE_SECONDS", 86400, 10, 30L * 86400);
+	c->sync_poll_s = cfg_long(e, "SYNC_POLL_SECONDS", 900, 5, 7L * 86400);
+	if (c->watch_renew_before_s >= c->watch_ttl_s)
+		cfg_error(e, "WATCH_RENEW_BEFORE_SECONDS", "must be less than WATCH_TTL_SECONDS (%ld)", c->watch_ttl_s);
+}
+
 /* CONFLICT_POLICY: what an automatic booking does when the rep is busy then (docs/booking.md, "Conflicts"). */
 static void cfg_load_conflict_policy(struct config *c, struct cfg_errors *e)
 {
@@ -562,6 +578,7 @@ int cfg_load(struct config *c, unsigned groups, const char *default_metrics_addr
 		c->meet_links = cfg_bool(&e, "MEET_LINKS", true);
 		cfg_load_conflict_policy(c, &e);
 		cfg_load_command_users(c, &e);
+		cfg_load_sync(c, &e);
 	}
 	if (groups & CFG_SMTP)
 		cfg_load_smtp(c, &e);
@@ -618,6 +635,7 @@ void cfg_free(struct config *c)
 		&c->jwt_user_claim, &c->jwt_cookie, &c->jwt_issuer, &c->jwt_audience, &c->listen_addr,
 		&c->frontend_url, &c->web_ui_dev_user, &c->metrics_addr, &c->default_timezone, &c->smtp_url,
 		&c->smtp_user, &c->smtp_password, &c->mail_from, &c->transcript_url, &c->command_amqp_users,
+		&c->google_webhook_url,
 	};
 
 	/* Secrets among them (client secret, keys, passwords, URLs with passwords): all are wiped. */

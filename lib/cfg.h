@@ -28,6 +28,7 @@ enum cfg_group {
 					 * HTTP_HEADER_TIMEOUT, WEB_UI, WEB_UI_DEV_USER */
 	CFG_WORKER = 1 << 7,		/* METRICS_ADDR, PREFETCH, DRAIN_TIMEOUT_MS */
 	CFG_SCHEDULING = 1 << 8,	/* delay, duration, zone, reminders, Meet links, CONFLICT_POLICY, TRANSCRIPT_URL,
+					   GOOGLE_WEBHOOK_URL, WATCH_TTL_SECONDS, WATCH_RENEW_BEFORE_SECONDS, SYNC_POLL_SECONDS,
 					 * COMMAND_AMQP_USERS */
 	CFG_SMTP = 1 << 9,		/* SMTP_URL, SMTP_USER, SMTP_PASSWORD, MAIL_FROM, SMTP_REQUIRE_TLS, TRANSCRIPT_URL,
 					 * DEFAULT_TIMEZONE, FRONTEND_URL (optional here: the reconnect link) */
@@ -98,6 +99,15 @@ struct config {
 	 */
 	char *command_amqp_users;
 	enum cfg_conflict_policy conflict_policy;
+	/*
+	 * Two-way sync (docs/sync.md). google_webhook_url: the public address of
+	 * the gateway's POST /webhooks/google/calendar that push channels are
+	 * opened on; NULL: no channels, the poll alone follows the calendars.
+	 */
+	char *google_webhook_url;
+	long watch_ttl_s;		/* the lifetime asked for a channel */
+	long watch_renew_before_s;	/* a channel is replaced this long before it expires */
+	long sync_poll_s;		/* a connected user is synced at least this often */
 
 	char *smtp_url;
 	char *smtp_user;	/* NULL: no AUTH */

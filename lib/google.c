@@ -58,6 +58,7 @@ struct google_call {
 
 static const char *const google_outcome_names[] = {
 	"ok", "transient", "unauthorized", "invalid_grant", "not_found", "duplicate", "gone", "permanent",
+	"full_sync_required",
 };
 
 const char *google_outcome_name(enum google_outcome outcome)
@@ -179,6 +180,8 @@ static enum google_outcome google_classify(long status, const char *reason, bool
 	case 409:
 		return reason != NULL && strcmp(reason, "duplicate") == 0 ? GOOGLE_DUPLICATE : GOOGLE_TRANSIENT;
 	case 410:
+		if (reason != NULL && strcmp(reason, "fullSyncRequired") == 0)
+			return GOOGLE_FULL_SYNC;
 		return reason != NULL && strcmp(reason, "deleted") == 0 ? GOOGLE_GONE : GOOGLE_PERMANENT;
 	default:
 		return GOOGLE_PERMANENT;
@@ -528,5 +531,69 @@ void google_freebusy(struct google *g, const char *access_token, const char *cal
 	google_send(g, &rq, cb, arg);
 	cJSON_free(body);
 	cJSON_Delete(req);
+	free(url);
+}
+
+void google_events_watch(struct google *g, const char *access_token, const char *calendar_id, const char *id,
+			 const char *address, const char *token, long ttl_s, google_cb cb, void *arg)
+{
+	char *url = google_events_url(g, calendar_id, "watch", NULL);
+	cJSON *req = cJSON_CreateObject();
+	cJSON *params;
+	char ttl[24], *body;
+
+	/* events/watch, not an event called "watch": the id path segment is the endpoint's own. */
+	snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
+	cJSON_AddStringToObject(req, "id", id);
+	cJSON_AddStringToObject(req, "type", "web_hook");
+	cJSON_AddStringToObject(req, "address", address);
+	cJSON_AddStringToObject(req, "token", token);
+	params = cJSON_AddObjectToObject(req, "params");
+	cJSON_AddStringToObject(params, "ttl", ttl);
+	body = cJSON_PrintUnformatted(req);
+	struct google_request rq = { .op = "events.watch", .method = "POST", .url = url,
+				     .access_token = access_token, .content_type = "application/json", .body = body };
+
+	google_send(g, &rq, cb, arg);
+	xfree_secret(body);
+	google_json_free(req);
+	free(url);
+}
+
+void google_channel_stop(struct google *g, const char *access_token, const char *id, const char *resource_id,
+			 google_cb cb, void *arg)
+{
+	char *url = xasprintf("%s/channels/stop", g->cfg->google_calendar_api_url);
+	cJSON *req = cJSON_CreateObject();
+	char *body;
+
+	cJSON_AddStringToObject(req, "id", id);
+	cJSON_AddStringToObject(req, "resourceId", resource_id);
+	body = cJSON_PrintUnformatted(req);
+	struct google_request rq = { .op = "channels.stop", .method = "POST", .url = url,
+				     .access_token = access_token, .content_type = "application/json", .body = body,
+				     .retry = true };
+
+	google_send(g, &rq, cb, arg);
+	cJSON_free(body);
+	cJSON_Delete(req);
+	free(url);
+}
+
+void google_events_list_sync(struct google *g, const char *access_token, const char *calendar_id,
+			     const char *sync_token, const char *page_token, google_cb cb, void *arg)
+{
+	char *st = sync_token ? google_escape(sync_token) : NULL;
+	char *pt = page_token ? google_escape(page_token) : NULL;
+	char *query = xasprintf("maxResults=250&singleEvents=true&showDeleted=true%s%s%s%s", st ? "&syncToken=" : "",
+				st ? st : "", pt ? "&pageToken=" : "", pt ? pt : "");
+	char *url = google_events_url(g, calendar_id, NULL, query);
+	struct google_request rq = { .op = "events.list", .method = "GET", .url = url, .access_token = access_token,
+				     .retry = true };
+
+	google_send(g, &rq, cb, arg);
+	free(st);
+	free(pt);
+	free(query);
 	free(url);
 }

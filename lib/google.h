@@ -38,6 +38,7 @@ enum google_outcome {
 	GOOGLE_DUPLICATE,	/* 409 duplicate: the event id exists (also after deletion) */
 	GOOGLE_GONE,		/* 410 deleted: already deleted, which a delete treats as success */
 	GOOGLE_PERMANENT,	/* any other refusal: do not retry the same request */
+	GOOGLE_FULL_SYNC,	/* 410 fullSyncRequired: the sync token is dead; list everything again */
 };
 
 struct google_result {
@@ -117,5 +118,33 @@ void google_freebusy(struct google *g, const char *access_token, const char *cal
 /* events.list with maxResults=1: the answer's "timeZone" is the calendar's zone. */
 void google_calendar_probe(struct google *g, const char *access_token, const char *calendar_id, google_cb cb,
 			   void *arg);
+
+/*
+ * Push notifications and incremental sync (docs/google.md, "Push channels
+ * and sync tokens").
+ *
+ * google_events_watch() opens a channel on calendar_id's events: id (a
+ * UUID), address (the webhook's https URL), token (echoed in every push as
+ * X-Goog-Channel-Token) and ttl_s (asked for; Google may give less). The
+ * answer's json holds resourceId and expiration (ms since the epoch, a
+ * string). Not repeated on failure: a second channel with the same id is
+ * refused, so the caller decides.
+ */
+void google_events_watch(struct google *g, const char *access_token, const char *calendar_id, const char *id,
+			 const char *address, const char *token, long ttl_s, google_cb cb, void *arg);
+/* channels.stop {id, resourceId}: 204; a channel Google no longer knows answers 404. */
+void google_channel_stop(struct google *g, const char *access_token, const char *id, const char *resource_id,
+			 google_cb cb, void *arg);
+/*
+ * One page of events.list for sync: with sync_token an incremental list
+ * (deleted events included as status "cancelled"; a dead token answers
+ * GOOGLE_FULL_SYNC), without one a full list of everything, cancelled
+ * events included. page_token (NULL for the first page) continues a list.
+ * The answer's json holds items and either nextPageToken or, on the last
+ * page, nextSyncToken. Single events (recurring ones expanded) are not
+ * asked for: the meetings these services book are single events.
+ */
+void google_events_list_sync(struct google *g, const char *access_token, const char *calendar_id,
+			     const char *sync_token, const char *page_token, google_cb cb, void *arg);
 
 #endif

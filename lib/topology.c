@@ -95,6 +95,22 @@ static int topo_commands(struct mq *mq)
 	return 0;
 }
 
+/*
+ * calendar → scheduler.sync. A message there only asks for a sync (the
+ * request is recorded in the database before the ack), so a lost one costs
+ * at most a poll period; it is still a quorum queue so a broker restart
+ * keeps the pushes it holds.
+ */
+static int topo_sync(struct mq *mq)
+{
+	if (mq_declare_exchange(mq, TOPO_EX_CALENDAR, "topic") < 0 ||
+	    topo_dead_queue(mq, TOPO_Q_SCHEDULER_DEAD) < 0 ||
+	    topo_work_queue(mq, TOPO_Q_SCHEDULER_SYNC, -1, "", TOPO_Q_SCHEDULER_DEAD) < 0 ||
+	    mq_bind(mq, TOPO_Q_SCHEDULER_SYNC, TOPO_EX_CALENDAR, TOPO_RK_CALENDAR_ALL) < 0)
+		return -1;
+	return 0;
+}
+
 /* mail → mailer.jobs, whose dead letters go to mailer.dead (declared first: a missing target drops them). */
 static int topo_mail(struct mq *mq)
 {
@@ -112,6 +128,7 @@ int topology_declare_scheduler(struct mq *mq, long delay_ms)
 	    topo_tiers(mq, scheduler_retry_queues, scheduler_retry_ttl_ms, TOPO_COUNT(scheduler_retry_queues),
 		       TOPO_Q_SCHEDULER_LEADS) < 0 ||
 	    topo_commands(mq) < 0 ||
+	    topo_sync(mq) < 0 ||
 	    topo_mail(mq) < 0)
 		return -1;
 	return 0;
@@ -128,7 +145,10 @@ int topology_declare_mailer(struct mq *mq)
 
 int topology_declare_gateway(struct mq *mq)
 {
-	return mq_declare_exchange(mq, TOPO_EX_CALENDAR_COMMANDS, "direct");
+	if (mq_declare_exchange(mq, TOPO_EX_CALENDAR_COMMANDS, "direct") < 0 ||
+	    mq_declare_exchange(mq, TOPO_EX_CALENDAR, "topic") < 0)
+		return -1;
+	return 0;
 }
 
 int topology_declare_webhook_side(struct mq *mq)
@@ -270,6 +290,15 @@ static void topo_grant_commands(struct topo_re *re)
 	topo_grant_bind(re, TOPO_Q_SCHEDULER_COMMANDS, TOPO_EX_CALENDAR_COMMANDS);
 }
 
+/* topo_sync() */
+static void topo_grant_sync(struct topo_re *re)
+{
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_CALENDAR, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_SCHEDULER_DEAD, false);
+	topo_grant_work_queue(re, TOPO_Q_SCHEDULER_SYNC, "");
+	topo_grant_bind(re, TOPO_Q_SCHEDULER_SYNC, TOPO_EX_CALENDAR);
+}
+
 /* topo_mail() */
 static void topo_grant_mail(struct topo_re *re)
 {
@@ -295,25 +324,32 @@ size_t topology_grants(struct topology_grant **out)
 	struct topology_grant *g = xcalloc(5, sizeof(*g));
 	struct topo_re re[3];
 
-	/* oauth-gateway: topology_declare_gateway(), publishes commands; its reply queue, declared and consumed. */
+	/*
+	 * oauth-gateway: topology_declare_gateway(), publishes commands and calendar news; its reply queue,
+	 * declared and consumed.
+	 */
 	memset(re, 0, sizeof(re));
 	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_CALENDAR_COMMANDS, false);
 	topo_re_add(&re[TOPO_WRITE], TOPO_EX_CALENDAR_COMMANDS, false);
+	topo_re_add(&re[TOPO_CONFIGURE], TOPO_EX_CALENDAR, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_CALENDAR, false);
 	topo_re_add(&re[TOPO_CONFIGURE], TOPO_Q_SERVER_NAMED_PATTERN, true);
 	topo_re_add(&re[TOPO_READ], TOPO_Q_SERVER_NAMED_PATTERN, true);
 	topo_grant(&g[0], "gateway", "gcal-gateway", "oauth-gateway", re);
 
 	/*
 	 * scheduler-worker: topology_declare_scheduler() on both connections; consumes scheduler.leads and
-	 * scheduler.commands; publishes mail jobs, and retries, dead letters and replies by the default exchange.
+	 * scheduler.commands and scheduler.sync; publishes mail jobs, and retries, dead letters and replies by the default exchange.
 	 */
 	memset(re, 0, sizeof(re));
 	topo_grant_delay_path(re);
 	topo_grant_tiers(re, scheduler_retry_queues, TOPO_COUNT(scheduler_retry_queues));
 	topo_grant_commands(re);
+	topo_grant_sync(re);
 	topo_grant_mail(re);
 	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_LEADS, false);
 	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_COMMANDS, false);
+	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_SYNC, false);
 	topo_re_add(&re[TOPO_WRITE], TOPO_EX_MAIL, false);
 	topo_re_add(&re[TOPO_WRITE], TOPO_EX_DEFAULT_PERMISSION, false);
 	topo_grant(&g[1], "scheduler", "gcal-scheduler", "scheduler-worker", re);
@@ -333,11 +369,12 @@ size_t topology_grants(struct topology_grant **out)
 	topo_grant(&g[3], "webhook", "gcal-webhook", "the platform's webhook", re);
 
 	/*
-	 * gcalctl: publishes leads; lists dead letters (basic.get; its passive declares need no permission)
-	 * and replays them by the default exchange.
+	 * gcalctl: publishes leads and calendar news (a forced resync); lists dead letters (basic.get; its
+	 * passive declares need no permission) and replays them by the default exchange.
 	 */
 	memset(re, 0, sizeof(re));
 	topo_re_add(&re[TOPO_WRITE], TOPO_EX_LEADS, false);
+	topo_re_add(&re[TOPO_WRITE], TOPO_EX_CALENDAR, false);
 	topo_re_add(&re[TOPO_WRITE], TOPO_EX_DEFAULT_PERMISSION, false);
 	topo_re_add(&re[TOPO_READ], TOPO_Q_SCHEDULER_DEAD, false);
 	topo_re_add(&re[TOPO_READ], TOPO_Q_MAILER_DEAD, false);

@@ -38,11 +38,13 @@
 #define TOPO_EX_SCHEDULER		"scheduler"		/* direct; the delay queue dead-letters here */
 #define TOPO_EX_CALENDAR_COMMANDS	"calendar.commands"	/* direct; the gateway's meeting commands */
 #define TOPO_EX_MAIL			"mail"			/* topic; mail jobs */
+#define TOPO_EX_CALENDAR		"calendar"		/* topic; the gateway's news of users' calendars */
 
 /* Queues. */
 #define TOPO_Q_SCHEDULER_DELAY		"scheduler.delay"
 #define TOPO_Q_SCHEDULER_LEADS		"scheduler.leads"
 #define TOPO_Q_SCHEDULER_COMMANDS	"scheduler.commands"
+#define TOPO_Q_SCHEDULER_SYNC		"scheduler.sync"
 #define TOPO_Q_SCHEDULER_DEAD		"scheduler.dead"
 #define TOPO_Q_MAILER_JOBS		"mailer.jobs"
 #define TOPO_Q_MAILER_DEAD		"mailer.dead"
@@ -55,6 +57,9 @@
 #define TOPO_RK_MEETING_CANCEL		"meeting.cancel"
 #define TOPO_RK_MEETING_AVAILABILITY	"meeting.availability"	/* a read: busy and free time */
 #define TOPO_RK_MAIL_ALL		"mail.#"
+#define TOPO_RK_CALENDAR_CHANGED	"calendar.changed"	/* a push from Google: sync this user */
+#define TOPO_RK_CALENDAR_CONNECTED	"calendar.connected"	/* a user connected: open a channel, sync */
+#define TOPO_RK_CALENDAR_ALL		"calendar.*"
 
 /* The default exchange as RabbitMQ names it in permissions (retries, dead letters and replies go through it). */
 #define TOPO_EX_DEFAULT_PERMISSION	"amq.default"
@@ -67,14 +72,15 @@
 /*
  * Everything the scheduler consumes and publishes to: the delay path (with
  * x-message-ttl = delay_ms), scheduler.leads, its retry tiers,
- * scheduler.commands, scheduler.dead, and the mail exchange with mailer.jobs
+ * scheduler.commands, scheduler.dead, the calendar exchange with
+ * scheduler.sync, and the mail exchange with mailer.jobs
  * and mailer.dead, so mail published before the mailer first starts is kept.
  * 0 or -1 (reconnect later); a 406 exits the process (see mq.h).
  */
 int topology_declare_scheduler(struct mq *mq, long delay_ms);
 /* The mail exchange, mailer.jobs, its retry tiers and mailer.dead. */
 int topology_declare_mailer(struct mq *mq);
-/* The calendar.commands exchange (the scheduler declares and binds its queue). */
+/* The calendar.commands and calendar exchanges (the scheduler declares and binds their queues). */
 int topology_declare_gateway(struct mq *mq);
 /* What a publisher of lead.analyzed (the webhook, test tools) declares: the leads exchange. */
 int topology_declare_webhook_side(struct mq *mq);
@@ -104,11 +110,11 @@ void topology_mailer_retry_policy(struct retry_policy *policy);
  * (`gcalctl broker-users`, docs/operations.md); the tests run every service
  * under its own.
  *
- *   gateway    oauth-gateway: publishes calendar.commands, consumes its reply queue
- *   scheduler  scheduler-worker: consumes leads and commands; publishes mail, retries, replies, dead letters
+ *   gateway    oauth-gateway: publishes calendar.commands and calendar, consumes its reply queue
+ *   scheduler  scheduler-worker: consumes leads, commands and sync; publishes mail, retries, replies, dead letters
  *   mailer     mailer-worker: consumes mail jobs; publishes its retries and dead letters
  *   webhook    the platform's webhook: publishes lead.analyzed (and declares the leads exchange)
- *   ops        gcalctl: publishes leads, reads and replays dead letters
+ *   ops        gcalctl: publishes leads and calendar news, reads and replays dead letters
  */
 struct topology_grant {
 	const char *role;	/* "gateway", "scheduler", "mailer", "webhook", "ops" */

@@ -64,7 +64,11 @@ ALTER TABLE calendar_meetings
     ADD COLUMN IF NOT EXISTS attendee_response_changes INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN IF NOT EXISTS change_source VARCHAR(10) NOT NULL DEFAULT 'platform'
         CHECK (change_source IN ('platform', 'google')),
-    ADD COLUMN IF NOT EXISTS sync_hold_until TIMESTAMPTZ;
+    ADD COLUMN IF NOT EXISTS sync_hold_until TIMESTAMPTZ,
+    ADD COLUMN IF NOT EXISTS sync_mail_pending VARCHAR(20)
+        CHECK (sync_mail_pending IN ('rescheduled', 'cancelled', 'declined'));
+CREATE INDEX IF NOT EXISTS idx_calendar_meetings_sync_mail ON calendar_meetings(user_id)
+    WHERE sync_mail_pending IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION calendar_meeting_json(m calendar_meetings) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$

@@ -8,7 +8,10 @@ without a Docker engine or a Kubernetes cluster (neither runs here):
     lib/topology's grants;
   * the Kubernetes manifests validate against Kubernetes' OpenAPI schemas
     (deploy/check, npm's kubernetes-models) and follow the house rules: probes,
-    limits, non-root, read-only root, every referenced key exists;
+    limits, non-root, read-only root, every referenced key exists, two replicas
+    and a disruption budget per service; the optional RabbitMQ cluster
+    (deploy/kubernetes/rabbitmq) and compose's rabbitmq-cluster profile are
+    three nodes that every service lists;
   * each service accepts the environment that compose and Kubernetes give it
     (its own configuration check passes and /healthz answers);
   * the systemd units pass `systemd-analyze verify` and `security`;
@@ -102,12 +105,16 @@ def compose_config(env_file):
     return run(["docker-compose", "-f", os.path.join(DEPLOY, "compose.yaml"), "--env-file", env_file, "config"])
 
 
-@pytest.fixture(scope="module")
-def compose(tmp_path_factory):
-    """The compose file as docker-compose resolves it with a filled-in env file: (text, parsed)."""
-    d = tmp_path_factory.mktemp("compose")
+# The rabbitmq-cluster profile as compose.env.example says to turn it on.
+CLUSTER = {"COMPOSE_PROFILES": "rabbitmq-cluster", "RABBITMQ_NODE_2": "rabbitmq-b", "RABBITMQ_NODE_3": "rabbitmq-c",
+           "RABBITMQ_ERLANG_COOKIE": "cookie-123"}
+
+
+def compose_resolved(d, values):
+    """compose.env.example filled in with values, and the compose file as docker-compose resolves it with that:
+    (env file, resolved file, parsed)."""
     example = open(os.path.join(DEPLOY, "compose.env.example")).read()
-    for key, value in FILLED.items():
+    for key, value in values.items():
         example, n = re.subn(rf"^{key}=.*$", f"{key}={value}", example, flags=re.M)
         assert n == 1, f"compose.env.example has no {key}="
     env_file = d / "compose.env"
@@ -119,10 +126,22 @@ def compose(tmp_path_factory):
     return str(env_file), str(resolved), yaml.safe_load(p.stdout)
 
 
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory):
+    """The compose file as docker-compose resolves it with a filled-in env file: (text, parsed)."""
+    return compose_resolved(tmp_path_factory.mktemp("compose"), FILLED)
+
+
+def amqp_list(user, password, hosts):
+    """AMQP_URL as compose writes it: every broker node, in the same order for every service."""
+    return ", ".join(f"amqp://{user}:{password}@{h}:5672/%2f" for h in hosts)
+
+
 def test_compose_resolves_without_an_engine(compose):
     _, _, cfg = compose
     services = cfg["services"]
-    assert set(services) == {"postgres", "rabbitmq", "migrate", "broker-users", "gcalctl", *SERVICES}
+    assert set(services) == {"postgres", "rabbitmq", "rabbitmq-b", "rabbitmq-c", "migrate", "broker-users", "gcalctl",
+                             *SERVICES}
     for name in SERVICES:
         svc = services[name]
         assert svc["command"] == [name]
@@ -132,8 +151,8 @@ def test_compose_resolves_without_an_engine(compose):
         assert svc["depends_on"]["broker-users"]["condition"] == "service_completed_successfully"
         # Its own broker user, with its own password.
         role = BROKER_USER[name].removeprefix("gcal-")
-        assert svc["environment"]["AMQP_URL"] == \
-            f"amqp://{BROKER_USER[name]}:{FILLED[role.upper() + '_AMQP_PASSWORD']}@rabbitmq:5672/%2f"
+        assert svc["environment"]["AMQP_URL"] == amqp_list(BROKER_USER[name], FILLED[role.upper() + "_AMQP_PASSWORD"],
+                                                           ["rabbitmq"] * 3)
         assert svc["build"]["target"] == "runtime"
         # The health check probes the address the service listens on, with the tool the image has.
         port = HEALTH_PORT[name]
@@ -141,9 +160,10 @@ def test_compose_resolves_without_an_engine(compose):
         assert svc["environment"]["METRICS_ADDR"] == f"0.0.0.0:{port}"
         missing = {v for v in REQUIRED[name] if not svc["environment"].get(v)}
         assert not missing, f"{name} lacks {missing}"
-    # Workers scale: no fixed name and no host port.
+    # Workers scale: no fixed name and no host port; two replicas each.
     for name in ("scheduler-worker", "mailer-worker"):
         assert "container_name" not in services[name] and "ports" not in services[name]
+        assert services[name]["deploy"]["replicas"] == 2
     # Only the gateway's API is published; its metrics port stays inside the network.
     assert services["oauth-gateway"]["environment"]["LISTEN_ADDR"] == f"0.0.0.0:{API_PORT}"
     assert [p["target"] for p in services["oauth-gateway"]["ports"]] == [API_PORT]
@@ -165,7 +185,7 @@ def test_compose_resolves_without_an_engine(compose):
     # gcalctl runs on demand, as the operator's broker user.
     ctl = services["gcalctl"]
     assert ctl["profiles"] == ["tools"] and ctl["entrypoint"] == ["gcalctl"]
-    assert ctl["environment"]["AMQP_URL"] == f"amqp://gcal-ops:{FILLED['OPS_AMQP_PASSWORD']}@rabbitmq:5672/%2f"
+    assert ctl["environment"]["AMQP_URL"] == amqp_list("gcal-ops", FILLED["OPS_AMQP_PASSWORD"], ["rabbitmq"] * 3)
     assert services["migrate"]["build"]["target"] == "migrate"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert_hardened_settings(services["oauth-gateway"]["environment"], services["mailer-worker"]["environment"])
@@ -175,6 +195,35 @@ def assert_hardened_settings(gateway, mailer):
     """What a deployment ships: iss and aud checked, mail only over TLS (docs/configuration.md)."""
     assert gateway.get("JWT_ISSUER") and gateway.get("JWT_AUDIENCE"), "JWT_ISSUER and JWT_AUDIENCE are set"
     assert str(mailer.get("SMTP_REQUIRE_TLS") or "on").lower() in ("on", "1", "true", "yes")
+
+
+def test_compose_cluster_profile(tmp_path):
+    """The rabbitmq-cluster profile: three nodes of one image, sharing a cookie, the second and third joining the
+    first by the node names in deploy/rabbitmq/cluster.conf; every service lists the three nodes."""
+    _, _, cfg = compose_resolved(tmp_path, dict(FILLED, **CLUSTER))
+    services = cfg["services"]
+    nodes = {name: services[name] for name in ("rabbitmq", "rabbitmq-b", "rabbitmq-c")}
+    assert services["rabbitmq"].get("profiles") is None, "one broker without the profile"
+    conf = open(os.path.join(DEPLOY, "rabbitmq", "cluster.conf")).read()
+    listed = re.findall(r"^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@(\S+)$", conf, re.M)
+    assert listed == list(nodes)
+    for name, node in nodes.items():
+        assert node["hostname"] == name
+        assert node["environment"]["RABBITMQ_ERLANG_COOKIE"] == CLUSTER["RABBITMQ_ERLANG_COOKIE"]
+        # 3.12.5 fixed publishing to a quorum queue during a leader election (docs/operations.md).
+        version = tuple(int(x) for x in re.match(r"rabbitmq:(\d+)\.(\d+)", node["image"]).groups())
+        assert version >= (3, 13) and node["image"] == services["rabbitmq"]["image"]
+        # docker-compose 1.29 prints the short form, source:target:mode.
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in node["volumes"] if v.startswith("/")}
+        assert mounts["/etc/rabbitmq/conf.d/20-gcal.conf"].endswith("deploy/rabbitmq/rabbitmq.conf")
+        if name != "rabbitmq":
+            assert node["profiles"] == ["rabbitmq-cluster"]
+            assert mounts["/etc/rabbitmq/conf.d/30-cluster.conf"].endswith("deploy/rabbitmq/cluster.conf")
+            assert not node.get("ports"), "only the first node's management UI is published"
+    for name in SERVICES:
+        role = BROKER_USER[name].removeprefix("gcal-")
+        assert services[name]["environment"]["AMQP_URL"] == amqp_list(
+            BROKER_USER[name], FILLED[role.upper() + "_AMQP_PASSWORD"], list(nodes))
 
 
 def test_compose_refuses_a_missing_secret(compose, tmp_path):
@@ -222,7 +271,8 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(check_tools):
     assert p.returncode == 0, p.stdout + p.stderr
     kinds = sorted(line.split()[2].split("/")[0] for line in p.stdout.splitlines() if line.startswith("ok "))
     assert kinds == sorted(["Namespace", "ConfigMap", "Secret", "Job", "Deployment", "Service",
-                            "PodDisruptionBudget", "Deployment", "Deployment"])
+                            "PodDisruptionBudget", "Deployment", "PodDisruptionBudget", "Deployment",
+                            "PodDisruptionBudget"])
 
 
 def pod_env(container, configmap, secret):
@@ -300,8 +350,44 @@ def test_kubernetes_manifests_follow_the_rules():
     svc = by_kind["Service"]["oauth-gateway"]
     assert svc["spec"]["selector"] == pods["oauth-gateway"]["metadata"]["labels"]
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
-    assert by_kind["PodDisruptionBudget"]["oauth-gateway"]["spec"]["selector"]["matchLabels"] == \
-        pods["oauth-gateway"]["metadata"]["labels"]
+    # Every service runs two replicas at least, and a disruption budget keeps one of each.
+    for name in SERVICES:
+        assert by_kind["Deployment"][name]["spec"]["replicas"] >= 2, name
+        pdb = by_kind["PodDisruptionBudget"][name]["spec"]
+        assert pdb["selector"]["matchLabels"] == pods[name]["metadata"]["labels"] and pdb["minAvailable"] == 1
+    for name in ("scheduler-worker", "mailer-worker"):
+        [spread] = pods[name]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["labelSelector"]["matchLabels"] == pods[name]["metadata"]["labels"]
+
+
+def test_kubernetes_rabbitmq_cluster():
+    """deploy/kubernetes/rabbitmq: a RabbitmqCluster (the RabbitMQ Cluster Operator's resource, whose schema
+    is not in kubernetes-models) of three nodes on three machines, a release with the quorum queue fixes the
+    cluster suite needs, leaders spread, in a namespace of its own that the services' Secret points at."""
+    kdir = os.path.join(DEPLOY, "kubernetes", "rabbitmq")
+    kust = yaml.safe_load(open(os.path.join(kdir, "kustomization.yaml")))
+    docs = [d for res in kust["resources"] for d in yaml.safe_load_all(open(os.path.join(kdir, res))) if d]
+    [ns] = [d for d in docs if d["kind"] == "Namespace"]
+    [rc] = [d for d in docs if d["kind"] == "RabbitmqCluster"]
+    assert kust["namespace"] == ns["metadata"]["name"] != "gcal-booking"
+    assert rc["apiVersion"] == "rabbitmq.com/v1beta1"
+    spec = rc["spec"]
+    assert spec["replicas"] == 3
+    assert tuple(int(x) for x in re.match(r"rabbitmq:(\d+)\.(\d+)", spec["image"]).groups()) >= (3, 13)
+    [anti] = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": rc["metadata"]["name"]}
+    conf = spec["rabbitmq"]["additionalConfig"]
+    assert "queue_leader_locator = balanced" in conf
+    assert "quorum_queue.continuous_membership_reconciliation.target_group_size = 3" in conf
+    for key in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(spec["resources"][key])
+    # The services' Secret shows the three nodes' names as the operator makes them.
+    secret = open(os.path.join(DEPLOY, "kubernetes", "secret.yaml")).read()
+    for i in range(3):
+        host = f"{rc['metadata']['name']}-server-{i}.{rc['metadata']['name']}-nodes.{ns['metadata']['name']}.svc"
+        assert host in secret
 
 
 def test_kubernetes_environment_is_accepted_by_every_service(tmp_path):

@@ -130,19 +130,27 @@ def rows_by_lead(s, leads):
     return rows
 
 
-def pipeline(args, latency_ms, label):
-    """One pipeline run: N leads for U users through one scheduler, Google answering after latency_ms."""
+def pipeline(args, latency_ms, label, schedulers=1):
+    """One pipeline run: N leads for U users through `schedulers` schedulers, Google answering after latency_ms.
+    With several, the scheduler's figures are their sums (CPU) and the largest (RSS)."""
     s = new_stack(f"bench_{label}", args.tmp)
     s.start_standin()
     s.standin.admin("faults", {"latency_ms": latency_ms})
     leads = make_world(s, args.users, args.leads)
     env = dict(SCHEDULE_DELAY_MS="0", PREFETCH=str(args.prefetch), LOG_LEVEL="warn", MEET_LINKS="on")
-    sched = s.service("scheduler-worker", **env)
+    scheds = [s.service("scheduler-worker", **env) for _ in range(schedulers)]
+    sched = scheds[0]
     gateway = s.service("oauth-gateway", LOG_LEVEL="warn")
     # The mailer is its own container and drains mailer.jobs at its own pace (see mailer()); here its
     # jobs wait in the queue, as they would behind a slow mail server.
     time.sleep(1.0)
-    idle = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, gateway)}
+
+    def stats():
+        """proc_stats of the gateway and of the schedulers together."""
+        per = [proc_stats(x.proc.pid) for x in scheds]
+        return {sched.name: (sum(p[0] for p in per), max(p[1] for p in per), max(p[2] for p in per)),
+                gateway.name: proc_stats(gateway.proc.pid)}
+    idle = stats()
     machine_before = cpu_by_program()
     perf = None
     if args.perf:
@@ -160,7 +168,7 @@ def pipeline(args, latency_ms, label):
         perf.wait()
     rows = rows_by_lead(s, leads)
     end_ms = max(r[1] for r in rows)
-    busy = {svc.name: proc_stats(svc.proc.pid) for svc in (sched, gateway)}
+    busy = stats()
     machine_after = cpu_by_program()
     cpu = {k: round(v - machine_before.get(k, 0), 2) for k, v in machine_after.items()}
     lat = [r[1] - published[r[0]] for r in rows if r[0] in published]
@@ -169,6 +177,7 @@ def pipeline(args, latency_ms, label):
     seconds = (end_ms - min(published.values())) / 1000
     result = {
         "latency_ms": latency_ms, "users": args.users, "leads": want, "prefetch": args.prefetch,
+        "schedulers": schedulers,
         "meetings_per_s": round(want / seconds, 1), "seconds": round(seconds, 2), "publish_s": round(pub_s, 2),
         "publish_to_row_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat)},
         "rows": len(rows), "events": events,
@@ -184,6 +193,37 @@ def pipeline(args, latency_ms, label):
         result["mailer"] = mailer(s, want, args)
     close_stack(s)
     return result
+
+
+def scale(args):
+    """One scheduler against two on the same machine, at L = 100, for each PREFETCH of --scale-prefetch:
+    pairs interleaved (1, 2, 1, 2), since the machine's speed drifts within minutes. A small PREFETCH bounds
+    each scheduler by Google's latency, so a second one adds its own deliveries in flight; a large one leaves
+    the shared cores, PostgreSQL first, as the bound."""
+    out = {}
+    for prefetch in (int(p) for p in args.scale_prefetch.split(",")):
+        a = argparse.Namespace(**dict(vars(args), prefetch=prefetch, mail=False))
+        runs = {1: [], 2: []}
+        for n in (1, 2, 1, 2):
+            r = pipeline(a, 100, f"scale{prefetch}_{n}", schedulers=n)
+            runs[n].append(r)
+            print(json.dumps({"prefetch": prefetch, "schedulers": n, "meetings_per_s": r["meetings_per_s"],
+                              "cpu_s_by_program": r["cpu_s_by_program"]}), file=sys.stderr, flush=True)
+
+        def summary(rs):
+            return {"meetings_per_s": [r["meetings_per_s"] for r in rs],
+                    "scheduler_cpu_ms_per_meeting": [r["services"]["scheduler-worker"]["cpu_ms_per_meeting"]
+                                                     for r in rs],
+                    "postgres_cpu_ms_per_meeting": [round(r["cpu_s_by_program"].get("postgres", 0) * 1000
+                                                          / r["leads"], 3) for r in rs],
+                    "machine_cpu_ms_per_meeting": [round(sum(r["cpu_s_by_program"].values()) * 1000 / r["leads"], 3)
+                                                   for r in rs],
+                    "duplicates": sum(r["duplicates"] for r in rs), "missing": sum(r["missing"] for r in rs)}
+        one, two = summary(runs[1]), summary(runs[2])
+        out[f"prefetch_{prefetch}"] = {
+            "one": one, "two": two,
+            "speedup": [round(b / a, 2) for a, b in zip(one["meetings_per_s"], two["meetings_per_s"])]}
+    return out
 
 
 def idle(args):
@@ -386,7 +426,9 @@ def main():
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--pg-seconds", type=int, default=10)
     ap.add_argument("--timeout", type=int, default=600)
-    ap.add_argument("--only", default="idle,amqp,pg,l0,l100,delay,gateway")
+    ap.add_argument("--only", default="idle,amqp,pg,l0,l100,delay,gateway",
+                    help="parts to run; also scale (one scheduler against two), not run by default")
+    ap.add_argument("--scale-prefetch", default="64,256", help="the PREFETCH values of the scale part")
     ap.add_argument("--perf", metavar="FILE", help="perf record -a -g while each pipeline works, into FILE.<part>")
     ap.add_argument("--no-mail", dest="mail", action="store_false", help="skip the mailer's drain after L=100")
     ap.add_argument("--mailer-perf", metavar="FILE", help="perf record -g -p <mailer> while it drains, into FILE")
@@ -396,7 +438,7 @@ def main():
     steps = [("idle", "idle", idle), ("amqp_ceiling", "amqp", amqp_ceiling), ("pg_ceiling", "pg", pg_ceiling),
              ("pipeline_l0", "l0", lambda a: pipeline(argparse.Namespace(**dict(vars(a), mail=False)), 0, "l0")),
              ("pipeline_l100", "l100", lambda a: pipeline(a, 100, "l100")),
-             ("delay", "delay", delay_accuracy), ("gateway", "gateway", gateway)]
+             ("delay", "delay", delay_accuracy), ("gateway", "gateway", gateway), ("scale", "scale", scale)]
     try:
         for key, name, fn in steps:
             if name in parts:

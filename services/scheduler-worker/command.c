@@ -61,7 +61,8 @@ static const char command_meeting_sql[] =
 	" FROM calendar_meetings m JOIN users u ON u.id = m.user_id WHERE m.id = $1 AND m.user_id = $2";
 
 static const char command_unhold_sql[] =
-	"UPDATE calendar_meetings SET sync_hold_until = NULL WHERE id = $1 AND user_id = $2 AND sync_hold_until IS NOT NULL";
+	"UPDATE calendar_meetings SET sync_hold_until = NULL"
+	" WHERE id = $1 AND user_id = $2 AND sync_hold_until IS NOT NULL";
 
 enum {
 	MC_JSON, MC_STATUS, MC_EVENT, MC_CALENDAR, MC_DURATION, MC_ZONE, MC_LEAD, MC_SEQUENCE, MC_NOW, MC_START,

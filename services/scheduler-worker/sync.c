@@ -277,7 +277,8 @@ static void sync_on_done(const struct db_result *r, void *arg)
 		return;
 	if (r->status != DB_OK || db_ntuples(r) == 0) {
 		/* Everything is applied; the next run lists the same changes again and finds them so. */
-		log_warn("could not store a sync's result; the user is synced again later", LOG_STR("user", run->user_id),
+		log_warn("could not store a sync's result; the user is synced again later",
+			 LOG_STR("user", run->user_id),
 			 LOG_STR("error", r->status != DB_OK ? r->error : "the claim was lost"));
 		sync_run_free(run);
 		return;
@@ -615,7 +616,8 @@ static void sync_on_claimed(const struct db_result *r, void *arg)
 	if (r->status != DB_OK || db_ntuples(r) == 0) {
 		/* Not connected, or another run holds it and will see the request; a failed claim is the sweep's. */
 		if (r->status != DB_OK)
-			log_warn("could not claim a user's sync", LOG_STR("user", run->user_id), LOG_STR("error", r->error));
+			log_warn("could not claim a user's sync", LOG_STR("user", run->user_id),
+				 LOG_STR("error", r->error));
 		sync_run_free(run);
 		return;
 	}
@@ -751,7 +753,8 @@ static void sync_on_requested(const struct db_result *r, void *arg)
 	}
 	if (r->status != DB_OK) {
 		/* Back to the queue: the pool already waited for the database, so this is no tight loop. */
-		log_warn("could not record a sync request; it goes back to the queue", LOG_STR("user", req->msg.user_id),
+		log_warn("could not record a sync request; it goes back to the queue",
+			 LOG_STR("user", req->msg.user_id),
 			 LOG_STR("error", r->error));
 		mq_nack(s->env.consumer, req->d->token, true);
 		sync_request_free(req);

@@ -27,7 +27,7 @@ struct syncapply_target {
 
 enum syncapply_status {
 	SYNCAPPLY_DONE,		/* applied, or nothing to apply: go on */
-	SYNCAPPLY_WAIT,		/* a platform command holds the meeting, or it changed after the run began: rerun later */
+	SYNCAPPLY_WAIT,		/* a command holds the meeting, or it changed after the run began: rerun later */
 	SYNCAPPLY_FAILED,	/* the database, or the broker for the mail, failed: back off and rerun */
 };
 

@@ -175,8 +175,8 @@ static void syncapply_finish(struct syncapply_job *job, enum syncapply_status st
 static void syncapply_count(const char *change)
 {
 	metric_inc(metrics_counter("scheduler_sync_changes_total",
-				   "Google Calendar changes a sync met in the users' meetings, by what it did.", "change",
-				   change, NULL));
+				   "Google Calendar changes a sync met in the users' meetings, by what it did.",
+				   "change", change, NULL));
 }
 
 /* The mail job of a change, as mailjob_publish() takes it (proto/messages/mail.job.schema.json). */
@@ -263,7 +263,9 @@ static void syncapply_on_applied(const struct db_result *r, void *arg)
 		syncapply_finish(job, SYNCAPPLY_FAILED);
 		return;
 	}
-	if (r->status == DB_UNAVAILABLE) {
+	/* Class 40 (a deadlock, a serialization failure) is a race lost, not a statement refused. */
+	if (r->status == DB_UNAVAILABLE ||
+	    (r->status == DB_ERROR && r->sqlstate != NULL && strncmp(r->sqlstate, "40", 2) == 0)) {
 		syncapply_finish(job, SYNCAPPLY_FAILED);
 		return;
 	}
@@ -286,7 +288,7 @@ static void syncapply_on_applied(const struct db_result *r, void *arg)
 		return;
 	}
 	if (strcmp(act, "hold") == 0 || strcmp(act, "pending") == 0 || strcmp(act, "stale") == 0) {
-		/* hold: a command is changing it at Google; stale: written since the run's list; pending: a mail owed. */
+		/* hold: a command is changing it at Google; stale: written since the run's list; pending: mail owed. */
 		log_info("a Google Calendar change waits for the next run",
 			 LOG_STR("user", job->t->user_id), LOG_STR("meeting", meeting), LOG_STR("event", job->event_id),
 			 LOG_STR("why", act));
@@ -297,7 +299,8 @@ static void syncapply_on_applied(const struct db_result *r, void *arg)
 		syncapply_count(act);
 	log_info(strcmp(act, "seen") == 0 ? "sync noted the lead's answer" : "sync applied a Google Calendar change",
 		 LOG_STR("user", job->t->user_id), LOG_STR("meeting", meeting), LOG_STR("event", job->event_id),
-		 LOG_STR("change", act), LOG_STR("new_meeting", strcmp(act, "moved") == 0 ? db_value(r, 0, AC_ROW) : NULL),
+		 LOG_STR("change", act),
+		 LOG_STR("new_meeting", strcmp(act, "moved") == 0 ? db_value(r, 0, AC_ROW) : NULL),
 		 LOG_STR("response", db_value(r, 0, AC_ANSWER)));
 	if (db_value(r, 0, AC_MAIL) == NULL) {
 		syncapply_finish(job, SYNCAPPLY_DONE);
@@ -358,7 +361,8 @@ void syncapply_event(struct scheduler *s, const struct syncapply_target *t, cons
 		if (calevent_read_when(cJSON_GetObjectItemCaseSensitive(event, "start"), t->zone, &start_s) < 0 ||
 		    calevent_read_when(cJSON_GetObjectItemCaseSensitive(event, "end"), t->zone, &end_s) < 0 ||
 		    end_s <= start_s) {
-			log_warn("an event's times are unreadable; the sync passes it over", LOG_STR("user", t->user_id),
+			log_warn("an event's times are unreadable; the sync passes it over",
+				 LOG_STR("user", t->user_id),
 				 LOG_STR("event", job->event_id));
 			syncapply_skip(job);
 			return;

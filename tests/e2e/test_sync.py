@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 
+import psycopg2
 import pytest
 
 from harness import next_demo_time, wait_for
@@ -287,9 +288,10 @@ def test_a_command_in_flight_holds_the_meeting_from_the_sync(world):
         thread.start()
         wait_for(lambda: at(w.event(meeting["google_event_id"])["start"]["dateTime"]) == at(new_time), 20,
                  what="Google holds the command's move")
+        lists = w.list_calls()
         w.push(wait=False)
-        wait_for(lambda: any("waits for the next run" in line.get("msg", "") for line in w.scheduler.log_lines()),
-                 20, what="the sync meeting the hold")
+        wait_for(lambda: w.list_calls() > lists, 20, what="a sync listing the calendar")
+        time.sleep(1)
     finally:
         locker.rollback()
         locker.autocommit = True
@@ -299,6 +301,8 @@ def test_a_command_in_flight_holds_the_meeting_from_the_sync(world):
     rows = w.rows(lead)
     assert [(x[1], x[2]) for x in rows] == [("rescheduled", "platform"), ("scheduled", "platform")], rows
     assert s.one("SELECT reply->>'ok' FROM calendar_commands WHERE user_id = %s", w.user)[0] == "true"
+    assert any(line.get("msg") == "a Google Calendar change waits for the next run" and line.get("why") == "hold"
+               for line in w.scheduler.log_lines())
     wait_for(lambda: w.mails("rescheduled"), 20, what="the rescheduled mail")
     time.sleep(1)
     assert len(w.mails("rescheduled")) == 1
@@ -420,6 +424,40 @@ def test_a_scheduler_killed_between_pages_leaves_each_change_applied_once(world)
     s.query("UPDATE calendar_meetings SET sync_mail_pending = 'rescheduled' WHERE id = %s", rows[1][0])
     w.push()
     wait_for(lambda: w.rows(lead)[1][9] is None, 20, what="the mark cleared")
+    time.sleep(1)
+    assert len(w.mails("rescheduled")) == 1
+
+
+def test_a_scheduler_killed_before_applying_a_page_loses_nothing(world):
+    """The page with the move has arrived (and with it the new sync token) but nothing is applied yet when the
+    scheduler is killed: the token must not have been stored, so the next run lists the move again."""
+    w, s = world, world.s
+    lead, meeting = w.book()
+    wait_mails(s, w.addr, 1)
+    w.wait_synced()
+    w.move(meeting["google_event_id"])
+    s.standin.admin("faults", {"rules": [{"method": "GET", "path_prefix": "/calendar/v3/calendars/primary/events",
+                                          "latency_ms": 1500}]})
+    lists = w.list_calls()
+    locker = psycopg2.connect(s.database_url)
+    try:
+        w.push()
+        wait_for(lambda: s.standin.admin("faults")["rules"] == [], 20, what="the list asked for")
+        # Nothing reads the user's meetings until the lock goes: the page waits in the scheduler.
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE calendar_meetings IN ACCESS EXCLUSIVE MODE")
+        wait_for(lambda: w.list_calls() > lists, 20, what="the page answered")
+        time.sleep(0.5)
+        w.scheduler.kill()
+    finally:
+        locker.rollback()
+        locker.close()
+    assert len(w.rows(lead)) == 1, "nothing was applied before the kill"
+    s.query("UPDATE users SET google_sync_claimed_until = now() - interval '1 second' WHERE id = %s", w.user)
+    w.scheduler = s.service("scheduler-worker", **w.scheduler_env)
+    w.caught_up()
+    assert [(x[1], x[2]) for x in w.rows(lead)] == [("rescheduled", "google"), ("scheduled", "google")]
+    wait_for(lambda: w.mails("rescheduled"), 20, what="the rescheduled mail")
     time.sleep(1)
     assert len(w.mails("rescheduled")) == 1
 

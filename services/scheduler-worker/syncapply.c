@@ -11,7 +11,9 @@
  *              as stored: the platform's own write coming back; nothing.
  *   moved      the row becomes `rescheduled` and a new row, copied from it
  *              as a platform reschedule makes one (cmd-reschedule.c), holds
- *              Google's times; nothing is written back to Google.
+ *              Google's times; nothing is written back to Google. An event
+ *              made all-day runs from midnight of its first day to midnight
+ *              of its end date in the calendar's zone (calevent_read_when()).
  *   cancelled  (the event is cancelled, or a full list lacks it) the row is
  *              `cancelled`, "Deleted in Google Calendar"; the event is not
  *              made again.

@@ -159,6 +159,20 @@ def test_a_move_in_google_reschedules_the_meeting(world):
     assert w.rows(lead)[1][9] is None, "the mail was confirmed and its mark cleared"
 
 
+def test_a_meeting_made_all_day_in_google_runs_from_midnight_in_the_calendars_zone(world):
+    w = world
+    lead, meeting = w.book()
+    w.wait_synced()
+    w.s.standin.admin("events/move", {"email": w.gmail, "id": meeting["google_event_id"],
+                                      "start": {"date": "2099-04-10"}, "end": {"date": "2099-04-11"}})
+    w.push()
+    rows = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(w.rows(lead)), 20, what="the move")
+    kolkata = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    assert rows[1][3] == datetime.datetime(2099, 4, 10, tzinfo=kolkata)
+    assert rows[1][4] == datetime.datetime(2099, 4, 11, tzinfo=kolkata)
+    assert w.s.one("SELECT meeting_duration_minutes FROM calendar_meetings WHERE id = %s", rows[1][0])[0] == 1440
+
+
 def test_a_delete_in_google_cancels_the_meeting(world):
     w, s = world, world.s
     lead, meeting = w.book()

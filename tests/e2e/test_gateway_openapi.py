@@ -237,6 +237,56 @@ def test_responses_match_the_document(stack):
     assert {(t, m) for t, m, _ in c.seen} == ROUTES
 
 
+def test_a_meeting_shows_the_leads_answer_and_who_changed_it(stack):
+    """attendee_response_status and change_source (migration 039, docs/sync.md) as the sync writes them, read
+    through the API: each row's own values, every documented answer, and nothing the document does not name."""
+    s = stack()
+    gw = Gateway(s)
+    c = Contract()
+    M = "/api/calendar/meetings"
+    MID = M + "/{meetingId}"
+    user, _ = connected_user(s)
+    lead = s.add_lead(user)["lead"]
+    # The rep moved the demo in Google Calendar: the old row ended and the new one made by that change.
+    moved = add_meeting(s, user, lead, status="rescheduled")
+    now = add_meeting(s, user, lead)
+    s.query("UPDATE calendar_meetings SET change_source = 'google' WHERE id IN (%s, %s)", moved, now)
+    s.query("UPDATE calendar_meetings SET rescheduled_from_meeting_id = %s, attendee_response_status = 'declined'"
+            " WHERE id = %s", moved, now)
+    deleted = add_meeting(s, user, status="cancelled")
+    s.query("UPDATE calendar_meetings SET change_source = 'google', cancellation_reason = 'Deleted in Google Calendar',"
+            " attendee_response_status = 'tentative' WHERE id = %s", deleted)
+    fresh = add_meeting(s, user, hours=48)
+
+    def meeting(mid):
+        r = c.check(gw.get(f"{M}/{mid}", user), "get", MID)
+        assert r.status_code == 200, r.text
+        return r.json()["meeting"]
+
+    m = meeting(now)
+    assert (m["attendee_response_status"], m["change_source"], m["rescheduled_from_meeting_id"]) \
+        == ("declined", "google", moved)
+    assert (meeting(moved)["status"], meeting(moved)["change_source"]) == ("rescheduled", "google")
+    m = meeting(deleted)
+    assert (m["status"], m["change_source"], m["attendee_response_status"]) == ("cancelled", "google", "tentative")
+    m = meeting(fresh)
+    assert (m["attendee_response_status"], m["change_source"]) == (None, "platform"), "before any sync"
+    for answer in ("needsAction", "accepted"):
+        s.query("UPDATE calendar_meetings SET attendee_response_status = %s WHERE id = %s", answer, fresh)
+        assert meeting(fresh)["attendee_response_status"] == answer
+    by_lead = c.check(gw.get(f"{M}/lead/{lead}", user), "get", M + "/lead/{leadAnalyticsId}").json()["meetings"]
+    assert {x["id"]: x["change_source"] for x in by_lead} == {moved: "google", now: "google"}
+    listed = c.check(gw.get(M + "?status=all&limit=100", user), "get", M).json()["meetings"]
+    assert {x["id"]: x["attendee_response_status"] for x in listed} == \
+        {now: "declined", deleted: "tentative", fresh: "accepted", moved: None}
+    # The document names exactly the answers and sources the database allows.
+    schema = SPEC["components"]["schemas"]["Meeting"]["properties"]
+    assert set(schema["attendee_response_status"]["enum"]) - {None} == {"needsAction", "accepted", "declined",
+                                                                         "tentative"}
+    assert set(schema["change_source"]["enum"]) == {"platform", "google"}
+    assert "change_source" in SPEC["components"]["schemas"]["Meeting"]["required"]
+
+
 def test_unavailable_answers_match_the_document(stack):
     s = stack()
     gw = Gateway(s, wait_ready=False, AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/x")

@@ -508,7 +508,7 @@ def test_a_meeting_booked_over_busy_time_says_so(stack):
     assert "overlaps" not in text and "could not check" not in text
 
 
-def test_declined_mail_names_the_lead_and_is_dropped_once_they_accept_again(stack):
+def test_declined_mail_names_the_lead_and_is_dropped_once_they_answer_again(stack):
     s = stack()
     user, addr = owner(s)
     lead = s.add_lead(user, name="John Smith", company="TechCorp")
@@ -550,7 +550,7 @@ def test_declined_mail_names_the_lead_and_is_dropped_once_they_accept_again(stac
     wait_for(lambda: delivery(s, job) == ("sent", 1, None, True), 10, what="sent")
 
     wait_for(lambda: metric(svc, "declined", "skipped") == 2, 10, what="two jobs dropped")
-    for mid, why in ((dropped, "the lead's answer is accepted"), (moot, "the meeting is cancelled")):
+    for mid, why in ((dropped, "the lead's answer 2 is accepted"), (moot, "the meeting is cancelled")):
         status, _, last_error, sent = delivery(s, mid)
         assert (status, sent) == ("failed", False) and why in last_error, last_error
     assert any(line.get("msg", "").startswith("declined mail dropped") and line.get("trace") == dropped
@@ -565,7 +565,10 @@ def test_declined_mail_names_the_lead_and_is_dropped_once_they_accept_again(stac
     mails = wait_mails(s, addr, 2)
     assert sorted(m["X-Meeting-Id"] for _, m in mails) == sorted([meeting, back])
     wait_for(lambda: (delivery(s, again) or [None])[0] == "sent", 10, what="the second decline sent")
-    time.sleep(0.5)
+    # The first decline's job once more (a replay from the dead letters, say): no longer the lead's latest answer.
+    publish_job(s, "declined", user, back, sequence=1)
+    wait_for(lambda: metric(svc, "declined", "skipped") == 3, 10, what="the stale decline dropped")
+    assert "the lead's answer 3 is declined; this job reports answer 1" in delivery(s, dropped)[2]
     assert len(raw_mails(s, addr)) == 2
     assert metric(svc, "declined", "sent") == 2
     flags = s.one("SELECT invite_email_sent, reminder_email_sent, status, attendee_response_status"

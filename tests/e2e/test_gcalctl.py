@@ -119,7 +119,7 @@ def test_sample_lead_is_booked_tomorrow_at_three_in_the_users_zone(stack):
 
 def test_every_subcommand_answers_help(stack):
     s = stack()
-    for cmd in ("publish-lead", "sample-lead", "dead", "user", "rotate-key", "health"):
+    for cmd in ("publish-lead", "sample-lead", "dead", "user", "rotate-key", "health", "resync"):
         for flag in ("--help", "-h"):
             p = gcalctl(s, cmd, flag)
             assert re.match(r"usage:\n  " + cmd + r"[ \n]", p.stdout), p.stdout

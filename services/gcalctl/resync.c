@@ -52,7 +52,8 @@ static int resync_record(const struct config *cfg, const char *user, bool full)
 		if (known != NULL && PQntuples(known) == 0)
 			log_error("no such user", LOG_STR("user", user));
 		else if (known != NULL)
-			log_error("the user's Google Calendar is not connected: nothing to sync", LOG_STR("user", user));
+			log_error("the user's Google Calendar is not connected: nothing to sync",
+				  LOG_STR("user", user));
 		PQclear(known);
 	}
 	PQclear(res);

@@ -52,7 +52,7 @@ struct http_server;
 struct http_req;
 
 enum http_auth {
-	HTTP_AUTH_NONE,		/* the OAuth callback (identified by its state), Google's pushes (by their channel token) */
+	HTTP_AUTH_NONE,		/* the OAuth callback (by its state), Google's pushes (by their token) */
 	HTTP_AUTH_BEARER,	/* Authorization: Bearer <JWT>; with WEB_UI also the JWT cookie on the UI's own calls */
 	HTTP_AUTH_BROWSER,	/* the bearer header, or for a plain navigation the JWT cookie */
 };

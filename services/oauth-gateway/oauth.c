@@ -126,8 +126,9 @@ static const char oauth_disconnect_sql[] =
 	"  COALESCE(google_token_expiry > now() + interval '" OAUTH_TOKEN_MARGIN_S " seconds', FALSE) AS fresh"
 	"  FROM users WHERE id = $1 FOR UPDATE),"
 	" gone AS (UPDATE users u SET google_access_token = NULL, google_refresh_token = NULL,"
-	"  google_token_expiry = NULL, google_calendar_connected = FALSE, google_disconnect_reason = 'user_disconnected',"
-	"  google_disconnected_at = now(), google_disconnect_notified_at = now(), google_disconnect_claimed_until = NULL"
+	"  google_token_expiry = NULL, google_calendar_connected = FALSE,"
+	"  google_disconnect_reason = 'user_disconnected', google_disconnected_at = now(),"
+	"  google_disconnect_notified_at = now(), google_disconnect_claimed_until = NULL"
 	"  FROM old WHERE u.id = old.id AND (u.google_calendar_connected OR u.google_refresh_token IS NOT NULL"
 	"  OR u.google_access_token IS NOT NULL)"
 	"  RETURNING old.google_refresh_token, old.google_access_token, old.fresh),"
@@ -493,8 +494,8 @@ static void oauth_announce(struct gateway *g, const char *user)
 	msg.timestamp = (int64_t)time(NULL);
 	msg.mandatory = true;
 	if (mqbridge_publish(g->mq, &msg, false, oauth_on_announced, arg) < 0) {
-		log_warn("broker unavailable: calendar.connected not sent; the scheduler's sweep opens the channel later",
-			 LOG_STR("user", user));
+		log_warn("broker unavailable: calendar.connected not sent; the scheduler's sweep opens the channel"
+			 " later", LOG_STR("user", user));
 		free(arg);
 	}
 	cJSON_free(text);
@@ -903,7 +904,7 @@ static void oauth_disconnect_stop(struct oauth_disconnect *d, const char *sealed
 	d->timer = xevent_new(d->g->base, -1, 0, oauth_on_stop_wait, d);
 	event_add(d->timer, &(struct timeval){ OAUTH_STOP_WAIT_S, 0 });
 	if (fresh && sealed_access != NULL && vault_open(d->g->vault, sealed_access, user, &access) == 0) {
-		/* Counted as one stop until every channels.stop is out, so none of their answers ends the stops early. */
+		/* One stop more until every channels.stop is out, so none of their answers ends the stops early. */
 		d->stops = 1;
 		d->refs++;
 		oauth_stop_channels(d, access);

@@ -11,8 +11,8 @@
  * or logged) and its resource id is the one Google gave the channel. A
  * channel still `opening` has no resource id yet, since Google's first
  * `sync` message may overtake its answer to events.watch: the token alone
- * vouches for it then. An unknown, stopped or failed channel answers 404,
- * which tells Google nobody listens there any more.
+ * vouches for it then. An unknown, stopped or failed channel answers 404:
+ * nobody listens for it here any more, and Google lets it expire.
  *
  * A push says only "something changed": it becomes calendar.changed
  * {user_id, channel_id, message_number} on the `calendar` exchange
@@ -33,7 +33,6 @@
 #include <time.h>
 
 #include <cJSON.h>
-#include <event2/http.h>
 #include <sodium.h>
 
 #include "db.h"
@@ -265,11 +264,13 @@ void webhook_google_calendar(struct gateway *g, struct http_req *r)
 	}
 	/* Every channel of ours has a UUID for its id: anything else is not worth a query. */
 	if (!ids_is_uuid(channel)) {
-		webhook_refuse(r, 400, "missing_headers", NULL, "X-Goog-Channel-ID is not a channel id of this service");
+		webhook_refuse(r, 400, "missing_headers", NULL,
+			       "X-Goog-Channel-ID is not a channel id of this service");
 		return;
 	}
 	if (strcmp(state, "sync") != 0 && strcmp(state, "exists") != 0 && strcmp(state, "not_exists") != 0) {
-		webhook_refuse(r, 400, "missing_headers", channel, "X-Goog-Resource-State is not sync, exists or not_exists");
+		webhook_refuse(r, 400, "missing_headers", channel,
+			       "X-Goog-Resource-State is not sync, exists or not_exists");
 		return;
 	}
 	p = xcalloc(1, sizeof(*p));

@@ -15,6 +15,7 @@ import yaml
 
 from harness import free_port
 from test_gateway import Gateway, add_meeting, connected_user, consent
+from test_webhook import HOOK, add_channel, goog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 with open(os.path.join(ROOT, "proto", "openapi.yaml")) as f:
@@ -27,6 +28,7 @@ ROUTES = {
     ("/api/calendar/meetings/{meetingId}", "get"), ("/api/calendar/meetings/{meetingId}", "delete"),
     ("/api/calendar/meetings/{meetingId}/reschedule", "put"),
     ("/api/calendar/meetings/lead/{leadAnalyticsId}", "get"), ("/api/calendar/availability", "get"),
+    ("/webhooks/google/calendar", "post"),
     ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -205,6 +207,18 @@ def test_responses_match_the_document(stack):
             " VALUES (%s, %s, 'skipped', 'no_email', 'no address')", skipped := s.add_lead(user)["lead"], user)
     assert call("get", by_lead, path=f"{M}/lead/{skipped}").json()["outcome"]["reason"] == "no_email"
 
+    # Google's pushes: no JWT, the channel's token instead.
+    channel, token = add_channel(s, user)
+    stopped, stopped_token = add_channel(s, user, status="stopped")
+    assert call("post", HOOK, auth=False, headers=goog(channel, token, state="sync", number=1)).json() == \
+        {"result": "sync"}
+    assert call("post", HOOK, auth=False, headers=goog(channel, token)).json() == {"result": "accepted"}
+    call("post", HOOK, auth=False)
+    call("post", HOOK, auth=False, headers=goog(channel, "wrong"))
+    call("post", HOOK, auth=False, headers=goog(stopped, stopped_token))
+    call("post", HOOK, auth=False, headers=goog(channel, token), data="{}")
+    c.check(gw.call("PUT", HOOK), "post", HOOK)
+
     # Without a scheduler the answer is pending.
     assert sched.stop() == 0
     call("post", M, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
@@ -231,6 +245,8 @@ def test_responses_match_the_document(stack):
         (resched, "put", "200"), (resched, "put", "400"), (resched, "put", "401"), (resched, "put", "404"),
         (resched, "put", "409"), (resched, "put", "413"),
         (by_lead, "get", "200"), (by_lead, "get", "400"), (by_lead, "get", "401"), (by_lead, "get", "404"),
+        (HOOK, "post", "200"), (HOOK, "post", "400"), (HOOK, "post", "403"), (HOOK, "post", "404"),
+        (HOOK, "post", "405"), (HOOK, "post", "413"),
         ("/healthz", "get", "200"), ("/readyz", "get", "200"), ("/metrics", "get", "200"),
     }
     assert expected <= c.seen, sorted(expected - c.seen)
@@ -296,5 +312,9 @@ def test_unavailable_answers_match_the_document(stack):
     r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
     assert r.status_code == 503
     c.check(r, "post", "/api/calendar/meetings")
+    channel, token = add_channel(s, user)
+    r = requests.post(gw.url + HOOK, headers=goog(channel, token), timeout=10)
+    assert r.status_code == 503
+    c.check(r, "post", HOOK)
     assert ("/readyz", "get", "503") in c.seen
 

@@ -57,9 +57,6 @@
 #define CHANNELS_ABANDONED "abandoned while opening"
 #define CHANNELS_TRANSIENT_PREFIX "transient: "
 
-#define CH_STR_(x) #x
-#define CH_STR(x) CH_STR_(x)
-
 /* The calendar the user's channels watch, as the gateway stores it. */
 #define CH_CALENDAR(u) "COALESCE(NULLIF(" u ".google_calendar_id, ''), 'primary')"
 
@@ -94,7 +91,7 @@
 	" AND f.failure_reason NOT LIKE '" CHANNELS_TRANSIENT_PREFIX "%' AND f.failure_reason <> '" \
 	CHANNELS_ABANDONED "')"
 
-/* $1 address, $2 WATCH_RENEW_BEFORE_SECONDS. */
+/* $1 address, $2 WATCH_RENEW_BEFORE_SECONDS, $3 CHANNELS_BATCH. */
 static const char channels_claim_sql[] =
 	"UPDATE users u SET google_channel_claimed_until = now() + interval '2 minutes'"
 	" WHERE u.id IN (SELECT x.id FROM users x WHERE x.google_calendar_connected"
@@ -104,7 +101,7 @@ static const char channels_claim_sql[] =
 	"   AND " CH_CURRENT("c", "x", "$1", "$2") ") AND NOT " CH_REFUSED("x", "$1") ")"
 	"   OR EXISTS (SELECT 1 FROM calendar_watch_channels s WHERE s.user_id = x.id"
 	"   AND " CH_SUPERSEDED("s", "x", "$1", "$2") "))"
-	"  LIMIT " CH_STR(CHANNELS_BATCH) " FOR UPDATE SKIP LOCKED)"
+	"  LIMIT $3::int FOR UPDATE SKIP LOCKED)"
 	" RETURNING u.id, u.google_channel_claimed_until::text, " TOKENS_COLUMNS;
 
 enum { CL_USER, CL_CLAIM, CL_TOKENS };
@@ -644,8 +641,8 @@ static void channels_on_counted(const struct db_result *r, void *arg)
 static void channels_run(struct channels *ch)
 {
 	struct scheduler *s = ch->s;
-	char renew[24];
-	const char *params[] = { s->env.cfg->google_webhook_url, renew };
+	char renew[24], batch[16];
+	const char *params[] = { s->env.cfg->google_webhook_url, renew, batch };
 
 	/* One pass at a time per process; a slow database or Google makes passes rarer, not piled up. */
 	if (ch->pending > 0) {
@@ -663,7 +660,8 @@ static void channels_run(struct channels *ch)
 	ch->pending += 2;
 	db_query(s->env.db, channels_abandoned_sql, 0, NULL, channels_on_abandoned, ch);
 	snprintf(renew, sizeof(renew), "%ld", s->env.cfg->watch_renew_before_s);
-	db_query(s->env.db, channels_claim_sql, 2, params, channels_on_claimed, ch);
+	snprintf(batch, sizeof(batch), "%d", CHANNELS_BATCH);
+	db_query(s->env.db, channels_claim_sql, 3, params, channels_on_claimed, ch);
 }
 
 static void channels_on_timer(evutil_socket_t fd, short what, void *arg)

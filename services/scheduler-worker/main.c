@@ -3,9 +3,10 @@
  *
  * The only writer to Google Calendar. It consumes lead.analyzed messages
  * after the broker-side delay (scheduler.leads), the gateway's meeting
- * commands (scheduler.commands), and runs the reminder sweep. Each delivery
- * is a job on the one event loop; the prefetch bounds how many run at once,
- * and each job acks its delivery only after its effect is durable.
+ * commands (scheduler.commands), runs the reminder sweep and keeps push
+ * channels open on the users' calendars. Each delivery is a job on the one
+ * event loop; the prefetch bounds how many run at once, and each job acks
+ * its delivery only after its effect is durable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,7 @@ static unsigned scheduler_in_flight(void *arg)
 {
 	struct scheduler *s = arg;
 
-	return s->in_flight + sweep_in_flight(s->sweep);
+	return s->in_flight + sweep_in_flight(s->sweep) + channels_in_flight(s->channels);
 }
 
 static void scheduler_on_stop(void *arg)
@@ -103,6 +104,7 @@ static void scheduler_on_stop(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_stop(s->sweep);
+	channels_stop(s->channels);
 }
 
 /* After the HTTP client and the pool have ended: nothing can call into these any more (lib/worker.h). */
@@ -111,6 +113,7 @@ static void scheduler_on_free(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_free(s->sweep);
+	channels_free(s->channels);
 	tokens_free(s->tokens);
 	ratelimit_free(s->rate);
 	google_free(s->google);
@@ -151,6 +154,7 @@ int main(void)
 						"cancelled", NULL);
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
 	s->sweep = sweep_start(s);
+	s->channels = channels_start(s);
 
 	status = worker_run(s->env.worker);
 	worker_free(s->env.worker);

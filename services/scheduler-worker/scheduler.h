@@ -9,7 +9,8 @@
  * one cmd-<name>.c each (create, reschedule, cancel, availability);
  * tokens.c hands out valid access tokens; mailjob.c publishes mail jobs;
  * sweep.c sends reminders and "calendar disconnected" mails and completes
- * past meetings. Every job is a chain of callbacks on the one event loop;
+ * past meetings; channels.c keeps a push channel open on every connected
+ * user's calendar. Every job is a chain of callbacks on the one event loop;
  * nothing waits.
  */
 #ifndef SCHEDULER_H
@@ -34,6 +35,7 @@ struct tokens;
 struct worker;
 struct metric;
 struct sweep;
+struct channels;
 
 struct scheduler {
 	struct worker_env env;	/* cfg, base, db, consumer, publisher, retry (lib/worker.h) */
@@ -42,6 +44,7 @@ struct scheduler {
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
+	struct channels *channels;
 	unsigned in_flight;
 
 	struct metric *leads_consumed;
@@ -81,6 +84,16 @@ void sweep_free(struct sweep *sw);
 void sweep_kick(struct sweep *sw);
 /* Sweep operations still running (the graceful stop waits for them). */
 unsigned sweep_in_flight(const struct sweep *sw);
+
+/*
+ * channels.c: the push channels' periodic pass (open, renew, replace, stop;
+ * docs/sync.md, "Channels"), as sweep_* above.
+ */
+struct channels *channels_start(struct scheduler *s);	/* starts its timer; runs a first pass soon */
+void channels_stop(struct channels *ch);		/* stops the timer; what runs finishes */
+void channels_free(struct channels *ch);		/* NULL is fine */
+void channels_kick(struct channels *ch);		/* run a pass soon (a user just connected) */
+unsigned channels_in_flight(const struct channels *ch);
 
 /* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
 struct mailjob {

@@ -3,10 +3,11 @@
  *
  * The only writer to Google Calendar. It consumes lead.analyzed messages
  * after the broker-side delay (scheduler.leads), the gateway's meeting
- * commands (scheduler.commands), requests to sync a user's calendar
- * (scheduler.sync), and runs the reminder sweep and the sync sweep. Each delivery
- * is a job on the one event loop; the prefetch bounds how many run at once,
- * and each job acks its delivery only after its effect is durable.
+ * commands (scheduler.commands) and requests to sync a user's calendar
+ * (scheduler.sync), runs the reminder sweep and the sync sweep, and keeps
+ * push channels open on the users' calendars. Each delivery is a job on
+ * the one event loop; the prefetch bounds how many run at once, and each
+ * job acks its delivery only after its effect is durable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,8 @@ static unsigned scheduler_in_flight(void *arg)
 {
 	struct scheduler *s = arg;
 
-	return s->in_flight + sweep_in_flight(s->sweep) + sync_in_flight(s->syncer);
+	return s->in_flight + sweep_in_flight(s->sweep) + channels_in_flight(s->channels) +
+	       sync_in_flight(s->syncer);
 }
 
 static void scheduler_on_stop(void *arg)
@@ -114,6 +116,7 @@ static void scheduler_on_stop(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_stop(s->sweep);
+	channels_stop(s->channels);
 	sync_stop(s->syncer);
 }
 
@@ -123,6 +126,7 @@ static void scheduler_on_free(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_free(s->sweep);
+	channels_free(s->channels);
 	sync_free(s->syncer);
 	tokens_free(s->tokens);
 	ratelimit_free(s->rate);
@@ -164,6 +168,7 @@ int main(void)
 						"cancelled", NULL);
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
 	s->sweep = sweep_start(s);
+	s->channels = channels_start(s);
 	s->syncer = sync_start(s);
 
 	status = worker_run(s->env.worker);

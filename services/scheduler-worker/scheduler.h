@@ -9,8 +9,10 @@
  * one cmd-<name>.c each (create, reschedule, cancel, availability);
  * tokens.c hands out valid access tokens; mailjob.c publishes mail jobs;
  * sweep.c sends reminders and "calendar disconnected" mails and completes
- * past meetings; sync.c follows the users' calendars (Google's changes to
- * the meetings, applied by syncapply.c). Every job is a chain of callbacks on the one event loop;
+ * past meetings; channels.c keeps a push channel open on every connected
+ * user's calendar; sync.c follows the users' calendars (Google's changes
+ * to the meetings, applied by syncapply.c). Every job is a chain of
+ * callbacks on the one event loop;
  * nothing waits.
  */
 #ifndef SCHEDULER_H
@@ -35,6 +37,7 @@ struct tokens;
 struct worker;
 struct metric;
 struct sweep;
+struct channels;
 struct syncer;
 
 struct scheduler {
@@ -44,6 +47,7 @@ struct scheduler {
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
+	struct channels *channels;
 	struct syncer *syncer;
 	unsigned in_flight;
 
@@ -84,6 +88,16 @@ void sweep_free(struct sweep *sw);
 void sweep_kick(struct sweep *sw);
 /* Sweep operations still running (the graceful stop waits for them). */
 unsigned sweep_in_flight(const struct sweep *sw);
+
+/*
+ * channels.c: the push channels' periodic pass (open, renew, replace, stop;
+ * docs/sync.md, "Channels"), as sweep_* above.
+ */
+struct channels *channels_start(struct scheduler *s);	/* starts its timer; runs a first pass soon */
+void channels_stop(struct channels *ch);		/* stops the timer; what runs finishes */
+void channels_free(struct channels *ch);		/* NULL is fine */
+void channels_kick(struct channels *ch);		/* run a pass soon (a user just connected) */
+unsigned channels_in_flight(const struct channels *ch);
 
 /*
  * sync.c: two-way sync (docs/sync.md). sync_start() starts its sweep;

@@ -7,7 +7,8 @@
  * A request (calendar.changed from the gateway's webhook, calendar.connected,
  * gcalctl) is only recorded, users.google_sync_requested_at = now(), before
  * the message is acked; then this process starts the user's run unless it
- * runs already. A run claims the user in the database
+ * runs already (and, for calendar.connected, the channels' pass, so the new
+ * user's channel opens at once: channels.c). A run claims the user in the database
  * (google_sync_claimed_until, two minutes, extended page by page); a
  * scheduler that cannot claim leaves the user to the one that holds it,
  * which runs again if a request arrived after its own start, so any number
@@ -727,6 +728,7 @@ struct sync_request {
 	struct scheduler *s;
 	struct mq_delivery *d;
 	struct message_sync msg;
+	bool connected;		/* calendar.connected: the user also needs a channel now */
 };
 
 static void sync_request_free(struct sync_request *req)
@@ -761,6 +763,8 @@ static void sync_on_requested(const struct db_result *r, void *arg)
 		return;
 	}
 	mq_ack(s->env.consumer, req->d->token);
+	if (req->connected)
+		channels_kick(s->channels);
 	sync_start_run(s->syncer, req->msg.user_id);
 	sync_request_free(req);
 }
@@ -783,7 +787,8 @@ void sync_handle(struct scheduler *s, struct mq_delivery *d)
 		return;
 	}
 	/* A new connection may be another calendar or account: its first sync is a full one. */
-	if (d->msg.routing_key != NULL && strcmp(d->msg.routing_key, TOPO_RK_CALENDAR_CONNECTED) == 0)
+	req->connected = d->msg.routing_key != NULL && strcmp(d->msg.routing_key, TOPO_RK_CALENDAR_CONNECTED) == 0;
+	if (req->connected)
 		req->msg.full = 1;
 	params[0] = req->msg.user_id;
 	params[1] = req->msg.full ? "t" : "f";

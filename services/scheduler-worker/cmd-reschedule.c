@@ -28,7 +28,8 @@
 
 /* The reply is stored with the change, in the shape command_reply_new() starts (command.c says why SQL). */
 static const char cmd_reschedule_sql[] =
-	"WITH old AS (UPDATE calendar_meetings SET status = 'rescheduled', sync_hold_until = NULL"
+	"WITH old AS (UPDATE calendar_meetings SET status = 'rescheduled', change_source = 'platform',"
+	"  sync_hold_until = NULL"
 	"  WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING *),"
 	" ins AS (INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
 	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"

@@ -164,6 +164,26 @@ def test_a_move_in_google_reschedules_the_meeting(world):
     assert w.rows(lead)[1][9] is None, "the mail was confirmed and its mark cleared"
 
 
+def test_the_platform_ending_a_row_google_made_says_the_platform_did(world):
+    """change_source on an ended row names who ended it: a meeting the rep moved in Google (its row 'google') and
+    then cancelled from the platform is the platform's cancel, and its mail says nothing of Google Calendar."""
+    w, s = world, world.s
+    lead, meeting = w.book()
+    w.settle()
+    w.move(meeting["google_event_id"], shift_s=3600)
+    w.push()
+    rows = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(w.rows(lead)), 20, what="the Google move")
+    assert rows[1][2] == "google"
+    wait_for(lambda: w.mails("rescheduled"), 20, what="the rescheduled mail")
+
+    r = w.gw.call("DELETE", f"{M}/{rows[1][0]}", w.user, json={"reason": "lead asked"})
+    assert r.status_code == 200, r.text
+    assert r.json()["meeting"]["change_source"] == "platform"
+    assert w.rows(lead)[1][1] == "cancelled" and w.rows(lead)[1][2] == "platform"
+    mail = wait_for(lambda: w.mails("cancelled"), 20, what="the cancelled mail")[0]
+    assert "deleted in Google Calendar" not in mail.get_body(("plain",)).get_content()
+
+
 def test_a_meeting_made_all_day_in_google_runs_from_midnight_in_the_calendars_zone(world):
     w = world
     lead, meeting = w.book()

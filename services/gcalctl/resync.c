@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cJSON.h>
 
@@ -66,7 +65,7 @@ static int resync_publish(const struct config *cfg, const char *user, bool full)
 {
 	cJSON *body = cJSON_CreateObject();
 	char *text, *message_id = cli_random_id("gcalctl-resync-");
-	struct mq_message m = { 0 };
+	struct mq_message m;
 	struct broker *b;
 	int rc = -1;
 
@@ -74,15 +73,7 @@ static int resync_publish(const struct config *cfg, const char *user, bool full)
 	cJSON_AddBoolToObject(body, "full", full);
 	text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
-	m.exchange = TOPO_EX_CALENDAR;
-	m.routing_key = TOPO_RK_CALENDAR_CHANGED;
-	m.body = text;
-	m.body_len = strlen(text);
-	m.content_type = "application/json";
-	m.message_id = message_id;
-	m.type = TOPO_RK_CALENDAR_CHANGED;
-	m.timestamp = (int64_t)time(NULL);
-	m.mandatory = true;
+	topology_calendar_message(&m, TOPO_RK_CALENDAR_CHANGED, text, message_id);
 	b = broker_open(cfg->amqp_url);
 	if (b != NULL && broker_publish(b, &m) == 0) {
 		printf("%s sync of user %s requested as message %s\n", full ? "full" : "incremental", user, message_id);

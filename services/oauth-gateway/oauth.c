@@ -477,22 +477,14 @@ static void oauth_announce(struct gateway *g, const char *user)
 {
 	cJSON *body = cJSON_CreateObject();
 	char id[IDS_UUID_LEN + 1];
-	struct mq_message msg = { 0 };
+	struct mq_message msg;
 	char *text, *arg = xstrdup(user);
 
 	cJSON_AddStringToObject(body, "user_id", user);
 	text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	ids_uuid4(id);
-	msg.exchange = TOPO_EX_CALENDAR;
-	msg.routing_key = TOPO_RK_CALENDAR_CONNECTED;
-	msg.body = text;
-	msg.body_len = strlen(text);
-	msg.content_type = "application/json";
-	msg.message_id = id;
-	msg.type = TOPO_RK_CALENDAR_CONNECTED;
-	msg.timestamp = (int64_t)time(NULL);
-	msg.mandatory = true;
+	topology_calendar_message(&msg, TOPO_RK_CALENDAR_CONNECTED, text, id);
 	if (mqbridge_publish(g->mq, &msg, false, oauth_on_announced, arg) < 0) {
 		log_warn("broker unavailable: calendar.connected not sent; the scheduler's sweep opens the channel"
 			 " later", LOG_STR("user", user));

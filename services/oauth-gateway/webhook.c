@@ -30,7 +30,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cJSON.h>
 #include <sodium.h>
@@ -149,7 +148,7 @@ static void webhook_publish(struct webhook_push *p, const char *user)
 {
 	cJSON *body = cJSON_CreateObject();
 	char *text, *message_id;
-	struct mq_message msg = { 0 };
+	struct mq_message msg;
 	int rc;
 
 	cJSON_AddStringToObject(body, "user_id", user);
@@ -158,15 +157,7 @@ static void webhook_publish(struct webhook_push *p, const char *user)
 	text = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	message_id = xasprintf("%s:%lld", p->channel, p->number);
-	msg.exchange = TOPO_EX_CALENDAR;
-	msg.routing_key = TOPO_RK_CALENDAR_CHANGED;
-	msg.body = text;
-	msg.body_len = strlen(text);
-	msg.content_type = "application/json";
-	msg.message_id = message_id;
-	msg.type = TOPO_RK_CALENDAR_CHANGED;
-	msg.timestamp = (int64_t)time(NULL);
-	msg.mandatory = true;
+	topology_calendar_message(&msg, TOPO_RK_CALENDAR_CHANGED, text, message_id);
 	rc = mqbridge_publish(p->g->mq, &msg, false, webhook_on_confirm, p);
 	cJSON_free(text);
 	free(message_id);

@@ -413,18 +413,22 @@ static void sync_next_item(struct sync_run *run)
 	sync_page_done(run);
 }
 
+/* A read of the user's meetings that failed ends the run with a backoff: true when it did. */
+static bool sync_read_failed(struct sync_run *run, const struct db_result *r)
+{
+	if (r->status == DB_OK)
+		return false;
+	log_warn("a sync could not read the user's meetings", LOG_STR("user", run->user_id), LOG_STR("error", r->error));
+	sync_end(run, SYNC_BACKOFF_S);
+	return true;
+}
+
 static void sync_on_relevant(const struct db_result *r, void *arg)
 {
 	struct sync_run *run = arg;
 
-	if (sync_released(run))
+	if (sync_released(run) || sync_read_failed(run, r))
 		return;
-	if (r->status != DB_OK) {
-		log_warn("a sync could not read the user's meetings", LOG_STR("user", run->user_id),
-			 LOG_STR("error", r->error));
-		sync_end(run, SYNC_BACKOFF_S);
-		return;
-	}
 	sync_ids_from(r, &run->relevant);
 	for (size_t i = 0; run->full && i < run->relevant.n; i++)
 		sync_ids_mark(&run->watch, run->relevant.id[i]);
@@ -542,14 +546,8 @@ static void sync_on_watch(const struct db_result *r, void *arg)
 {
 	struct sync_run *run = arg;
 
-	if (sync_released(run))
+	if (sync_released(run) || sync_read_failed(run, r))
 		return;
-	if (r->status != DB_OK) {
-		log_warn("a sync could not read the user's meetings", LOG_STR("user", run->user_id),
-			 LOG_STR("error", r->error));
-		sync_end(run, SYNC_BACKOFF_S);
-		return;
-	}
 	sync_ids_from(r, &run->watch);
 	run->watched = true;
 	sync_request_page(run);

@@ -514,6 +514,15 @@ static void mq_dispatch(struct mq *mq, const amqp_frame_t *f)
 		amqp_basic_nack_t *n = f->payload.method.decoded;
 
 		mq_on_confirm(mq, n->delivery_tag, n->multiple, MQ_CONFIRM_NACK);
+		/*
+		 * Our queues have no length limit, so a nack means a queue could not
+		 * take the message. RabbitMQ 3.10's quorum queue client on a channel
+		 * whose first publish to a queue met a leader election keeps asking
+		 * the old leader's node, and nacks until that node is back
+		 * (docs/operations.md, "Running on a RabbitMQ cluster"); a new
+		 * connection opens a new channel, which asks the new leader.
+		 */
+		mq_fail(mq, "the broker refused a publish", "a new channel may reach the queue");
 		break;
 	}
 	case AMQP_BASIC_RETURN_METHOD:

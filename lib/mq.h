@@ -102,7 +102,7 @@ struct mq_delivery {
 
 enum mq_confirm {
 	MQ_CONFIRM_ACK,		/* the broker has taken responsibility for it */
-	MQ_CONFIRM_NACK,	/* the broker refused it (e.g. reject-publish overflow) */
+	MQ_CONFIRM_NACK,	/* the broker refused it (e.g. reject-publish overflow), and the connection is renewed */
 	MQ_CONFIRM_RETURNED,	/* mandatory and unroutable: no queue took it */
 	MQ_CONFIRM_LOST,	/* the connection ended before the broker answered */
 };

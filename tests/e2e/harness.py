@@ -84,6 +84,11 @@ def next_demo_time():
     return (t + datetime.timedelta(minutes=30 * n)).isoformat()
 
 
+def with_vhost(urls, vhost):
+    """A broker URL, or AMQP_URL's comma-separated list of them (a cluster's nodes), with the vhost on each."""
+    return ",".join(u + "/" + vhost for u in urls.split(","))
+
+
 def free_port():
     import socket
     with socket.socket() as s:
@@ -187,6 +192,8 @@ class Stack:
         self.tmp = tmpdir
         self.pg_port = require("TEST_PG_PORT")
         self.api = require("TEST_RABBITMQ_API")
+        # A cluster's nodes each serve the management API (tests/harness/stack.py --rabbit-cluster).
+        self.apis = [a for a in os.environ.get("TEST_RABBITMQ_APIS", "").split(",") if a] or [self.api]
         self.smtp_url = require("TEST_SMTP_URL")
         self.maildir = require("TEST_MAILDIR")
         self.services = []
@@ -217,7 +224,14 @@ class Stack:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"
 
     def _rabbit(self, method, path, **kw):
-        return requests.request(method, self.api + path, timeout=20, **kw)
+        """The management API of self.api, or of the next cluster node when that one does not answer."""
+        apis = [self.api] + [a for a in self.apis if a != self.api]
+        for api in apis:
+            try:
+                return requests.request(method, api + path, timeout=20, **kw)
+            except requests.ConnectionError:
+                if api == apis[-1]:
+                    raise
 
     def _create_vhost(self):
         self._rabbit("DELETE", f"/vhosts/{self.name}")
@@ -232,8 +246,8 @@ class Stack:
             r = self._rabbit("PUT", f"/permissions/{self.name}/{g['user']}",
                              json={k: g[k] for k in ("configure", "write", "read")})
             assert r.status_code in (201, 204), r.text
-            self.amqp_urls[g["role"]] = require("TEST_AMQP_URL_" + g["role"].upper()) + "/" + self.name
-        return require("TEST_AMQP_URL") + "/" + self.name
+            self.amqp_urls[g["role"]] = with_vhost(require("TEST_AMQP_URL_" + g["role"].upper()), self.name)
+        return with_vhost(require("TEST_AMQP_URL"), self.name)
 
     def amqp_url_for(self, role):
         """The AMQP URL of this test's vhost as a role's broker user: gateway, scheduler, mailer, webhook, ops."""

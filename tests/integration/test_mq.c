@@ -5,7 +5,8 @@
  * properties and headers intact under a prefetch of 50; a mandatory publish
  * nobody routes; dead-lettering, redelivery counts and the broker-side delay;
  * connections killed through the management API (reconnect, stale ack
- * tokens refused); consumers cancelled for a graceful stop; a 406 on
+ * tokens refused); consumers cancelled for a graceful stop; a nacked publish
+ * moving the publisher to a new connection; a 406 on
  * redeclare exiting with status 78; a broker that refuses connections
  * without stalling the loop; unsettled publishes reported lost by
  * mq_free(); several brokers in one URL list (a dead first entry skipped, a
@@ -689,6 +690,54 @@ static void test_stop_consuming(void)
 	testenv_run_until(base, &never, 1000);
 	CHECK_INT(bulk_others, before, "no delivery reached a cancelled consumer");
 	CHECK(mq_ready(con.mq), "the consuming connection stays up after mq_stop_consuming");
+}
+
+/* A nack: the publisher moves to a new connection (a new channel), where publishing goes on. */
+
+static struct side nk;
+static struct tally refused, accepted;
+
+/* test.full takes nothing: every publish to it is nacked. */
+static int on_nack_connect(struct mq *mq, void *arg)
+{
+	struct side *s = arg;
+	struct mq_arg args[] = { MQ_ARG_I("x-max-length", 0), MQ_ARG_S("x-overflow", "reject-publish") };
+
+	s->connects++;
+	return mq_declare_queue(mq, "test.full", args, 2);
+}
+
+static bool nack_ready(void)
+{
+	return mq_ready(nk.mq);
+}
+
+static bool refused_and_back(void)
+{
+	return refused.done && nk.connects >= 2 && mq_ready(nk.mq);
+}
+
+static bool accepted_done(void)
+{
+	return accepted.done;
+}
+
+static void test_nack_reconnects(void)
+{
+	struct mq_message full = { .exchange = "", .routing_key = "test.full", .body = "f", .body_len = 1,
+				   .message_id = "full-1" };
+	struct mq_message ok = { .exchange = "", .routing_key = Q_BULK, .body = "o", .body_len = 1,
+				 .message_id = "after-nack-1" };
+
+	nk.mq = side_new(&nk, "test-mq nack", on_nack_connect);
+	CHECK(wait_for(nack_ready, 20000), "a publisher with a queue that refuses every message");
+	CHECK_INT(publish(nk.mq, &full, &refused), 0, "published to that queue");
+	CHECK(wait_for(refused_and_back, 20000), "the publish was settled and the publisher reconnected");
+	CHECK_INT(refused.nack, 1, "... NACKed");
+	CHECK_INT(nk.connects, 2, "on_connect ran again after the nack");
+	CHECK_INT(publish(nk.mq, &ok, &accepted), 0, "publishing works on the new connection");
+	CHECK(wait_for(accepted_done, 10000) && accepted.ack == 1, "... and is confirmed");
+	mq_free(nk.mq);
 }
 
 /* 406: a child declares scheduler.delay with another TTL and must exit 78. */
@@ -1439,6 +1488,7 @@ int main(void)
 	test_broker_users();
 	test_reconnect();
 	test_stop_consuming();
+	test_nack_reconnects();
 	test_precondition();
 	test_unreachable();
 	test_failover();

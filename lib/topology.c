@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xmalloc.h"
 
@@ -154,6 +155,21 @@ int topology_declare_gateway(struct mq *mq)
 int topology_declare_webhook_side(struct mq *mq)
 {
 	return mq_declare_exchange(mq, TOPO_EX_LEADS, "topic");
+}
+
+void topology_calendar_message(struct mq_message *m, const char *routing_key, const char *body_text,
+			       const char *message_id)
+{
+	memset(m, 0, sizeof(*m));
+	m->exchange = TOPO_EX_CALENDAR;
+	m->routing_key = routing_key;
+	m->type = routing_key;
+	m->body = body_text;
+	m->body_len = strlen(body_text);
+	m->content_type = "application/json";
+	m->message_id = message_id;
+	m->timestamp = (int64_t)time(NULL);
+	m->mandatory = true;
 }
 
 size_t topology_scheduler_retry_tiers(const long **ttl_ms)

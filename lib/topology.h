@@ -86,6 +86,15 @@ int topology_declare_gateway(struct mq *mq);
 int topology_declare_webhook_side(struct mq *mq);
 
 /*
+ * *m (zeroed here) as calendar news is published (proto/messages/
+ * calendar.changed.schema.json): to the calendar exchange under routing_key
+ * (also its type), body_text as JSON, persistent and mandatory, stamped
+ * now. The strings stay the caller's and must outlive the publish call.
+ */
+void topology_calendar_message(struct mq_message *m, const char *routing_key, const char *body_text,
+			       const char *message_id);
+
+/*
  * Retry tiers, shortest wait first. Each returns the number of tiers and
  * points *ttl_ms (when not NULL) at their TTLs in milliseconds (static).
  */

@@ -35,10 +35,14 @@ static const char cli_usage_text[] =
 	"  broker-users [--json | --rabbitmqctl [--vhost VHOST] | --apply [--vhost VHOST]]\n"
 	"        each service's broker user and permissions; the rabbitmqctl commands that make them;\n"
 	"        or make them through the management API (RABBITMQ_API_URL, <ROLE>_AMQP_PASSWORD)\n"
+	"  resync ID [--full]\n"
+	"        sync the user's Google Calendar into the platform now; --full lists the whole calendar\n"
+	"        again and reconciles every active meeting, instead of the changes since the last sync\n"
 	"\n"
 	"Configuration comes from the environment, as for the services (docs/configuration.md):\n"
-	"DATABASE_URL for sample-lead, user and rotate-key; AMQP_URL for publish-lead, sample-lead and\n"
-	"dead; TOKEN_ENCRYPTION_KEY for rotate-key. The runbook is docs/operations.md.\n";
+	"DATABASE_URL for sample-lead, user, rotate-key and resync; AMQP_URL for publish-lead,\n"
+	"sample-lead, dead and resync; TOKEN_ENCRYPTION_KEY for rotate-key. The runbook is\n"
+	"docs/operations.md.\n";
 
 int cli_usage(void)
 {

@@ -30,6 +30,7 @@ int user_main(int argc, char **argv);
 int rotate_main(int argc, char **argv);
 int probe_main(int argc, char **argv);
 int brokerusers_main(int argc, char **argv);
+int resync_main(int argc, char **argv);
 
 /* Print the usage text to stderr and return GCALCTL_EXIT_USAGE (a command line that makes no sense). */
 int cli_usage(void);

@@ -5,7 +5,8 @@
  * environment: it publishes leads as the webhook would, inspects and replays
  * dead letters, shows a user's calendar state, rotates the token encryption
  * key, probes /healthz for container health checks (the runtime image
- * has no curl), and shows or makes the services' broker users. This file only picks the subcommand; docs/operations.md says
+ * has no curl), shows or makes the services' broker users, and asks for a
+ * user's calendar to be synced again. This file only picks the subcommand; docs/operations.md says
  * when to use which.
  */
 #include <string.h>
@@ -26,6 +27,7 @@ static const struct main_command main_commands[] = {
 	{ "rotate-key", rotate_main },
 	{ "health", probe_main },
 	{ "broker-users", brokerusers_main },
+	{ "resync", resync_main },
 };
 
 /* Every subcommand answers --help (or -h) wherever it stands, before anything is checked or done. */

@@ -26,6 +26,7 @@ static const char *const content_kinds[] = {
 	[CONTENT_REMINDER] = "reminder",
 	[CONTENT_DISCONNECTED] = "disconnected",
 	[CONTENT_CONFLICT] = "conflict",
+	[CONTENT_DECLINED] = "declined",
 };
 
 /* The busy spans a conflict mail lists; the scheduler clips them to the requested slot, so a few at most. */
@@ -310,8 +311,14 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	char *busy = NULL;
 	struct template_value values[sizeof(vars.v) / sizeof(*vars.v)] = { { 0 } };
 	bool meeting = f->kind != CONTENT_DISCONNECTED && f->kind != CONTENT_CONFLICT;
-	/* A new slot is where the booking checked the calendar; later mails about it need not repeat that. */
-	bool checked = f->kind == CONTENT_CREATED || f->kind == CONTENT_RESCHEDULED;
+	/* The rep's own move or delete in Google Calendar: the mail reports it, and adds no copy of it (content.h). */
+	bool in_google = m->changed_in_google && (f->kind == CONTENT_RESCHEDULED || f->kind == CONTENT_CANCELLED);
+	/*
+	 * A new slot the platform booked is where it checked the calendar; later
+	 * mails about it need not repeat that, and a time the rep picked in
+	 * Google was never checked.
+	 */
+	bool checked = f->kind == CONTENT_CREATED || (f->kind == CONTENT_RESCHEDULED && !in_google);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -369,10 +376,11 @@ int content_build(const struct content_facts *f, struct content *out, char **err
 	content_set(&vars, "overlaps", checked && m->check == CONTENT_CHECK_BUSY ? "yes" : NULL);
 	content_set(&vars, "overlap_detail", checked && m->check == CONTENT_CHECK_BUSY ? m->conflict_detail : NULL);
 	content_set(&vars, "unchecked_detail", checked && m->check == CONTENT_CHECK_NONE ? m->conflict_detail : NULL);
+	content_set(&vars, "in_google", in_google ? "yes" : NULL);
 
 	rc = content_render(content_templates_of(f->kind), &vars, values, out, error);
 	template_values_release(values, vars.n);
-	if (rc == 0 && meeting) {
+	if (rc == 0 && meeting && f->kind != CONTENT_DECLINED && !in_google) {
 		out->ics = content_ical(f);
 		out->ics_method = f->kind == CONTENT_CANCELLED ? "CANCEL" : "REQUEST";
 	}

@@ -15,6 +15,16 @@
  * with that time and the busy spans shown in the owner's zone. A created or
  * rescheduled meeting booked over busy time says so, as does one whose
  * calendar could not be checked.
+ *
+ * Two-way sync (docs/sync.md) adds the declined mail (the lead declined the
+ * invitation; the meeting stays and the owner decides) and changes made in
+ * Google Calendar: a rescheduled or cancelled mail whose row says
+ * change_source 'google' tells the owner they did it there. Neither has an
+ * iCalendar part. The owner's Google Calendar already holds the change, and
+ * a REQUEST or CANCEL under the event's UID would at best repeat it and at
+ * worst add a second copy in another client, with a SEQUENCE that is ours,
+ * not the one Google gave the event when the rep changed it. A decline
+ * changes nothing in the meeting, so there is nothing to send.
  */
 #ifndef MAILER_CONTENT_H
 #define MAILER_CONTENT_H
@@ -31,6 +41,7 @@ enum content_kind {
 	CONTENT_REMINDER,
 	CONTENT_DISCONNECTED,
 	CONTENT_CONFLICT,
+	CONTENT_DECLINED,
 };
 
 /* calendar_meetings.has_conflict: whether the booking checked the calendar, and what it found. */
@@ -54,6 +65,7 @@ struct content_meeting {
 	const char *cancellation_reason;
 	enum content_check check;
 	const char *conflict_detail;	/* the busy spans, or why the calendar could not be checked */
+	bool changed_in_google;		/* change_source 'google': a Google change created or ended the row */
 	int64_t start_s, end_s;
 };
 
@@ -89,7 +101,7 @@ struct content {
 	char *subject;			/* a header value: one line, RFC 2047 when needed */
 	char *text;
 	char *html;
-	char *ics;			/* NULL for the disconnected and conflict mails */
+	char *ics;			/* NULL for disconnected, conflict, declined and changes made in Google */
 	const char *ics_method;		/* "REQUEST" or "CANCEL" */
 	const char *conflict;		/* X-Meeting-Conflict: "yes" for a meeting booked over busy time, else NULL */
 };

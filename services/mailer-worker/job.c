@@ -21,10 +21,13 @@
  * bad owner address) is dead-lettered at once with its reason. Nothing here
  * ever changes a meeting beyond its *_email_sent columns.
  *
- * A reminder of a meeting no longer scheduled, and a conflict mail of a lead
- * whose outcome is no longer skipped/conflict (someone booked it since), are
- * not sent: the job is recorded `failed` with why and acked, so a later job
- * with the same id (the lead skipped for a conflict again) still mails.
+ * A reminder of a meeting no longer scheduled, a conflict mail of a lead
+ * whose outcome is no longer skipped/conflict (someone booked it since), and
+ * a declined mail whose decline is no longer the lead's latest answer (they
+ * accepted again, or answered since) or whose meeting is no longer
+ * scheduled, are not sent: the job is recorded
+ * `failed` with why and acked, so a later job with the same id (the lead
+ * skipped for a conflict again) still mails.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +106,8 @@
 	" ca.id, ca.recording_url, EXTRACT(EPOCH FROM now())::bigint," \
 	" m.has_conflict, m.conflict_detail, COALESCE(NULLIF(c.email, ''), la.extracted_email)," \
 	" o.outcome, o.reason, o.detail, EXTRACT(EPOCH FROM o.requested_start)::bigint," \
-	" EXTRACT(EPOCH FROM o.requested_end)::bigint, o.busy::text, TRUE AS found" \
+	" EXTRACT(EPOCH FROM o.requested_end)::bigint, o.busy::text," \
+	" m.attendee_response_status, m.attendee_response_changes, m.change_source, TRUE AS found" \
 	" FROM users u" \
 	" LEFT JOIN calendar_meetings m ON m.id = $2::uuid AND m.user_id = u.id" \
 	" LEFT JOIN calendar_meetings p ON p.id = COALESCE($3::uuid, m.rescheduled_from_meeting_id)" \
@@ -125,7 +129,8 @@ enum {
 	COL_M_HTML, COL_P_ID, COL_P_START, COL_P_END, COL_P_ZONE, COL_LEAD_ID, COL_LEAD_NAME, COL_LEAD_COMPANY,
 	COL_LEAD_PHONE, COL_LEAD_STATUS, COL_LEAD_REASONING, COL_LEAD_SUMMARY, COL_CALL_ID, COL_RECORDING, COL_NOW,
 	COL_M_HAS_CONFLICT, COL_M_CONFLICT_DETAIL, COL_LEAD_EMAIL, COL_O_OUTCOME, COL_O_REASON, COL_O_DETAIL,
-	COL_O_START, COL_O_END, COL_O_BUSY, COL_FOUND_MARK,
+	COL_O_START, COL_O_END, COL_O_BUSY, COL_M_RESPONSE, COL_M_RESPONSES, COL_M_CHANGE_SOURCE,
+	COL_FOUND_MARK,
 	/* job_claim_sql's own columns after the load's */
 	COL_CLAIM_STATUS, COL_CLAIM_ATTEMPTS, COL_CLAIM_WAIT_MS, COL_USER_FOUND,
 };
@@ -414,6 +419,7 @@ static int64_t job_col_int(const struct db_result *r, int col)
 static void job_meeting_facts(const struct db_result *r, struct content_meeting *cm)
 {
 	const char *has_conflict = job_col(r, COL_M_HAS_CONFLICT);	/* "t", "f" or NULL */
+	const char *source = job_col(r, COL_M_CHANGE_SOURCE);
 
 	cm->id = job_col(r, COL_M_ID);
 	cm->google_event_id = job_col(r, COL_M_EVENT);
@@ -428,6 +434,7 @@ static void job_meeting_facts(const struct db_result *r, struct content_meeting 
 	cm->check = has_conflict == NULL ? CONTENT_CHECK_NONE
 		    : strcmp(has_conflict, "t") == 0 ? CONTENT_CHECK_BUSY : CONTENT_CHECK_FREE;
 	cm->conflict_detail = job_col(r, COL_M_CONFLICT_DETAIL);
+	cm->changed_in_google = source != NULL && strcmp(source, "google") == 0;
 	cm->start_s = job_col_int(r, COL_M_START);
 	cm->end_s = job_col_int(r, COL_M_END);
 }
@@ -557,7 +564,21 @@ static bool job_still_conflict(const struct db_result *r)
 	       strcmp(reason, "conflict") == 0 && job_col(r, COL_O_START) != NULL && job_col(r, COL_O_END) != NULL;
 }
 
-/* The claim is ours and r holds the load (the columns COL_EMAIL to COL_O_BUSY). */
+/*
+ * Is the decline this job reports still the lead's latest answer (the job's
+ * sequence counts the answers), on a meeting that still takes place? A
+ * later decline has a job of its own.
+ */
+static bool job_still_declined(const struct mail_job *job, const struct db_result *r)
+{
+	const char *response = job_col(r, COL_M_RESPONSE), *status = job_col(r, COL_M_STATUS);
+
+	return response != NULL && strcmp(response, "declined") == 0 && status != NULL &&
+	       strcmp(status, "scheduled") == 0 &&
+	       (job->sequence < 0 || job_col_int(r, COL_M_RESPONSES) == job->sequence);
+}
+
+/* The claim is ours and r holds the load (the columns COL_EMAIL to COL_M_CHANGE_SOURCE). */
 static void job_loaded(struct mail_job *job, const struct db_result *r)
 {
 	const char *status;
@@ -599,6 +620,20 @@ static void job_loaded(struct mail_job *job, const struct db_result *r)
 		log_info("conflict mail dropped: the lead is no longer skipped for a conflict",
 			 LOG_STR("trace", job->trace), LOG_STR("job", job->job_id), LOG_STR("lead", job->lead_id),
 			 LOG_STR("outcome", outcome), LOG_STR("reason", reason));
+		job_skip(job, why);
+		free(why);
+		return;
+	}
+	if (job->kind == CONTENT_DECLINED && !job_still_declined(job, r)) {
+		const char *response = job_col(r, COL_M_RESPONSE);
+		char *why = xasprintf("not sent: the meeting is %s and the lead's answer %lld is %s; this job reports "
+				      "answer %d", status, (long long)job_col_int(r, COL_M_RESPONSES),
+				      response ? response : "not known", job->sequence);
+
+		/* The lead answered again, or the meeting moved or ended: "declined, you decide" would be stale. */
+		log_info("declined mail dropped: the decline is no longer the lead's latest answer",
+			 LOG_STR("trace", job->trace), LOG_STR("job", job->job_id), LOG_STR("meeting", job->meeting_id),
+			 LOG_STR("status", status), LOG_STR("response", response));
 		job_skip(job, why);
 		free(why);
 		return;

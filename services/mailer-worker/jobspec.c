@@ -47,7 +47,7 @@ int jobspec_parse(const char *message_id, const char *body, size_t len, struct j
 		return -1;
 	}
 	if (content_kind_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind")), &out->kind) < 0) {
-		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected, conflict";
+		*why = "kind is not one of created, rescheduled, cancelled, reminder, disconnected, conflict, declined";
 		cJSON_Delete(j);
 		return -1;
 	}

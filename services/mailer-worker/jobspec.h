@@ -23,7 +23,7 @@ struct jobspec {
 	char *meeting_id;	/* NULL for disconnected and conflict */
 	char *previous_id;	/* rescheduled: the meeting it replaced; may be NULL */
 	char *lead_id;		/* conflict: the lead not booked; else may be NULL */
-	int sequence;		/* -1: not in the job, use the meeting's */
+	int sequence;		/* -1: not in the job, use the meeting's; declined: the answer's count, not a SEQUENCE */
 	char *reason;		/* cancelled, disconnected; may be NULL */
 };
 

@@ -2,7 +2,8 @@
  * Unit tests of the mailer's pure parts: RFC 2047 subjects, header
  * sanitising, HTML escaping, template filling with hostile values, the
  * iCalendar part, every embedded template rendered for every kind, the
- * conflict mail and the conflict notes of meeting mails, and job bodies.
+ * conflict mail and the conflict notes of meeting mails, the declined mail
+ * and changes made in Google Calendar, and job bodies.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -427,7 +428,7 @@ static void test_content(void)
 		.reconnect_url = "https://app.example.com/integrations",
 	};
 
-	for (int k = CONTENT_CREATED; k <= CONTENT_CONFLICT; k++) {
+	for (int k = CONTENT_CREATED; k <= CONTENT_DECLINED; k++) {
 		struct content c;
 		char *err = NULL;
 		const char *name;
@@ -449,6 +450,12 @@ static void test_content(void)
 			CHECK(c.ics == NULL, "conflict: no calendar part");
 			CHECK(strstr(c.html, "&lt;script&gt;alert(1)&lt;/script&gt;") != NULL,
 			      "conflict: the lead name is escaped in the HTML");
+		} else if (k == CONTENT_DECLINED) {
+			CHECK(c.ics == NULL, "declined: no calendar part, nothing changed in the meeting");
+			CHECK(strstr(c.html, "&lt;script&gt;alert(1)&lt;/script&gt;</strong>") != NULL,
+			      "declined: the attendee's name is escaped in the HTML");
+			CHECK(strstr(c.text, "Thursday, 18 September 2025, 17:00\xe2\x80\x93" "17:30 (Asia/Kolkata, "
+					     "UTC+05:30)") != NULL, "declined: the meeting's time");
 		} else if (k == CONTENT_DISCONNECTED) {
 			CHECK(c.ics == NULL, "disconnected: no calendar part");
 			CHECK(strstr(c.html, "href=\"https://app.example.com/integrations\"") != NULL,
@@ -601,6 +608,123 @@ static void test_meeting_conflict_notes(void)
 	content_release(&c);
 }
 
+/* The lead declined: who, which meeting, that it stays, and what the owner can do. */
+static void test_declined(void)
+{
+	struct content_facts f = {
+		.kind = CONTENT_DECLINED,
+		.sequence = 3,
+		.now_s = 1758100000,
+		.owner_name = "Owner",
+		.owner_email = "owner@example.com",
+		.meeting = {
+			.id = "11111111-1111-1111-1111-111111111111",
+			.google_event_id = "lead0123g0",
+			.title = "John Smith + TechCorp + Demo",
+			.attendee_email = "john@techcorp.example",
+			.attendee_name = "John Smith",
+			.zone = "America/New_York",
+			.html_link = "https://www.google.com/calendar/event?eid=abc",
+			.check = CONTENT_CHECK_BUSY,
+			.conflict_detail = "2025-09-18T07:30:00-04:00 to 2025-09-18T08:00:00-04:00",
+			.start_s = 1758195000,
+			.end_s = 1758196800,
+		},
+	};
+	struct content c;
+	char *err = NULL;
+
+	CHECK(content_build(&f, &c, &err) == 0, "the declined mail renders: %s", err ? err : "");
+	CHECK_STR(c.subject, "Invitation declined: John Smith + TechCorp + Demo, Thu 18 Sep 2025 07:30 UTC-04:00",
+		  "its subject, the time in the meeting's zone");
+	CHECK(strstr(c.text, "John Smith <john@techcorp.example> declined the invitation") != NULL,
+	      "who declined, by name and address");
+	CHECK(strstr(c.html, "<strong>John Smith</strong> (<a href=\"mailto:john@techcorp.example\">") != NULL,
+	      "in the HTML too");
+	CHECK(strstr(c.text, "Thursday, 18 September 2025, 07:30\xe2\x80\x93" "08:00 (America/New_York, "
+			     "UTC-04:00)") != NULL, "the meeting's time as the other mails show it");
+	CHECK(strstr(c.text, "The meeting stays in your Google Calendar") != NULL &&
+		      strstr(c.text, "reschedule it") != NULL && strstr(c.text, "cancel it") != NULL,
+	      "it stays, and the owner decides");
+	CHECK(strstr(c.html, "href=\"https://www.google.com/calendar/event?eid=abc\"") != NULL,
+	      "the link to the event, as the other meeting mails have it");
+	CHECK(strstr(c.text, "overlaps") == NULL && c.conflict == NULL, "no overlap note: no slot was booked");
+	CHECK(c.ics == NULL, "no calendar part");
+	content_release(&c);
+
+	f.meeting.attendee_name = NULL;
+	f.meeting.attendee_email = "e@x.com\r\nBcc: v@x.com";
+	CHECK(content_build(&f, &c, &err) == 0, "renders without a name and with a hostile address");
+	CHECK(strstr(c.text, "The lead declined the invitation") != NULL, "\"The lead\" without a name");
+	CHECK(strstr(c.text, "v@x.com") == NULL, "a hostile address is dropped");
+	content_release(&c);
+}
+
+/*
+ * A move or delete made in Google Calendar says so, and sends no calendar
+ * part: the owner's calendar holds the change already (content.h).
+ */
+static void test_changed_in_google(void)
+{
+	struct content_facts f = {
+		.sequence = 1,
+		.now_s = 1758100000,
+		.owner_email = "owner@example.com",
+		.meeting = {
+			.id = "11111111-1111-1111-1111-111111111111",
+			.google_event_id = "lead0123g0",
+			.title = "Demo",
+			.zone = "Asia/Kolkata",
+			.cancellation_reason = "Deleted in Google Calendar",
+			.check = CONTENT_CHECK_BUSY,
+			.conflict_detail = "2025-09-18T17:15:00+05:30 to 2025-09-18T17:30:00+05:30",
+			.changed_in_google = true,
+			.start_s = 1758195000,
+			.end_s = 1758196800,
+		},
+		.has_previous = true,
+		.previous = { .zone = "Asia/Kolkata", .start_s = 1758108600, .end_s = 1758110400 },
+	};
+	struct content c;
+	char *err = NULL;
+
+	f.kind = CONTENT_RESCHEDULED;
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, "You moved this meeting in Google Calendar") != NULL &&
+		      strstr(c.html, "You moved this meeting in Google Calendar") != NULL, "rescheduled: you moved it");
+	CHECK(strstr(c.text, "moved to a new time") == NULL, "and not the platform's sentence");
+	CHECK(strstr(c.text, "Wednesday, 17 September 2025, 17:00") != NULL, "the old time");
+	CHECK(c.ics == NULL, "rescheduled: no calendar part");
+	CHECK(strstr(c.text, "overlaps") == NULL && c.conflict == NULL, "the rep's own pick was not checked");
+	content_release(&c);
+
+	f.kind = CONTENT_CANCELLED;
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, "This meeting was deleted in Google Calendar") != NULL &&
+		      strstr(c.html, "This meeting was deleted in Google Calendar") != NULL, "cancelled: deleted there");
+	CHECK(strstr(c.text, "removed from your Google Calendar") == NULL, "and not the platform's sentence");
+	CHECK(c.ics == NULL, "cancelled: no calendar part");
+	content_release(&c);
+
+	/* Only the mail of the change itself: a reminder of a row a Google move created is an ordinary one. */
+	f.kind = CONTENT_REMINDER;
+	CHECK(content_build(&f, &c, &err) == 0, "renders");
+	CHECK(strstr(c.text, "You moved") == NULL && strstr(c.text, "Your demo meeting starts soon") != NULL,
+	      "a plain reminder");
+	CHECK(c.ics != NULL && strcmp(c.ics_method, "REQUEST") == 0, "with its calendar part");
+	content_release(&c);
+
+	f.meeting.changed_in_google = false;
+	for (int k = CONTENT_RESCHEDULED; k <= CONTENT_CANCELLED; k++) {
+		f.kind = (enum content_kind)k;
+		CHECK(content_build(&f, &c, &err) == 0, "renders");
+		CHECK(strstr(c.text, "in Google Calendar,") == NULL && strstr(c.text, "deleted in Google") == NULL,
+		      "%s by the platform: the platform's sentence", content_kind_name(f.kind));
+		CHECK(c.ics != NULL, "%s by the platform: the calendar part", content_kind_name(f.kind));
+		content_release(&c);
+	}
+}
+
 static void test_jobspec(void)
 {
 	/* A meeting named anyway is the user's id: a UUID that names no meeting. */
@@ -637,6 +761,8 @@ int main(void)
 	test_content();
 	test_conflict();
 	test_meeting_conflict_notes();
+	test_declined();
+	test_changed_in_google();
 	test_jobspec();
 	tz_shutdown();
 	return tap_done();

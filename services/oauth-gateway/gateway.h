@@ -9,9 +9,11 @@
  * is the Google connect flow and the connection's status; meetings.c
  * answers the read endpoints from the database; commands.c turns writes
  * into RPC commands to the scheduler and waits for its reply; lib/ids makes
- * and checks identifiers. web.c serves the reference web UI (WEB_UI) and
- * the local stack's sign-in helper. Every request is a chain of callbacks on the one
- * event loop; the broker lives on mqbridge's thread.
+ * and checks identifiers. webhook.c takes Google's push notifications
+ * and hands them to the scheduler's sync. web.c serves the reference web
+ * UI (WEB_UI) and the local stack's sign-in helper. Every request is a
+ * chain of callbacks on the one event loop; the broker lives on mqbridge's
+ * thread.
  */
 #ifndef GATEWAY_H
 #define GATEWAY_H
@@ -92,6 +94,9 @@ void oauth_status(struct gateway *g, struct http_req *r);
 void meetings_list(struct gateway *g, struct http_req *r);
 void meetings_get(struct gateway *g, struct http_req *r);
 void meetings_by_lead(struct gateway *g, struct http_req *r);
+
+/* webhook.c: POST /webhooks/google/calendar, Google's push notifications (docs/sync.md). */
+void webhook_google_calendar(struct gateway *g, struct http_req *r);
 
 /* web.c: only routed when WEB_UI is on; web_dev_sign_in only when WEB_UI_DEV_USER is set too. */
 void web_integrations(struct gateway *g, struct http_req *r);

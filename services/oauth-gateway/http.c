@@ -302,6 +302,11 @@ unsigned http_req_method(const struct http_req *r)
 	return r->method;
 }
 
+long long http_req_body_length(const struct http_req *r)
+{
+	return r->unread;
+}
+
 const char *http_req_user(const struct http_req *r)
 {
 	return r->user;
@@ -647,7 +652,7 @@ static void http_on_body(void *arg, bool complete)
 /* Authenticated: read the body, if any, then run the handler. */
 static void http_proceed(struct http_req *r)
 {
-	if (r->unread > 0 && r->conn != NULL) {
+	if (r->unread > 0 && r->conn != NULL && !(r->route->flags & HTTP_ROUTE_NO_BODY)) {
 		http_req_ref(r);
 		http_conn_read_body(r->conn, evhttp_request_get_input_buffer(r->req), (size_t)r->unread,
 				    r->expect_continue, http_on_body, r);
@@ -699,8 +704,8 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 		http_reply_error(r, 400, "invalid_request", "the query string is malformed");
 		return;
 	}
-	/* Decided from Content-Length, before any of the body is read. */
-	if (r->unread > s->g->cfg.max_body_bytes) {
+	/* Decided from Content-Length, before any of the body is read; a route that reads none refuses its own. */
+	if (r->unread > s->g->cfg.max_body_bytes && !(r->route->flags & HTTP_ROUTE_NO_BODY)) {
 		http_reply_error(r, 413, "payload_too_large", "the request body is larger than %ld bytes",
 				 s->g->cfg.max_body_bytes);
 		return;

@@ -12,7 +12,8 @@
  * guard, which checks every request head before evhttp sees it, gives it a
  * deadline, and caps the connections. A request is routed and authenticated
  * from its head alone; a body declared over MAX_BODY_BYTES answers 413, and
- * only then, authenticated, is the body read.
+ * only then, authenticated, is the body read (never, on a route that takes
+ * none: HTTP_ROUTE_NO_BODY).
  *
  * With WEB_UI on, the API also takes the session cookie (JWT_COOKIE), for
  * the UI's pages, which cannot see the HttpOnly cookie to send it as a
@@ -51,7 +52,7 @@ struct http_server;
 struct http_req;
 
 enum http_auth {
-	HTTP_AUTH_NONE,		/* the OAuth callback: identified by its state */
+	HTTP_AUTH_NONE,		/* the OAuth callback (by its state), Google's pushes (by their token) */
 	HTTP_AUTH_BEARER,	/* Authorization: Bearer <JWT>; with WEB_UI also the JWT cookie on the UI's own calls */
 	HTTP_AUTH_BROWSER,	/* the bearer header, or for a plain navigation the JWT cookie */
 };
@@ -60,6 +61,12 @@ typedef void (*http_handler)(struct gateway *g, struct http_req *r);
 
 /* The path must match as written: no trailing slash forgiven (files, probes). */
 #define HTTP_ROUTE_EXACT 1u
+/*
+ * The handler runs from the head alone and the body, if any, is never read
+ * (the answer closes the connection): for a route whose callers send none
+ * (Google's pushes), which refuses a body itself (http_req_body_length()).
+ */
+#define HTTP_ROUTE_NO_BODY 2u
 
 struct http_route {
 	unsigned methods;	/* EVHTTP_REQ_* bits */
@@ -109,6 +116,8 @@ const char *http_req_param(const struct http_req *r, size_t i);	/* i-th ":name" 
 const char *http_req_query(const struct http_req *r, const char *key);	/* decoded; NULL when absent */
 const char *http_req_header(const struct http_req *r, const char *name);
 unsigned http_req_method(const struct http_req *r);	/* EVHTTP_REQ_* */
+/* The body's declared length (Content-Length) not read yet; 0 once read or when there is none. */
+long long http_req_body_length(const struct http_req *r);
 const char *http_req_user(const struct http_req *r);	/* the authenticated user's id (lower-case UUID) */
 /* The value of cookie name, or NULL. The caller frees it. */
 char *http_req_cookie(const struct http_req *r, const char *name);

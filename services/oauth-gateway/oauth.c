@@ -15,14 +15,24 @@
  * reads the account's email and the calendar's time zone in parallel, and
  * stores the tokens sealed for the user. It always ends in a redirect to
  * FRONTEND_URL that says what happened; the target never comes from the
- * request. /disconnect clears the tokens first and then revokes the grant,
- * waiting for Google only a few seconds: a user who wants out is out even
- * when Google is unreachable.
+ * request. A connect then asks the scheduler (calendar.connected) to open a
+ * push channel on the calendar and sync it at once; that is best effort, as
+ * the scheduler's sweeps would do both a little later anyway.
+ *
+ * /disconnect clears the tokens and closes the user's push channels in one
+ * statement, then stops those channels at Google (with the old access
+ * token, or one refreshed from the old refresh token), and only then
+ * revokes the grant, since a revoked grant can stop nothing. All of it waits
+ * for Google only a few seconds: a user who wants out is out even when
+ * Google is unreachable. A channel Google could not be told about expires
+ * there on its own, and meanwhile the webhook refuses its pushes, since its
+ * row says stopped.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -35,6 +45,8 @@
 #include "http.h"
 #include "ids.h"
 #include "log.h"
+#include "mqbridge.h"
+#include "topology.h"
 #include "tz.h"
 #include "vault.h"
 #include "xmalloc.h"
@@ -59,8 +71,15 @@
  * table without end.
  */
 #define OAUTH_STATES_PER_USER 5
-/* How long a disconnect or a refused connect waits for Google's revoke. */
+/*
+ * How long a disconnect or a refused connect waits for Google: a refused
+ * connect for its revoke, a disconnect for its channel stops and revoke
+ * together, of which the stops get OAUTH_STOP_WAIT_S at most.
+ */
 #define OAUTH_REVOKE_WAIT_S 5
+#define OAUTH_STOP_WAIT_S 2
+/* An access token with this long left still outlives the channel stops; one closer to its end is refreshed first. */
+#define OAUTH_TOKEN_MARGIN_S "60"
 
 /* The new row is not visible to the cap's DELETE, so it keeps the newest OAUTH_STATES_PER_USER - 1 of the others. */
 static const char oauth_state_sql[] =
@@ -94,15 +113,32 @@ static const char oauth_store_sql[] =
 	" google_disconnect_notified_at = NULL, google_disconnect_claimed_until = NULL"
 	" WHERE id = $1 RETURNING 1";
 
-/* The user's own disconnect is not mailed: notified_at is set with it. */
+/*
+ * The user's own disconnect is not mailed: notified_at is set with it. The
+ * user's open channels are closed in the same statement, so from its commit
+ * the webhook refuses their pushes and no scheduler renews them. One row per
+ * closed channel (one without a channel when none was open), each with the
+ * old tokens (NULL when there was nothing to revoke) and whether the access
+ * token is still good for the stops.
+ */
 static const char oauth_disconnect_sql[] =
-	"WITH old AS (SELECT id, google_refresh_token, google_access_token FROM users WHERE id = $1 FOR UPDATE)"
-	" UPDATE users u SET google_access_token = NULL, google_refresh_token = NULL, google_token_expiry = NULL,"
-	" google_calendar_connected = FALSE, google_disconnect_reason = 'user_disconnected',"
-	" google_disconnected_at = now(), google_disconnect_notified_at = now(), google_disconnect_claimed_until = NULL"
-	" FROM old WHERE u.id = old.id AND (u.google_calendar_connected OR u.google_refresh_token IS NOT NULL"
-	" OR u.google_access_token IS NOT NULL)"
-	" RETURNING old.google_refresh_token, old.google_access_token";
+	"WITH old AS (SELECT id, google_refresh_token, google_access_token,"
+	"  COALESCE(google_token_expiry > now() + interval '" OAUTH_TOKEN_MARGIN_S " seconds', FALSE) AS fresh"
+	"  FROM users WHERE id = $1 FOR UPDATE),"
+	" gone AS (UPDATE users u SET google_access_token = NULL, google_refresh_token = NULL,"
+	"  google_token_expiry = NULL, google_calendar_connected = FALSE,"
+	"  google_disconnect_reason = 'user_disconnected', google_disconnected_at = now(),"
+	"  google_disconnect_notified_at = now(), google_disconnect_claimed_until = NULL"
+	"  FROM old WHERE u.id = old.id AND (u.google_calendar_connected OR u.google_refresh_token IS NOT NULL"
+	"  OR u.google_access_token IS NOT NULL)"
+	"  RETURNING old.google_refresh_token, old.google_access_token, old.fresh),"
+	" closed AS (UPDATE calendar_watch_channels c SET status = 'stopped', stop_reason = 'user_disconnected',"
+	"  stopped_at = now() FROM old WHERE c.user_id = old.id AND c.status IN ('opening', 'live')"
+	"  RETURNING c.id, c.resource_id)"
+	" SELECT gone.google_refresh_token, gone.google_access_token, gone.fresh, closed.id, closed.resource_id"
+	" FROM (SELECT 1) one LEFT JOIN gone ON TRUE LEFT JOIN closed ON TRUE";
+
+enum { DISC_REFRESH, DISC_ACCESS, DISC_FRESH, DISC_CHANNEL, DISC_RESOURCE };
 
 static const char oauth_status_sql[] =
 	"SELECT google_calendar_connected IS TRUE, google_email FROM users WHERE id = $1";
@@ -191,15 +227,15 @@ static void oauth_on_revoked(const struct google_result *res, void *arg)
 	free(rv);
 }
 
-/* Revoke token at Google; done runs once, after Google answers or OAUTH_REVOKE_WAIT_S, whichever is first. */
-static void oauth_revoke(struct gateway *g, const char *token, oauth_revoked_cb done, void *arg)
+/* Revoke token at Google; done runs once, after Google answers or wait, whichever is first. */
+static void oauth_revoke(struct gateway *g, const char *token, struct timeval wait, oauth_revoked_cb done, void *arg)
 {
 	struct oauth_revoke *rv = xcalloc(1, sizeof(*rv));
 
 	rv->done = done;
 	rv->arg = arg;
 	rv->timer = xevent_new(g->base, -1, 0, oauth_on_revoke_wait, rv);
-	event_add(rv->timer, &(struct timeval){ OAUTH_REVOKE_WAIT_S, 0 });
+	event_add(rv->timer, &wait);
 	google_revoke(g->google, token, oauth_on_revoked, rv);
 }
 
@@ -419,7 +455,42 @@ static void oauth_on_failure_revoked(bool revoked, void *arg)
 static void oauth_connect_fail_revoking(struct oauth_connect *c, const char *reason)
 {
 	c->failure = reason;
-	oauth_revoke(c->g, c->refresh ? c->refresh : c->access, oauth_on_failure_revoked, c);
+	oauth_revoke(c->g, c->refresh ? c->refresh : c->access, (struct timeval){ OAUTH_REVOKE_WAIT_S, 0 },
+		     oauth_on_failure_revoked, c);
+}
+
+static void oauth_on_announced(enum mq_confirm outcome, void *arg)
+{
+	char *user = arg;
+
+	if (outcome != MQ_CONFIRM_ACK)
+		log_warn("the broker did not take calendar.connected; the scheduler's sweep opens the channel later",
+			 LOG_STR("user", user),
+			 LOG_STR("outcome", outcome == MQ_CONFIRM_NACK	      ? "nack"
+					    : outcome == MQ_CONFIRM_RETURNED ? "unroutable"
+									     : "connection lost"));
+	free(user);
+}
+
+/* Tell the scheduler that user connected (calendar.connected), so it opens a channel and syncs now. */
+static void oauth_announce(struct gateway *g, const char *user)
+{
+	cJSON *body = cJSON_CreateObject();
+	char id[IDS_UUID_LEN + 1];
+	struct mq_message msg;
+	char *text, *arg = xstrdup(user);
+
+	cJSON_AddStringToObject(body, "user_id", user);
+	text = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	ids_uuid4(id);
+	topology_calendar_message(&msg, TOPO_RK_CALENDAR_CONNECTED, text, id);
+	if (mqbridge_publish(g->mq, &msg, false, oauth_on_announced, arg) < 0) {
+		log_warn("broker unavailable: calendar.connected not sent; the scheduler's sweep opens the channel"
+			 " later", LOG_STR("user", user));
+		free(arg);
+	}
+	cJSON_free(text);
 }
 
 static void oauth_on_stored(const struct db_result *res, void *arg)
@@ -437,6 +508,7 @@ static void oauth_on_stored(const struct db_result *res, void *arg)
 	}
 	log_info("Google Calendar connected", LOG_STR("user", c->user), LOG_EMAIL("email", c->email),
 		 LOG_STR("zone", c->zone));
+	oauth_announce(c->g, c->user);
 	oauth_connect_end(c, NULL);
 }
 
@@ -656,14 +728,41 @@ void oauth_callback(struct gateway *g, struct http_req *r)
 
 /* POST /api/integrations/google/disconnect */
 
+struct oauth_disconnect;
+
+/* A push channel the disconnect closed, to stop at Google. */
+struct oauth_channel {
+	struct oauth_disconnect *d;
+	char *id;
+	char *resource_id;
+};
+
 struct oauth_disconnect {
 	struct gateway *g;
 	struct http_req *r;
+	char *grant;			/* the token to revoke: the refresh token, else the access token */
+	struct oauth_channel *channels;	/* those Google gave a resource id; the others it never opened */
+	size_t nchannels;
+	size_t stops;			/* the refresh or channels.stop calls not answered yet */
+	bool revoking;			/* the stops are over (answered or out of time) and the revoke began */
+	struct event *timer;		/* the stops' share of the wait */
+	struct timespec start;		/* when the stops began (CLOCK_MONOTONIC) */
+	int refs;			/* the answer still due, and each Google call out for the stops */
 };
 
-static void oauth_disconnect_free(struct oauth_disconnect *d)
+static void oauth_disconnect_release(struct oauth_disconnect *d)
 {
+	if (--d->refs > 0)
+		return;
 	http_req_unref(d->r);
+	oauth_wipe(&d->grant);
+	for (size_t i = 0; i < d->nchannels; i++) {
+		free(d->channels[i].id);
+		free(d->channels[i].resource_id);
+	}
+	free(d->channels);
+	if (d->timer != NULL)
+		event_free(d->timer);
 	free(d);
 }
 
@@ -686,7 +785,7 @@ static void oauth_disconnect_reply(struct oauth_disconnect *d, bool revoked)
 					" access.");
 	http_reply_json(d->r, 200, body);
 	cJSON_Delete(body);
-	oauth_disconnect_free(d);
+	oauth_disconnect_release(d);
 }
 
 static void oauth_on_disconnect_revoked(bool revoked, void *arg)
@@ -698,30 +797,162 @@ static void oauth_on_disconnect_revoked(bool revoked, void *arg)
 	oauth_disconnect_reply(d, revoked);
 }
 
+/* The stops are over: revoke the grant in what is left of the wait. Once. */
+static void oauth_disconnect_revoke(struct oauth_disconnect *d, struct timeval wait)
+{
+	if (d->revoking)
+		return;
+	d->revoking = true;
+	if (d->timer != NULL)
+		event_del(d->timer);
+	oauth_revoke(d->g, d->grant, wait, oauth_on_disconnect_revoked, d);
+	oauth_wipe(&d->grant);
+}
+
+/* The stops are answered within their share of the wait: the revoke gets the rest of it. */
+static void oauth_disconnect_stops_done(struct oauth_disconnect *d)
+{
+	struct timespec now;
+	long long left_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left_ms = OAUTH_REVOKE_WAIT_S * 1000LL - (now.tv_sec - d->start.tv_sec) * 1000LL -
+		  (now.tv_nsec - d->start.tv_nsec) / 1000000;
+	if (left_ms < 1000)
+		left_ms = 1000;
+	oauth_disconnect_revoke(d, (struct timeval){ left_ms / 1000, left_ms % 1000 * 1000 });
+}
+
+static void oauth_on_stop_wait(evutil_socket_t fd, short what, void *arg)
+{
+	struct oauth_disconnect *d = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("Google did not answer every channel stop in time; revoking the grant anyway",
+		 LOG_STR("user", http_req_user(d->r)), LOG_INT("unanswered", (long)d->stops));
+	oauth_disconnect_revoke(d, (struct timeval){ OAUTH_REVOKE_WAIT_S - OAUTH_STOP_WAIT_S, 0 });
+}
+
+/* One stop answered; the last one starts the revoke. */
+static void oauth_disconnect_stop_answered(struct oauth_disconnect *d)
+{
+	if (--d->stops == 0 && !d->revoking)
+		oauth_disconnect_stops_done(d);
+	oauth_disconnect_release(d);
+}
+
+static void oauth_on_channel_stopped(const struct google_result *res, void *arg)
+{
+	struct oauth_channel *ch = arg;
+
+	/* A channel Google no longer knows (expired, or stopped before) is as stopped as it gets. */
+	if (res->outcome == GOOGLE_OK || res->outcome == GOOGLE_NOT_FOUND)
+		log_info("push channel stopped at Google", LOG_STR("channel", ch->id), LOG_INT("status", res->status));
+	else
+		log_warn("Google did not stop a push channel; it expires there on its own", LOG_STR("channel", ch->id),
+			 LOG_INT("status", res->status), LOG_STR("reason", res->reason),
+			 LOG_STR("outcome", google_outcome_name(res->outcome)));
+	oauth_disconnect_stop_answered(ch->d);
+}
+
+/* channels.stop for every channel, with access (copied by lib/google, so the caller may wipe it at once). */
+static void oauth_stop_channels(struct oauth_disconnect *d, const char *access)
+{
+	for (size_t i = 0; i < d->nchannels; i++) {
+		d->stops++;
+		d->refs++;
+		google_channel_stop(d->g->google, access, d->channels[i].id, d->channels[i].resource_id,
+				    oauth_on_channel_stopped, &d->channels[i]);
+	}
+}
+
+/* The access token refreshed from the old refresh token, for the stops only: it is never stored. */
+static void oauth_on_stop_refreshed(const struct google_result *res, void *arg)
+{
+	struct oauth_disconnect *d = arg;
+	const char *access = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res->json, "access_token"));
+
+	if (res->outcome == GOOGLE_OK && access != NULL && *access != '\0' && !d->revoking)
+		oauth_stop_channels(d, access);
+	else if (!d->revoking)
+		log_warn("could not refresh the access token to stop the push channels; they expire at Google on"
+			 " their own", LOG_STR("user", http_req_user(d->r)), LOG_INT("status", res->status),
+			 LOG_STR("reason", res->reason), LOG_STR("outcome", google_outcome_name(res->outcome)));
+	oauth_disconnect_stop_answered(d);
+}
+
+/*
+ * Stop d's channels at Google, then revoke; sealed_access is the old access
+ * token, usable when fresh, else the grant (the refresh token) buys a new one.
+ */
+static void oauth_disconnect_stop(struct oauth_disconnect *d, const char *sealed_access, bool fresh,
+				  bool grant_is_refresh)
+{
+	const char *user = http_req_user(d->r);
+	char *access = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &d->start);
+	d->timer = xevent_new(d->g->base, -1, 0, oauth_on_stop_wait, d);
+	event_add(d->timer, &(struct timeval){ OAUTH_STOP_WAIT_S, 0 });
+	if (fresh && sealed_access != NULL && vault_open(d->g->vault, sealed_access, user, &access) == 0) {
+		/* One stop more until every channels.stop is out, so none of their answers ends the stops early. */
+		d->stops = 1;
+		d->refs++;
+		oauth_stop_channels(d, access);
+		oauth_wipe(&access);
+		oauth_disconnect_stop_answered(d);
+	} else if (grant_is_refresh) {
+		d->stops = 1;
+		d->refs++;
+		google_refresh(d->g->google, d->grant, oauth_on_stop_refreshed, d);
+	} else {
+		log_warn("no usable token to stop the push channels with; they expire at Google on their own",
+			 LOG_STR("user", user));
+		oauth_disconnect_stops_done(d);
+	}
+}
+
 static void oauth_on_disconnected(const struct db_result *res, void *arg)
 {
 	struct oauth_disconnect *d = arg;
 	const char *user = http_req_user(d->r);
 	const char *sealed;
-	char *token = NULL;
+	int rows;
 
 	if (http_req_done(d->r)) {
-		oauth_disconnect_free(d);
+		oauth_disconnect_release(d);
 		return;
 	}
 	if (res->status != DB_OK) {
 		log_error("could not disconnect a calendar", LOG_STR("user", user), LOG_STR("error", res->error));
 		http_reply_error(d->r, 503, "unavailable", "the database is unavailable; try again");
-		oauth_disconnect_free(d);
+		oauth_disconnect_release(d);
 		return;
 	}
+	rows = db_ntuples(res);
+	for (int i = 0; i < rows; i++) {
+		if (db_value(res, i, DISC_CHANNEL) == NULL)
+			continue;
+		log_info("push channel closed by the disconnect", LOG_STR("user", user),
+			 LOG_STR("channel", db_value(res, i, DISC_CHANNEL)));
+		if (db_value(res, i, DISC_RESOURCE) == NULL)
+			continue;
+		d->channels = xrealloc(d->channels, (d->nchannels + 1) * sizeof(*d->channels));
+		d->channels[d->nchannels++] = (struct oauth_channel){
+			.d = d,
+			.id = xstrdup(db_value(res, i, DISC_CHANNEL)),
+			.resource_id = xstrdup(db_value(res, i, DISC_RESOURCE)),
+		};
+	}
 	/* The refresh token ends the whole grant; an access token alone only itself. */
-	sealed = db_ntuples(res) == 0 ? NULL : db_value(res, 0, 0) ? db_value(res, 0, 0) : db_value(res, 0, 1);
+	sealed = rows == 0 ? NULL : db_value(res, 0, DISC_REFRESH) ? db_value(res, 0, DISC_REFRESH)
+								   : db_value(res, 0, DISC_ACCESS);
 	if (sealed == NULL) {
 		oauth_disconnect_reply(d, true);
 		return;
 	}
-	if (vault_open(d->g->vault, sealed, user, &token) < 0) {
+	if (vault_open(d->g->vault, sealed, user, &d->grant) < 0) {
 		/* Sealed under a key this gateway no longer has (docs/operations.md, key rotation). */
 		log_error("disconnected, but the stored token cannot be opened, so the grant was not revoked at"
 			  " Google; the user was told to remove it in their Google Account",
@@ -729,8 +960,12 @@ static void oauth_on_disconnected(const struct db_result *res, void *arg)
 		oauth_disconnect_reply(d, false);
 		return;
 	}
-	oauth_revoke(d->g, token, oauth_on_disconnect_revoked, d);
-	vault_wipe_free(token);
+	if (d->nchannels == 0) {
+		oauth_disconnect_revoke(d, (struct timeval){ OAUTH_REVOKE_WAIT_S, 0 });
+		return;
+	}
+	oauth_disconnect_stop(d, db_value(res, 0, DISC_ACCESS), strcmp(db_value(res, 0, DISC_FRESH), "t") == 0,
+			      db_value(res, 0, DISC_REFRESH) != NULL);
 }
 
 void oauth_disconnect(struct gateway *g, struct http_req *r)
@@ -740,6 +975,7 @@ void oauth_disconnect(struct gateway *g, struct http_req *r)
 
 	d->g = g;
 	d->r = r;
+	d->refs = 1;
 	http_req_ref(r);
 	db_query(g->db, oauth_disconnect_sql, 1, params, oauth_on_disconnected, d);
 }

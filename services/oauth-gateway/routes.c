@@ -20,6 +20,8 @@ static const struct http_route gateway_routes[] = {
 	{ EVHTTP_REQ_GET, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, meetings_get, 0 },
 	{ EVHTTP_REQ_DELETE, "/api/calendar/meetings/:meetingId", HTTP_AUTH_BEARER, commands_cancel, 0 },
 	{ EVHTTP_REQ_PUT, "/api/calendar/meetings/:meetingId/reschedule", HTTP_AUTH_BEARER, commands_reschedule, 0 },
+	/* Google's pushes: vouched for by their channel's token, never by a user; no body is read. */
+	{ EVHTTP_REQ_POST, "/webhooks/google/calendar", HTTP_AUTH_NONE, webhook_google_calendar, HTTP_ROUTE_NO_BODY },
 };
 
 /* WEB_UI: the pages and their files, public like any login page; their data comes from the API. */

@@ -223,3 +223,27 @@ void calevent_for_lead(const struct lead_row *lead, const char *name_override, c
 	*attendee_name = facts.name != NULL ? xstrdup(facts.name) : NULL;
 	free(transcript);
 }
+
+int calevent_read_when(const cJSON *when, const char *zone, int64_t *out)
+{
+	const char *date_time = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(when, "dateTime"));
+	const char *date = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(when, "date"));
+	const char *own_zone = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(when, "timeZone"));
+	struct datetime dt;
+	char midnight[24];
+
+	if (date_time != NULL) {
+		if (datetime_parse(date_time, strlen(date_time), &dt) < 0 ||
+		    datetime_resolve(&dt, own_zone != NULL && !dt.has_offset ? own_zone : zone) < 0)
+			return -1;
+	} else if (date != NULL && strlen(date) == 10) {
+		/* datetime_parse() refuses a date alone (a demo needs a time); midnight makes it one. */
+		snprintf(midnight, sizeof(midnight), "%sT00:00:00", date);
+		if (datetime_parse(midnight, strlen(midnight), &dt) < 0 || datetime_resolve(&dt, zone) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	*out = dt.epoch_s;
+	return 0;
+}

@@ -53,6 +53,18 @@ cJSON *calevent_build(const struct calevent_spec *spec);
 /* The events.patch body that moves an event to a new start (same duration). */
 cJSON *calevent_build_move(const struct calevent_spec *spec);
 
+/*
+ * The instant an event's start or end (an EventDateTime as Google answers
+ * it) stands for, for a sync comparing it with a meeting's row (sync.c).
+ * dateTime: its instant, whatever offset it is written in (one without an
+ * offset is wall time in the object's timeZone, else in zone). date (an
+ * all-day event, "2099-01-31"): 00:00 of that day in zone, the calendar's,
+ * so an all-day event runs from its first day's midnight to its end date's
+ * (Google's end date is exclusive). 0, or -1 when neither is readable or
+ * the zone is unknown.
+ */
+int calevent_read_when(const cJSON *when, const char *zone, int64_t *out);
+
 /* Lower-case, trim and check an email address roughly (one '@', no spaces or controls). The caller frees it. */
 char *calevent_clean_email(const char *raw);
 

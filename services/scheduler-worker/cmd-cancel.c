@@ -2,8 +2,8 @@
  * cmd-cancel: cancel a booked meeting (command.h).
  *
  * The event is deleted at Google (an event already deleted there counts as
- * deleted), then the row is marked cancelled and the reply stored in one
- * statement.
+ * deleted), then the row is marked cancelled, its sync hold let go
+ * (command.c) and the reply stored in one statement.
  */
 #include <stdlib.h>
 
@@ -17,7 +17,8 @@
 /* The reply is stored with the change, in the shape command_reply_new() starts (command.c says why SQL). */
 static const char cmd_cancel_sql[] =
 	"WITH upd AS (UPDATE calendar_meetings SET status = 'cancelled', cancellation_reason = $3,"
-	"  ical_sequence = ical_sequence + 1 WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING *),"
+	"  ical_sequence = ical_sequence + 1, change_source = 'platform', sync_hold_until = NULL"
+	"  WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING *),"
 	" cmd AS (INSERT INTO calendar_commands (command_id, user_id, command, reply)"
 	"  SELECT $4::uuid, $2, 'cancel', jsonb_build_object('ok', true, 'command_id', $4::text,"
 	"  'meeting', calendar_meeting_json(upd::calendar_meetings)) FROM upd)"

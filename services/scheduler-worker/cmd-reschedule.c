@@ -4,7 +4,10 @@
  * The new slot is checked against the rep's calendar (the meeting's own
  * current slot never counts), the event is moved at Google, then one
  * statement marks the old row rescheduled, inserts the new one, points the
- * lead's outcome at it and stores the reply.
+ * lead's outcome at it and stores the reply. That statement also lets go of
+ * the meeting's sync hold (command.c) and carries the lead's answer to the
+ * invitation over, which Google keeps on the moved event: the sync that
+ * sees the move come back finds nothing new (syncapply.c).
  */
 #include <stdlib.h>
 
@@ -25,18 +28,19 @@
 
 /* The reply is stored with the change, in the shape command_reply_new() starts (command.c says why SQL). */
 static const char cmd_reschedule_sql[] =
-	"WITH old AS (UPDATE calendar_meetings SET status = 'rescheduled'"
+	"WITH old AS (UPDATE calendar_meetings SET status = 'rescheduled', change_source = 'platform',"
+	"  sync_hold_until = NULL"
 	"  WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING *),"
 	" ins AS (INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,"
 	"  google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name,"
 	"  meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone, status,"
 	"  rescheduled_from_meeting_id, google_api_response, meeting_metadata, created_by, booking_generation,"
-	"  ical_sequence, meet_link, html_link, has_conflict, conflict_detail)"
+	"  ical_sequence, meet_link, html_link, has_conflict, conflict_detail, attendee_response_status)"
 	"  SELECT user_id, lead_analytics_id, call_id, contact_id, google_event_id, google_calendar_id,"
 	"  meeting_title, meeting_description, attendee_email, attendee_name, $3::timestamptz, $4::timestamptz,"
 	"  meeting_duration_minutes, $5, 'scheduled', id, $6::jsonb, meeting_metadata, created_by,"
 	"  booking_generation, ical_sequence + 1, COALESCE($7, meet_link), COALESCE($8, html_link),"
-	"  $10::boolean, $11 FROM old"
+	"  $10::boolean, $11, attendee_response_status FROM old"
 	"  RETURNING *),"
 	" outcome AS (UPDATE calendar_booking_outcomes o SET meeting_id = ins.id FROM ins"
 	"  WHERE o.lead_analytics_id = ins.lead_analytics_id AND o.user_id = ins.user_id),"

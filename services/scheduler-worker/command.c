@@ -45,12 +45,24 @@ static const char command_stored_sql[] =
 
 enum { SC_COMMAND, SC_REPLY };
 
+/*
+ * A scheduled meeting is held from the sync (sync_hold_until) while the
+ * command changes it at Google: a sync meeting the command's own write
+ * before its commit would take it for the rep's. The commit (or a refusal,
+ * command_fail_busy()) lets go; a command that dies holds it two minutes.
+ */
 static const char command_meeting_sql[] =
-	"SELECT calendar_meeting_json(m)::text, m.status, m.google_event_id, m.google_calendar_id,"
+	"WITH hold AS (UPDATE calendar_meetings SET sync_hold_until = now() + interval '2 minutes'"
+	"  WHERE id = $1 AND user_id = $2 AND status = 'scheduled' RETURNING id)"
+	" SELECT calendar_meeting_json(m)::text, m.status, m.google_event_id, m.google_calendar_id,"
 	" m.meeting_duration_minutes, COALESCE(m.timezone, u.google_calendar_timezone, $3),"
 	" m.lead_analytics_id, m.ical_sequence, EXTRACT(EPOCH FROM now())::bigint,"
 	" EXTRACT(EPOCH FROM m.meeting_start_time)::bigint, EXTRACT(EPOCH FROM m.meeting_end_time)::bigint"
 	" FROM calendar_meetings m JOIN users u ON u.id = m.user_id WHERE m.id = $1 AND m.user_id = $2";
+
+static const char command_unhold_sql[] =
+	"UPDATE calendar_meetings SET sync_hold_until = NULL"
+	" WHERE id = $1 AND user_id = $2 AND sync_hold_until IS NOT NULL";
 
 enum {
 	MC_JSON, MC_STATUS, MC_EVENT, MC_CALENDAR, MC_DURATION, MC_ZONE, MC_LEAD, MC_SEQUENCE, MC_NOW, MC_START,
@@ -148,11 +160,24 @@ static void command_send_error(struct command_job *job, const char *code, const 
 	cJSON_Delete(r);
 }
 
+static void command_on_unheld(const struct db_result *r, void *arg)
+{
+	(void)arg;
+	if (r->status != DB_OK)
+		log_warn("could not release a meeting's sync hold; it runs out by itself", LOG_STR("error", r->error));
+}
+
 void command_fail_busy(struct command_job *job, const char *code, const char *message, cJSON *busy)
 {
 	if (command_released(job)) {
 		cJSON_Delete(busy);
 		return;
+	}
+	/* A loaded meeting (reschedule, cancel) was held for the change that is not coming. */
+	if (job->event_id != NULL) {
+		const char *params[] = { job->cmd.meeting_id, job->cmd.user_id };
+
+		db_query(job->s->env.db, command_unhold_sql, 2, params, command_on_unheld, NULL);
 	}
 	log_info("command refused", LOG_STR("command", job->entry->name), LOG_STR("error_code", code),
 		 LOG_STR("message", message), LOG_STR("command_id", job->cmd.command_id));

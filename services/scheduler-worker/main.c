@@ -3,9 +3,11 @@
  *
  * The only writer to Google Calendar. It consumes lead.analyzed messages
  * after the broker-side delay (scheduler.leads), the gateway's meeting
- * commands (scheduler.commands), and runs the reminder sweep. Each delivery
- * is a job on the one event loop; the prefetch bounds how many run at once,
- * and each job acks its delivery only after its effect is durable.
+ * commands (scheduler.commands) and requests to sync a user's calendar
+ * (scheduler.sync), runs the reminder sweep and the sync sweep, and keeps
+ * push channels open on the users' calendars. Each delivery is a job on
+ * the one event loop; the prefetch bounds how many run at once, and each
+ * job acks its delivery only after its effect is durable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,15 @@ static void scheduler_on_command(struct mq *mq, const struct mq_delivery *d, voi
 	command_handle(s, mq_delivery_dup(d));
 }
 
+static void scheduler_on_sync(struct mq *mq, const struct mq_delivery *d, void *arg)
+{
+	struct scheduler *s = arg;
+
+	(void)mq;
+	s->in_flight++;
+	sync_handle(s, mq_delivery_dup(d));
+}
+
 static int scheduler_on_consumer_connect(struct mq *mq, void *arg)
 {
 	struct scheduler *s = arg;
@@ -79,7 +90,8 @@ static int scheduler_on_consumer_connect(struct mq *mq, void *arg)
 
 	if (topology_declare_scheduler(mq, s->env.cfg->schedule_delay_ms) < 0 ||
 	    mq_consume(mq, TOPO_Q_SCHEDULER_LEADS, prefetch, false, scheduler_on_lead, s) < 0 ||
-	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, prefetch, false, scheduler_on_command, s) < 0)
+	    mq_consume(mq, TOPO_Q_SCHEDULER_COMMANDS, prefetch, false, scheduler_on_command, s) < 0 ||
+	    mq_consume(mq, TOPO_Q_SCHEDULER_SYNC, prefetch, false, scheduler_on_sync, s) < 0)
 		return -1;
 	return 0;
 }
@@ -95,7 +107,8 @@ static unsigned scheduler_in_flight(void *arg)
 {
 	struct scheduler *s = arg;
 
-	return s->in_flight + sweep_in_flight(s->sweep);
+	return s->in_flight + sweep_in_flight(s->sweep) + channels_in_flight(s->channels) +
+	       sync_in_flight(s->syncer);
 }
 
 static void scheduler_on_stop(void *arg)
@@ -103,6 +116,8 @@ static void scheduler_on_stop(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_stop(s->sweep);
+	channels_stop(s->channels);
+	sync_stop(s->syncer);
 }
 
 /* After the HTTP client and the pool have ended: nothing can call into these any more (lib/worker.h). */
@@ -111,6 +126,8 @@ static void scheduler_on_free(void *arg)
 	struct scheduler *s = arg;
 
 	sweep_free(s->sweep);
+	channels_free(s->channels);
+	sync_free(s->syncer);
 	tokens_free(s->tokens);
 	ratelimit_free(s->rate);
 	google_free(s->google);
@@ -151,6 +168,8 @@ int main(void)
 						"cancelled", NULL);
 	s->commands = metrics_counter("scheduler_commands_total", "Meeting commands handled.", NULL);
 	s->sweep = sweep_start(s);
+	s->channels = channels_start(s);
+	s->syncer = sync_start(s);
 
 	status = worker_run(s->env.worker);
 	worker_free(s->env.worker);

@@ -1,5 +1,5 @@
 /*
- * message: readers of lead.analyzed and calendar.commands bodies (see message.h).
+ * message: readers of lead.analyzed, calendar.commands and calendar.changed bodies (see message.h).
  */
 #include "message.h"
 
@@ -270,4 +270,52 @@ void message_command_release(struct message_command *m)
 		free(*strings[i]);
 		*strings[i] = NULL;
 	}
+}
+
+int message_parse_sync(const char *body, size_t len, struct message_sync *out, const char **why)
+{
+	cJSON *j = cJSON_ParseWithLength(body, len);
+	const cJSON *full, *number;
+	char *user = NULL, *channel = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!cJSON_IsObject(j)) {
+		*why = "the body is not a JSON object";
+		goto out;
+	}
+	if (message_string(j, "user_id", &user) < 0 || !ids_is_uuid(user)) {
+		*why = "user_id must be a UUID";
+		goto out;
+	}
+	if (message_string(j, "channel_id", &channel) < 0 || (channel != NULL && !ids_is_uuid(channel))) {
+		*why = "channel_id must be a UUID when present";
+		goto out;
+	}
+	number = cJSON_GetObjectItemCaseSensitive(j, "message_number");
+	if (number != NULL && (!cJSON_IsNumber(number) || number->valuedouble < 1)) {
+		*why = "message_number must be a positive number when present";
+		goto out;
+	}
+	full = cJSON_GetObjectItemCaseSensitive(j, "full");
+	if (full != NULL && !cJSON_IsBool(full)) {
+		*why = "full must be true or false when present";
+		goto out;
+	}
+	out->user_id = user;
+	out->full = cJSON_IsTrue(full);
+	user = NULL;
+	ids_lower(out->user_id);
+	rc = 0;
+out:
+	free(user);
+	free(channel);
+	cJSON_Delete(j);
+	return rc;
+}
+
+void message_sync_release(struct message_sync *m)
+{
+	free(m->user_id);
+	memset(m, 0, sizeof(*m));
 }

@@ -1,6 +1,6 @@
 /*
- * message: the scheduler's readers of the two bodies it consumes,
- * lead.analyzed and meeting.command (proto/messages/).
+ * message: the scheduler's readers of the bodies it consumes,
+ * lead.analyzed, meeting.command and calendar.changed (proto/messages/).
  *
  * Pure: bytes in, the fields or the reason for refusal out, so the fuzzer
  * (tests/fuzz) and the unit tests drive them directly. Whatever they refuse
@@ -68,5 +68,23 @@ void message_lead_release(struct message_lead *m);
  */
 int message_parse_command(const char *body, size_t len, struct message_command *out, const char **why);
 void message_command_release(struct message_command *m);
+
+/*
+ * A calendar.changed (or calendar.connected) body: only asks for a sync of
+ * user_id, so only that and "full" are read; the push's channel_id and
+ * message_number are the gateway's, checked by their types when present.
+ */
+struct message_sync {
+	char *user_id;
+	int full;		/* "full": true: forget the sync token and reconcile everything */
+};
+
+/*
+ * Read a calendar.changed body. 0 and the fields (release them with
+ * message_sync_release()), or -1 and *why, a static sentence; on -1 nothing
+ * needs releasing.
+ */
+int message_parse_sync(const char *body, size_t len, struct message_sync *out, const char **why);
+void message_sync_release(struct message_sync *m);
 
 #endif

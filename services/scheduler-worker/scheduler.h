@@ -9,7 +9,10 @@
  * one cmd-<name>.c each (create, reschedule, cancel, availability);
  * tokens.c hands out valid access tokens; mailjob.c publishes mail jobs;
  * sweep.c sends reminders and "calendar disconnected" mails and completes
- * past meetings. Every job is a chain of callbacks on the one event loop;
+ * past meetings; channels.c keeps a push channel open on every connected
+ * user's calendar; sync.c follows the users' calendars (Google's changes
+ * to the meetings, applied by syncapply.c). Every job is a chain of
+ * callbacks on the one event loop;
  * nothing waits.
  */
 #ifndef SCHEDULER_H
@@ -34,6 +37,8 @@ struct tokens;
 struct worker;
 struct metric;
 struct sweep;
+struct channels;
+struct syncer;
 
 struct scheduler {
 	struct worker_env env;	/* cfg, base, db, consumer, publisher, retry (lib/worker.h) */
@@ -42,6 +47,8 @@ struct scheduler {
 	struct ratelimit *rate;
 	struct tokens *tokens;
 	struct sweep *sweep;
+	struct channels *channels;
+	struct syncer *syncer;
 	unsigned in_flight;
 
 	struct metric *leads_consumed;
@@ -82,14 +89,37 @@ void sweep_kick(struct sweep *sw);
 /* Sweep operations still running (the graceful stop waits for them). */
 unsigned sweep_in_flight(const struct sweep *sw);
 
+/*
+ * channels.c: the push channels' periodic pass (open, renew, replace, stop;
+ * docs/sync.md, "Channels"), as sweep_* above.
+ */
+struct channels *channels_start(struct scheduler *s);	/* starts its timer; runs a first pass soon */
+void channels_stop(struct channels *ch);		/* stops the timer; what runs finishes */
+void channels_free(struct channels *ch);		/* NULL is fine */
+void channels_kick(struct channels *ch);		/* run a pass soon (a user just connected) */
+unsigned channels_in_flight(const struct channels *ch);
+
+/*
+ * sync.c: two-way sync (docs/sync.md). sync_start() starts its sweep;
+ * sync_stop() stops the sweep's timer (runs finish, or end at their next
+ * page); sync_free() frees it once nothing can call back (NULL is fine).
+ */
+struct syncer *sync_start(struct scheduler *s);
+void sync_stop(struct syncer *sy);
+void sync_free(struct syncer *sy);
+/* Runs and sweep queries still going (the graceful stop waits for them). */
+unsigned sync_in_flight(const struct syncer *sy);
+/* Handle one scheduler.sync delivery (calendar.changed, calendar.connected; ownership of d passes). */
+void sync_handle(struct scheduler *s, struct mq_delivery *d);
+
 /* mailjob.c: publish a mail job (see proto/messages/mail.job.schema.json). */
 struct mailjob {
-	const char *kind;		/* created, rescheduled, cancelled, reminder, disconnected, conflict */
+	const char *kind;		/* created, rescheduled, cancelled, declined, reminder, disconnected, conflict */
 	const char *user_id;
 	const char *meeting_id;		/* NULL for disconnected and conflict */
 	const char *previous_meeting_id;
 	const char *lead_analytics_id;
-	int sequence;
+	int sequence;			/* declined: the meeting's attendee_response_changes */
 	const char *reason;
 	int64_t disconnected_at;	/* disconnected: the unix time that makes its id unique */
 	const char *trace;		/* message id of what caused it, for logs */

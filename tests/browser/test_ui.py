@@ -9,7 +9,9 @@ explained, cancels it (and it leaves the list), reads why another lead got no
 demo, reads why a lead was skipped for the rep's busy time and books it with
 "Book anyway" after the clash is shown, moves another into busy time with
 "Move anyway", sees the overlap noted in the list and the free slots around
-the busy time in "Your free time", and disconnects. Every step leaves a screenshot in
+the busy time in "Your free time", sees what the two-way sync would write
+(the lead's answer beside the attendee, a decline marked; moves and deletes
+made in Google Calendar named as such in the history), and disconnects. Every step leaves a screenshot in
 $BROWSER_OUTPUT_DIR/ui (default tests/browser/output/ui). (The README's
 pictures come from ui-local-stack.mjs, the same walk on the local stack.)
 
@@ -80,7 +82,8 @@ def test_web_ui_in_a_browser(stack, playwright_core):
                LEAD_CLASH=clash["lead"], LEAD_CLASH_AT=clash_at,
                RABBIT_PUBLISH_URL=f"{api.scheme}://{api.hostname}:{api.port}{api.path}/exchanges/"
                                   f"{urllib.parse.quote(s.vhost, safe='')}/leads/publish",
-               RABBIT_AUTH=f"{api.username}:{api.password}", OUTPUT_DIR=output, CHROMIUM=CHROMIUM)
+               RABBIT_AUTH=f"{api.username}:{api.password}", OUTPUT_DIR=output, CHROMIUM=CHROMIUM,
+               DATABASE_URL=s.database_url)
     p = subprocess.run(["node", "--test", "--test-reporter=spec", "ui.test.mjs"], cwd=HERE, env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -94,9 +97,11 @@ def test_web_ui_in_a_browser(stack, playwright_core):
     # The other moved once, into busy time with Move anyway.
     assert s.query("SELECT status, has_conflict FROM calendar_meetings WHERE lead_analytics_id = %s"
                    " ORDER BY created_at", kept["lead"]) == [("rescheduled", False), ("scheduled", True)]
-    # The lead skipped for the rep's board meeting, then booked over it with Book anyway, once.
-    assert s.query("SELECT status, has_conflict FROM calendar_meetings WHERE lead_analytics_id = %s",
-                   clash["lead"]) == [("scheduled", True)]
+    # The lead skipped for the rep's board meeting, then booked over it with Book anyway, once; then, as the sync
+    # would have it, moved a day later in Google Calendar.
+    assert s.query("SELECT status, has_conflict, change_source FROM calendar_meetings WHERE lead_analytics_id = %s"
+                   " ORDER BY created_at", clash["lead"]) == [("rescheduled", True, "google"),
+                                                              ("scheduled", None, "google")]
     assert s.one("SELECT outcome, reason FROM calendar_booking_outcomes WHERE lead_analytics_id = %s",
                  skipped["lead"]) == ("skipped", "no_datetime")
     assert s.one("SELECT google_calendar_connected FROM users WHERE id = %s", user) == (False,)

@@ -9,6 +9,7 @@
 //   LEAD_MOVED, LEAD_KEPT, LEAD_SKIPPED   leads with a demo time, another, and one without
 //   LEAD_CLASH, LEAD_CLASH_AT             a lead whose demo time (RFC 3339) the rep is busy at
 //   RABBIT_PUBLISH_URL, RABBIT_AUTH       RabbitMQ's management API, to publish lead.analyzed
+//   DATABASE_URL        the test's database, where a step writes what the two-way sync would (psql)
 //   OUTPUT_DIR          where each step's screenshot goes
 //   CHROMIUM            the browser (default /usr/bin/chromium)
 //
@@ -18,6 +19,7 @@
 // viewer's own.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -172,6 +174,16 @@ async function busyEvent(summary, start, end) {
 }
 
 const rows = () => page.locator("#meetings-table tbody tr");
+
+/**
+ * Run SQL in the test's database with psql; vars become psql variables
+ * (:'name' in the text quotes them). Answers the unaligned output.
+ */
+function sql(text, vars = {}) {
+  const args = [env("DATABASE_URL"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"];
+  for (const [k, v] of Object.entries(vars)) args.push("-v", `${k}=${v}`);
+  return execFileSync("psql", args, { input: text, encoding: "utf8" }).trim();
+}
 
 test("signed out on a lead's page, the sign-in comes back to that lead", async () => {
   const leadPage = `${gateway}/leads/${leads.kept}?from=list`;
@@ -488,6 +500,91 @@ test("Your free time lists the free slots by day, around the busy time", async (
     .some((t) => t.startsWith(`${clock(busyEnd)} –`)), "the 60 free minutes to be too short for 90");
   await section.getByLabel("At least").selectOption("30");
   await shot("23b-free-time-refreshed");
+});
+
+// What the two-way sync writes after changes in Google Calendar (docs/sync.md), written here directly: the
+// rep moved the clash lead's demo a day later there, and the lead answered; the other lead declined.
+test("the lead's answer and the changes made in Google Calendar show on the pages", async () => {
+  const movedAt = sql(`
+    BEGIN;
+    WITH old AS (
+      UPDATE calendar_meetings SET status = 'rescheduled', change_source = 'google'
+       WHERE lead_analytics_id = :'lead' AND status = 'scheduled' RETURNING *)
+    INSERT INTO calendar_meetings (user_id, lead_analytics_id, call_id, contact_id, google_event_id,
+      google_calendar_id, meeting_title, meeting_description, attendee_email, attendee_name, meeting_start_time,
+      meeting_end_time, meeting_duration_minutes, timezone, status, rescheduled_from_meeting_id, ical_sequence,
+      meet_link, html_link, change_source, attendee_response_status)
+    SELECT user_id, lead_analytics_id, call_id, contact_id, google_event_id, google_calendar_id, meeting_title,
+      meeting_description, attendee_email, attendee_name, meeting_start_time + interval '1 day',
+      meeting_end_time + interval '1 day', meeting_duration_minutes, timezone, 'scheduled', id, ical_sequence + 1,
+      meet_link, html_link, 'google', 'tentative' FROM old
+    RETURNING to_char(meeting_start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+    UPDATE calendar_meetings SET attendee_response_status = 'declined', attendee_response_changes = 1
+     WHERE lead_analytics_id = :'kept' AND status = 'scheduled';
+    COMMIT;`, { lead: leads.clash, kept: leads.kept });
+  assert.equal(new Date(movedAt).getTime(), busyStart.getTime() + 86400000, movedAt);
+
+  await page.goto(gateway + "/");
+  const chen = rows().filter({ has: page.getByRole("link", { name: "Chen Wei + Initech + Demo" }) });
+  const john = rows().filter({ has: page.getByRole("link", { name: "John Smith + TechCorp + Demo" }) });
+  await chen.locator(".badge.answer", { hasText: "Maybe (tentative)" }).waitFor();
+  assert.equal(await chen.locator("time").getAttribute("datetime"), movedAt, "the time the rep moved it to");
+  const declined = john.locator(".badge.answer.declined");
+  assert.equal(await declined.textContent(), "Invitation: ✕ Declined");
+  assert.equal(await declined.evaluate((e) => getComputedStyle(e).color), "rgb(140, 29, 24)", "declined stands out");
+  assert.equal(await rows().count(), 2, "the moved demo is listed once, at its new time");
+  await assertLabelled();
+  await shot("24-list-answers");
+
+  await chen.getByRole("link").click();
+  await page.waitForURL(`${gateway}/leads/${leads.clash}`);
+  await page.locator("#demo-summary", { hasText: "Moved to this time in your Google Calendar." }).waitFor();
+  assert.equal(await page.locator("#demo-when").getAttribute("datetime"), movedAt);
+  assert.match(await page.locator("#demo-attendee").textContent(), /Chen Wei <chen@initech\.example> Invitation: Maybe \(tentative\)/);
+  const history = await page.locator("#history li").allTextContents();
+  assert.equal(history.length, 2, history.join(" | "));
+  assert.match(history[0], /Moved in Google Calendar \(was /, "the row the move ended");
+  assert.match(history[1], /Moved in Google Calendar \(for /, "the row the move made");
+  assert.equal(await page.locator("#demo-declined").isVisible(), false, "a maybe is no decline");
+  await shot("25-moved-in-google");
+  // Every answer Google knows, in words; none before the first sync has seen the event.
+  for (const [answer, words] of [["accepted", "Accepted"], ["needsAction", "No answer yet"], [null, null],
+    ["tentative", "Maybe (tentative)"]]) {
+    sql("UPDATE calendar_meetings SET attendee_response_status = NULLIF(:'answer', '') WHERE lead_analytics_id ="
+      + " :'lead' AND status = 'scheduled'", { answer: answer || "", lead: leads.clash });
+    await page.reload();
+    await page.locator("#demo-attendee", { hasText: "Chen Wei" }).waitFor();
+    const badge = page.locator("#demo-attendee .badge.answer");
+    if (words) assert.equal(await badge.textContent(), `Invitation: ${words}`);
+    else assert.equal(await badge.count(), 0, "no answer known: nothing shown");
+  }
+
+  await page.goto(`${gateway}/leads/${leads.kept}`);
+  const note = page.locator("#demo-declined");
+  await note.filter({ hasText: "The lead declined the invitation." }).waitFor();
+  assert.match(await note.textContent(), /stays in your calendar until you decide: reschedule it .*or cancel it/);
+  assert.match(await page.locator("#demo-attendee").textContent(), /John Smith <john@techcorp\.example> Invitation: ✕ Declined/);
+  assert.ok(await page.getByRole("button", { name: "Reschedule" }).isVisible(), "still scheduled: the owner decides");
+  await assertLabelled();
+  await shot("26-declined");
+
+  // The lead without a demo time: the rep's demo with them, deleted in Google Calendar. Its texts are the call's:
+  // they reach the page as text.
+  sql(`INSERT INTO calendar_meetings (user_id, lead_analytics_id, google_event_id, google_calendar_id, meeting_title,
+      attendee_email, attendee_name, meeting_start_time, meeting_end_time, meeting_duration_minutes, timezone,
+      status, cancellation_reason, change_source, attendee_response_status)
+    VALUES (:'user', :'lead', 'uideleted0', 'primary', 'Maria Garcia + Globex + Demo', 'maria@globex.example',
+      '<img src=x onerror=alert(1)> Maria', now() + interval '3 days', now() + interval '3 days 30 minutes', 30,
+      'Asia/Kolkata', 'cancelled', 'Deleted in Google Calendar', 'google', 'accepted')`,
+  { user: userId, lead: leads.skipped });
+  await page.goto(`${gateway}/leads/${leads.skipped}`);
+  await page.locator("#demo-summary", { hasText: "Deleted in Google Calendar." }).waitFor();
+  assert.equal(await page.locator("#demo-words").textContent(), "Deleted in Google Calendar.", "the reason only once");
+  assert.match(await page.locator("#history").textContent(), /Deleted in Google Calendar \(was /);
+  assert.match(await page.locator("#demo-attendee").textContent(), /^<img src=x onerror=alert\(1\)> Maria/);
+  assert.equal(await page.locator("#demo img").count(), 0, "no markup from the data");
+  assert.ok(await page.getByRole("button", { name: "Book a demo" }).isVisible(), "a deleted demo can be booked again");
+  await shot("27-deleted-in-google");
 });
 
 test("on a phone's width every page fits and stays usable", async () => {

@@ -15,6 +15,7 @@ import yaml
 
 from harness import free_port
 from test_gateway import Gateway, add_meeting, connected_user, consent
+from test_webhook import HOOK, add_channel, goog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 with open(os.path.join(ROOT, "proto", "openapi.yaml")) as f:
@@ -27,6 +28,7 @@ ROUTES = {
     ("/api/calendar/meetings/{meetingId}", "get"), ("/api/calendar/meetings/{meetingId}", "delete"),
     ("/api/calendar/meetings/{meetingId}/reschedule", "put"),
     ("/api/calendar/meetings/lead/{leadAnalyticsId}", "get"), ("/api/calendar/availability", "get"),
+    ("/webhooks/google/calendar", "post"),
     ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
 }
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -205,6 +207,18 @@ def test_responses_match_the_document(stack):
             " VALUES (%s, %s, 'skipped', 'no_email', 'no address')", skipped := s.add_lead(user)["lead"], user)
     assert call("get", by_lead, path=f"{M}/lead/{skipped}").json()["outcome"]["reason"] == "no_email"
 
+    # Google's pushes: no JWT, the channel's token instead.
+    channel, token = add_channel(s, user)
+    stopped, stopped_token = add_channel(s, user, status="stopped")
+    assert call("post", HOOK, auth=False, headers=goog(channel, token, state="sync", number=1)).json() == \
+        {"result": "sync"}
+    assert call("post", HOOK, auth=False, headers=goog(channel, token)).json() == {"result": "accepted"}
+    call("post", HOOK, auth=False)
+    call("post", HOOK, auth=False, headers=goog(channel, "wrong"))
+    call("post", HOOK, auth=False, headers=goog(stopped, stopped_token))
+    call("post", HOOK, auth=False, headers=goog(channel, token), data="{}")
+    c.check(gw.call("PUT", HOOK), "post", HOOK)
+
     # Without a scheduler the answer is pending.
     assert sched.stop() == 0
     call("post", M, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
@@ -231,10 +245,62 @@ def test_responses_match_the_document(stack):
         (resched, "put", "200"), (resched, "put", "400"), (resched, "put", "401"), (resched, "put", "404"),
         (resched, "put", "409"), (resched, "put", "413"),
         (by_lead, "get", "200"), (by_lead, "get", "400"), (by_lead, "get", "401"), (by_lead, "get", "404"),
+        (HOOK, "post", "200"), (HOOK, "post", "400"), (HOOK, "post", "403"), (HOOK, "post", "404"),
+        (HOOK, "post", "405"), (HOOK, "post", "413"),
         ("/healthz", "get", "200"), ("/readyz", "get", "200"), ("/metrics", "get", "200"),
     }
     assert expected <= c.seen, sorted(expected - c.seen)
     assert {(t, m) for t, m, _ in c.seen} == ROUTES
+
+
+def test_a_meeting_shows_the_leads_answer_and_who_changed_it(stack):
+    """attendee_response_status and change_source (migration 039, docs/sync.md) as the sync writes them, read
+    through the API: each row's own values, every documented answer, and nothing the document does not name."""
+    s = stack()
+    gw = Gateway(s)
+    c = Contract()
+    M = "/api/calendar/meetings"
+    MID = M + "/{meetingId}"
+    user, _ = connected_user(s)
+    lead = s.add_lead(user)["lead"]
+    # The rep moved the demo in Google Calendar: the old row ended and the new one made by that change.
+    moved = add_meeting(s, user, lead, status="rescheduled")
+    now = add_meeting(s, user, lead)
+    s.query("UPDATE calendar_meetings SET change_source = 'google' WHERE id IN (%s, %s)", moved, now)
+    s.query("UPDATE calendar_meetings SET rescheduled_from_meeting_id = %s, attendee_response_status = 'declined'"
+            " WHERE id = %s", moved, now)
+    deleted = add_meeting(s, user, status="cancelled")
+    s.query("UPDATE calendar_meetings SET change_source = 'google', cancellation_reason = 'Deleted in Google Calendar',"
+            " attendee_response_status = 'tentative' WHERE id = %s", deleted)
+    fresh = add_meeting(s, user, hours=48)
+
+    def meeting(mid):
+        r = c.check(gw.get(f"{M}/{mid}", user), "get", MID)
+        assert r.status_code == 200, r.text
+        return r.json()["meeting"]
+
+    m = meeting(now)
+    assert (m["attendee_response_status"], m["change_source"], m["rescheduled_from_meeting_id"]) \
+        == ("declined", "google", moved)
+    assert (meeting(moved)["status"], meeting(moved)["change_source"]) == ("rescheduled", "google")
+    m = meeting(deleted)
+    assert (m["status"], m["change_source"], m["attendee_response_status"]) == ("cancelled", "google", "tentative")
+    m = meeting(fresh)
+    assert (m["attendee_response_status"], m["change_source"]) == (None, "platform"), "before any sync"
+    for answer in ("needsAction", "accepted"):
+        s.query("UPDATE calendar_meetings SET attendee_response_status = %s WHERE id = %s", answer, fresh)
+        assert meeting(fresh)["attendee_response_status"] == answer
+    by_lead = c.check(gw.get(f"{M}/lead/{lead}", user), "get", M + "/lead/{leadAnalyticsId}").json()["meetings"]
+    assert {x["id"]: x["change_source"] for x in by_lead} == {moved: "google", now: "google"}
+    listed = c.check(gw.get(M + "?status=all&limit=100", user), "get", M).json()["meetings"]
+    assert {x["id"]: x["attendee_response_status"] for x in listed} == \
+        {now: "declined", deleted: "tentative", fresh: "accepted", moved: None}
+    # The document names exactly the answers and sources the database allows.
+    schema = SPEC["components"]["schemas"]["Meeting"]["properties"]
+    assert set(schema["attendee_response_status"]["enum"]) - {None} == {"needsAction", "accepted", "declined",
+                                                                         "tentative"}
+    assert set(schema["change_source"]["enum"]) == {"platform", "google"}
+    assert "change_source" in SPEC["components"]["schemas"]["Meeting"]["required"]
 
 
 def test_unavailable_answers_match_the_document(stack):
@@ -246,5 +312,9 @@ def test_unavailable_answers_match_the_document(stack):
     r = gw.call("POST", "/api/calendar/meetings", user, json={"leadAnalyticsId": s.add_lead(user)["lead"]})
     assert r.status_code == 503
     c.check(r, "post", "/api/calendar/meetings")
+    channel, token = add_channel(s, user)
+    r = requests.post(gw.url + HOOK, headers=goog(channel, token), timeout=10)
+    assert r.status_code == 503
+    c.check(r, "post", HOOK)
     assert ("/readyz", "get", "503") in c.seen
 

@@ -1,8 +1,8 @@
 """End-to-end tests of gcalctl, the operator's tool (services/gcalctl), on the
 run's real PostgreSQL and RabbitMQ, the Google stand-in and the real services:
 publishing leads, listing and replaying dead letters after the data was fixed,
-rotating the token key under running services, the user view and the health
-probe.
+rotating the token key under running services, the user view, the health
+probe and asking for a user's calendar to be synced again.
 """
 
 import base64
@@ -119,7 +119,7 @@ def test_sample_lead_is_booked_tomorrow_at_three_in_the_users_zone(stack):
 
 def test_every_subcommand_answers_help(stack):
     s = stack()
-    for cmd in ("publish-lead", "sample-lead", "dead", "user", "rotate-key", "health"):
+    for cmd in ("publish-lead", "sample-lead", "dead", "user", "rotate-key", "health", "resync"):
         for flag in ("--help", "-h"):
             p = gcalctl(s, cmd, flag)
             assert re.match(r"usage:\n  " + cmd + r"[ \n]", p.stdout), p.stdout
@@ -326,3 +326,44 @@ def test_health_probe(stack):
     assert "health probe failed" in p.stderr
     gcalctl(s, "health", expect=64)
     gcalctl(s, "health", w.health_url, "--timeout", "0", expect=64)
+
+
+def test_resync_records_the_request_and_asks_the_scheduler(stack):
+    s = stack()
+    s.start_standin()
+    user, _, _ = booked_user(s)
+    s.query("UPDATE users SET google_sync_token = 'sync-token-1' WHERE id = %s", user)
+
+    def row():
+        return s.one("SELECT google_sync_requested_at IS NOT NULL, google_sync_token FROM users WHERE id = %s", user)
+
+    # No scheduler ever ran here: the calendar exchange does not exist. The request is recorded all the same.
+    p = gcalctl(s, "resync", user, expect=1)
+    assert "not published" in p.stderr and "SYNC_POLL_SECONDS" in p.stderr
+    assert row() == (True, "sync-token-1")
+
+    s.service("scheduler-worker").stop()  # declares scheduler.sync; nothing consumes it now
+    s.query("UPDATE users SET google_sync_requested_at = NULL WHERE id = %s", user)
+    p = gcalctl(s, "resync", user.upper())
+    assert re.search(r"^incremental sync of user " + user + r" requested as message gcalctl-resync-[0-9a-f]{32}$",
+                     p.stdout.strip()), p.stdout
+    assert row() == (True, "sync-token-1"), "an incremental sync keeps the token"
+    p = gcalctl(s, "resync", "--full", user)
+    assert p.stdout.startswith("full sync of user " + user)
+    assert row() == (True, None), "the next sync is a full one"
+
+    msgs = s.peek("scheduler.sync")
+    assert [json.loads(m["payload"]) for m in msgs] == [{"user_id": user, "full": False},
+                                                        {"user_id": user, "full": True}]
+    for m in msgs:
+        assert m["routing_key"] == "calendar.changed" and m["exchange"] == "calendar"
+        props = m["properties"]
+        assert props["user_id"] == harness.broker_user("ops") and props["type"] == "calendar.changed"
+        assert props["delivery_mode"] == 2 and props["message_id"].startswith("gcalctl-resync-")
+
+    assert "no such user" in gcalctl(s, "resync", str(uuid.uuid4()), expect=1).stderr
+    assert "not connected" in gcalctl(s, "resync", s.add_user(), expect=1).stderr
+    gcalctl(s, "resync", "not-a-uuid", expect=64)
+    gcalctl(s, "resync", expect=64)
+    gcalctl(s, "resync", user, user, expect=64)
+    assert len(s.peek("scheduler.sync")) == 2, "refused commands publish nothing"

@@ -5,6 +5,9 @@ nor markup; a job is mailed at most once; 4xx answers retry through a tier,
 5xx and unreadable jobs are dead-lettered with a reason. A lead not booked for
 a conflict is mailed with the busy times in the owner's zone (and not mailed
 once it is no longer a conflict); a meeting booked over busy time says so.
+Two-way sync's mails: the lead's decline (dropped once they accept again,
+one mail per decline), and moves and deletes made in Google Calendar worded as
+the owner's own, without an invite that would copy them.
 
 The scheduler is not under test here: meetings are inserted with SQL and mail
 jobs are published as the scheduler publishes them (mailjob.c).
@@ -503,6 +506,114 @@ def test_a_meeting_booked_over_busy_time_says_so(stack):
     assert m["X-Meeting-Conflict"] is None
     text, html, _ = parts(m)
     assert "overlaps" not in text and "could not check" not in text
+
+
+def test_declined_mail_names_the_lead_and_is_dropped_once_they_answer_again(stack):
+    s = stack()
+    user, addr = owner(s)
+    lead = s.add_lead(user, name="John Smith", company="TechCorp")
+    meeting = add_meeting(s, user, lead)
+    # As the sync leaves it (docs/sync.md): the lead's first answer was a decline.
+    s.query("UPDATE calendar_meetings SET attendee_response_status = 'declined', attendee_response_changes = 1"
+            " WHERE id = %s", meeting)
+    back = add_meeting(s, user, s.add_lead(user, name="Ann Again"), title="Ann Again + Demo",
+                       attendee_name="Ann Again")
+    # Declined, then accepted again before the mail went out.
+    s.query("UPDATE calendar_meetings SET attendee_response_status = 'accepted', attendee_response_changes = 2"
+            " WHERE id = %s", back)
+    gone = add_meeting(s, user, s.add_lead(user, name="Cy Cancelled"), title="Cy Cancelled + Demo",
+                       status="cancelled", reason="Lead asked to cancel", attendee_name="Cy Cancelled")
+    s.query("UPDATE calendar_meetings SET attendee_response_status = 'declined', attendee_response_changes = 1"
+            " WHERE id = %s", gone)
+    svc = mailer(s)
+    job = publish_job(s, "declined", user, meeting, sequence=1)
+    assert job == f"meeting:{meeting}:declined:1"
+    dropped = publish_job(s, "declined", user, back, sequence=1)
+    moot = publish_job(s, "declined", user, gone, sequence=1)
+
+    [(raw, m)] = wait_mails(s, addr)
+    assert_lines_short(raw)
+    assert m["X-Meeting-Action"] == "declined"
+    assert m["X-Meeting-Id"] == meeting and m["X-Lead-Id"] == lead["lead"]
+    assert m["Message-ID"] == message_id_for(job)
+    assert m["Subject"] == "Invitation declined: John Smith + TechCorp + Demo, Fri 18 Sep 2099 17:00 UTC+05:30"
+    text, html, cal = parts(m)
+    assert cal is None, "a decline changes nothing in the meeting: no invite"
+    assert "John Smith <lead@example.com> declined the invitation" in text
+    assert '<strong>John Smith</strong> (<a href="mailto:lead@example.com">' in html
+    for body in (text, html):
+        assert "18 September 2099, 17:00\u201317:30 (Asia/Kolkata, UTC+05:30)" in body, "as the other mails show it"
+        assert "The meeting stays in your Google Calendar" in body
+        assert "reschedule it" in body and "cancel it" in body
+        assert "https://www.google.com/calendar/event?eid=" in body
+        assert "TechCorp" in body, "the lead's context"
+    wait_for(lambda: delivery(s, job) == ("sent", 1, None, True), 10, what="sent")
+
+    wait_for(lambda: metric(svc, "declined", "skipped") == 2, 10, what="two jobs dropped")
+    for mid, why in ((dropped, "the lead's answer 2 is accepted"), (moot, "the meeting is cancelled")):
+        status, _, last_error, sent = delivery(s, mid)
+        assert (status, sent) == ("failed", False) and why in last_error, last_error
+    assert any(line.get("msg", "").startswith("declined mail dropped") and line.get("trace") == dropped
+               for line in svc.log_lines())
+
+    # The same decline published twice is one mail; the lead's next decline is a mail of its own.
+    publish_job(s, "declined", user, meeting, sequence=1)
+    wait_for(lambda: metric(svc, "declined", "duplicate") == 1, 10, what="the second copy dropped")
+    s.query("UPDATE calendar_meetings SET attendee_response_status = 'declined', attendee_response_changes = 3"
+            " WHERE id = %s", back)
+    again = publish_job(s, "declined", user, back, sequence=3)
+    mails = wait_mails(s, addr, 2)
+    assert sorted(m["X-Meeting-Id"] for _, m in mails) == sorted([meeting, back])
+    wait_for(lambda: (delivery(s, again) or [None])[0] == "sent", 10, what="the second decline sent")
+    # The first decline's job once more (a replay from the dead letters, say): no longer the lead's latest answer.
+    publish_job(s, "declined", user, back, sequence=1)
+    wait_for(lambda: metric(svc, "declined", "skipped") == 3, 10, what="the stale decline dropped")
+    assert "the lead's answer 3 is declined; this job reports answer 1" in delivery(s, dropped)[2]
+    assert len(raw_mails(s, addr)) == 2
+    assert metric(svc, "declined", "sent") == 2
+    flags = s.one("SELECT invite_email_sent, reminder_email_sent, status, attendee_response_status"
+                  " FROM calendar_meetings WHERE id = %s", meeting)
+    assert flags == (False, False, "scheduled", "declined"), "a decline mail changes nothing in the meeting"
+
+
+def test_changes_made_in_google_calendar_say_so_without_an_invite(stack):
+    s = stack()
+    user, addr = owner(s)
+    lead = s.add_lead(user, name="Gia Google", company="MoveCo")
+    # The rows a move in Google leaves (docs/sync.md): the old one ended, a linked new one, both change_source google.
+    old = add_meeting(s, user, lead, status="rescheduled", title="Gia Google + MoveCo + Demo", attendee_name="Gia Google")
+    new = add_meeting(s, user, lead, start=START.replace(day=20, hour=4, minute=30), sequence=1, previous=old,
+                      title="Gia Google + MoveCo + Demo", attendee_name="Gia Google")
+    # Deleted in Google.
+    lead2 = s.add_lead(user, name="Dan Deleted", company="GoneCo")
+    deleted = add_meeting(s, user, lead2, title="Dan Deleted + GoneCo + Demo", status="cancelled", sequence=1,
+                          reason="Deleted in Google Calendar", attendee_name="Dan Deleted")
+    s.query("UPDATE calendar_meetings SET change_source = 'google' WHERE id IN (%s, %s, %s)", old, new, deleted)
+    mailer(s)
+    publish_job(s, "rescheduled", user, new, sequence=1, previous_meeting_id=old)
+    publish_job(s, "cancelled", user, deleted, sequence=1)
+
+    mails = {m["X-Meeting-Action"]: (raw, m) for raw, m in wait_mails(s, addr, 2)}
+    raw, m = mails["rescheduled"]
+    assert_lines_short(raw)
+    assert m["X-Meeting-Id"] == new
+    text, html, cal = parts(m)
+    assert cal is None, "the owner's calendar holds the move: no invite that could copy it"
+    for body in (text, html):
+        assert "You moved this meeting in Google Calendar" in body
+        assert "moved to a new time" not in body, "not the platform's wording"
+        assert "18 September 2099, 17:00\u201317:30 (Asia/Kolkata, UTC+05:30)" in body, "the old time"
+        assert "20 September 2099, 10:00\u201310:30 (Asia/Kolkata, UTC+05:30)" in body, "the new time"
+
+    raw, m = mails["cancelled"]
+    assert_lines_short(raw)
+    assert m["X-Meeting-Id"] == deleted
+    text, html, cal = parts(m)
+    assert cal is None, "the owner's calendar holds the delete: no CANCEL"
+    for body in (text, html):
+        assert "This meeting was deleted in Google Calendar" in body
+        assert "removed from your Google Calendar" not in body, "not the platform's wording"
+        assert "Deleted in Google Calendar" in body and "Dan Deleted" in body
 
 
 def test_a_redelivered_job_is_mailed_once(stack):

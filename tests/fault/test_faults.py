@@ -12,12 +12,19 @@ timeout); the gateway's answers, and the longest stretch without one, are
 reported, and during the database outage that stretch must stay short: the
 gateway answers 503 with Retry-After at once while the database is down.
 
+Two-way sync runs all along (docs/sync.md): the schedulers keep push
+channels to the gateway's webhook and poll every 30 s, and while the chaos
+runs the rep moves some booked meetings in Google's UI (out of every lead's
+slot). Each move must be applied exactly once (the row rescheduled, one new
+row at Google's time, one mail) and no other meeting may move or vanish.
+
 Run with `tests/run fault` (or pytest -s to see the counts). FAULT_LEADS and
 FAULT_SECONDS scale it.
 """
 
 import collections
 import concurrent.futures
+import datetime
 import json
 import os
 import random
@@ -36,6 +43,10 @@ CHAOS_SECONDS = int(os.environ.get("FAULT_SECONDS", "75"))
 USERS = 5
 # The longest a reader may go unanswered while only the database is down.
 OUTAGE_MAX_GAP_S = 2.0
+# Meetings the rep moves in Google during the chaos, by 12 hours: every lead's slot is between 08:00 and 19:00, so
+# a moved meeting never takes another lead's time.
+MOVES = 20
+MOVE_S = 12 * 3600
 
 
 def stack_cmd(d, *args):
@@ -116,11 +127,13 @@ def _run(s, stack_dir, rng, seed):
     s.standin.admin("faults", {"fail_fraction": 0.2, "fail_statuses": [500, 503, 429],
                                "fail_path_prefix": "/calendar/v3/", "latency_ms": 5, "latency_jitter_ms": 20,
                                "spike_every": 40, "spike_ms": 1500, "seed": seed})
+    gateway = f"127.0.0.1:{harness.free_port()}"
+    sync = {"GOOGLE_WEBHOOK_URL": f"http://{gateway}/webhooks/google/calendar", "SYNC_POLL_SECONDS": "30"}
     services = [
-        s.service("scheduler-worker", SCHEDULE_DELAY_MS="1000", PREFETCH="32", LOG_LEVEL="info"),
-        s.service("scheduler-worker", SCHEDULE_DELAY_MS="1000", PREFETCH="32", LOG_LEVEL="info"),
+        s.service("scheduler-worker", SCHEDULE_DELAY_MS="1000", PREFETCH="32", LOG_LEVEL="info", **sync),
+        s.service("scheduler-worker", SCHEDULE_DELAY_MS="1000", PREFETCH="32", LOG_LEVEL="info", **sync),
         s.service("mailer-worker", LOG_LEVEL="info"),
-        s.service("oauth-gateway", LOG_LEVEL="info"),
+        s.service("oauth-gateway", LOG_LEVEL="info", LISTEN_ADDR=gateway),
     ]
     poison = [f"poison-{i}" for i in range(3)]
 
@@ -136,6 +149,7 @@ def _run(s, stack_dir, rng, seed):
         wait_for(lambda: faultkit.attempt(lambda: s.publish("leads", "lead.analyzed", "{not json", message_id=p)),
                  60, what="poison published")
     published = time.time() - t0
+    moved = _move_in_google(s, users, chaos)
     chaos.join()
     reader.stop.set()
     reader.join()
@@ -150,13 +164,24 @@ def _run(s, stack_dir, rng, seed):
     # not settle still reports its counts below, then fails.
     outcomes_settled = faultkit.settle(
         lambda: s.one("SELECT count(*) FROM calendar_booking_outcomes")[0] >= len(leads), 600)
-    mails_done = outcomes_settled and faultkit.settle(lambda: faultkit.mails_settled(s), 600)
+    synced = outcomes_settled and faultkit.settle(lambda: _moves_applied(s) >= len(moved), 300)
+    mails_done = synced and faultkit.settle(lambda: faultkit.mails_settled(s), 600)
     settled = time.time() - t0
 
     tally = faultkit.Tally(s, users, leads)
     report = {"settled": bool(mails_done), "seed": seed}
     report.update(tally.report(leads))
+    moved_rows = s.query("SELECT lead_analytics_id::text, meeting_start_time FROM calendar_meetings"
+                         " WHERE status = 'scheduled' AND change_source = 'google'")
+    moved_wrong = [lead for lead, start in moved_rows
+                   if lead not in moved or start != moved[lead] + datetime.timedelta(seconds=MOVE_S)]
     report.update({
+        "moved_in_google": len(moved),
+        "moves_applied": len(moved_rows),
+        "moves_wrong": len(moved_wrong),
+        "google_ended_rows": s.one("SELECT count(*) FROM calendar_meetings WHERE change_source = 'google'"
+                                   " AND status <> 'scheduled'")[0],
+        "channels": dict(s.query("SELECT status, count(*) FROM calendar_watch_channels GROUP BY 1")),
         "kills": dict(chaos.kills),
         "faults_injected": s.standin.admin("stats").get("faults_injected"),
         "chaos": chaos.events,
@@ -168,9 +193,38 @@ def _run(s, stack_dir, rng, seed):
     with open(os.path.join(harness.ROOT, "build", "fault-report.json"), "w") as f:
         json.dump(report, f, indent=1)
 
+    assert synced, "the moves made in Google did not all arrive (see the report)"
     assert mails_done, "the run did not settle within 10 minutes (see the report)"
     tally.check(len(poison))
+    assert len(moved) > 0 and len(moved_rows) == len(moved) and not moved_wrong, \
+        f"moves in Google applied other than once each: {moved_wrong[:5]}"
+    assert report["google_ended_rows"] == len(moved), "each move ended its one row; nothing else was ended"
     assert chaos.db_outage is not None, "the chaos stopped the database"
     gateway = report["gateway"]["db_outage"]
     assert gateway["longest_without_answer_s"] <= OUTAGE_MAX_GAP_S, \
         f"the gateway left readers unanswered during the database outage: {gateway}"
+
+
+def _move_in_google(s, users, chaos):
+    """While the chaos runs, the rep moves up to MOVES booked meetings in Google's UI, spread over the users;
+    returns {lead: its start before the move}. Only meetings whose row is committed: an event the rep changes in
+    the moment between the platform's insert and its commit is the limit docs/sync.md names."""
+    moved = {}
+    deadline = time.time() + 60
+    while len(moved) < MOVES and chaos.is_alive() and time.time() < deadline:
+        booked = {r[0] for r in faultkit.attempt(lambda: s.query(
+            "SELECT lead_analytics_id::text FROM calendar_meetings WHERE status = 'scheduled'")) or []}
+        for uid, cal in users:
+            for ev in s.standin.admin(f"events?email={cal}")["events"]:
+                lead = ev.get("extendedProperties", {}).get("private", {}).get("lead_analytics_id")
+                if len(moved) < MOVES and lead in booked and lead not in moved and ev["status"] == "confirmed":
+                    moved[lead] = datetime.datetime.fromisoformat(ev["start"]["dateTime"])
+                    s.standin.admin("events/move", {"email": cal, "id": ev["id"], "shift_s": MOVE_S})
+                    break
+        time.sleep(1)
+    return moved
+
+
+def _moves_applied(s):
+    return s.one("SELECT count(*) FROM calendar_meetings WHERE status = 'scheduled' AND change_source = 'google'")[0]
+

@@ -2,7 +2,8 @@
  * fuzz_mail: the mail and iCalendar builders fed hostile lead data.
  *
  * Everything about a lead is text a stranger said on a phone call and a
- * language model wrote down. Input: a kind selector byte, then
+ * language model wrote down. Input: a selector byte (the kind, then what
+ * the meeting's check found, then whether a Google change made the row), then
  * NUL-separated name, company, phone, status tag, reasoning (JSON or not),
  * summary, recording URL, call id, meeting title, description, attendee
  * name, attendee address, cancellation reason, zone, busy spans (the
@@ -75,7 +76,8 @@ static void fuzz_ics(const char *ics)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum content_kind kinds[] = { CONTENT_CREATED, CONTENT_RESCHEDULED, CONTENT_CANCELLED,
-						   CONTENT_REMINDER, CONTENT_DISCONNECTED, CONTENT_CONFLICT };
+						   CONTENT_REMINDER, CONTENT_DISCONNECTED, CONTENT_CONFLICT,
+						   CONTENT_DECLINED };
 	static const size_t nkinds = sizeof(kinds) / sizeof(*kinds);
 	struct fuzz_fields f;
 	struct content_facts facts = { 0 };
@@ -107,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.cancellation_reason = f.v[F_REASON],
 		.check = (enum content_check)(data[0] / nkinds % 3),
 		.conflict_detail = f.v[F_BUSY],
+		.changed_in_google = data[0] / nkinds / 3 % 2 == 1,
 		.start_s = 1767258000,
 		.end_s = 1767259800,
 	};
@@ -139,8 +142,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_html_tags(out.html);
 	if (out.ics != NULL)
 		fuzz_ics(out.ics);
-	if ((out.ics == NULL) != (facts.kind == CONTENT_DISCONNECTED || facts.kind == CONTENT_CONFLICT))
-		fuzz_fail("a calendar part where there is no meeting, or none where there is");
+	if ((out.ics == NULL) != (facts.kind == CONTENT_DISCONNECTED || facts.kind == CONTENT_CONFLICT ||
+				  facts.kind == CONTENT_DECLINED ||
+				  (facts.meeting.changed_in_google &&
+				   (facts.kind == CONTENT_RESCHEDULED || facts.kind == CONTENT_CANCELLED))))
+		fuzz_fail("a calendar part where there is nothing to send, or none where there is");
 	content_release(&out);
 
 	mailbox = header_mailbox(f.v[F_ATTENDEE_NAME], attendee ? attendee : "lead@example.com");

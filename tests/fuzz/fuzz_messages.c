@@ -2,7 +2,7 @@
  * fuzz_messages: every body the workers consume from the broker, which
  * anyone with publish rights (the webhook, an operator, a bug) can fill.
  *
- * Input: a selector byte, then the body (for mail jobs: the message id,
+ * Input: a selector byte (lead, command, mail job, calendar.changed), then the body (for mail jobs: the message id,
  * NUL, the body). Invariants: an accepted message has lower-case UUIDs
  * where the code relies on them, a command has the fields its kind needs,
  * a reason fits the limit, and no meeting mail is accepted without its
@@ -57,6 +57,19 @@ static void fuzz_command(const uint8_t *data, size_t size)
 	message_command_release(&m);
 }
 
+static void fuzz_sync(const uint8_t *data, size_t size)
+{
+	struct message_sync m;
+	const char *why;
+
+	if (message_parse_sync((const char *)data, size, &m, &why) == 0) {
+		fuzz_lower_uuid("user_id", m.user_id);
+		if (m.full != 0 && m.full != 1)
+			fuzz_fail("full is neither true nor false");
+		message_sync_release(&m);
+	}
+}
+
 static void fuzz_mail_job(const uint8_t *data, size_t size)
 {
 	struct fuzz_fields f;
@@ -84,15 +97,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fuzz_lead(data + 1, size - 1);
 		break;
 	case 1:
 		fuzz_command(data + 1, size - 1);
 		break;
-	default:
+	case 2:
 		fuzz_mail_job(data + 1, size - 1);
+		break;
+	default:
+		fuzz_sync(data + 1, size - 1);
 		break;
 	}
 	return 0;

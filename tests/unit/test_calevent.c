@@ -168,8 +168,42 @@ static void test_body(void)
 	cJSON_Delete(ev);
 }
 
+/* calevent_read_when() on an EventDateTime written as JSON text: the instant, or -1. */
+static long long when(const char *json, const char *zone)
+{
+	cJSON *j = cJSON_Parse(json);
+	int64_t t = -1;
+	int rc = calevent_read_when(j, zone, &t);
+
+	cJSON_Delete(j);
+	return rc == 0 ? (long long)t : -1;
+}
+
+static void test_read_when(void)
+{
+	/* 2099-01-01T00:00:00Z */
+	const long long y2099 = 4070908800LL;
+
+	CHECK(when("{\"dateTime\":\"2099-01-01T05:30:00+05:30\"}", "UTC") == y2099, "a dateTime is its instant");
+	CHECK(when("{\"dateTime\":\"2099-01-01T00:00:00Z\",\"timeZone\":\"Asia/Kolkata\"}", "UTC") == y2099,
+	      "whatever offset it is written in");
+	CHECK(when("{\"dateTime\":\"2099-01-01T05:30:00\",\"timeZone\":\"Asia/Kolkata\"}", "UTC") == y2099,
+	      "without an offset, wall time in its own timeZone");
+	CHECK(when("{\"dateTime\":\"2099-01-01T05:30:00\"}", "Asia/Kolkata") == y2099,
+	      "without either, wall time in the calendar's zone");
+	CHECK(when("{\"date\":\"2099-01-01\"}", "Asia/Kolkata") == y2099 - 19800,
+	      "an all-day event starts at midnight in the calendar's zone");
+	CHECK(when("{\"date\":\"2099-01-01\"}", "UTC") == y2099, "UTC midnight in UTC");
+	CHECK(when("{\"date\":\"2099-02-30\"}", "UTC") == -1, "a date that does not exist");
+	CHECK(when("{\"date\":\"2099-01-01T00:00\"}", "UTC") == -1, "a date must be a date alone");
+	CHECK(when("{\"date\":\"2099-01-01\"}", "Nowhere/Atlantis") == -1, "an unknown zone");
+	CHECK(when("{\"dateTime\":\"soon\"}", "UTC") == -1, "an unreadable dateTime");
+	CHECK(when("{}", "UTC") == -1, "neither dateTime nor date");
+}
+
 int main(void)
 {
+	test_read_when();
 	test_title();
 	test_description();
 	test_ids();

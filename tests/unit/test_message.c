@@ -44,6 +44,48 @@ static const char *lead(const char *body)
 	return rc == 0 ? NULL : why;
 }
 
+/* The reason a calendar.changed body is refused, or NULL when taken (*full set then). */
+static const char *sync(const char *body, int *full)
+{
+	struct message_sync m;
+	const char *why = NULL;
+	int rc = message_parse_sync(body, strlen(body), &m, &why);
+
+	if (rc == 0) {
+		*full = m.full;
+		CHECK(strcmp(m.user_id, "7c9e6679-7425-40de-944b-e07fc1f90ae7") == 0, "the user id, lower-cased");
+		message_sync_release(&m);
+	}
+	return rc == 0 ? NULL : why;
+}
+
+static void test_sync(void)
+{
+	int full = -1;
+	const char *why;
+
+	CHECK(sync("{\"user_id\":\"7C9E6679-7425-40DE-944B-E07FC1F90AE7\"}", &full) == NULL && full == 0,
+	      "a sync request names its user");
+	CHECK(sync("{\"user_id\":\"7c9e6679-7425-40de-944b-e07fc1f90ae7\",\"channel_id\":"
+		   "\"1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed\",\"message_number\":7,\"more\":[1]}", &full) == NULL &&
+		      full == 0,
+	      "a push's channel and message number, and members the contract does not know");
+	CHECK(sync("{\"user_id\":\"7c9e6679-7425-40de-944b-e07fc1f90ae7\",\"full\":true}", &full) == NULL && full == 1,
+	      "full asks for a full sync");
+	why = sync("{\"user_id\":\"nobody\"}", &full);
+	CHECK(why != NULL && strstr(why, "user_id") != NULL, "a user_id that is no UUID is refused");
+	why = sync("{\"channel_id\":\"1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed\"}", &full);
+	CHECK(why != NULL && strstr(why, "user_id") != NULL, "a request without a user is refused");
+	why = sync("{\"user_id\":\"7c9e6679-7425-40de-944b-e07fc1f90ae7\",\"full\":\"yes\"}", &full);
+	CHECK(why != NULL && strstr(why, "full") != NULL, "full must be a boolean");
+	why = sync("{\"user_id\":\"7c9e6679-7425-40de-944b-e07fc1f90ae7\",\"message_number\":0}", &full);
+	CHECK(why != NULL && strstr(why, "message_number") != NULL, "a message number counts from 1");
+	why = sync("{\"user_id\":\"7c9e6679-7425-40de-944b-e07fc1f90ae7\",\"channel_id\":5}", &full);
+	CHECK(why != NULL && strstr(why, "channel_id") != NULL, "a channel_id that is no string is refused");
+	why = sync("\"7c9e6679-7425-40de-944b-e07fc1f90ae7\"", &full);
+	CHECK(why != NULL && strstr(why, "JSON object") != NULL, "a body that is no object is refused");
+}
+
 static void refused(const char *body, const char *mentions)
 {
 	const char *why = command(body);
@@ -152,5 +194,6 @@ int main(void)
 	CHECK(why != NULL && strstr(why, "occurred_at") != NULL, "an occurred_at without an offset is refused");
 	why = lead("{" LEAD ",\"user_id\":7}");
 	CHECK(why != NULL && strstr(why, "UUIDs") != NULL, "a user_id that is no string is refused");
+	test_sync();
 	return tap_done();
 }

@@ -253,6 +253,43 @@ export function statusWords(status) {
   return statusWordsMap[status] || status;
 }
 
+const answerWordsMap = {
+  needsAction: "No answer yet",
+  accepted: "Accepted",
+  declined: "Declined",
+  tentative: "Maybe (tentative)",
+};
+
+/**
+ * The lead's answer to the invitation, as Google Calendar shows it, for
+ * beside the attendee; null before a sync has seen the event. A decline is
+ * marked with more than its colour, since the owner has to act on it.
+ */
+export function answerBadge(m) {
+  const answer = m.attendee_response_status;
+  if (!Object.hasOwn(answerWordsMap, answer)) return null;
+  return el("span", { class: `badge answer ${answer}` },
+    el("span", { class: "visually-hidden" }, "Invitation: "),
+    answer === "declined" ? el("span", { "aria-hidden": "true" }, "✕ ") : null,
+    answerWordsMap[answer]);
+}
+
+/**
+ * How a change made in Google Calendar reads on a meeting's row, or null
+ * for a row the platform made and ended. A row ended by the rep's move or
+ * delete there says so; so does the row the move created (its own
+ * change_source, or the row it replaced, says it), while it stands.
+ */
+export function googleChange(m, meetings = []) {
+  if (m.change_source === "google" && m.status === "rescheduled") return "Moved in Google Calendar";
+  if (m.change_source === "google" && m.status === "cancelled") return "Deleted in Google Calendar";
+  if (m.status !== "scheduled" && m.status !== "completed") return null;
+  const before = meetings.find((p) => p.id === m.rescheduled_from_meeting_id);
+  const created = m.change_source === "google"
+    || (before && before.change_source === "google" && before.status === "rescheduled");
+  return created ? "Moved in Google Calendar" : null;
+}
+
 const reasonWordsMap = {
   no_datetime: "The call didn't include a demo time.",
   bad_datetime: "The demo time from the call couldn't be understood.",

@@ -18,6 +18,7 @@
 // seconds.
 import {
   api, explain, formatWhen, statusWords, el, say, showSignedOut, every, viewerZone, conflictNote, zoneLabel,
+  answerBadge,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -72,7 +73,7 @@ function meetingRow(m) {
   return el("tr", { "data-meeting-id": m.id },
     el("td", { "data-label": "Meeting" }, title),
     el("td", { "data-label": "Attendee", class: "who" }, m.attendee_name || m.attendee_email,
-      m.attendee_name ? el("small", {}, m.attendee_email) : null),
+      m.attendee_name ? el("small", {}, m.attendee_email) : null, answerBadge(m)),
     el("td", { "data-label": "When", class: "when" },
       el("time", { datetime: m.meeting_start_time }, formatWhen(m.meeting_start_time)),
       minutes ? el("small", {}, minutes) : null),

@@ -16,9 +16,15 @@
 // the API answers 409 with the busy spans, which the dialog shows with
 // "Book anyway" / "Move anyway"; those resend the very time that clashed with
 // allowConflict, and only while the picker still shows it.
+//
+// The rep's calendar is the truth (docs/sync.md): the lead's answer to the
+// invitation shows beside the attendee, a decline with what the owner can do
+// about it, and the history says which moves and deletes were made in Google
+// Calendar rather than here.
 import {
   api, explain, formatWhen, statusWords, reasonWords, el, say, showSignedOut, every, sleep,
   zoneLabel, toLocalInput, fromLocalInput, clockChangeNote, conflictNote, parseSpans, spanList,
+  answerBadge, googleChange,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -45,12 +51,14 @@ function attendee(m) {
   return m.attendee_name ? `${m.attendee_name} <${m.attendee_email}>` : m.attendee_email;
 }
 
-function renderMeeting(m) {
+function renderMeeting(m, meetings) {
   $("title").textContent = m.meeting_title;
   document.title = `${m.meeting_title} · Calendar booking`;
   const badge = el("span", { class: `badge ${m.status}` }, statusWords(m.status));
+  const google = googleChange(m, meetings);
   let words = "";
-  if (m.status === "scheduled") words = "Booked in your Google Calendar.";
+  if (m.status === "scheduled") words = google ? "Moved to this time in your Google Calendar." : "Booked in your Google Calendar.";
+  else if (m.status === "cancelled" && google) words = sameWords(m.cancellation_reason, google) ? `${google}.` : `${google}. Reason: ${m.cancellation_reason}`;
   else if (m.status === "cancelled") words = m.cancellation_reason ? `Reason: ${m.cancellation_reason}` : "No reason was given.";
   else if (m.status === "completed") words = "This demo has taken place.";
   $("demo-summary").replaceChildren(badge, " ", el("span", { id: "demo-words" }, words));
@@ -58,7 +66,14 @@ function renderMeeting(m) {
     formatWhen(m.meeting_start_time)),
   m.meeting_duration_minutes ? ` · ${m.meeting_duration_minutes} minutes` : "");
   $("demo-status").textContent = statusWords(m.status);
-  $("demo-attendee").textContent = attendee(m);
+  const answer = answerBadge(m);
+  $("demo-attendee").replaceChildren(attendee(m), answer ? " " : "", answer || "");
+  const declined = m.status === "scheduled" && m.attendee_response_status === "declined";
+  $("demo-declined").replaceChildren(declined ? el("p", {},
+    el("span", { "aria-hidden": "true" }, "✕ "), el("strong", {}, "The lead declined the invitation."),
+    " The demo stays in your calendar until you decide: reschedule it to a time that suits them, or cancel it.")
+    : "");
+  $("demo-declined").hidden = !declined;
   const link = m.status === "scheduled" ? m.meet_link : null;
   $("demo-link-label").hidden = !link;
   $("demo-link").hidden = !link;
@@ -71,9 +86,15 @@ function renderMeeting(m) {
   $("demo-conflict").hidden = !note;
 }
 
+/** A reason that only repeats what the row already says (the sync's "Deleted in Google Calendar"), or none. */
+function sameWords(reason, said) {
+  return !reason || reason.trim().replace(/\.$/, "").toLowerCase() === said.toLowerCase();
+}
+
 function renderNoMeeting(outcome) {
   $("demo-facts").hidden = true;
   $("demo-actions").hidden = true;
+  $("demo-declined").hidden = true;
   const spans = outcome && outcome.reason === "conflict" ? parseSpans(outcome.detail) : null;
   $("demo-conflict").replaceChildren(spans ? el("div", { class: "note warn" },
     el("p", {}, "Busy in your calendar then:"), spanList(spans)) : "");
@@ -100,8 +121,11 @@ function renderNoMeeting(outcome) {
 function renderHistory(meetings) {
   const items = meetings.map((m) => {
     const changed = m.status === "scheduled" ? m.created_at || m.updated_at : m.updated_at || m.created_at;
+    const google = googleChange(m, meetings);
     let words = m.status === "scheduled" ? "Booked" : statusWords(m.status);
-    if (m.status === "cancelled" && m.cancellation_reason) words += `: ${m.cancellation_reason}`;
+    if (google && m.status === "completed") words += `, ${google[0].toLowerCase()}${google.slice(1)}`;
+    else if (google) words = google;
+    if (m.status === "cancelled" && !sameWords(m.cancellation_reason, google || "")) words += `: ${m.cancellation_reason}`;
     const demo = m.status === "scheduled" ? "for" : "was";
     return el("li", {},
       changed ? el("time", { datetime: changed }, formatWhen(changed)) : "",
@@ -119,7 +143,7 @@ function render(data) {
   lastText = text;
   const shown = pick(data.meetings);
   active = shown && shown.status === "scheduled" ? shown : null;
-  if (shown) renderMeeting(shown);
+  if (shown) renderMeeting(shown, data.meetings);
   else renderNoMeeting(data.outcome);
   // A lead the scheduler gave up on, or whose demo was cancelled, can be booked by hand.
   const decided = shown ? shown.status === "cancelled" : !!data.outcome && data.outcome.outcome !== "scheduled";
@@ -138,6 +162,7 @@ function fail(text) {
   $("demo-actions").hidden = true;
   $("book-actions").hidden = true;
   $("demo-conflict").hidden = true;
+  $("demo-declined").hidden = true;
   $("demo").setAttribute("aria-busy", "false");
 }
 

@@ -98,6 +98,40 @@ static void cmd_reschedule_call_google(void *arg)
 	cJSON_Delete(patch);
 }
 
+/*
+ * The event already sits in the slot asked for: an earlier attempt of this
+ * very command moved it at Google and died before its commit, and the busy
+ * time the check found is the event itself. That attempt was checked (or
+ * allowed) before it moved anything, so the move goes on to its commit; the
+ * patch is sent again, which changes nothing at Google. Anything else (the
+ * event elsewhere, or unreadable) is the refusal the check found.
+ */
+static void cmd_reschedule_on_event(const struct google_result *r, void *arg)
+{
+	struct command_job *job = arg;
+	int64_t start = 0, end = 0;
+	cJSON *busy;
+
+	if (command_released(job))
+		return;
+	if (r->outcome == GOOGLE_OK &&
+	    calevent_read_when(cJSON_GetObjectItemCaseSensitive(r->json, "start"), job->zone, &start) == 0 &&
+	    calevent_read_when(cJSON_GetObjectItemCaseSensitive(r->json, "end"), job->zone, &end) == 0 &&
+	    start == job->when.epoch_s && end == job->when.epoch_s + (int64_t)job->duration_minutes * 60) {
+		log_info("the event is already in the slot asked for (an earlier attempt moved it); committing",
+			 LOG_STR("command_id", job->cmd.command_id), LOG_STR("event", job->event_id));
+		cJSON_Delete(job->busy);
+		job->busy = NULL;
+		job->conflict_detail = xstrdup("not checked again: an earlier attempt of this change moved the event");
+		job->checked = true;
+		booking_rate_limited(job->s, job->cmd.user_id, cmd_reschedule_call_google, job);
+		return;
+	}
+	busy = job->busy;
+	job->busy = NULL;
+	command_fail_busy(job, "conflict", "the calendar is busy at that time; choose another or move it anyway", busy);
+}
+
 /* Move over busy time only when the person said so; the new row records what the check found. */
 static void cmd_reschedule_checked(struct command_job *job, const struct conflict_result *r)
 {
@@ -110,9 +144,9 @@ static void cmd_reschedule_checked(struct command_job *job, const struct conflic
 		break;
 	case CONFLICT_BUSY:
 		if (!job->cmd.allow_conflict) {
-			command_fail_busy(job, "conflict",
-					  "the calendar is busy at that time; choose another or move it anyway",
-					  busy_to_json(r->busy, job->zone));
+			job->busy = busy_to_json(r->busy, job->zone);
+			google_event_get(job->s->google, job->access_token, job->calendar_id, job->event_id,
+					 cmd_reschedule_on_event, job);
 			return;
 		}
 		job->has_conflict = "t";

@@ -83,6 +83,7 @@ void command_job_free(struct command_job *job)
 		free(*strings[i]);
 	xfree_secret(job->access_token);
 	cJSON_Delete(job->reply);
+	cJSON_Delete(job->busy);
 	free(job);
 }
 

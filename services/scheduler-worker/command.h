@@ -74,6 +74,7 @@ struct command_job {
 	bool checked;
 	const char *has_conflict;	/* "t", "f", or NULL when not known */
 	char *conflict_detail;
+	cJSON *busy;			/* reschedule: the busy spans that refuse it, while the event is read back */
 	/* Create: the booking and the strings it points to. */
 	struct booking booking;
 	char *call_id, *contact_id, *title, *description, *email, *attendee_name, *metadata;

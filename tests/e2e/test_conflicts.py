@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from harness import wait_for
 from test_gateway import Gateway, assert_error, connected_user
 from test_mailer import wait_mails
 
@@ -86,6 +87,35 @@ def test_reschedule_checks_the_new_slot_but_not_the_meetings_own(world):
     assert r.status_code == 200, r.text
     again = r.json()["meeting"]
     assert again["has_conflict"] is True and again["conflict_detail"].startswith("2099-06-02T10:00:00+05:30 to")
+
+
+def test_a_reschedule_whose_event_an_earlier_attempt_moved_is_not_refused_by_it(world):
+    """A scheduler that died between Google's answer to the move and its commit leaves the event in the new slot;
+    the command, redelivered, must not find the meeting's own moved event as the rep's busy time."""
+    s, gw, user, gmail = world
+    lead = s.add_lead(user)["lead"]
+    r = gw.call("POST", M, user, json={"leadAnalyticsId": lead, "dateTime": "2099-07-01T10:00:00+05:30"})
+    assert r.status_code == 201, r.text
+    meeting = r.json()["meeting"]
+    # The first sync of the connection has run, so nothing but the command looks at the event from here on.
+    wait_for(lambda: s.one("SELECT google_synced_at IS NOT NULL FROM users WHERE id = %s", user)[0], 30,
+             what="the first sync")
+    # What the dead attempt did at Google: the event is in the new slot, the row still in the old one.
+    s.standin.admin("events/move", {"email": gmail, "id": meeting["google_event_id"],
+                                    "start": {"dateTime": "2099-07-02T15:00:00+05:30"},
+                                    "end": {"dateTime": "2099-07-02T15:30:00+05:30"}})
+
+    r = gw.call("PUT", f"{M}/{meeting['id']}/reschedule", user, json={"newDateTime": "2099-07-02T15:00:00+05:30"})
+    assert r.status_code == 200, r.text
+    moved = r.json()["meeting"]
+    assert moved["meeting_start_time"] == "2099-07-02T09:30:00Z" and moved["has_conflict"] is None
+    assert "earlier attempt" in moved["conflict_detail"]
+
+    # A real clash is still refused: the rep's own event in the slot.
+    busy_event(s, gmail, "2099-07-03T15:00:00+05:30", "2099-07-03T16:00:00+05:30")
+    r = gw.call("PUT", f"{M}/{moved['id']}/reschedule", user, json={"newDateTime": "2099-07-03T15:00:00+05:30"})
+    assert r.status_code == 409, r.text
+    assert r.json()["busy"] == [{"start": "2099-07-03T15:00:00+05:30", "end": "2099-07-03T15:30:00+05:30"}]
 
 
 def test_availability_answers_busy_and_free_time(world):

@@ -324,6 +324,7 @@ struct google_request {
 	const char *access_token;	/* NULL: no Authorization header */
 	const char *content_type;	/* with body; NULL for none */
 	const char *body;
+	const cJSON *json;		/* instead of content_type and body: sent as application/json */
 	bool oauth;	/* the token endpoint answers: invalid_grant there means the grant is dead */
 	/* Safe to repeat (a read, a patch, a delete, an insert with our own event id, a refresh): transient
 	 * failures get quick retries before the caller sees them. */
@@ -344,8 +345,16 @@ static void google_send(struct google *g, const struct google_request *rq, googl
 	call->method = xstrdup(rq->method);
 	call->url = xstrdup(rq->url);
 	call->auth = rq->access_token ? xasprintf("Authorization: Bearer %s", rq->access_token) : NULL;
-	call->ctype = rq->content_type ? xasprintf("Content-Type: %s", rq->content_type) : NULL;
-	call->body = rq->body ? xstrdup(rq->body) : NULL;
+	if (rq->json != NULL) {
+		/* cJSON allocates with malloc(): the text is the call's body as it is, wiped when freed. */
+		call->ctype = xstrdup("Content-Type: application/json");
+		call->body = cJSON_PrintUnformatted(rq->json);
+		if (call->body == NULL)
+			abort();
+	} else {
+		call->ctype = rq->content_type ? xasprintf("Content-Type: %s", rq->content_type) : NULL;
+		call->body = rq->body ? xstrdup(rq->body) : NULL;
+	}
 	call->next = g->calls;
 	if (g->calls != NULL)
 		g->calls->prev = call;
@@ -452,12 +461,10 @@ void google_event_insert(struct google *g, const char *access_token, const char 
 			 const char *query, google_cb cb, void *arg)
 {
 	char *url = google_events_url(g, calendar_id, NULL, query);
-	char *body = cJSON_PrintUnformatted(event);
 	struct google_request rq = { .op = "events.insert", .method = "POST", .url = url, .access_token = access_token,
-				     .content_type = "application/json", .body = body, .retry = true };
+				     .json = event, .retry = true };
 
 	google_send(g, &rq, cb, arg);
-	cJSON_free(body);
 	free(url);
 }
 
@@ -476,12 +483,10 @@ void google_event_patch(struct google *g, const char *access_token, const char *
 			const cJSON *patch, const char *query, google_cb cb, void *arg)
 {
 	char *url = google_events_url(g, calendar_id, event_id, query);
-	char *body = cJSON_PrintUnformatted(patch);
 	struct google_request rq = { .op = "events.patch", .method = "PATCH", .url = url, .access_token = access_token,
-				     .content_type = "application/json", .body = body, .retry = true };
+				     .json = patch, .retry = true };
 
 	google_send(g, &rq, cb, arg);
-	cJSON_free(body);
 	free(url);
 }
 
@@ -514,7 +519,6 @@ void google_freebusy(struct google *g, const char *access_token, const char *cal
 	char from[40], to[40];
 	cJSON *req = cJSON_CreateObject();
 	cJSON *item = cJSON_CreateObject();
-	char *body;
 
 	datetime_format(from_s, 0, from, sizeof(from));
 	datetime_format(to_s, 0, to, sizeof(to));
@@ -523,13 +527,10 @@ void google_freebusy(struct google *g, const char *access_token, const char *cal
 	cJSON_AddStringToObject(req, "timeZone", "UTC");
 	cJSON_AddStringToObject(item, "id", calendar_id);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "items"), item);
-	body = cJSON_PrintUnformatted(req);
 	struct google_request rq = { .op = "freebusy.query", .method = "POST", .url = url,
-				     .access_token = access_token, .content_type = "application/json", .body = body,
-				     .retry = true };
+				     .access_token = access_token, .json = req, .retry = true };
 
 	google_send(g, &rq, cb, arg);
-	cJSON_free(body);
 	cJSON_Delete(req);
 	free(url);
 }
@@ -540,7 +541,7 @@ void google_events_watch(struct google *g, const char *access_token, const char 
 	char *url = google_events_url(g, calendar_id, "watch", NULL);
 	cJSON *req = cJSON_CreateObject();
 	cJSON *params;
-	char ttl[24], *body;
+	char ttl[24];
 
 	/* events/watch, not an event called "watch": the id path segment is the endpoint's own. */
 	snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
@@ -550,12 +551,10 @@ void google_events_watch(struct google *g, const char *access_token, const char 
 	cJSON_AddStringToObject(req, "token", token);
 	params = cJSON_AddObjectToObject(req, "params");
 	cJSON_AddStringToObject(params, "ttl", ttl);
-	body = cJSON_PrintUnformatted(req);
 	struct google_request rq = { .op = "events.watch", .method = "POST", .url = url,
-				     .access_token = access_token, .content_type = "application/json", .body = body };
+				     .access_token = access_token, .json = req };
 
 	google_send(g, &rq, cb, arg);
-	xfree_secret(body);
 	google_json_free(req);
 	free(url);
 }
@@ -565,17 +564,13 @@ void google_channel_stop(struct google *g, const char *access_token, const char 
 {
 	char *url = xasprintf("%s/channels/stop", g->cfg->google_calendar_api_url);
 	cJSON *req = cJSON_CreateObject();
-	char *body;
 
 	cJSON_AddStringToObject(req, "id", id);
 	cJSON_AddStringToObject(req, "resourceId", resource_id);
-	body = cJSON_PrintUnformatted(req);
 	struct google_request rq = { .op = "channels.stop", .method = "POST", .url = url,
-				     .access_token = access_token, .content_type = "application/json", .body = body,
-				     .retry = true };
+				     .access_token = access_token, .json = req, .retry = true };
 
 	google_send(g, &rq, cb, arg);
-	cJSON_free(body);
 	cJSON_Delete(req);
 	free(url);
 }

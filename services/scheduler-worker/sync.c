@@ -304,6 +304,15 @@ static void sync_finish(struct sync_run *run)
 
 static void sync_on_reconciled(enum syncapply_status status, void *arg);
 
+/* A change that could not be applied ends the run: at once when a command holds its meeting, else with a backoff. */
+static bool sync_apply_failed(struct sync_run *run, enum syncapply_status status)
+{
+	if (status == SYNCAPPLY_DONE)
+		return false;
+	sync_end(run, status == SYNCAPPLY_WAIT ? 0 : SYNC_BACKOFF_S);
+	return true;
+}
+
 /* Full sync, every page applied: each watched meeting the list did not hold at all was deleted in Google. */
 static void sync_reconcile(struct sync_run *run)
 {
@@ -322,12 +331,8 @@ static void sync_on_reconciled(enum syncapply_status status, void *arg)
 {
 	struct sync_run *run = arg;
 
-	if (sync_released(run))
+	if (sync_released(run) || sync_apply_failed(run, status))
 		return;
-	if (status != SYNCAPPLY_DONE) {
-		sync_end(run, status == SYNCAPPLY_WAIT ? 0 : SYNC_BACKOFF_S);
-		return;
-	}
 	sync_reconcile(run);
 }
 
@@ -389,12 +394,8 @@ static void sync_on_applied(enum syncapply_status status, void *arg)
 {
 	struct sync_run *run = arg;
 
-	if (sync_released(run))
+	if (sync_released(run) || sync_apply_failed(run, status))
 		return;
-	if (status != SYNCAPPLY_DONE) {
-		sync_end(run, status == SYNCAPPLY_WAIT ? 0 : SYNC_BACKOFF_S);
-		return;
-	}
 	run->item = run->item->next;
 	sync_next_item(run);
 }

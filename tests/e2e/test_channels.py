@@ -3,56 +3,16 @@
 GOOGLE_WEBHOOK_URL, it is replaced before it expires and when the address changes, a refused address costs one
 call, several schedulers still open one channel per user, and a disconnected user's channel is closed.
 
-The address is a tiny HTTP receiver on loopback, where the stand-in delivers its pushes over plain http.
+The address is a tiny HTTP receiver on loopback (test_google_standin.PushReceiver), where the stand-in delivers its pushes over plain http.
 """
 
 import hashlib
-import http.server
-import socketserver
-import threading
 import time
 
 from harness import wait_for
+from test_google_standin import PushReceiver
 
 LIVE = "live"
-
-
-class Receiver:
-    """A loopback HTTP server standing for the gateway's webhook: records each push's headers, answers 200."""
-
-    def __init__(self):
-        self.pushes = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                with receiver.lock:
-                    receiver.pushes.append({k.lower(): v for k, v in self.headers.items()})
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/google/calendar"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def received(self):
-        with self.lock:
-            return list(self.pushes)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def channels(s, user=None):
@@ -95,7 +55,7 @@ def test_every_connected_user_gets_one_live_channel(stack):
     s.start_standin()
     users = [connected_user(s), connected_user(s)]
     stranger = s.add_user()
-    with Receiver() as hook:
+    with PushReceiver() as hook:
         sched = scheduler(s, hook.url)
         for u in users:
             wait_for(lambda: live(s, u), 15, what=f"a live channel for {u}")
@@ -116,7 +76,7 @@ def test_every_connected_user_gets_one_live_channel(stack):
             assert abs(int(g["expiration"]) / 1000 - c["expiration"].timestamp()) < 1
         assert google[rows[0]["id"]]["token"] != google[rows[1]["id"]]["token"]
 
-        pushes = wait_for(lambda: len(hook.received()) >= 2 and hook.received(), 10, what="the sync pushes")
+        pushes = [headers for _, headers, _ in hook.wait(2, timeout=10)]
         assert sorted(p["x-goog-channel-id"] for p in pushes) == sorted(c["id"] for c in rows)
         assert all(p["x-goog-resource-state"] == "sync" for p in pushes)
 
@@ -133,7 +93,7 @@ def test_channel_is_renewed_before_it_expires(stack):
     s.start_standin()
     user = connected_user(s)
     s.standin.admin("pushes", {"max_ttl_s": 20})  # Google grants 20 s; due for renewal after half of it
-    with Receiver() as hook:
+    with PushReceiver() as hook:
         sched = scheduler(s, hook.url, WATCH_TTL_SECONDS="60", WATCH_RENEW_BEFORE_SECONDS="12")
         first = wait_for(lambda: live(s, user), 15, what="the first channel")[0]
         old = wait_for(lambda: [c for c in channels(s, user) if c["id"] == first["id"] and c["status"] == "stopped"],
@@ -156,7 +116,7 @@ def test_channels_move_to_a_new_address(stack):
     s = stack()
     s.start_standin()
     user = connected_user(s)
-    with Receiver() as a, Receiver() as b:
+    with PushReceiver() as a, PushReceiver() as b:
         first = scheduler(s, a.url)
         old = wait_for(lambda: live(s, user), 15, what="a channel on the first address")[0]
         assert first.stop() == 0
@@ -197,7 +157,7 @@ def test_transient_failure_is_retried_a_minute_later(stack):
     user = connected_user(s)
     s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/calendar/v3/calendars/primary/events/"
                                           "watch", "status": 503, "count": 1}]})
-    with Receiver() as hook:
+    with PushReceiver() as hook:
         scheduler(s, hook.url)
         failed = wait_for(lambda: [c for c in channels(s, user) if c["status"] == "failed"], 15, what="a failure")
         assert failed[0]["failure_reason"].startswith("transient: "), failed
@@ -216,7 +176,7 @@ def test_two_schedulers_open_one_channel_per_user(stack):
     # Each scheduler refreshes the tokens first and the refresh takes 3 s: both passes overlap between their
     # claims and their INSERTs, where only the claim keeps them apart.
     s.standin.admin("faults", {"rules": [{"method": "POST", "path_prefix": "/token", "latency_ms": 3000, "count": 8}]})
-    with Receiver() as hook:
+    with PushReceiver() as hook:
         a = scheduler(s, hook.url, start=False)
         b = scheduler(s, hook.url, start=False)
         a.start(wait_ready=False)
@@ -237,7 +197,7 @@ def test_disconnected_user_channel_is_stopped(stack):
     s = stack()
     s.start_standin()
     user, other = connected_user(s), connected_user(s)
-    with Receiver() as hook:
+    with PushReceiver() as hook:
         sched = scheduler(s, hook.url)
         gone = wait_for(lambda: live(s, user), 15, what="a channel")[0]
         wait_for(lambda: live(s, other), 15, what="the other user's channel")

@@ -169,6 +169,13 @@ class Reader(threading.Thread):
         return out
 
 
+def write_report(suite, report):
+    """Print the suite's report (pytest -s shows it) and keep it as build/<suite>-report.json."""
+    print(f"\n{suite} suite report: " + json.dumps(report, indent=1))
+    with open(os.path.join(harness.ROOT, "build", f"{suite}-report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+
+
 class Tally:
     """What the run left behind, counted once it settled: events at Google, rows, outcomes, mails by
     Message-ID and dead letters (taken out of their queues)."""

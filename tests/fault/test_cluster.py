@@ -33,7 +33,6 @@ import pytest
 import requests
 
 import faultkit
-import harness
 import test_loopback
 from harness import SERVICE_ROLES, Stack, jwt, wait_for
 
@@ -340,9 +339,7 @@ def _run(s, stack_dir, rng, seed):
         "published_in_s": round(published, 1),
         "settled_in_s": round(settled, 1),
     })
-    print("\ncluster suite report: " + json.dumps(report, indent=1))
-    with open(os.path.join(harness.ROOT, "build", "cluster-report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    faultkit.write_report("cluster", report)
 
     assert mails_done, "the run did not settle within 10 minutes (see the report)"
     assert after, "every quorum queue has its three members online again"

@@ -25,7 +25,6 @@ FAULT_SECONDS scale it.
 import collections
 import concurrent.futures
 import datetime
-import json
 import os
 import random
 import subprocess
@@ -189,9 +188,7 @@ def _run(s, stack_dir, rng, seed):
         "published_in_s": round(published, 1),
         "settled_in_s": round(settled, 1),
     })
-    print("\nfault suite report: " + json.dumps(report, indent=1))
-    with open(os.path.join(harness.ROOT, "build", "fault-report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    faultkit.write_report("fault", report)
 
     assert synced, "the moves made in Google did not all arrive (see the report)"
     assert mails_done, "the run did not settle within 10 minutes (see the report)"

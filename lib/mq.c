@@ -128,6 +128,21 @@ struct mq {
 	struct event *reset;		/* zero timer: tear down a broken connection */
 };
 
+const char *mq_confirm_name(enum mq_confirm outcome)
+{
+	switch (outcome) {
+	case MQ_CONFIRM_ACK:
+		return "ack";
+	case MQ_CONFIRM_NACK:
+		return "nack";
+	case MQ_CONFIRM_RETURNED:
+		return "unroutable";
+	case MQ_CONFIRM_LOST:
+		break;
+	}
+	return "connection lost";
+}
+
 static int64_t mq_now_ms(void)
 {
 	struct timespec ts;

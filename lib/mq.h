@@ -107,6 +107,9 @@ enum mq_confirm {
 	MQ_CONFIRM_LOST,	/* the connection ended before the broker answered */
 };
 
+/* The outcome's name for logs ("ack", "nack", "unroutable", "connection lost"); static. */
+const char *mq_confirm_name(enum mq_confirm outcome);
+
 /*
  * Callbacks run from the event loop, never from inside an mq_* call, so they
  * may publish, ack and nack freely; the one exception is MQ_CONFIRM_LOST from

@@ -194,9 +194,7 @@ static void command_on_confirm(enum mq_confirm outcome, void *arg)
 	if (outcome == MQ_CONFIRM_ACK)
 		return;
 	log_error("the broker did not take a command", LOG_STR("command_id", cmd->id),
-		  LOG_STR("outcome", outcome == MQ_CONFIRM_NACK	      ? "nack"
-				     : outcome == MQ_CONFIRM_RETURNED ? "unroutable"
-								      : "connection lost"));
+		  LOG_STR("outcome", mq_confirm_name(outcome)));
 	http_reply_error(cmd->r, 503, "unavailable", "the scheduler cannot be reached; try again");
 	command_answered(cmd);
 }

@@ -466,9 +466,7 @@ static void oauth_on_announced(enum mq_confirm outcome, void *arg)
 	if (outcome != MQ_CONFIRM_ACK)
 		log_warn("the broker did not take calendar.connected; the scheduler's sweep opens the channel later",
 			 LOG_STR("user", user),
-			 LOG_STR("outcome", outcome == MQ_CONFIRM_NACK	      ? "nack"
-					    : outcome == MQ_CONFIRM_RETURNED ? "unroutable"
-									     : "connection lost"));
+			 LOG_STR("outcome", mq_confirm_name(outcome)));
 	free(user);
 }
 

@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -89,11 +88,20 @@ def with_vhost(urls, vhost):
     return ",".join(u + "/" + vhost for u in urls.split(","))
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
+    """A free loopback port, never one this process handed out before: the kernel may offer a port again as soon
+    as the probing socket is closed, and a gateway once got the same port for LISTEN_ADDR and METRICS_ADDR."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def jwt(user_id, secret=JWT_SECRET, exp_in=3600, claim="sub", alg="HS256", extra=None):
